@@ -1,0 +1,162 @@
+import { buffer } from 'node:stream/consumers';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { type IndexSigner, signatureEntryName, signBytes } from './signature.ts';
+import { compareVersions } from './version.ts';
+
+/**
+ * Writes APKINDEX.tar.gz (apk-format.md §3): a signature gzip member followed
+ * by exactly one gzip member holding DESCRIPTION and APKINDEX. Output is a
+ * pure function of the input: sorted records, fixed tar metadata, fixed gzip
+ * header, so the same database state always gives the same bytes.
+ */
+
+export interface IndexEntry {
+  name: string;
+  version: string;
+  arch: string;
+  /** `C:` (Q1…). */
+  checksum: string;
+  /** `S:` size of the .apk file. */
+  size: number;
+  /** `I:` installed size. */
+  installedSize: number;
+  description: string;
+  url: string;
+  license: string;
+  origin: string;
+  maintainer: string;
+  builddate: number | undefined;
+  commit: string;
+  providerPriority: number | undefined;
+  depends: string[];
+  provides: string[];
+  installIf: string[];
+}
+
+export interface IndexOptions {
+  /** Arch of the index; `noarch` entries are written with this `A:` (Alpine's --rewrite-arch, §3.3). */
+  arch: string;
+  /** DESCRIPTION text: at most 160 bytes, or apk 3 ignores it (§3.2). */
+  description?: string;
+  /** mtime of the tar entries, seconds; fixed so output is reproducible. */
+  mtime?: number;
+}
+
+const gzip = promisify(zlib.gzip);
+const MAX_DESCRIPTION = 160;
+
+/** apk 2.14 order: name case-insensitively (ties bytewise), then version ascending (§3.3). */
+export function compareIndexEntries(
+  a: { name: string; version: string },
+  b: { name: string; version: string },
+): number {
+  const la = a.name.toLowerCase();
+  const lb = b.name.toLowerCase();
+  if (la !== lb) return la < lb ? -1 : 1;
+  if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+  return compareVersions(a.version, b.version);
+}
+
+/** One record, fields in apk-tools' order `C P V A S I T U L o m t c k D p i`; ends with an empty line. */
+export function renderIndexRecord(e: IndexEntry, indexArch: string): string {
+  const arch = e.arch === 'noarch' ? indexArch : e.arch;
+  let s = `C:${e.checksum}\nP:${e.name}\nV:${e.version}\nA:${arch}\nS:${e.size}\nI:${e.installedSize}\n`;
+  s += `T:${e.description}\nU:${e.url}\nL:${e.license}\n`;
+  if (e.origin) s += `o:${e.origin}\n`;
+  if (e.maintainer) s += `m:${e.maintainer}\n`;
+  if (e.builddate) s += `t:${e.builddate}\n`;
+  if (e.commit) s += `c:${e.commit}\n`;
+  if (e.providerPriority) s += `k:${e.providerPriority}\n`;
+  if (e.depends.length) s += `D:${e.depends.join(' ')}\n`;
+  if (e.provides.length) s += `p:${e.provides.join(' ')}\n`;
+  if (e.installIf.length) s += `i:${e.installIf.join(' ')}\n`;
+  return `${s}\n`;
+}
+
+export function renderIndexText(entries: IndexEntry[], indexArch: string): string {
+  return [...entries]
+    .sort(compareIndexEntries)
+    .map((e) => renderIndexRecord(e, indexArch))
+    .join('');
+}
+
+function tarHeader(name: string, size: number, mtime: number): Partial<tar.Header> & { name: string } {
+  return {
+    name,
+    size,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    uname: 'root',
+    gname: 'root',
+    mtime: new Date(mtime * 1000),
+    type: 'file',
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
+  };
+}
+
+async function packTar(
+  files: Array<[string, Buffer]>,
+  mtime: number,
+  endOfArchive: boolean,
+): Promise<Buffer> {
+  const pack = tar.pack();
+  const out = buffer(pack);
+  for (const [name, body] of files) pack.entry(tarHeader(name, body.length, mtime), body);
+  pack.finalize();
+  const bytes = await out;
+  // tar-stream always ends with two zero blocks; apk must not see them in a
+  // signature member, or it stops reading there (§3.1, apk-client.md).
+  return endOfArchive ? bytes : bytes.subarray(0, bytes.length - 1024);
+}
+
+/** gzip with a fixed header (mtime 0, OS 3), so bytes depend on content only. */
+async function gzipMember(data: Buffer): Promise<Buffer> {
+  const out = await gzip(data, { level: 6 });
+  out.writeUInt32LE(0, 4);
+  out[9] = 3;
+  return out;
+}
+
+/** The unsigned index: one gzip member with DESCRIPTION then APKINDEX (§3.2). */
+export async function writeUnsignedIndex(entries: IndexEntry[], options: IndexOptions): Promise<Buffer> {
+  const description = Buffer.from(options.description ?? '').subarray(0, MAX_DESCRIPTION);
+  const text = Buffer.from(renderIndexText(entries, options.arch));
+  const tarBytes = await packTar(
+    [
+      ['DESCRIPTION', description],
+      ['APKINDEX', text],
+    ],
+    options.mtime ?? 0,
+    true,
+  );
+  return gzipMember(tarBytes);
+}
+
+/** The signature member over `unsigned`, one `.SIGN.*` entry per key and algorithm. */
+export async function writeIndexSignature(
+  unsigned: Buffer,
+  signers: IndexSigner[],
+  mtime = 0,
+): Promise<Buffer> {
+  const sigs = signBytes(unsigned, signers);
+  const files = sigs.map((s): [string, Buffer] => [
+    signatureEntryName(s.algorithm as 'RSA256', s.keyName),
+    s.signature,
+  ]);
+  return gzipMember(await packTar(files, mtime, false));
+}
+
+export async function writeIndex(
+  entries: IndexEntry[],
+  options: IndexOptions & { signers: IndexSigner[] },
+): Promise<Buffer> {
+  const unsigned = await writeUnsignedIndex(entries, options);
+  if (options.signers.length === 0) return unsigned;
+  const signature = await writeIndexSignature(unsigned, options.signers, options.mtime ?? 0);
+  return Buffer.concat([signature, unsigned]);
+}

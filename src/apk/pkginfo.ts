@@ -1,0 +1,234 @@
+import { AppError } from '../errors.ts';
+import { parseDependencyList } from './dependency.ts';
+import { isValidVersion } from './version.ts';
+
+/**
+ * `.PKGINFO`: the package's metadata, `key = value` lines (apk-format.md §2.1).
+ * Scalars keep the last occurrence like apk does, except the identity keys,
+ * whose repetition is refused: two `pkgver` lines can only be a mistake or a
+ * trick. List keys accumulate, each value may hold several space-separated items.
+ */
+export interface PkgInfo {
+  name: string;
+  version: string;
+  arch: string;
+  /** Installed size in bytes (`I:`). */
+  installedSize: number;
+  /** Lowercase hex SHA-256 of the data member. */
+  datahash: string;
+  description: string;
+  url: string;
+  /** Licence expression; several `license` lines are joined with AND (melange writes one per licence). */
+  license: string;
+  origin: string;
+  maintainer: string;
+  builddate: number | undefined;
+  commit: string;
+  packager: string;
+  providerPriority: number | undefined;
+  replacesPriority: number | undefined;
+  depends: string[];
+  provides: string[];
+  installIf: string[];
+  replaces: string[];
+  triggers: string[];
+  /** Every `key = value` line in file order, for anything not modelled above. */
+  fields: Array<[string, string]>;
+}
+
+export interface PkgInfoLimits {
+  maxBytes: number;
+  maxLines: number;
+}
+
+/** Architectures apk knows (apk3 doc/apk-package.5.scd, apk-format.md §7.1). */
+export const APK_ARCHES = new Set([
+  'noarch',
+  'aarch64',
+  'arc700',
+  'archs',
+  'armeb',
+  'armel',
+  'armhf',
+  'armv7',
+  'mips',
+  'mipsel',
+  'mips64',
+  'mips64el',
+  'ppc',
+  'ppc64',
+  'ppc64le',
+  'riscv32',
+  'riscv64',
+  's390x',
+  'sh2eb',
+  'sh3',
+  'sh4',
+  'loongarchx32',
+  'loongarch64',
+  'wasi32',
+  'wasi64',
+  'x86',
+  'x86_64',
+]);
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+const HEX64_RE = /^[0-9a-fA-F]{64}$/;
+const UINT_RE = /^[0-9]{1,15}$/;
+const INT_RE = /^-?[0-9]{1,15}$/;
+const SEPARATOR = ' = ';
+const UNIQUE_KEYS = new Set(['pkgname', 'pkgver', 'arch', 'size', 'datahash']);
+const LIST_KEYS = {
+  depend: 'depends',
+  provides: 'provides',
+  install_if: 'installIf',
+  replaces: 'replaces',
+} as const;
+/** apk reads index lines into a 128 KiB buffer (apk-format.md §3.3); stay well below. */
+const MAX_INDEX_LINE = 120 * 1024;
+
+export function validatePackageName(name: string): void {
+  if (!NAME_RE.test(name) || name.length > 255) {
+    throw new AppError(
+      'APK_INVALID_NAME',
+      `package name '${name.slice(0, 100)}' is invalid: use letters, digits and . _ + -, starting with a letter or digit`,
+    );
+  }
+}
+
+export function parsePkgInfo(bytes: Buffer, limits: PkgInfoLimits): PkgInfo {
+  if (bytes.length > limits.maxBytes) {
+    throw new AppError('APK_PKGINFO_TOO_LARGE', `.PKGINFO is larger than ${limits.maxBytes} bytes`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (err) {
+    throw new AppError('APK_PKGINFO_NOT_UTF8', '.PKGINFO is not valid UTF-8', { cause: err });
+  }
+  const lines = text.split('\n');
+  if (lines.length > limits.maxLines) {
+    throw new AppError('APK_PKGINFO_TOO_LARGE', `.PKGINFO has more than ${limits.maxLines} lines`);
+  }
+
+  const fields: Array<[string, string]> = [];
+  const scalars = new Map<string, string>();
+  const licenses: string[] = [];
+  const lists = {
+    depends: [] as string[],
+    provides: [] as string[],
+    installIf: [] as string[],
+    replaces: [] as string[],
+  };
+  const triggers: string[] = [];
+  for (const line of lines) {
+    if (line.startsWith('#')) continue;
+    // apk splits at the first " = "; lines without it are ignored (§2.1).
+    const sep = line.indexOf(SEPARATOR);
+    if (sep < 0) continue;
+    const key = line.slice(0, sep);
+    const value = line.slice(sep + SEPARATOR.length);
+    if (value.includes('\r') || value.includes('\0')) {
+      throw new AppError('APK_PKGINFO_BAD_VALUE', `.PKGINFO key '${key}' holds a control character`);
+    }
+    fields.push([key, value]);
+    if (UNIQUE_KEYS.has(key) && scalars.has(key)) {
+      throw new AppError('APK_PKGINFO_BAD_VALUE', `.PKGINFO has '${key}' more than once`);
+    }
+    if (key in LIST_KEYS) {
+      lists[LIST_KEYS[key as keyof typeof LIST_KEYS]].push(...splitItems(value));
+    } else if (key === 'triggers') {
+      triggers.push(...splitItems(value));
+    } else if (key === 'license') {
+      if (value.trim()) licenses.push(value.trim());
+    } else {
+      scalars.set(key, value);
+    }
+  }
+
+  const required = (key: string): string => {
+    const value = scalars.get(key);
+    if (value === undefined || value === '') {
+      throw new AppError(
+        'APK_PKGINFO_MISSING_KEY',
+        `.PKGINFO has no '${key}'; rebuild the package with abuild or melange`,
+      );
+    }
+    return value;
+  };
+  const name = required('pkgname');
+  validatePackageName(name);
+  const version = required('pkgver');
+  if (!isValidVersion(version)) {
+    throw new AppError('APK_INVALID_VERSION', `pkgver '${version.slice(0, 100)}' is not a valid apk version`);
+  }
+  const arch = required('arch');
+  if (!APK_ARCHES.has(arch)) {
+    throw new AppError('APK_INVALID_ARCH', `arch '${arch.slice(0, 100)}' is not an architecture apk knows`);
+  }
+  const size = required('size');
+  if (!UINT_RE.test(size))
+    throw new AppError('APK_PKGINFO_BAD_VALUE', `size '${size.slice(0, 100)}' is not a number`);
+  const datahash = scalars.get('datahash');
+  if (datahash === undefined) {
+    throw new AppError(
+      'APK_PKGINFO_MISSING_KEY',
+      '.PKGINFO has no datahash: legacy packages are not accepted, rebuild with abuild >= 3 or melange',
+    );
+  }
+  if (!HEX64_RE.test(datahash)) {
+    throw new AppError('APK_PKGINFO_BAD_VALUE', 'datahash is not 64 hexadecimal characters');
+  }
+
+  for (const [key, list] of Object.entries(lists)) {
+    try {
+      parseDependencyList(list.join(' '));
+    } catch (err) {
+      if (err instanceof AppError) {
+        throw new AppError('APK_INVALID_DEPENDENCY', `.PKGINFO ${key}: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+    if (list.join(' ').length > MAX_INDEX_LINE) {
+      throw new AppError('APK_PKGINFO_BAD_VALUE', `.PKGINFO ${key} is too long for an apk index line`);
+    }
+  }
+
+  return {
+    name,
+    version,
+    arch,
+    installedSize: Number(size),
+    datahash: datahash.toLowerCase(),
+    description: scalars.get('pkgdesc') ?? '',
+    url: scalars.get('url') ?? '',
+    license: joinLicenses(licenses),
+    origin: scalars.get('origin') ?? '',
+    maintainer: scalars.get('maintainer') ?? '',
+    builddate: optionalInt(scalars, 'builddate', UINT_RE),
+    commit: scalars.get('commit') ?? '',
+    packager: scalars.get('packager') ?? '',
+    providerPriority: optionalInt(scalars, 'provider_priority', UINT_RE),
+    replacesPriority: optionalInt(scalars, 'replaces_priority', INT_RE),
+    ...lists,
+    triggers,
+    fields,
+  };
+}
+
+function splitItems(value: string): string[] {
+  return value.split(' ').filter((s) => s.length > 0);
+}
+
+function optionalInt(scalars: Map<string, string>, key: string, re: RegExp): number | undefined {
+  const value = scalars.get(key);
+  if (value === undefined || value === '') return undefined;
+  if (!re.test(value))
+    throw new AppError('APK_PKGINFO_BAD_VALUE', `${key} '${value.slice(0, 100)}' is not a number`);
+  return Number(value);
+}
+
+function joinLicenses(licenses: string[]): string {
+  if (licenses.length <= 1) return licenses[0] ?? '';
+  return licenses.map((l) => (/\sOR\s/i.test(l) ? `(${l})` : l)).join(' AND ');
+}

@@ -1,0 +1,106 @@
+/**
+ * The one error type of reef. Every failure that reaches a user carries a
+ * stable `code` (tests and clients match on it) and a `kind`; only the HTTP
+ * layer turns a kind into a status code.
+ */
+
+export type ErrorKind =
+  | 'invalid' // the request or uploaded bytes are malformed
+  | 'unprocessable' // well-formed, but violates a rule (libc mismatch, datahash)
+  | 'too_large' // a size limit was exceeded
+  | 'not_found'
+  | 'conflict'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'unavailable'
+  | 'internal';
+
+/** Every code reef can emit, with its kind. Adding a code means adding a line here. */
+export const ERROR_CODES = {
+  // .apk container (apk-format.md §1)
+  APK_EMPTY: 'invalid',
+  APK_V3_UNSUPPORTED: 'invalid',
+  APK_NOT_GZIP: 'invalid',
+  APK_GZIP_CORRUPT: 'invalid',
+  APK_TRUNCATED: 'invalid',
+  APK_TRAILING_DATA: 'invalid',
+  APK_TOO_MANY_MEMBERS: 'invalid',
+  APK_TOO_FEW_MEMBERS: 'invalid',
+  APK_DATA_MULTIPLE_MEMBERS: 'invalid',
+  APK_TOO_LARGE: 'too_large',
+  APK_GZIP_BOMB: 'too_large',
+  APK_MEMBER_TOO_LARGE: 'too_large',
+  // tar dialect (apk-format.md §1.2)
+  APK_TAR_CORRUPT: 'invalid',
+  APK_TAR_BAD_NAME: 'invalid',
+  APK_TAR_TOO_MANY_ENTRIES: 'too_large',
+  APK_TAR_END_IN_CONTROL: 'invalid',
+  APK_TAR_UNALIGNED_MEMBER: 'invalid',
+  APK_SIGNATURE_MEMBER_INVALID: 'invalid',
+  APK_CONTROL_MEMBER_INVALID: 'invalid',
+  // .PKGINFO (apk-format.md §2)
+  APK_MISSING_PKGINFO: 'invalid',
+  APK_PKGINFO_TOO_LARGE: 'too_large',
+  APK_PKGINFO_NOT_UTF8: 'invalid',
+  APK_PKGINFO_MISSING_KEY: 'invalid',
+  APK_PKGINFO_BAD_VALUE: 'invalid',
+  APK_INVALID_NAME: 'invalid',
+  APK_INVALID_VERSION: 'invalid',
+  APK_INVALID_ARCH: 'invalid',
+  APK_INVALID_DEPENDENCY: 'invalid',
+  APK_DATAHASH_MISMATCH: 'unprocessable',
+  APK_SBOM_TOO_LARGE: 'too_large',
+  // APKINDEX (apk-format.md §3)
+  INDEX_NOT_GZIP: 'invalid',
+  INDEX_CORRUPT: 'invalid',
+  INDEX_UNSIGNED: 'invalid',
+  INDEX_MISSING_APKINDEX: 'invalid',
+  INDEX_TOO_LARGE: 'too_large',
+  INDEX_BAD_RECORD: 'invalid',
+  INDEX_SIGNATURE_INVALID: 'unprocessable',
+  // keys
+  KEY_INVALID: 'invalid',
+  KEY_NOT_FOUND: 'not_found',
+  // publishing and serving
+  PUBLISH_LIBC_MISMATCH: 'unprocessable',
+  PUBLISH_VERSION_EXISTS: 'conflict',
+  PUBLISH_BAD_REPO: 'invalid',
+  PUBLISH_NO_BODY: 'invalid',
+  PUBLISH_TOO_LARGE: 'too_large',
+  PACKAGE_NOT_FOUND: 'not_found',
+  REPO_NOT_FOUND: 'not_found',
+  NOT_FOUND: 'not_found',
+  BAD_REQUEST: 'invalid',
+  RANGE_NOT_SATISFIABLE: 'invalid',
+  AUTH_REQUIRED: 'unauthorized',
+  AUTH_INVALID: 'unauthorized',
+  AUTH_FORBIDDEN: 'forbidden',
+  CONFIG_INVALID: 'invalid',
+  STORAGE_FULL: 'unavailable',
+  INTERNAL: 'internal',
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  /** Extra machine-readable facts for the client (never secrets). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.kind = ERROR_CODES[code];
+    this.details = opts.details;
+  }
+}
+
+export function isAppError(err: unknown, code?: ErrorCode): err is AppError {
+  return err instanceof AppError && (code === undefined || err.code === code);
+}
