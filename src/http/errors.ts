@@ -1,0 +1,61 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, type ErrorCode, type ErrorKind } from '../errors.ts';
+
+/** The one place where an error kind becomes an HTTP status. */
+const STATUS: Record<ErrorKind, number> = {
+  invalid: 400,
+  unprocessable: 422,
+  too_large: 413,
+  not_found: 404,
+  conflict: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** Codes whose status differs from their kind's. */
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  STORAGE_FULL: 507,
+  RANGE_NOT_SATISFIABLE: 416,
+};
+
+export function statusOf(err: AppError): number {
+  return STATUS_BY_CODE[err.code] ?? STATUS[err.kind];
+}
+
+export interface ErrorBody {
+  code: ErrorCode | string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** Fastify's own errors (bad JSON, body limits, …) mapped onto reef codes. */
+function fromFastify(err: FastifyError): AppError | undefined {
+  const status = err.statusCode ?? 500;
+  if (status === 413) return new AppError('PUBLISH_TOO_LARGE', err.message);
+  if (status === 404) return new AppError('NOT_FOUND', err.message);
+  if (status >= 400 && status < 500) return new AppError('BAD_REQUEST', err.message);
+  return undefined;
+}
+
+export function errorHandler(
+  err: FastifyError | AppError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const appErr = err instanceof AppError ? err : fromFastify(err as FastifyError);
+  if (!appErr || appErr.kind === 'internal') {
+    // 5xx bodies say nothing of internals; the log has the details.
+    request.log.error({ err }, 'request failed');
+    reply.code(500).send({ code: 'INTERNAL', message: 'internal server error' } satisfies ErrorBody);
+    return;
+  }
+  const status = statusOf(appErr);
+  if (status >= 500) request.log.error({ err: appErr }, 'request failed');
+  else request.log.info({ code: appErr.code, msg: appErr.message }, 'request rejected');
+  if (status === 401) reply.header('WWW-Authenticate', 'Basic realm="reef"');
+  const body: ErrorBody = { code: appErr.code, message: appErr.message };
+  if (appErr.details) body.details = appErr.details;
+  reply.code(status).send(body);
+}

@@ -1,0 +1,147 @@
+import { createHash } from 'node:crypto';
+import { rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeIndex } from '../apk/index-writer.ts';
+import type { IndexSigner } from '../apk/signature.ts';
+import type { Logger } from '../log.ts';
+import type { IndexKey, PackageStore } from '../store/package-store.ts';
+import { uniqueKeys } from '../store/package-store.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+
+/**
+ * Regenerates signed indexes, one writer per (repo, libc, arch). A refresh
+ * asked for while a build runs joins the next build, so a burst of publishes
+ * costs one build in flight plus one queued, whatever its size (group commit),
+ * and each caller resumes once an index containing its change is live.
+ */
+export class Indexer {
+  private readonly slots = new Map<string, { running: Promise<void>; next?: Deferred }>();
+
+  constructor(
+    private readonly store: PackageStore,
+    private readonly dataDir: string,
+    private readonly signers: IndexSigner[],
+    private readonly log: Logger,
+  ) {}
+
+  /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz; names were validated before they got here. */
+  indexPath(key: IndexKey, sha256: string): string {
+    return join(this.dataDir, 'indexes', key.repo, key.libc, key.arch, `${sha256}.tar.gz`);
+  }
+
+  /** Resolves once every given index reflects the database as it was at the call. */
+  async refresh(keys: IndexKey[]): Promise<void> {
+    await Promise.all(uniqueKeys(keys).map((k) => this.refreshOne(k)));
+  }
+
+  private refreshOne(key: IndexKey): Promise<void> {
+    const id = `${key.repo}/${key.libc}/${key.arch}`;
+    const slot = this.slots.get(id);
+    if (!slot) {
+      const running = this.runLoop(id, key);
+      this.slots.set(id, { running });
+      return running;
+    }
+    slot.next ??= deferred();
+    return slot.next.promise;
+  }
+
+  private async runLoop(id: string, key: IndexKey): Promise<void> {
+    try {
+      await this.build(key);
+    } finally {
+      const slot = this.slots.get(id)!;
+      const next = slot.next;
+      if (next) {
+        slot.next = undefined;
+        slot.running = this.runLoop(id, key);
+        slot.running.then(next.resolve, next.reject);
+      } else {
+        this.slots.delete(id);
+      }
+    }
+  }
+
+  private async build(key: IndexKey): Promise<void> {
+    const started = performance.now();
+    const previous = this.store.getIndex(key);
+    const { packages, generation } = this.store.snapshotForIndex(key);
+    if (packages.length === 0) {
+      this.store.recordIndex(key, generation, undefined);
+      if (previous?.sha256) await rm(this.indexPath(key, previous.sha256), { force: true });
+      this.log.info({ index: key }, 'index removed: no packages left');
+      return;
+    }
+    const bytes = await writeIndex(packages, {
+      arch: key.arch,
+      description: `${key.repo}/${key.libc}`,
+      signers: this.signers,
+    });
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await writeFileAtomic(this.indexPath(key, sha256), bytes);
+    this.store.recordIndex(key, generation, {
+      sha256,
+      size: bytes.length,
+      packageIds: packages.map((p) => p.id),
+      signedBy: this.signers.map((s) => s.keyName).join(','),
+      builtAt: Date.now(),
+    });
+    if (previous?.sha256 && previous.sha256 !== sha256) {
+      await rm(this.indexPath(key, previous.sha256), { force: true });
+    }
+    this.log.info(
+      {
+        index: key,
+        packages: packages.length,
+        bytes: bytes.length,
+        ms: Math.round(performance.now() - started),
+      },
+      'index published',
+    );
+  }
+
+  /**
+   * After a start or a crash: rebuild every index that is stale, whose file is
+   * missing, or that is not signed by exactly the current keys.
+   */
+  async recover(): Promise<IndexKey[]> {
+    const signedBy = this.signers.map((s) => s.keyName).join(',');
+    const todo: IndexKey[] = [...this.store.staleIndexes()];
+    for (const index of this.store.listIndexes()) {
+      if (!index.sha256) continue;
+      const size = await stat(this.indexPath(index, index.sha256)).then(
+        (s) => s.size,
+        () => undefined,
+      );
+      if (size !== index.size || index.signedBy !== signedBy) todo.push(index);
+    }
+    const keys = uniqueKeys(todo.map(({ repo, libc, arch }) => ({ repo, libc, arch })));
+    await this.refresh(keys);
+    return keys;
+  }
+
+  /** Waits for builds in flight (graceful shutdown). */
+  async idle(): Promise<void> {
+    while (this.slots.size > 0) {
+      await Promise.allSettled([...this.slots.values()].map((s) => s.running));
+    }
+  }
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Callers may never await a deferred whose build fails; don't crash the process for that.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}

@@ -1,0 +1,84 @@
+import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { IndexSigner } from '../apk/signature.ts';
+import { publicKeyFingerprint } from '../apk/signature.ts';
+import { AppError } from '../errors.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+
+/**
+ * Index signing keys live in <data>/keys as `<keyname>.rsa` (PKCS#8 PEM, 0600)
+ * beside `<keyname>.rsa.pub`; the key name clients store in /etc/apk/keys is
+ * `<name>-<fingerprint>.rsa.pub` (apk-format.md §3.4: apko wants the suffix).
+ */
+
+export interface SigningKey {
+  /** The public key's file name, e.g. `reef-1a2b3c4d.rsa.pub`. */
+  keyName: string;
+  privateKey: KeyObject;
+  publicPem: string;
+}
+
+const generate = promisify(generateKeyPair);
+const KEY_NAME_RE = /^[A-Za-z0-9@._+-]+\.rsa\.pub$/;
+
+export function isKeyName(name: string): boolean {
+  return KEY_NAME_RE.test(name) && !name.includes('..');
+}
+
+export async function loadSigningKeys(dataDir: string): Promise<SigningKey[]> {
+  const dir = join(dataDir, 'keys');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const keys: SigningKey[] = [];
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.rsa')).sort()) {
+    const keyName = `${file}.pub`;
+    try {
+      const privateKey = createPrivateKey(await readFile(join(dir, file)));
+      const publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+      keys.push({ keyName, privateKey, publicPem });
+    } catch (err) {
+      throw new AppError(
+        'KEY_INVALID',
+        `signing key ${join(dir, file)} cannot be read as a PEM private key`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  return keys;
+}
+
+/** Generates an RSA key named `<prefix>-<fingerprint>.rsa.pub` into the data folder. */
+export async function generateSigningKey(
+  dataDir: string,
+  bits: number,
+  prefix = 'reef',
+): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generate('rsa', { modulusLength: bits });
+  const keyName = `${prefix}-${publicKeyFingerprint(publicKey)}.rsa.pub`;
+  const base = join(dataDir, 'keys', keyName.replace(/\.pub$/, ''));
+  const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  await writeFileAtomic(`${base}.pub`, publicPem, 0o644);
+  // The private key is written last: a key is only loaded once both halves exist.
+  await writeFileAtomic(base, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+  return { keyName, privateKey, publicPem };
+}
+
+export async function loadOrCreateSigningKeys(
+  dataDir: string,
+  bits: number,
+): Promise<{ keys: SigningKey[]; created: boolean }> {
+  const keys = await loadSigningKeys(dataDir);
+  if (keys.length > 0) return { keys, created: false };
+  return { keys: [await generateSigningKey(dataDir, bits)], created: true };
+}
+
+export function toIndexSigners(keys: SigningKey[], sha1: boolean): IndexSigner[] {
+  return keys.map((k) => ({
+    keyName: k.keyName,
+    privateKey: k.privateKey,
+    algorithms: sha1 ? ['RSA256', 'RSA'] : ['RSA256'],
+  }));
+}

@@ -1,0 +1,199 @@
+import type { ApkLimits, ApkPackage } from '../apk/read-apk.ts';
+import { readApk } from '../apk/read-apk.ts';
+import { AppError } from '../errors.ts';
+import type { BlobStore, TempBlob } from '../store/blob-store.ts';
+import type { IndexKey, Libc, PackageStore, StoredPackage } from '../store/package-store.ts';
+import type { Indexer } from './indexer.ts';
+
+/**
+ * Publishing and deleting packages: the service behind the upload API and the
+ * CLI. It knows nothing of HTTP; it speaks AppError.
+ */
+
+export interface PublishDeps {
+  store: PackageStore;
+  blobs: BlobStore;
+  indexer: Indexer;
+  locks: KeyedLock;
+  limits?: Partial<ApkLimits>;
+}
+
+export interface PublishResult {
+  outcome: 'created' | 'exists';
+  pkg: StoredPackage;
+  warnings: string[];
+}
+
+export const LIBCS: readonly Libc[] = ['glibc', 'musl'];
+/** Names that would collide with reef's own top-level paths. */
+const RESERVED_REPOS = new Set(['api', 'keys', 'healthz', 'readyz', 'metrics', 'docs']);
+const REPO_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+export function validateRepo(repo: string, libc: string): asserts libc is Libc {
+  if (!REPO_RE.test(repo) || RESERVED_REPOS.has(repo) || repo.includes('..')) {
+    throw new AppError(
+      'PUBLISH_BAD_REPO',
+      `repository name '${repo.slice(0, 80)}' is invalid: use 1-64 of a-z 0-9 . _ -, starting with a letter or digit`,
+    );
+  }
+  if (!LIBCS.includes(libc as Libc)) {
+    throw new AppError('PUBLISH_BAD_REPO', `libc '${libc.slice(0, 80)}' is invalid: use glibc or musl`);
+  }
+}
+
+/**
+ * The libc a package was built for, from its shared-library dependencies
+ * (apk-format.md §7.4); undefined for packages that need neither.
+ */
+export function detectLibc(depends: string[]): { libc: Libc; dependency: string } | undefined {
+  for (const dep of depends) {
+    const name = dep.replace(/^!/, '').split(/[<>=~]/)[0]!;
+    if (name.startsWith('so:libc.musl-')) return { libc: 'musl', dependency: dep };
+    if (name === 'so:libc.so.6' || name.startsWith('so:ld-linux-')) return { libc: 'glibc', dependency: dep };
+  }
+  return undefined;
+}
+
+async function* teeToBlob(source: AsyncIterable<Uint8Array>, temp: TempBlob): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    await temp.write(chunk);
+    yield chunk;
+  }
+}
+
+export async function publishPackage(
+  deps: PublishDeps,
+  target: { repo: string; libc: string },
+  body: AsyncIterable<Uint8Array>,
+): Promise<PublishResult> {
+  const { repo, libc } = target;
+  validateRepo(repo, libc);
+  const temp = await deps.blobs.createTemp();
+  let apk: ApkPackage;
+  try {
+    apk = await readApk(teeToBlob(body, temp), { limits: deps.limits });
+    await temp.finish();
+    const detected = detectLibc(apk.pkginfo.depends);
+    if (detected && detected.libc !== libc) {
+      throw new AppError(
+        'PUBLISH_LIBC_MISMATCH',
+        `${apk.pkginfo.name}-${apk.pkginfo.version} depends on ${detected.dependency}, a ${detected.libc} library; publish it to /${repo}/${detected.libc}, not /${repo}/${libc}`,
+        { details: { dependency: detected.dependency, libc: detected.libc } },
+      );
+    }
+  } catch (err) {
+    await temp.discard();
+    throw err;
+  }
+
+  const p = apk.pkginfo;
+  const key: IndexKey = { repo, libc, arch: p.arch };
+  const result = await deps.locks.run(apk.sha256, async () => {
+    const existing = deps.store.find(key, p.name, p.version);
+    if (existing) {
+      await temp.discard();
+      return { outcome: 'exists' as const, pkg: existing };
+    }
+    await deps.blobs.commit(temp, apk.sha256);
+    return deps.store.insert({
+      ...key,
+      name: p.name,
+      version: p.version,
+      filename: `${p.name}-${p.version}.apk`,
+      sha256: apk.sha256,
+      size: apk.size,
+      checksum: apk.checksum,
+      datahash: p.datahash,
+      installedSize: p.installedSize,
+      description: p.description,
+      url: p.url,
+      license: p.license,
+      origin: p.origin,
+      maintainer: p.maintainer,
+      builddate: p.builddate,
+      commit: p.commit,
+      providerPriority: p.providerPriority,
+      depends: p.depends,
+      provides: p.provides,
+      installIf: p.installIf,
+      pkginfo: p.fields,
+      signatures: apk.signatures.map((s) => ({ algorithm: s.algorithm, keyName: s.keyName })),
+    });
+  });
+
+  if (result.outcome === 'exists') return finishExisting(deps, result.pkg, apk);
+  // 201 only once an index listing the package is live (design invariant 1).
+  await deps.indexer.refresh(deps.store.indexesListing(result.pkg));
+  const pkg = deps.store.find(key, p.name, p.version) ?? result.pkg;
+  return { outcome: 'created', pkg, warnings: apk.warnings };
+}
+
+async function finishExisting(
+  deps: PublishDeps,
+  existing: StoredPackage,
+  apk: ApkPackage,
+): Promise<PublishResult> {
+  if (existing.sha256 !== apk.sha256) {
+    throw new AppError(
+      'PUBLISH_VERSION_EXISTS',
+      `${existing.name}-${existing.version} (${existing.arch}) already exists in ${existing.repo}/${existing.libc} with different content; bump pkgrel to publish a new build`,
+      { details: { sha256: existing.sha256 } },
+    );
+  }
+  // Identical bytes: idempotent. Make sure a publish interrupted before its index is finished now.
+  if (existing.publishedAt === undefined) {
+    await deps.indexer.refresh(deps.store.indexesListing(existing));
+    return {
+      outcome: 'exists',
+      pkg: deps.store.find(existing, existing.name, existing.version) ?? existing,
+      warnings: [],
+    };
+  }
+  return { outcome: 'exists', pkg: existing, warnings: [] };
+}
+
+export async function deletePackage(
+  deps: PublishDeps,
+  key: { repo: string; libc: string; arch: string },
+  name: string,
+  version: string,
+): Promise<StoredPackage> {
+  validateRepo(key.repo, key.libc);
+  const removed = deps.store.remove({ ...key, libc: key.libc }, name, version);
+  if (!removed) {
+    throw new AppError(
+      'PACKAGE_NOT_FOUND',
+      `${name}-${version} (${key.arch}) is not in ${key.repo}/${key.libc}`,
+    );
+  }
+  // The index stops listing the package before its bytes go (design invariant 1).
+  await deps.indexer.refresh(removed.indexes);
+  await deps.locks.run(removed.pkg.sha256, async () => {
+    if (!deps.store.isBlobReferenced(removed.pkg.sha256)) await deps.blobs.delete(removed.pkg.sha256);
+  });
+  return removed.pkg;
+}
+
+/**
+ * Serializes work per key. Publishing a blob (commit + insert) and collecting
+ * it (check + delete) run under the blob's lock, so a delete can never remove
+ * bytes that a concurrent publish has just started to reference.
+ */
+export class KeyedLock {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.then(
+      () => {},
+      () => {},
+    );
+    this.tails.set(key, tail);
+    try {
+      return await next;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}

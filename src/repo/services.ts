@@ -1,0 +1,68 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { DiskBlobStore } from '../store/blob-store.ts';
+import { type Db, migrate, openDb } from '../store/db.ts';
+import { PackageStore } from '../store/package-store.ts';
+import { Indexer } from './indexer.ts';
+import { loadOrCreateSigningKeys, type SigningKey, toIndexSigners } from './keys.ts';
+import { KeyedLock, type PublishDeps } from './publish.ts';
+import { TokenService } from './tokens.ts';
+
+/** Everything the server and the CLI work with, wired once. */
+export interface Services extends PublishDeps {
+  config: Config;
+  db: Db;
+  tokens: TokenService;
+  signingKeys: SigningKey[];
+  /** Set at first start when reef generated the admin token; shown once. */
+  generatedAdminToken: string | undefined;
+  generatedKey: boolean;
+  close(): Promise<void>;
+}
+
+export async function createServices(config: Config, log: Logger): Promise<Services> {
+  await mkdir(config.dataDir, { recursive: true });
+  const db = openDb(join(config.dataDir, 'reef.db'));
+  try {
+    const migrated = migrate(db);
+    if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'database migrated');
+    const blobs = new DiskBlobStore(config.dataDir);
+    await blobs.init();
+    const store = new PackageStore(db, config.defaultArches);
+    const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits);
+    if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
+    const indexer = new Indexer(
+      store,
+      config.dataDir,
+      toIndexSigners(keys, config.indexSha1),
+      log.child({ module: 'indexer' }),
+    );
+    const tokens = new TokenService(db, config.adminToken);
+    const generatedAdminToken = tokens.ensureAdminToken();
+    const rebuilt = await indexer.recover();
+    if (rebuilt.length > 0)
+      log.info({ indexes: rebuilt }, 'rebuilt indexes that disagreed with the database');
+    return {
+      config,
+      db,
+      store,
+      blobs,
+      indexer,
+      locks: new KeyedLock(),
+      limits: { maxCompressedBytes: config.maxUploadBytes },
+      tokens,
+      signingKeys: keys,
+      generatedAdminToken,
+      generatedKey: created,
+      async close() {
+        await indexer.idle();
+        db.close();
+      },
+    };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}

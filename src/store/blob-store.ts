@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { AppError } from '../errors.ts';
+
+/**
+ * Content-addressed blob storage (SHA-256). The interface is what an object
+ * store adapter would implement; the disk adapter is the embedded default.
+ */
+export interface BlobStore {
+  /** A new temporary blob to stream an upload into. */
+  createTemp(): Promise<TempBlob>;
+  /** Moves a finished temp blob to its content address (fsynced); idempotent. */
+  commit(temp: TempBlob, sha256: string): Promise<void>;
+  has(sha256: string): Promise<boolean>;
+  size(sha256: string): Promise<number | undefined>;
+  read(sha256: string, range?: { start: number; end: number }): ReadStream;
+  delete(sha256: string): Promise<void>;
+}
+
+export interface TempBlob {
+  path: string;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Flush to disk and close; the file stays until commit or discard. */
+  finish(): Promise<void>;
+  discard(): Promise<void>;
+}
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+
+export class DiskBlobStore implements BlobStore {
+  private readonly blobsDir: string;
+  private readonly tmpDir: string;
+
+  constructor(dataDir: string) {
+    this.blobsDir = join(dataDir, 'blobs', 'sha256');
+    this.tmpDir = join(dataDir, 'tmp');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.blobsDir, { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+    // Temp files belong to uploads that never finished; nothing references them.
+    for (const name of await readdir(this.tmpDir))
+      await rm(join(this.tmpDir, name), { force: true, recursive: true });
+  }
+
+  /** SECURITY: only well-formed digests become paths, so nothing escapes the data folder. */
+  pathOf(sha256: string): string {
+    if (!SHA256_RE.test(sha256)) throw new AppError('INTERNAL', 'blob key is not a SHA-256 hex digest');
+    return join(this.blobsDir, sha256.slice(0, 2), sha256);
+  }
+
+  async createTemp(): Promise<TempBlob> {
+    const path = join(this.tmpDir, `upload-${randomBytes(12).toString('hex')}`);
+    const fh = await open(path, 'wx', 0o644);
+    let closed = false;
+    const close = async () => {
+      if (!closed) {
+        closed = true;
+        await fh.close();
+      }
+    };
+    return {
+      path,
+      write: async (chunk) => {
+        try {
+          await fh.write(chunk);
+        } catch (err) {
+          throw translateFsError(err);
+        }
+      },
+      finish: async () => {
+        try {
+          await fh.sync();
+        } catch (err) {
+          throw translateFsError(err);
+        }
+        await close();
+      },
+      discard: async () => {
+        await close().catch(() => {});
+        await rm(path, { force: true });
+      },
+    };
+  }
+
+  async commit(temp: TempBlob, sha256: string): Promise<void> {
+    const target = this.pathOf(sha256);
+    if (await this.has(sha256)) {
+      await temp.discard();
+      return;
+    }
+    await mkdir(dirname(target), { recursive: true });
+    await rename(temp.path, target);
+    await fsyncDir(dirname(target));
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return (await this.size(sha256)) !== undefined;
+  }
+
+  async size(sha256: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(sha256))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  read(sha256: string, range?: { start: number; end: number }): ReadStream {
+    return createReadStream(this.pathOf(sha256), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async delete(sha256: string): Promise<void> {
+    await unlink(this.pathOf(sha256)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export function translateFsError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new AppError('STORAGE_FULL', 'the server has no storage space left; try again later', {
+      cause: err,
+    });
+  }
+  return err;
+}

@@ -1,0 +1,337 @@
+import type { IndexEntry } from '../apk/index-writer.ts';
+import type { Db } from './db.ts';
+
+/** A package as reef keeps it: what the index needs plus where it came from. */
+export interface StoredPackage extends IndexEntry {
+  id: number;
+  repo: string;
+  libc: Libc;
+  filename: string;
+  sha256: string;
+  datahash: string;
+  pkginfo: Array<[string, string]>;
+  signatures: Array<{ algorithm: string; keyName: string }>;
+  uploadedAt: number;
+  publishedAt: number | undefined;
+}
+
+export type Libc = 'glibc' | 'musl';
+export type NewPackage = Omit<StoredPackage, 'id' | 'uploadedAt' | 'publishedAt'>;
+
+export interface IndexKey {
+  repo: string;
+  libc: Libc;
+  arch: string;
+}
+
+export interface IndexState extends IndexKey {
+  sha256: string | undefined;
+  size: number | undefined;
+  packageCount: number;
+  signedBy: string | undefined;
+  builtAt: number | undefined;
+  generation: number;
+  builtGeneration: number;
+}
+
+interface PackageRow {
+  id: number;
+  repo: string;
+  libc: Libc;
+  arch: string;
+  name: string;
+  version: string;
+  filename: string;
+  sha256: string;
+  size: number;
+  checksum: string;
+  datahash: string;
+  installed_size: number;
+  description: string;
+  url: string;
+  license: string;
+  origin: string;
+  maintainer: string;
+  builddate: number | null;
+  commit_id: string;
+  provider_priority: number | null;
+  depends: string;
+  provides: string;
+  install_if: string;
+  pkginfo: string;
+  signatures: string;
+  uploaded_at: number;
+  published_at: number | null;
+}
+
+interface IndexRow {
+  repo: string;
+  libc: Libc;
+  arch: string;
+  sha256: string | null;
+  size: number | null;
+  package_count: number;
+  signed_by: string | null;
+  built_at: number | null;
+  generation: number;
+  built_generation: number;
+}
+
+const list = (s: string) => (s ? s.split(' ') : []);
+
+function toPackage(r: PackageRow): StoredPackage {
+  return {
+    id: r.id,
+    repo: r.repo,
+    libc: r.libc,
+    arch: r.arch,
+    name: r.name,
+    version: r.version,
+    filename: r.filename,
+    sha256: r.sha256,
+    size: r.size,
+    checksum: r.checksum,
+    datahash: r.datahash,
+    installedSize: r.installed_size,
+    description: r.description,
+    url: r.url,
+    license: r.license,
+    origin: r.origin,
+    maintainer: r.maintainer,
+    builddate: r.builddate ?? undefined,
+    commit: r.commit_id,
+    providerPriority: r.provider_priority ?? undefined,
+    depends: list(r.depends),
+    provides: list(r.provides),
+    installIf: list(r.install_if),
+    pkginfo: JSON.parse(r.pkginfo),
+    signatures: JSON.parse(r.signatures),
+    uploadedAt: r.uploaded_at,
+    publishedAt: r.published_at ?? undefined,
+  };
+}
+
+function toIndexState(r: IndexRow): IndexState {
+  return {
+    repo: r.repo,
+    libc: r.libc,
+    arch: r.arch,
+    sha256: r.sha256 ?? undefined,
+    size: r.size ?? undefined,
+    packageCount: r.package_count,
+    signedBy: r.signed_by ?? undefined,
+    builtAt: r.built_at ?? undefined,
+    generation: r.generation,
+    builtGeneration: r.built_generation,
+  };
+}
+
+export type InsertResult =
+  | { outcome: 'created'; pkg: StoredPackage }
+  | { outcome: 'exists'; pkg: StoredPackage };
+
+export class PackageStore {
+  constructor(
+    private readonly db: Db,
+    /** Arches that get an index when a repo/libc holds only noarch packages. */
+    private readonly defaultArches: string[],
+  ) {}
+
+  find(key: IndexKey, name: string, version: string): StoredPackage | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?')
+      .get(key.repo, key.libc, key.arch, name, version) as PackageRow | undefined;
+    return row && toPackage(row);
+  }
+
+  /** A published package file as apk requests it: under its own arch, or noarch under any arch. */
+  findPublishedFile(key: IndexKey, filename: string): StoredPackage | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT * FROM packages WHERE repo = ? AND libc = ? AND filename = ? AND published_at IS NOT NULL
+         AND (arch = ? OR arch = 'noarch') ORDER BY arch = 'noarch' LIMIT 1`,
+      )
+      .get(key.repo, key.libc, filename, key.arch) as PackageRow | undefined;
+    return row && toPackage(row);
+  }
+
+  /**
+   * Inserts a package unless that name-version-arch exists; marks every index
+   * that lists it dirty in the same transaction.
+   */
+  insert(pkg: NewPackage, now = Date.now()): InsertResult {
+    return this.db.transaction((): InsertResult => {
+      const existing = this.find(pkg, pkg.name, pkg.version);
+      if (existing) return { outcome: 'exists', pkg: existing };
+      this.db.prepare('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(pkg.repo, now);
+      const info = this.db
+        .prepare(
+          `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
+             installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
+             depends, provides, install_if, pkginfo, signatures, uploaded_at)
+           VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
+             @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
+             @depends, @provides, @installIf, @pkginfo, @signatures, @uploadedAt)`,
+        )
+        .run({
+          ...pkg,
+          builddate: pkg.builddate ?? null,
+          providerPriority: pkg.providerPriority ?? null,
+          depends: pkg.depends.join(' '),
+          provides: pkg.provides.join(' '),
+          installIf: pkg.installIf.join(' '),
+          pkginfo: JSON.stringify(pkg.pkginfo),
+          signatures: JSON.stringify(pkg.signatures),
+          uploadedAt: now,
+        });
+      this.markDirty(this.indexesListing(pkg));
+      const row = this.db
+        .prepare('SELECT * FROM packages WHERE id = ?')
+        .get(info.lastInsertRowid) as PackageRow;
+      return { outcome: 'created', pkg: toPackage(row) };
+    })();
+  }
+
+  /** Removes a package; returns it and the indexes to rebuild (dirty already), or undefined. */
+  remove(
+    key: IndexKey,
+    name: string,
+    version: string,
+  ): { pkg: StoredPackage; indexes: IndexKey[] } | undefined {
+    return this.db.transaction(() => {
+      const pkg = this.find(key, name, version);
+      if (!pkg) return undefined;
+      const before = this.indexesListing(pkg);
+      this.db.prepare('DELETE FROM packages WHERE id = ?').run(pkg.id);
+      const after = this.indexesListing(pkg);
+      const indexes = uniqueKeys([...before, ...after]);
+      this.markDirty(indexes);
+      return { pkg, indexes };
+    })();
+  }
+
+  /** The indexes a package appears in: its arch, or for noarch every arch of its repo/libc. */
+  indexesListing(pkg: IndexKey): IndexKey[] {
+    const base = { repo: pkg.repo, libc: pkg.libc };
+    if (pkg.arch !== 'noarch') return [{ ...base, arch: pkg.arch }];
+    return this.archesOf(pkg.repo, pkg.libc).map((arch) => ({ ...base, arch }));
+  }
+
+  /** Arches with an index: those with arch-specific packages, plus the defaults when noarch ones exist. */
+  archesOf(repo: string, libc: Libc): string[] {
+    const rows = this.db
+      .prepare('SELECT DISTINCT arch FROM packages WHERE repo = ? AND libc = ?')
+      .all(repo, libc) as Array<{ arch: string }>;
+    const arches = new Set(rows.map((r) => r.arch));
+    if (arches.delete('noarch')) for (const a of this.defaultArches) arches.add(a);
+    return [...arches].sort();
+  }
+
+  private markDirty(keys: IndexKey[]): void {
+    const stmt = this.db.prepare(
+      `INSERT INTO indexes (repo, libc, arch) VALUES (?, ?, ?)
+       ON CONFLICT (repo, libc, arch) DO UPDATE SET generation = generation + 1`,
+    );
+    for (const k of keys) stmt.run(k.repo, k.libc, k.arch);
+  }
+
+  /** Everything an index of `key` lists, noarch included. */
+  listForIndex(key: IndexKey): StoredPackage[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`)
+      .all(key.repo, key.libc, key.arch) as PackageRow[];
+    return rows.map(toPackage);
+  }
+
+  /** Published packages of an index, by name then id, paged by `after` (an id). */
+  listPublished(key: IndexKey, limit: number, afterId = 0): StoredPackage[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')
+         AND published_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
+      )
+      .all(key.repo, key.libc, key.arch, afterId, limit) as PackageRow[];
+    return rows.map(toPackage);
+  }
+
+  /** What a build of `key` renders: its packages and the generation they represent. Atomic. */
+  snapshotForIndex(key: IndexKey): { packages: StoredPackage[]; generation: number } {
+    return this.db.transaction(() => ({
+      packages: this.listForIndex(key),
+      generation: this.getIndex(key)?.generation ?? 0,
+    }))();
+  }
+
+  /**
+   * Records a freshly written index (or its removal when it lists nothing) and
+   * marks the packages it lists as published, in one transaction: from the
+   * commit on, clients get the new index and may fetch those packages.
+   */
+  recordIndex(
+    key: IndexKey,
+    generation: number,
+    index:
+      | { sha256: string; size: number; packageIds: number[]; signedBy: string; builtAt: number }
+      | undefined,
+  ): void {
+    this.db.transaction(() => {
+      const set = this.db.prepare(
+        `UPDATE indexes SET sha256 = @sha256, size = @size, package_count = @count, signed_by = @signedBy,
+           built_at = @builtAt, built_generation = @generation WHERE repo = @repo AND libc = @libc AND arch = @arch`,
+      );
+      if (!index) {
+        set.run({ ...key, sha256: null, size: null, count: 0, signedBy: null, builtAt: null, generation });
+        this.db
+          .prepare(
+            'DELETE FROM indexes WHERE repo = ? AND libc = ? AND arch = ? AND generation = built_generation',
+          )
+          .run(key.repo, key.libc, key.arch);
+        return;
+      }
+      set.run({ ...key, ...index, count: index.packageIds.length, generation });
+      const mark = this.db.prepare(
+        'UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL',
+      );
+      for (const id of index.packageIds) mark.run(index.builtAt, id);
+    })();
+  }
+
+  /** Indexes whose packages changed since their last build (after a crash, these are rebuilt). */
+  staleIndexes(): IndexKey[] {
+    return this.db
+      .prepare('SELECT repo, libc, arch FROM indexes WHERE generation > built_generation')
+      .all() as IndexKey[];
+  }
+
+  getIndex(key: IndexKey): IndexState | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM indexes WHERE repo = ? AND libc = ? AND arch = ?')
+      .get(key.repo, key.libc, key.arch) as IndexRow | undefined;
+    return row && toIndexState(row);
+  }
+
+  listIndexes(): IndexState[] {
+    return (this.db.prepare('SELECT * FROM indexes ORDER BY repo, libc, arch').all() as IndexRow[]).map(
+      toIndexState,
+    );
+  }
+
+  isBlobReferenced(sha256: string): boolean {
+    return this.db.prepare('SELECT 1 FROM packages WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
+  }
+
+  listRepos(): Array<{ name: string; private: boolean; createdAt: number }> {
+    const rows = this.db.prepare('SELECT * FROM repos ORDER BY name').all() as Array<{
+      name: string;
+      private: number;
+      created_at: number;
+    }>;
+    return rows.map((r) => ({ name: r.name, private: r.private === 1, createdAt: r.created_at }));
+  }
+}
+
+export function uniqueKeys(keys: IndexKey[]): IndexKey[] {
+  const seen = new Map<string, IndexKey>();
+  for (const k of keys) seen.set(`${k.repo}\0${k.libc}\0${k.arch}`, k);
+  return [...seen.values()];
+}

@@ -1,0 +1,141 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../src/config.ts';
+import { buildApp } from '../../src/http/app.ts';
+import { createLogger } from '../../src/log.ts';
+import { createServices, type Services } from '../../src/repo/services.ts';
+
+export const TEST_TOKEN = 'reef-test-admin-token-0123456789';
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  services: Services;
+  app: FastifyInstance;
+  /** Everything the server logged, one JSON line each. */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** A real reef on 127.0.0.1:0 with its own temp data folder. */
+export async function startServer(
+  env: Record<string, string> = {},
+  dataDir = mkdtempSync(join(tmpdir(), 'reef-test-')),
+): Promise<TestServer> {
+  const config = loadConfig({
+    REEF_DATA_DIR: dataDir,
+    REEF_PORT: '0',
+    REEF_KEY_BITS: '2048',
+    REEF_ADMIN_TOKEN: TEST_TOKEN,
+    REEF_LOG_LEVEL: 'info',
+    ...env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = createLogger(config.logLevel, sink);
+  const services = await createServices(config, log);
+  const app = await buildApp(services, log);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    url,
+    dataDir,
+    services,
+    app,
+    logs,
+    async close() {
+      await app.close();
+      await services.close();
+    },
+  };
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function publish(
+  server: { url: string },
+  repo: string,
+  libc: string,
+  body: Buffer,
+  token = TEST_TOKEN,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${server.url}/api/v1/repos/${repo}/${libc}/packages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+    body: new Uint8Array(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** Every file under the data folder with its size and hash, plus the package rows: what "unchanged" means. */
+export function snapshotData(server: TestServer): string {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const st = statSync(path);
+      if (st.isDirectory()) walk(path);
+      else if (!name.startsWith('reef.db')) {
+        files.push(
+          `${path.slice(server.dataDir.length)} ${createHash('sha256').update(readFileSync(path)).digest('hex')}`,
+        );
+      }
+    }
+  };
+  walk(server.dataDir);
+  const rows = server.services.db.prepare('SELECT * FROM packages ORDER BY id').all();
+  const indexes = server.services.db.prepare('SELECT * FROM indexes ORDER BY repo, libc, arch').all();
+  return JSON.stringify({ files, rows, indexes });
+}
+
+/**
+ * The bytes an index signature covers, split off by Python's zlib (an
+ * implementation independent of reef's): everything after the first gzip member.
+ */
+export function signedPartOf(indexFile: string): Buffer {
+  return execFileSync('python3', [
+    '-c',
+    'import sys,zlib\nb=open(sys.argv[1],"rb").read()\nd=zlib.decompressobj(31)\nd.decompress(b)\nsys.stdout.buffer.write(d.unused_data)',
+    indexFile,
+  ]);
+}
+
+/** Verifies each `.SIGN.*` entry of an index file with the openssl CLI; returns the verified entry names. */
+export function opensslVerifyIndex(indexFile: string, publicPem: string, workDir: string): string[] {
+  const names = execFileSync('tar', ['-tzf', indexFile], { encoding: 'utf8' })
+    .split('\n')
+    .filter((n) => n.startsWith('.SIGN.'));
+  const signed = join(workDir, 'signed.bin');
+  writeFileSync(signed, signedPartOf(indexFile));
+  const pem = join(workDir, 'key.pem');
+  writeFileSync(pem, publicPem);
+  const verified: string[] = [];
+  for (const name of names) {
+    const alg = name.split('.')[2];
+    const digest = alg === 'RSA256' ? '-sha256' : alg === 'RSA512' ? '-sha512' : '-sha1';
+    const sig = join(workDir, 'sig.bin');
+    writeFileSync(sig, execFileSync('tar', ['-xzOf', indexFile, name]));
+    const out = execFileSync('openssl', [
+      'dgst',
+      digest,
+      '-verify',
+      pem,
+      '-signature',
+      sig,
+      signed,
+    ]).toString();
+    if (out.includes('Verified OK')) verified.push(name);
+  }
+  return verified;
+}
