@@ -137,44 +137,68 @@ class Tokenizer {
     const prev = this.kind;
     if (isLower(c)) {
       // A single letter, only directly after the numeric part (`1.0a`, not `1.0ab` or `1_pa`).
-      if (prev > T_DIGIT) return this.invalid();
+      if (prev > T_DIGIT) {
+        this.invalid();
+        return;
+      }
       this.kind = T_LETTER;
       this.start = this.pos;
       this.end = ++this.pos;
     } else if (c === C_DOT || isDigit(c)) {
       if (c === C_DOT) {
-        if (prev > T_DIGIT) return this.invalid();
+        if (prev > T_DIGIT) {
+          this.invalid();
+          return;
+        }
         this.pos++;
       }
       // A bare digit run can only follow a suffix word (`_pre2`); after a
       // letter it is invalid (`0.1a1`).
       if (prev === T_INITIAL_DIGIT || prev === T_DIGIT) this.kind = T_DIGIT;
       else if (prev === T_SUFFIX) this.kind = T_SUFFIX_NO;
-      else return this.invalid();
+      else {
+        this.invalid();
+        return;
+      }
       this.digits();
     } else if (c === C_UNDERSCORE) {
-      if (prev > T_SUFFIX_NO) return this.invalid();
+      if (prev > T_SUFFIX_NO) {
+        this.invalid();
+        return;
+      }
       let p = ++this.pos;
       while (p < s.length && isLower(s.charCodeAt(p))) p++;
       this.suffix = suffixRank(s, this.pos, p);
-      if (this.suffix === S_INVALID) return this.invalid();
+      if (this.suffix === S_INVALID) {
+        this.invalid();
+        return;
+      }
       this.kind = T_SUFFIX;
       this.start = this.pos;
       this.end = p;
       this.pos = p;
     } else if (c === C_TILDE) {
       // `~hash` (apk 3 only): a non-empty run of lowercase hex, before any `-r`.
-      if (prev >= T_COMMIT_HASH) return this.invalid();
+      if (prev >= T_COMMIT_HASH) {
+        this.invalid();
+        return;
+      }
       let p = ++this.pos;
       while (p < s.length && isHex(s.charCodeAt(p))) p++;
-      if (p === this.pos) return this.invalid();
+      if (p === this.pos) {
+        this.invalid();
+        return;
+      }
       this.kind = T_COMMIT_HASH;
       this.start = this.pos;
       this.end = p;
       this.pos = p;
     } else if (c === C_DASH) {
       // Only `-r<digits>`, once, and last.
-      if (prev >= T_REVISION_NO || s.charCodeAt(this.pos + 1) !== C_r) return this.invalid();
+      if (prev >= T_REVISION_NO || s.charCodeAt(this.pos + 1) !== C_r) {
+        this.invalid();
+        return;
+      }
       this.pos += 2;
       this.kind = T_REVISION_NO;
       this.digits();

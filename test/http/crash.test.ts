@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { readIndex } from '../../src/apk/index-reader.ts';
+import { loadPublicKey } from '../../src/apk/signature.ts';
+import { buildApk, chunked } from '../helpers/apk-builder.ts';
+import { publish, removeDir, TEST_TOKEN } from '../helpers/server.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** reef as a child process, as an operator runs it; resolves with its URL once it listens. */
+function spawnServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      REEF_DATA_DIR: dataDir,
+      REEF_PORT: '0',
+      REEF_KEY_BITS: '2048',
+      REEF_ADMIN_TOKEN: TEST_TOKEN,
+      REEF_LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]! });
+      }
+    });
+    child.stderr!.on('data', () => {});
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${out}`));
+    });
+  });
+}
+
+test('SIGKILL during a publish burst loses no acknowledged package', { timeout: 120_000 }, async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'reef-crash-'));
+  try {
+    const packages = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        buildApk({
+          name: `crash${i}`,
+          files: [{ name: `usr/share/crash${i}`, content: 'x'.repeat(20_000 + i) }],
+        }),
+      ),
+    );
+    const first = await spawnServer(dataDir);
+    const acked = new Map<string, Buffer>();
+    let next = 0;
+    let killed = false;
+    const worker = async () => {
+      while (next < packages.length && !killed) {
+        const i = next++;
+        try {
+          const r = await publish(first, 'crash', 'musl', packages[i]!);
+          if (r.status === 201) acked.set(`crash${i}-1.0.0-r0.apk`, packages[i]!);
+          if (acked.size >= 15 && !killed) {
+            killed = true;
+            first.child.kill('SIGKILL');
+          }
+        } catch {
+          // The connection died with the server: not acknowledged.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, worker));
+    assert.ok(killed, 'the server was killed mid-burst');
+    await new Promise((r) =>
+      first.child.exitCode !== null || first.child.signalCode !== null ? r(null) : first.child.on('exit', r),
+    );
+
+    const second = await spawnServer(dataDir);
+    try {
+      assert.deepEqual(readdirSync(join(dataDir, 'tmp')), [], 'no temp files survive a restart');
+      const keys = (await (await fetch(`${second.url}/keys`)).json()) as { keys: string[] };
+      const pem = await (await fetch(`${second.url}/keys/${keys.keys[0]}`)).text();
+      const body = Buffer.from(
+        await (await fetch(`${second.url}/crash/musl/x86_64/APKINDEX.tar.gz`)).arrayBuffer(),
+      );
+      const index = await readIndex(chunked(body), {
+        keys: [loadPublicKey(keys.keys[0]!, pem)],
+        requireValidSignature: true,
+      });
+      const listed = new Set(index.records.map((r) => `${r.name}-${r.version}.apk`));
+      for (const [file, bytes] of acked) {
+        assert.ok(listed.has(file), `${file} was acknowledged and must be listed`);
+        const res = await fetch(`${second.url}/crash/musl/x86_64/${file}`);
+        assert.equal(res.status, 200);
+        const got = Buffer.from(await res.arrayBuffer());
+        assert.equal(
+          createHash('sha256').update(got).digest('hex'),
+          createHash('sha256').update(bytes).digest('hex'),
+        );
+      }
+      // The index agrees with the database: it lists exactly the published rows.
+      const api = (await (
+        await fetch(`${second.url}/api/v1/repos/crash/musl/x86_64/packages?limit=1000`)
+      ).json()) as {
+        packages: Array<{ filename: string }>;
+      };
+      assert.deepEqual([...listed].sort(), api.packages.map((p) => p.filename).sort());
+    } finally {
+      second.child.kill('SIGTERM');
+      await new Promise((r) => second.child.on('exit', r));
+    }
+  } finally {
+    removeDir(dataDir);
+  }
+});
