@@ -186,6 +186,16 @@ export async function readApk(
           }
           collecting = { kind: 'signature', parts: [], bytes: 0 };
         } else if (role === 'control') {
+          if (
+            entry.name.startsWith('.SIGN.') &&
+            controlEntries.length === 0 &&
+            members[0]?.role === 'signature'
+          ) {
+            throw new AppError(
+              'APK_TOO_MANY_MEMBERS',
+              'the signatures are split over several gzip members; put them all in one (apko and melange accept at most 3 members)',
+            );
+          }
           if (entry.name.startsWith('.SIGN.')) {
             throw new AppError(
               'APK_SIGNATURE_MEMBER_INVALID',

@@ -229,12 +229,15 @@ function registerApiRoutes(app: FastifyInstance, services: Services): void {
       }
       if (declared === 0) throw noBody();
       let body: AsyncIterable<Uint8Array>;
+      let truncated = () => false;
       if (request.isMultipart()) {
         const part = await request.file();
         if (part?.fieldname !== 'package') {
           throw new AppError('PUBLISH_NO_BODY', "the multipart form has no file field named 'package'");
         }
         body = part.file;
+        // busboy ends the file stream at the size limit and flags it instead of failing.
+        truncated = () => part.file.truncated;
       } else {
         // destroyOnReturn: false keeps the socket open so a rejection still reaches the client.
         body = request.raw.iterator({ destroyOnReturn: false });
@@ -262,6 +265,12 @@ function registerApiRoutes(app: FastifyInstance, services: Services): void {
           request.raw.resume();
         }
         if (isAppError(err, 'APK_EMPTY')) throw noBody();
+        if (truncated()) {
+          throw new AppError(
+            'PUBLISH_TOO_LARGE',
+            `the upload exceeds the limit of ${services.config.maxUploadBytes} bytes`,
+          );
+        }
         throw err;
       }
     };

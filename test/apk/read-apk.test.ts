@@ -301,6 +301,47 @@ describe('readApk on built packages', () => {
     await rejects(doubleSig, 'APK_CONTROL_MEMBER_INVALID');
   });
 
+  test('RSA512 and RSA/SHA-1 package signatures verify; a wrong algorithm name does not', async () => {
+    const key = generateRsaKey();
+    for (const algorithm of ['RSA', 'RSA256', 'RSA512'] as const) {
+      const pkg = await readApk(
+        chunked(await buildApk({ signer: { keyName: 'k.rsa.pub', privateKey: key.privateKey, algorithm } })),
+      );
+      assert.equal(pkg.signatures[0]?.algorithm, algorithm);
+      const keys = [loadPublicKey('k.rsa.pub', key.publicPem)];
+      assert.equal(verifySignatures(pkg.controlMember, pkg.signatures, keys).verifiedBy, 'k.rsa.pub');
+      const relabeled = pkg.signatures.map((s) => ({
+        ...s,
+        algorithm: algorithm === 'RSA' ? 'RSA256' : 'RSA',
+      }));
+      assert.equal(verifySignatures(pkg.controlMember, relabeled, keys).checks[0]?.verdict, 'bad-signature');
+    }
+  });
+
+  test('signatures split over two gzip members are refused', async () => {
+    const key = generateRsaKey();
+    const signed = await buildApk({ signer: { keyName: 'k.rsa.pub', privateKey: key.privateKey } });
+    const pkg = await readApk(chunked(signed));
+    const sigMember = signed.subarray(0, pkg.members[1]!.offset);
+    await rejects(Buffer.concat([sigMember, signed]), 'APK_TOO_MANY_MEMBERS');
+  });
+
+  test('the embedded SBOM is bounded, and .PKGINFO lines are counted', async () => {
+    const withSbom = await buildApk({
+      sbom: JSON.stringify({ spdxVersion: 'SPDX-2.3', pad: 'x'.repeat(4000) }),
+    });
+    const pkg = await readApk(chunked(withSbom));
+    assert.equal(JSON.parse(pkg.sbom!.toString()).spdxVersion, 'SPDX-2.3');
+    await rejects(withSbom, 'APK_SBOM_TOO_LARGE', { limits: { maxSbomBytes: 1000 } });
+    const many = await buildApk({ extraPkginfo: Array.from({ length: 50 }, (_, i) => `# comment ${i}`) });
+    await rejects(many, 'APK_PKGINFO_TOO_LARGE', { limits: { maxPkginfoLines: 40 } });
+  });
+
+  test('a NUL inside a pax path is refused', async () => {
+    const bytes = await buildApk({ files: [{ name: 'usr/x', content: 'x', paxPath: 'usr/x\0/../../etc' }] });
+    await rejects(bytes, 'APK_TAR_BAD_NAME');
+  });
+
   test('the default limits are sane', () => {
     assert.ok(DEFAULT_APK_LIMITS.maxCompressedBytes < 2 ** 32, 'apk 2 reads S: as a 32-bit unsigned integer');
     assert.ok(DEFAULT_APK_LIMITS.maxRatio >= 100);

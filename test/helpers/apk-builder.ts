@@ -18,6 +18,8 @@ export interface BuildFile {
   content?: Buffer | string;
   type?: 'file' | 'directory' | 'symlink' | 'link';
   linkTarget?: string;
+  /** A pax `path` record that overrides the header name (for hostile tests). */
+  paxPath?: string;
 }
 
 export interface BuildSigner {
@@ -101,6 +103,7 @@ export async function buildDataTar(files: BuildFile[]): Promise<Buffer> {
       if (type === 'file' || type === 'symlink') {
         header.pax = { 'APK-TOOLS.checksum.SHA1': createHash('sha1').update(checksumInput).digest('hex') };
       }
+      if (f.paxPath !== undefined) header.pax = { ...(header.pax as object), path: f.paxPath };
       return { header, body };
     }),
     true,

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { readIndex } from '../../src/apk/index-reader.ts';
+import { loadPublicKey } from '../../src/apk/signature.ts';
+import { generateSigningKey } from '../../src/repo/keys.ts';
+import { buildApk, chunked } from '../helpers/apk-builder.ts';
+import { publish, removeDir, startServer, TEST_TOKEN } from '../helpers/server.ts';
+
+async function fetchIndex(url: string) {
+  const res = await fetch(url);
+  assert.equal(res.status, 200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+describe('start-up recovery and keys', () => {
+  test('a missing index file is rebuilt at start, byte-identical', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'reef-restart-'));
+    try {
+      let server = await startServer({}, dataDir);
+      assert.equal((await publish(server, 'r', 'musl', await buildApk({ name: 'one' }))).status, 201);
+      const before = await fetchIndex(`${server.url}/r/musl/x86_64/APKINDEX.tar.gz`);
+      await server.close();
+      const dir = join(dataDir, 'indexes', 'r', 'musl', 'x86_64');
+      for (const f of readdirSync(dir)) rmSync(join(dir, f));
+      server = await startServer({}, dataDir);
+      const after = await fetchIndex(`${server.url}/r/musl/x86_64/APKINDEX.tar.gz`);
+      assert.ok(after.equals(before), 'same database state gives the same bytes');
+      await server.close();
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+
+  test('a key added to the data folder co-signs every index after restart', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'reef-keys-'));
+    try {
+      let server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
+      assert.equal(
+        (await publish(server, 'r', 'glibc', await buildApk({ name: 'two', depends: [] }))).status,
+        201,
+      );
+      const oldKey = server.services.signingKeys[0]!;
+      await server.close();
+      const newKey = await generateSigningKey(dataDir, 2048, 'next');
+      server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
+      const index = await readIndex(
+        chunked(await fetchIndex(`${server.url}/r/glibc/x86_64/APKINDEX.tar.gz`)),
+        {
+          keys: [
+            loadPublicKey(oldKey.keyName, oldKey.publicPem),
+            loadPublicKey(newKey.keyName, newKey.publicPem),
+          ],
+        },
+      );
+      assert.deepEqual(index.verification?.checks.map((c) => [c.keyName, c.verdict]).sort(), [
+        [newKey.keyName, 'verified'],
+        [oldKey.keyName, 'verified'],
+      ]);
+      const keys = (await (await fetch(`${server.url}/keys`)).json()) as { keys: string[] };
+      assert.deepEqual(keys.keys.sort(), [newKey.keyName, oldKey.keyName].sort());
+      await server.close();
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+
+  test('health endpoints answer, and no token reaches the logs', async () => {
+    const server = await startServer();
+    try {
+      assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { status: 'ok' });
+      assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready' });
+      await publish(server, 'r', 'musl', await buildApk({ name: 'logged' }));
+      await fetch(`${server.url}/api/v1/repos/r/musl/packages`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`u:${TEST_TOKEN}`).toString('base64')}` },
+        body: 'x',
+      });
+      assert.ok(server.logs.some((l) => l.includes('package published')));
+      assert.ok(!server.logs.some((l) => l.includes(TEST_TOKEN)), 'the token never appears in the logs');
+      assert.ok(!server.logs.some((l) => l.includes(Buffer.from(`u:${TEST_TOKEN}`).toString('base64'))));
+    } finally {
+      await server.close();
+      removeDir(server.dataDir);
+    }
+  });
+
+  test('the admin token is generated once, stored hashed, and works', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'reef-token-'));
+    try {
+      const { loadConfig } = await import('../../src/config.ts');
+      const { createServices } = await import('../../src/repo/services.ts');
+      const { createLogger } = await import('../../src/log.ts');
+      const config = loadConfig({ REEF_DATA_DIR: dataDir, REEF_KEY_BITS: '2048', REEF_LOG_LEVEL: 'silent' });
+      const first = await createServices(config, createLogger('silent'));
+      const token = first.generatedAdminToken ?? '';
+      assert.ok(token.startsWith('reef_'));
+      const stored = first.db.prepare('SELECT hash FROM tokens').all() as Array<{ hash: string }>;
+      assert.equal(stored.length, 1);
+      assert.notEqual(stored[0]!.hash, token);
+      assert.equal(first.tokens.verify(token)?.scopes[0], 'admin');
+      assert.equal(first.tokens.verify(`${token}x`), undefined);
+      await first.close();
+      const second = await createServices(config, createLogger('silent'));
+      assert.equal(second.generatedAdminToken, undefined, 'shown only at the first start');
+      assert.ok(second.tokens.verify(token));
+      await second.close();
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+});
