@@ -79,19 +79,37 @@ interface IndexRow {
 
 const list = (s: string) => (s ? s.split(' ') : []);
 
-function toPackage(r: PackageRow): StoredPackage {
+type IndexColumns = Pick<
+  PackageRow,
+  | 'name'
+  | 'version'
+  | 'arch'
+  | 'checksum'
+  | 'size'
+  | 'installed_size'
+  | 'description'
+  | 'url'
+  | 'license'
+  | 'origin'
+  | 'maintainer'
+  | 'builddate'
+  | 'commit_id'
+  | 'provider_priority'
+  | 'depends'
+  | 'provides'
+  | 'install_if'
+>;
+
+const INDEX_COLUMNS = `name, version, arch, checksum, size, installed_size, description, url, license, origin,
+  maintainer, builddate, commit_id, provider_priority, depends, provides, install_if`;
+
+function toIndexEntry(r: IndexColumns): IndexEntry {
   return {
-    id: r.id,
-    repo: r.repo,
-    libc: r.libc,
-    arch: r.arch,
     name: r.name,
     version: r.version,
-    filename: r.filename,
-    sha256: r.sha256,
-    size: r.size,
+    arch: r.arch,
     checksum: r.checksum,
-    datahash: r.datahash,
+    size: r.size,
     installedSize: r.installed_size,
     description: r.description,
     url: r.url,
@@ -104,6 +122,18 @@ function toPackage(r: PackageRow): StoredPackage {
     depends: list(r.depends),
     provides: list(r.provides),
     installIf: list(r.install_if),
+  };
+}
+
+function toPackage(r: PackageRow): StoredPackage {
+  return {
+    ...toIndexEntry(r),
+    id: r.id,
+    repo: r.repo,
+    libc: r.libc,
+    filename: r.filename,
+    sha256: r.sha256,
+    datahash: r.datahash,
     pkginfo: JSON.parse(r.pkginfo),
     signatures: JSON.parse(r.signatures),
     uploadedAt: r.uploaded_at,
@@ -235,14 +265,6 @@ export class PackageStore {
     for (const k of keys) stmt.run(k.repo, k.libc, k.arch);
   }
 
-  /** Everything an index of `key` lists, noarch included. */
-  listForIndex(key: IndexKey): StoredPackage[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`)
-      .all(key.repo, key.libc, key.arch) as PackageRow[];
-    return rows.map(toPackage);
-  }
-
   /** Published packages of an index, by name then id, paged by `after` (an id). */
   listPublished(key: IndexKey, limit: number, afterId = 0): StoredPackage[] {
     const rows = this.db
@@ -254,12 +276,20 @@ export class PackageStore {
     return rows.map(toPackage);
   }
 
-  /** What a build of `key` renders: its packages and the generation they represent. Atomic. */
-  snapshotForIndex(key: IndexKey): { packages: StoredPackage[]; generation: number } {
-    return this.db.transaction(() => ({
-      packages: this.listForIndex(key),
-      generation: this.getIndex(key)?.generation ?? 0,
-    }))();
+  /**
+   * What a build of `key` renders: its records (only the index columns, one
+   * query) and the generation they represent, read atomically.
+   */
+  snapshotForIndex(key: IndexKey): { packages: Array<IndexEntry & { id: number }>; generation: number } {
+    return this.db.transaction(() => {
+      const rows = this.db
+        .prepare(
+          `SELECT id, ${INDEX_COLUMNS} FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
+        )
+        .all(key.repo, key.libc, key.arch) as Array<IndexColumns & { id: number }>;
+      const packages = rows.map((r) => ({ ...toIndexEntry(r), id: r.id }));
+      return { packages, generation: this.getIndex(key)?.generation ?? 0 };
+    })();
   }
 
   /**
