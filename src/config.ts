@@ -32,6 +32,8 @@ export const configSchema = z.object({
     .default(4096),
   /** Largest accepted upload in bytes; apk 2 reads S: as 32-bit unsigned. */
   maxUploadBytes: int(1024, 2 ** 32 - 1).default(2 ** 31),
+  /** Memory for caching small packages and indexes (each up to 1 MiB) when serving; 0 turns it off. */
+  cacheBytes: int(0, 2 ** 40).default(64 * 2 ** 20),
   /** Architectures that get an index when a repo holds noarch packages only. */
   defaultArches: z
     .union([z.array(z.string()), z.string().transform((s) => s.split(',').map((a) => a.trim()))])
@@ -52,6 +54,7 @@ export const ENV_NAMES: Record<keyof Config, string> = {
   keyBits: 'REEF_KEY_BITS',
   maxUploadBytes: 'REEF_MAX_UPLOAD_BYTES',
   defaultArches: 'REEF_DEFAULT_ARCHES',
+  cacheBytes: 'REEF_CACHE_BYTES',
 };
 
 export function loadConfig(

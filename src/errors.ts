@@ -77,6 +77,7 @@ export const ERROR_CODES = {
   AUTH_FORBIDDEN: 'forbidden',
   CONFIG_INVALID: 'invalid',
   STORAGE_FULL: 'unavailable',
+  STORAGE_CORRUPT: 'internal',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorKind>;
 

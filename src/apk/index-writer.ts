@@ -47,16 +47,18 @@ export interface IndexOptions {
 const gzip = promisify(zlib.gzip);
 const MAX_DESCRIPTION = 160;
 
-/** apk 2.14 order: name case-insensitively (ties bytewise), then version ascending (§3.3). */
-export function compareIndexEntries(
-  a: { name: string; version: string },
-  b: { name: string; version: string },
-): number {
-  const la = a.name.toLowerCase();
-  const lb = b.name.toLowerCase();
-  if (la !== lb) return la < lb ? -1 : 1;
-  if (a.name !== b.name) return a.name < b.name ? -1 : 1;
-  return compareVersions(a.version, b.version);
+/**
+ * apk 2.14 order: name case-insensitively (ties bytewise), then version
+ * ascending (§3.3). Lowercased names are computed once, not per comparison.
+ */
+export function sortIndexEntries<T extends { name: string; version: string }>(entries: T[]): T[] {
+  const keyed = entries.map((e) => ({ e, lower: e.name.toLowerCase() }));
+  keyed.sort((a, b) => {
+    if (a.lower !== b.lower) return a.lower < b.lower ? -1 : 1;
+    if (a.e.name !== b.e.name) return a.e.name < b.e.name ? -1 : 1;
+    return compareVersions(a.e.version, b.e.version);
+  });
+  return keyed.map((k) => k.e);
 }
 
 /** One record, fields in apk-tools' order `C P V A S I T U L o m t c k D p i`; ends with an empty line. */
@@ -76,8 +78,7 @@ export function renderIndexRecord(e: IndexEntry, indexArch: string): string {
 }
 
 export function renderIndexText(entries: IndexEntry[], indexArch: string): string {
-  return [...entries]
-    .sort(compareIndexEntries)
+  return sortIndexEntries(entries)
     .map((e) => renderIndexRecord(e, indexArch))
     .join('');
 }

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import multipart from '@fastify/multipart';
 import Fastify, {
   type FastifyBaseLogger,
@@ -59,7 +59,7 @@ export async function buildApp(services: Services, log: Logger): Promise<Fastify
 // ---------------------------------------------------------------- apk client paths
 
 function registerRepoRoutes(app: FastifyInstance, services: Services): void {
-  const { store, indexer, blobs } = services;
+  const { store, indexer, blobs, cache } = services;
 
   app.route<{ Params: { repo: string; libc: string; arch: string; file: string } }>({
     // HEAD is routed explicitly: fastify's generated HEAD route would report a zero length.
@@ -74,16 +74,26 @@ function registerRepoRoutes(app: FastifyInstance, services: Services): void {
         for (let attempt = 0; attempt < 2; attempt++) {
           const index = store.getIndex(key);
           if (!index?.sha256 || index.size === undefined) break;
-          const path = indexer.indexPath(key, index.sha256);
-          if (!(await fileExists(path))) continue;
+          const { sha256, size } = index;
+          const path = indexer.indexPath(key, sha256);
+          let bytes: Buffer | undefined;
+          try {
+            bytes = await cache.get(sha256, size, () => readFile(path));
+            if (!bytes) await access(path);
+          } catch (err) {
+            // A newer index replaced this one between the row and the file: read the row again.
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+            throw err;
+          }
           return sendFile(request, reply, {
-            sha256: index.sha256,
-            size: index.size,
+            sha256,
+            size,
             lastModified: index.builtAt ?? 0,
             // Indexes change on every publish: caches may keep them but must revalidate.
             cacheControl: 'public, no-cache',
             contentType: 'application/gzip',
-            open: (range) => createStream(path, range),
+            bytes,
+            open: (range) => createReadStream(path, range ?? {}),
           });
         }
         throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
@@ -98,6 +108,7 @@ function registerRepoRoutes(app: FastifyInstance, services: Services): void {
           // A name-version-arch never changes content (design invariant 4).
           cacheControl: 'public, max-age=31536000, immutable',
           contentType: 'application/vnd.apk',
+          bytes: await cache.get(pkg.sha256, pkg.size, () => blobs.readAll(pkg.sha256)),
           open: (range) => blobs.read(pkg.sha256, range),
         });
       }
@@ -114,17 +125,6 @@ function indexKeyOf(repo: string, libc: string, arch: string): IndexKey {
   }
   if (!APK_ARCHES.has(arch)) throw new AppError('NOT_FOUND', `unknown architecture '${arch}'`);
   return { repo, libc, arch };
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-function createStream(path: string, range?: { start: number; end: number }) {
-  return createReadStream(path, range ? { start: range.start, end: range.end } : {});
 }
 
 // ---------------------------------------------------------------- keys

@@ -1,4 +1,4 @@
-import type { ReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /**
@@ -14,7 +14,9 @@ export interface FileToSend {
   lastModified: number;
   cacheControl: string;
   contentType: string;
-  open(range?: { start: number; end: number }): ReadStream;
+  /** The whole content when it is small enough to hold in memory (cached). */
+  bytes: Buffer | undefined;
+  open(range?: { start: number; end: number }): Readable;
 }
 
 export function sendFile(request: FastifyRequest, reply: FastifyReply, file: FileToSend): FastifyReply {
@@ -45,11 +47,11 @@ export function sendFile(request: FastifyRequest, reply: FastifyReply, file: Fil
       .header('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`)
       .header('Content-Length', range.end - range.start + 1);
     if (request.method === 'HEAD') return reply.send();
-    return reply.send(file.open(range));
+    return reply.send(file.bytes ? file.bytes.subarray(range.start, range.end + 1) : file.open(range));
   }
   reply.header('Content-Length', file.size);
   if (request.method === 'HEAD') return reply.send();
-  return reply.send(file.open());
+  return reply.send(file.bytes ?? file.open());
 }
 
 function notModified(request: FastifyRequest, etag: string, lastModified: Date): boolean {

@@ -82,7 +82,8 @@ export class Indexer {
     this.store.recordIndex(key, generation, {
       sha256,
       size: bytes.length,
-      packageIds: packages.map((p) => p.id),
+      packageCount: packages.length,
+      newIds: packages.filter((p) => !p.published).map((p) => p.id),
       signedBy: this.signers.map((s) => s.keyName).join(','),
       builtAt: Date.now(),
     });

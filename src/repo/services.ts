@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { DiskBlobStore } from '../store/blob-store.ts';
+import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { Indexer } from './indexer.ts';
@@ -15,6 +16,8 @@ export interface Services extends PublishDeps {
   config: Config;
   db: Db;
   tokens: TokenService;
+  /** Small packages and indexes held in memory for serving. */
+  cache: ContentCache;
   signingKeys: SigningKey[];
   /** Set at first start when reef generated the admin token; shown once. */
   generatedAdminToken: string | undefined;
@@ -53,6 +56,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       locks: new KeyedLock(),
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
+      cache: new ContentCache(config.cacheBytes, 1024 * 1024),
       signingKeys: keys,
       generatedAdminToken,
       generatedKey: created,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AppError } from '../errors.ts';
 
@@ -16,6 +16,7 @@ export interface BlobStore {
   has(sha256: string): Promise<boolean>;
   size(sha256: string): Promise<number | undefined>;
   read(sha256: string, range?: { start: number; end: number }): ReadStream;
+  readAll(sha256: string): Promise<Buffer>;
   delete(sha256: string): Promise<void>;
 }
 
@@ -111,6 +112,10 @@ export class DiskBlobStore implements BlobStore {
 
   read(sha256: string, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.pathOf(sha256), range ? { start: range.start, end: range.end } : {});
+  }
+
+  readAll(sha256: string): Promise<Buffer> {
+    return readFile(this.pathOf(sha256));
   }
 
   async delete(sha256: string): Promise<void> {

@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { IndexEntry } from '../apk/index-writer.ts';
 import type { Db } from './db.ts';
 
@@ -16,6 +17,13 @@ export interface StoredPackage extends IndexEntry {
 }
 
 export type Libc = 'glibc' | 'musl';
+
+/** What serving a package file needs, and nothing more (the download path is hot). */
+export interface PackageFile {
+  sha256: string;
+  size: number;
+  uploadedAt: number;
+}
 export type NewPackage = Omit<StoredPackage, 'id' | 'uploadedAt' | 'publishedAt'>;
 
 export interface IndexKey {
@@ -161,28 +169,40 @@ export type InsertResult =
   | { outcome: 'exists'; pkg: StoredPackage };
 
 export class PackageStore {
+  /** Prepared once: compiling SQL costs more than running these queries. */
+  private readonly statements = new Map<string, Statement>();
+
   constructor(
     private readonly db: Db,
     /** Arches that get an index when a repo/libc holds only noarch packages. */
     private readonly defaultArches: string[],
   ) {}
 
+  private stmt(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   find(key: IndexKey, name: string, version: string): StoredPackage | undefined {
-    const row = this.db
-      .prepare('SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?')
-      .get(key.repo, key.libc, key.arch, name, version) as PackageRow | undefined;
+    const row = this.stmt(
+      'SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?',
+    ).get(key.repo, key.libc, key.arch, name, version) as PackageRow | undefined;
     return row && toPackage(row);
   }
 
   /** A published package file as apk requests it: under its own arch, or noarch under any arch. */
-  findPublishedFile(key: IndexKey, filename: string): StoredPackage | undefined {
-    const row = this.db
-      .prepare(
-        `SELECT * FROM packages WHERE repo = ? AND libc = ? AND filename = ? AND published_at IS NOT NULL
-         AND (arch = ? OR arch = 'noarch') ORDER BY arch = 'noarch' LIMIT 1`,
-      )
-      .get(key.repo, key.libc, filename, key.arch) as PackageRow | undefined;
-    return row && toPackage(row);
+  findPublishedFile(key: IndexKey, filename: string): PackageFile | undefined {
+    const row = this.stmt(
+      `SELECT sha256, size, uploaded_at FROM packages WHERE repo = ? AND libc = ? AND filename = ?
+       AND published_at IS NOT NULL AND (arch = ? OR arch = 'noarch') ORDER BY arch = 'noarch' LIMIT 1`,
+    ).get(key.repo, key.libc, filename, key.arch) as
+      | { sha256: string; size: number; uploaded_at: number }
+      | undefined;
+    return row && { sha256: row.sha256, size: row.size, uploadedAt: row.uploaded_at };
   }
 
   /**
@@ -193,31 +213,27 @@ export class PackageStore {
     return this.db.transaction((): InsertResult => {
       const existing = this.find(pkg, pkg.name, pkg.version);
       if (existing) return { outcome: 'exists', pkg: existing };
-      this.db.prepare('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(pkg.repo, now);
-      const info = this.db
-        .prepare(
-          `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
+      this.stmt('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(pkg.repo, now);
+      const info = this.stmt(
+        `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
              installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
              depends, provides, install_if, pkginfo, signatures, uploaded_at)
            VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
              @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
              @depends, @provides, @installIf, @pkginfo, @signatures, @uploadedAt)`,
-        )
-        .run({
-          ...pkg,
-          builddate: pkg.builddate ?? null,
-          providerPriority: pkg.providerPriority ?? null,
-          depends: pkg.depends.join(' '),
-          provides: pkg.provides.join(' '),
-          installIf: pkg.installIf.join(' '),
-          pkginfo: JSON.stringify(pkg.pkginfo),
-          signatures: JSON.stringify(pkg.signatures),
-          uploadedAt: now,
-        });
+      ).run({
+        ...pkg,
+        builddate: pkg.builddate ?? null,
+        providerPriority: pkg.providerPriority ?? null,
+        depends: pkg.depends.join(' '),
+        provides: pkg.provides.join(' '),
+        installIf: pkg.installIf.join(' '),
+        pkginfo: JSON.stringify(pkg.pkginfo),
+        signatures: JSON.stringify(pkg.signatures),
+        uploadedAt: now,
+      });
       this.markDirty(this.indexesListing(pkg));
-      const row = this.db
-        .prepare('SELECT * FROM packages WHERE id = ?')
-        .get(info.lastInsertRowid) as PackageRow;
+      const row = this.stmt('SELECT * FROM packages WHERE id = ?').get(info.lastInsertRowid) as PackageRow;
       return { outcome: 'created', pkg: toPackage(row) };
     })();
   }
@@ -232,7 +248,7 @@ export class PackageStore {
       const pkg = this.find(key, name, version);
       if (!pkg) return undefined;
       const before = this.indexesListing(pkg);
-      this.db.prepare('DELETE FROM packages WHERE id = ?').run(pkg.id);
+      this.stmt('DELETE FROM packages WHERE id = ?').run(pkg.id);
       const after = this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
       this.markDirty(indexes);
@@ -249,16 +265,17 @@ export class PackageStore {
 
   /** Arches with an index: those with arch-specific packages, plus the defaults when noarch ones exist. */
   archesOf(repo: string, libc: Libc): string[] {
-    const rows = this.db
-      .prepare('SELECT DISTINCT arch FROM packages WHERE repo = ? AND libc = ?')
-      .all(repo, libc) as Array<{ arch: string }>;
+    const rows = this.stmt('SELECT DISTINCT arch FROM packages WHERE repo = ? AND libc = ?').all(
+      repo,
+      libc,
+    ) as Array<{ arch: string }>;
     const arches = new Set(rows.map((r) => r.arch));
     if (arches.delete('noarch')) for (const a of this.defaultArches) arches.add(a);
     return [...arches].sort();
   }
 
   private markDirty(keys: IndexKey[]): void {
-    const stmt = this.db.prepare(
+    const stmt = this.stmt(
       `INSERT INTO indexes (repo, libc, arch) VALUES (?, ?, ?)
        ON CONFLICT (repo, libc, arch) DO UPDATE SET generation = generation + 1`,
     );
@@ -267,12 +284,10 @@ export class PackageStore {
 
   /** Published packages of an index, by name then id, paged by `after` (an id). */
   listPublished(key: IndexKey, limit: number, afterId = 0): StoredPackage[] {
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')
+    const rows = this.stmt(
+      `SELECT * FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')
          AND published_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
-      )
-      .all(key.repo, key.libc, key.arch, afterId, limit) as PackageRow[];
+    ).all(key.repo, key.libc, key.arch, afterId, limit) as PackageRow[];
     return rows.map(toPackage);
   }
 
@@ -280,14 +295,22 @@ export class PackageStore {
    * What a build of `key` renders: its records (only the index columns, one
    * query) and the generation they represent, read atomically.
    */
-  snapshotForIndex(key: IndexKey): { packages: Array<IndexEntry & { id: number }>; generation: number } {
+  snapshotForIndex(key: IndexKey): {
+    packages: Array<IndexEntry & { id: number; published: boolean }>;
+    generation: number;
+  } {
     return this.db.transaction(() => {
-      const rows = this.db
-        .prepare(
-          `SELECT id, ${INDEX_COLUMNS} FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
-        )
-        .all(key.repo, key.libc, key.arch) as Array<IndexColumns & { id: number }>;
-      const packages = rows.map((r) => ({ ...toIndexEntry(r), id: r.id }));
+      const rows = this.stmt(
+        `SELECT id, published_at, ${INDEX_COLUMNS} FROM packages
+         WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
+      ).all(key.repo, key.libc, key.arch) as Array<
+        IndexColumns & { id: number; published_at: number | null }
+      >;
+      const packages = rows.map((r) => ({
+        ...toIndexEntry(r),
+        id: r.id,
+        published: r.published_at !== null,
+      }));
       return { packages, generation: this.getIndex(key)?.generation ?? 0 };
     })();
   }
@@ -301,57 +324,71 @@ export class PackageStore {
     key: IndexKey,
     generation: number,
     index:
-      | { sha256: string; size: number; packageIds: number[]; signedBy: string; builtAt: number }
+      | {
+          sha256: string;
+          size: number;
+          packageCount: number;
+          /** Listed packages not yet marked published (usually the few just uploaded). */
+          newIds: number[];
+          signedBy: string;
+          builtAt: number;
+        }
       | undefined,
   ): void {
     this.db.transaction(() => {
-      const set = this.db.prepare(
+      const set = this.stmt(
         `UPDATE indexes SET sha256 = @sha256, size = @size, package_count = @count, signed_by = @signedBy,
            built_at = @builtAt, built_generation = @generation WHERE repo = @repo AND libc = @libc AND arch = @arch`,
       );
       if (!index) {
         set.run({ ...key, sha256: null, size: null, count: 0, signedBy: null, builtAt: null, generation });
-        this.db
-          .prepare(
-            'DELETE FROM indexes WHERE repo = ? AND libc = ? AND arch = ? AND generation = built_generation',
-          )
-          .run(key.repo, key.libc, key.arch);
+        this.stmt(
+          'DELETE FROM indexes WHERE repo = ? AND libc = ? AND arch = ? AND generation = built_generation',
+        ).run(key.repo, key.libc, key.arch);
         return;
       }
-      set.run({ ...key, ...index, count: index.packageIds.length, generation });
-      const mark = this.db.prepare(
-        'UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL',
-      );
-      for (const id of index.packageIds) mark.run(index.builtAt, id);
+      set.run({
+        ...key,
+        sha256: index.sha256,
+        size: index.size,
+        signedBy: index.signedBy,
+        builtAt: index.builtAt,
+        count: index.packageCount,
+        generation,
+      });
+      const mark = this.stmt('UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL');
+      for (const id of index.newIds) mark.run(index.builtAt, id);
     })();
   }
 
   /** Indexes whose packages changed since their last build (after a crash, these are rebuilt). */
   staleIndexes(): IndexKey[] {
-    return this.db
-      .prepare('SELECT repo, libc, arch FROM indexes WHERE generation > built_generation')
-      .all() as IndexKey[];
+    return this.stmt(
+      'SELECT repo, libc, arch FROM indexes WHERE generation > built_generation',
+    ).all() as IndexKey[];
   }
 
   getIndex(key: IndexKey): IndexState | undefined {
-    const row = this.db
-      .prepare('SELECT * FROM indexes WHERE repo = ? AND libc = ? AND arch = ?')
-      .get(key.repo, key.libc, key.arch) as IndexRow | undefined;
+    const row = this.stmt('SELECT * FROM indexes WHERE repo = ? AND libc = ? AND arch = ?').get(
+      key.repo,
+      key.libc,
+      key.arch,
+    ) as IndexRow | undefined;
     return row && toIndexState(row);
   }
 
   listIndexes(): IndexState[] {
-    return (this.db.prepare('SELECT * FROM indexes ORDER BY repo, libc, arch').all() as IndexRow[]).map(
+    return (this.stmt('SELECT * FROM indexes ORDER BY repo, libc, arch').all() as IndexRow[]).map(
       toIndexState,
     );
   }
 
   isBlobReferenced(sha256: string): boolean {
-    return this.db.prepare('SELECT 1 FROM packages WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
+    return this.stmt('SELECT 1 FROM packages WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
   }
 
   listRepos(): Array<{ name: string; private: boolean; createdAt: number }> {
-    const rows = this.db.prepare('SELECT * FROM repos ORDER BY name').all() as Array<{
+    const rows = this.stmt('SELECT * FROM repos ORDER BY name').all() as Array<{
       name: string;
       private: number;
       created_at: number;

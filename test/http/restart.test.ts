@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -61,6 +61,29 @@ describe('start-up recovery and keys', () => {
       ]);
       const keys = (await (await fetch(`${server.url}/keys`)).json()) as { keys: string[] };
       assert.deepEqual(keys.keys.sort(), [newKey.keyName, oldKey.keyName].sort());
+      await server.close();
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+
+  test('a package corrupted on disk is refused, never served', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'reef-corrupt-'));
+    try {
+      let server = await startServer({}, dataDir);
+      const published = await publish(server, 'r', 'musl', await buildApk({ name: 'rot' }));
+      assert.equal(published.status, 201);
+      await server.close();
+      const sha = String(published.json.sha256);
+      const blob = join(dataDir, 'blobs', 'sha256', sha.slice(0, 2), sha);
+      const bytes = readFileSync(blob);
+      bytes[bytes.length - 10]! ^= 0xff;
+      writeFileSync(blob, bytes);
+      server = await startServer({}, dataDir);
+      const res = await fetch(`${server.url}/r/musl/x86_64/rot-1.0.0-r0.apk`);
+      assert.equal(res.status, 500);
+      assert.equal(((await res.json()) as { code: string }).code, 'INTERNAL');
+      assert.ok(server.logs.some((l) => l.includes('STORAGE_CORRUPT')));
       await server.close();
     } finally {
       removeDir(dataDir);

@@ -1,0 +1,134 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * What every benchmark shares: result shapes, statistics, temp dirs and
+ * child processes. Benchmarks return numbers; run.ts prints and stores them.
+ */
+
+export interface Metric {
+  name: string;
+  value: number | null;
+  unit: string;
+  /** Human-readable target, e.g. ">= 0.8". */
+  goal?: string;
+  /** Whether the goal is met; undefined when the metric has no goal. */
+  ok?: boolean;
+}
+
+export interface BenchResult {
+  name: string;
+  metrics: Metric[];
+  /** Raw samples and settings, kept in the JSON only. */
+  details: Record<string, unknown>;
+  /** Why part of the benchmark did not run (e.g. nginx could not be installed). */
+  notes: string[];
+}
+
+export const MiB = 2 ** 20;
+
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Nearest-rank percentile: with 20 samples, p99 is the slowest one. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1]!;
+}
+
+export function round(value: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** A fresh directory under os.tmpdir(); `cleanup` removes it and everything in it. */
+export async function makeTempDir(label: string): Promise<{ path: string; cleanup(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `reef-bench-${label}-`));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+export interface CommandResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Wall time from spawn to exit. */
+  ms: number;
+}
+
+export function runCommand(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        ms: performance.now() - started,
+      });
+    });
+  });
+}
+
+/** Throws with the command's stderr when it did not exit 0. */
+export function checkCommand(what: string, r: CommandResult): CommandResult {
+  if (r.code !== 0) {
+    throw new Error(`${what} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().slice(-2000)}`);
+  }
+  return r;
+}
+
+export async function commandExists(name: string): Promise<boolean> {
+  const r = await runCommand('bash', ['-c', `command -v ${name}`]);
+  return r.code === 0;
+}
+
+/** A TCP port that was free a moment ago (the usual small race is acceptable for a benchmark). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        server.close();
+        reject(new Error('no port'));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function log(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
