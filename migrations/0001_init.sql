@@ -32,6 +32,7 @@ CREATE TABLE packages (
   depends            TEXT NOT NULL,            -- space separated, as in D:
   provides           TEXT NOT NULL,
   install_if         TEXT NOT NULL,
+  index_record       TEXT NOT NULL,            -- the APKINDEX record, rendered once at upload (A: as uploaded)
   pkginfo            TEXT NOT NULL,            -- JSON: every .PKGINFO line as [key, value]
   signatures         TEXT NOT NULL,            -- JSON: [{algorithm, keyName}]
   uploaded_at        INTEGER NOT NULL,         -- unix ms

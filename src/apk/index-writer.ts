@@ -125,12 +125,16 @@ async function gzipMember(data: Buffer): Promise<Buffer> {
 
 /** The unsigned index: one gzip member with DESCRIPTION then APKINDEX (§3.2). */
 export async function writeUnsignedIndex(entries: IndexEntry[], options: IndexOptions): Promise<Buffer> {
+  return writeUnsignedIndexText(renderIndexText(entries, options.arch), options);
+}
+
+/** As writeUnsignedIndex, from APKINDEX text already rendered and sorted. */
+export async function writeUnsignedIndexText(text: string, options: IndexOptions): Promise<Buffer> {
   const description = Buffer.from(options.description ?? '').subarray(0, MAX_DESCRIPTION);
-  const text = Buffer.from(renderIndexText(entries, options.arch));
   const tarBytes = await packTar(
     [
       ['DESCRIPTION', description],
-      ['APKINDEX', text],
+      ['APKINDEX', Buffer.from(text)],
     ],
     options.mtime ?? 0,
     true,
@@ -156,8 +160,24 @@ export async function writeIndex(
   entries: IndexEntry[],
   options: IndexOptions & { signers: IndexSigner[] },
 ): Promise<Buffer> {
-  const unsigned = await writeUnsignedIndex(entries, options);
+  return writeIndexText(renderIndexText(entries, options.arch), options);
+}
+
+/** A signed index from APKINDEX text already rendered and sorted. */
+export async function writeIndexText(
+  text: string,
+  options: IndexOptions & { signers: IndexSigner[] },
+): Promise<Buffer> {
+  const unsigned = await writeUnsignedIndexText(text, options);
   if (options.signers.length === 0) return unsigned;
   const signature = await writeIndexSignature(unsigned, options.signers, options.mtime ?? 0);
   return Buffer.concat([signature, unsigned]);
+}
+
+/**
+ * A record rendered for its own arch, moved into the index of `indexArch`:
+ * only noarch records change, their `A:` becoming the index arch (§3.3).
+ */
+export function rewriteRecordArch(record: string, arch: string, indexArch: string): string {
+  return arch === 'noarch' ? record.replace('\nA:noarch\n', `\nA:${indexArch}\n`) : record;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeIndex } from '../apk/index-writer.ts';
+import { rewriteRecordArch, sortIndexEntries, writeIndexText } from '../apk/index-writer.ts';
 import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
 import type { IndexKey, PackageStore } from '../store/package-store.ts';
@@ -65,14 +65,17 @@ export class Indexer {
   private async build(key: IndexKey): Promise<void> {
     const started = performance.now();
     const previous = this.store.getIndex(key);
-    const { packages, generation } = this.store.snapshotForIndex(key);
+    const { records: packages, generation } = this.store.snapshotForIndex(key);
     if (packages.length === 0) {
       this.store.recordIndex(key, generation, undefined);
       if (previous?.sha256) await rm(this.indexPath(key, previous.sha256), { force: true });
       this.log.info({ index: key }, 'index removed: no packages left');
       return;
     }
-    const bytes = await writeIndex(packages, {
+    const text = sortIndexEntries(packages)
+      .map((p) => rewriteRecordArch(p.record, p.arch, key.arch))
+      .join('');
+    const bytes = await writeIndexText(text, {
       arch: key.arch,
       description: `${key.repo}/${key.libc}`,
       signers: this.signers,

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { IndexEntry } from '../apk/index-writer.ts';
+import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import type { Db } from './db.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
@@ -17,6 +17,16 @@ export interface StoredPackage extends IndexEntry {
 }
 
 export type Libc = 'glibc' | 'musl';
+
+/** One package as an index build needs it: its pre-rendered record and what sorts it. */
+export interface IndexRecordRow {
+  id: number;
+  name: string;
+  version: string;
+  arch: string;
+  record: string;
+  published: boolean;
+}
 
 /** What serving a package file needs, and nothing more (the download path is hot). */
 export interface PackageFile {
@@ -66,6 +76,7 @@ interface PackageRow {
   depends: string;
   provides: string;
   install_if: string;
+  index_record: string;
   pkginfo: string;
   signatures: string;
   uploaded_at: number;
@@ -87,31 +98,7 @@ interface IndexRow {
 
 const list = (s: string) => (s ? s.split(' ') : []);
 
-type IndexColumns = Pick<
-  PackageRow,
-  | 'name'
-  | 'version'
-  | 'arch'
-  | 'checksum'
-  | 'size'
-  | 'installed_size'
-  | 'description'
-  | 'url'
-  | 'license'
-  | 'origin'
-  | 'maintainer'
-  | 'builddate'
-  | 'commit_id'
-  | 'provider_priority'
-  | 'depends'
-  | 'provides'
-  | 'install_if'
->;
-
-const INDEX_COLUMNS = `name, version, arch, checksum, size, installed_size, description, url, license, origin,
-  maintainer, builddate, commit_id, provider_priority, depends, provides, install_if`;
-
-function toIndexEntry(r: IndexColumns): IndexEntry {
+function toIndexEntry(r: PackageRow): IndexEntry {
   return {
     name: r.name,
     version: r.version,
@@ -217,10 +204,10 @@ export class PackageStore {
       const info = this.stmt(
         `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
              installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
-             depends, provides, install_if, pkginfo, signatures, uploaded_at)
+             depends, provides, install_if, index_record, pkginfo, signatures, uploaded_at)
            VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
              @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
-             @depends, @provides, @installIf, @pkginfo, @signatures, @uploadedAt)`,
+             @depends, @provides, @installIf, @indexRecord, @pkginfo, @signatures, @uploadedAt)`,
       ).run({
         ...pkg,
         builddate: pkg.builddate ?? null,
@@ -228,6 +215,7 @@ export class PackageStore {
         depends: pkg.depends.join(' '),
         provides: pkg.provides.join(' '),
         installIf: pkg.installIf.join(' '),
+        indexRecord: renderIndexRecord(pkg, pkg.arch),
         pkginfo: JSON.stringify(pkg.pkginfo),
         signatures: JSON.stringify(pkg.signatures),
         uploadedAt: now,
@@ -295,23 +283,28 @@ export class PackageStore {
    * What a build of `key` renders: its records (only the index columns, one
    * query) and the generation they represent, read atomically.
    */
-  snapshotForIndex(key: IndexKey): {
-    packages: Array<IndexEntry & { id: number; published: boolean }>;
-    generation: number;
-  } {
+  snapshotForIndex(key: IndexKey): { records: IndexRecordRow[]; generation: number } {
     return this.db.transaction(() => {
       const rows = this.stmt(
-        `SELECT id, published_at, ${INDEX_COLUMNS} FROM packages
+        `SELECT id, name, version, arch, index_record, published_at FROM packages
          WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
-      ).all(key.repo, key.libc, key.arch) as Array<
-        IndexColumns & { id: number; published_at: number | null }
-      >;
-      const packages = rows.map((r) => ({
-        ...toIndexEntry(r),
+      ).all(key.repo, key.libc, key.arch) as Array<{
+        id: number;
+        name: string;
+        version: string;
+        arch: string;
+        index_record: string;
+        published_at: number | null;
+      }>;
+      const records = rows.map((r) => ({
         id: r.id,
+        name: r.name,
+        version: r.version,
+        arch: r.arch,
+        record: r.index_record,
         published: r.published_at !== null,
       }));
-      return { packages, generation: this.getIndex(key)?.generation ?? 0 };
+      return { records, generation: this.getIndex(key)?.generation ?? 0 };
     })();
   }
 
