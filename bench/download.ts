@@ -5,13 +5,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig } from '../src/config.ts';
 import { buildApp } from '../src/http/app.ts';
-import { createLogger } from '../src/log.ts';
-import { createServices } from '../src/repo/services.ts';
 import { buildApk } from '../test/helpers/apk-builder.ts';
-import { BENCH_TOKEN } from './publish.ts';
 import {
+  BENCH_TOKEN,
   type BenchResult,
   checkCommand,
   commandExists,
@@ -23,6 +20,7 @@ import {
   round,
   runCommand,
   sleep,
+  startBenchServices,
 } from './support.ts';
 
 /**
@@ -64,14 +62,7 @@ export async function benchDownload(): Promise<BenchResult> {
   const notes: string[] = [];
   const cannon = await installAutocannon();
   const temp = await makeTempDir('download');
-  const config = loadConfig({
-    REEF_DATA_DIR: join(temp.path, 'reef'),
-    REEF_KEY_BITS: '2048',
-    REEF_ADMIN_TOKEN: BENCH_TOKEN,
-    REEF_LOG_LEVEL: 'warn',
-  });
-  const logger = createLogger(config.logLevel);
-  const services = await createServices(config, logger);
+  const { services, logger } = await startBenchServices(join(temp.path, 'reef'));
   let app: FastifyInstance | undefined;
   let nginx: Nginx | undefined;
   try {

@@ -1,12 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig } from '../src/config.ts';
 import { buildApp } from '../src/http/app.ts';
-import { createLogger } from '../src/log.ts';
-import { createServices } from '../src/repo/services.ts';
 import type { IndexKey, NewPackage } from '../src/store/package-store.ts';
 import { buildApk } from '../test/helpers/apk-builder.ts';
-import { type BenchResult, log, type Metric, makeTempDir, percentile, round } from './support.ts';
+import {
+  BENCH_TOKEN,
+  type BenchResult,
+  log,
+  type Metric,
+  makeTempDir,
+  percentile,
+  round,
+  startBenchServices,
+} from './support.ts';
 
 /**
  * Publish latency: POST one package into an index that already lists N
@@ -14,7 +20,6 @@ import { type BenchResult, log, type Metric, makeTempDir, percentile, round } fr
  * package is live). The empty index is the baseline, measured in the same run.
  */
 
-export const BENCH_TOKEN = 'bench-token-0123456789';
 const SIZES = [0, 1_000, 10_000];
 const PUBLISHES = 20;
 /** Not measured: the first publish into each server pays for JIT warm-up. */
@@ -61,14 +66,7 @@ export async function benchPublish(): Promise<BenchResult> {
 
 async function publishInto(seedCount: number): Promise<SizeResult> {
   const temp = await makeTempDir(`publish-${seedCount}`);
-  const config = loadConfig({
-    REEF_DATA_DIR: temp.path,
-    REEF_KEY_BITS: '2048',
-    REEF_ADMIN_TOKEN: BENCH_TOKEN,
-    REEF_LOG_LEVEL: 'warn',
-  });
-  const logger = createLogger(config.logLevel);
-  const services = await createServices(config, logger);
+  const { services, logger } = await startBenchServices(temp.path);
   let app: FastifyInstance | undefined;
   try {
     const seedStarted = performance.now();

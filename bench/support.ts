@@ -3,6 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '../src/config.ts';
+import { createLogger, type Logger } from '../src/log.ts';
+import { createServices, type Services } from '../src/repo/services.ts';
 
 /**
  * What every benchmark shares: result shapes, statistics, temp dirs and
@@ -131,4 +134,20 @@ export function sleep(ms: number): Promise<void> {
 
 export function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
+}
+
+export const BENCH_TOKEN = 'bench-token-0123456789';
+
+/**
+ * reef's services on a data folder, configured as `npm start` would be
+ * (default 4096-bit signing key), quiet and with a known admin token.
+ */
+export async function startBenchServices(dataDir: string): Promise<{ services: Services; logger: Logger }> {
+  const config = loadConfig({
+    REEF_DATA_DIR: dataDir,
+    REEF_ADMIN_TOKEN: BENCH_TOKEN,
+    REEF_LOG_LEVEL: 'warn',
+  });
+  const logger = createLogger(config.logLevel);
+  return { services: await createServices(config, logger), logger };
 }

@@ -135,7 +135,7 @@ export async function readIndex(
         },
       },
       {
-        maxCompressedBytes: options.maxCompressedBytes ?? 1024 * 2 ** 20,
+        maxCompressedBytes: options.maxCompressedBytes ?? 256 * 2 ** 20,
         maxDecompressedBytes: options.maxDecompressedBytes ?? 4 * 1024 * 2 ** 20,
         maxRatio: 1000,
         ratioFloorBytes: 64 * 2 ** 20,

@@ -126,6 +126,7 @@ export async function readApk(
   let memberIndex = -1;
   /** Raw bytes that arrived before the member's role was known (member 0 only). */
   let pendingRaw: Buffer[] = [];
+  let pendingBytes = 0;
   const controlRaw: Buffer[] = [];
   let controlRawBytes = 0;
   let dataHash: Hash | undefined;
@@ -300,8 +301,13 @@ export async function readApk(
       },
       raw(chunk) {
         whole.update(chunk);
-        if (role === undefined) pendingRaw.push(chunk);
-        else acceptRaw(chunk);
+        if (role !== undefined) return acceptRaw(chunk);
+        // SECURITY: bounded, or a first member of nothing but zero blocks would be held in memory.
+        pendingBytes += chunk.length;
+        if (pendingBytes > limits.maxControlMemberBytes) {
+          throw new AppError('APK_CONTROL_MEMBER_INVALID', 'the first gzip member holds no tar entry');
+        }
+        pendingRaw.push(chunk);
       },
       data(chunk) {
         memberDecompressed += chunk.length;

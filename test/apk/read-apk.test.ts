@@ -337,6 +337,13 @@ describe('readApk on built packages', () => {
     await rejects(many, 'APK_PKGINFO_TOO_LARGE', { limits: { maxPkginfoLines: 40 } });
   });
 
+  test('a first member of nothing but zero blocks is refused without being held in memory', async () => {
+    const zeros = gzipMember(Buffer.alloc(4 * 2 ** 20), 0);
+    await rejects(Buffer.concat([zeros, await buildApk()]), 'APK_CONTROL_MEMBER_INVALID', {
+      limits: { maxControlMemberBytes: 2 ** 20 },
+    });
+  });
+
   test('a NUL inside a pax path is refused', async () => {
     const bytes = await buildApk({ files: [{ name: 'usr/x', content: 'x', paxPath: 'usr/x\0/../../etc' }] });
     await rejects(bytes, 'APK_TAR_BAD_NAME');
