@@ -12,6 +12,7 @@ export type ErrorKind =
   | 'conflict'
   | 'unauthorized'
   | 'forbidden'
+  | 'rate_limited'
   | 'unavailable'
   | 'internal';
 
@@ -75,6 +76,9 @@ export const ERROR_CODES = {
   AUTH_REQUIRED: 'unauthorized',
   AUTH_INVALID: 'unauthorized',
   AUTH_FORBIDDEN: 'forbidden',
+  AUTH_RATE_LIMITED: 'rate_limited',
+  TOKEN_INVALID_SCOPE: 'invalid',
+  TOKEN_NOT_FOUND: 'not_found',
   CONFIG_INVALID: 'invalid',
   STORAGE_FULL: 'unavailable',
   STORAGE_CORRUPT: 'internal',

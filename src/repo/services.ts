@@ -6,6 +6,7 @@ import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
+import { AuditLog } from './audit.ts';
 import { Indexer } from './indexer.ts';
 import { loadOrCreateSigningKeys, type SigningKey, toIndexSigners } from './keys.ts';
 import { KeyedLock, type PublishDeps } from './publish.ts';
@@ -16,6 +17,7 @@ export interface Services extends PublishDeps {
   config: Config;
   db: Db;
   tokens: TokenService;
+  audit: AuditLog;
   /** Small packages and indexes held in memory for serving. */
   cache: ContentCache;
   signingKeys: SigningKey[];
@@ -56,6 +58,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       locks: new KeyedLock(),
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
+      audit: new AuditLog(db),
       cache: new ContentCache(config.cacheBytes, 1024 * 1024),
       signingKeys: keys,
       generatedAdminToken,

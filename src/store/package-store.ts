@@ -380,14 +380,56 @@ export class PackageStore {
     return this.stmt('SELECT 1 FROM packages WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
   }
 
-  listRepos(): Array<{ name: string; private: boolean; createdAt: number }> {
-    const rows = this.stmt('SELECT * FROM repos ORDER BY name').all() as Array<{
-      name: string;
-      private: number;
-      created_at: number;
-    }>;
-    return rows.map((r) => ({ name: r.name, private: r.private === 1, createdAt: r.created_at }));
+  listRepos(): RepoInfo[] {
+    return (this.stmt('SELECT * FROM repos ORDER BY name').all() as RepoRow[]).map(toRepo);
   }
+
+  getRepo(name: string): RepoInfo | undefined {
+    const row = this.stmt('SELECT * FROM repos WHERE name = ?').get(name) as RepoRow | undefined;
+    return row && toRepo(row);
+  }
+
+  /** Creates the repo if needed and applies the given settings (undefined = leave as is). */
+  saveRepo(
+    name: string,
+    settings: { private?: boolean; maxUploadBytes?: number | null },
+    now = Date.now(),
+  ): RepoInfo {
+    return this.db.transaction(() => {
+      this.stmt('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(name, now);
+      if (settings.private !== undefined) {
+        this.stmt('UPDATE repos SET private = ? WHERE name = ?').run(settings.private ? 1 : 0, name);
+      }
+      if (settings.maxUploadBytes !== undefined) {
+        this.stmt('UPDATE repos SET max_upload_bytes = ? WHERE name = ?').run(settings.maxUploadBytes, name);
+      }
+      return this.getRepo(name)!;
+    })();
+  }
+}
+
+export interface RepoInfo {
+  name: string;
+  private: boolean;
+  /** Overrides REEF_MAX_UPLOAD_BYTES for this repo when set. */
+  maxUploadBytes: number | undefined;
+  createdAt: number;
+}
+
+interface RepoRow {
+  name: string;
+  private: number;
+  max_upload_bytes: number | null;
+  created_at: number;
+}
+
+function toRepo(r: RepoRow): RepoInfo {
+  return {
+    name: r.name,
+    private: r.private === 1,
+    maxUploadBytes: r.max_upload_bytes ?? undefined,
+    createdAt: r.created_at,
+  };
 }
 
 export function uniqueKeys(keys: IndexKey[]): IndexKey[] {

@@ -123,7 +123,7 @@ describe('start-up recovery and keys', () => {
       const stored = first.db.prepare('SELECT hash FROM tokens').all() as Array<{ hash: string }>;
       assert.equal(stored.length, 1);
       assert.notEqual(stored[0]!.hash, token);
-      assert.equal(first.tokens.verify(token)?.scopes[0], 'admin');
+      assert.deepEqual(first.tokens.verify(token)?.scopes, ['*:admin']);
       assert.equal(first.tokens.verify(`${token}x`), undefined);
       await first.close();
       const second = await createServices(config, createLogger('silent'));

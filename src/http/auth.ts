@@ -1,0 +1,106 @@
+import type { FastifyRequest } from 'fastify';
+import { AppError } from '../errors.ts';
+import type { Services } from '../repo/services.ts';
+import { hasScope, type Scope, type TokenInfo } from '../repo/tokens.ts';
+
+/**
+ * Who is asking, and may they. Tokens come as `Authorization: Bearer <token>`
+ * or as HTTP Basic with the token as password (apk, apko and melange send the
+ * userinfo of the repository URL that way). No credentials → 401 with a
+ * Basic challenge (apk only retries with credentials after a 401); valid
+ * credentials without the scope → 403.
+ */
+
+/** Counts failed authentications per client address and refuses for a while past a limit. */
+export class FailedAuthLimiter {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(
+    private readonly maxFailures = 20,
+    private readonly windowMs = 60_000,
+  ) {}
+
+  check(key: string, now = Date.now()): void {
+    const recent = this.prune(key, now);
+    if (recent.length >= this.maxFailures) {
+      throw new AppError(
+        'AUTH_RATE_LIMITED',
+        `too many failed authentications from this address; wait ${Math.ceil(this.windowMs / 1000)} s`,
+      );
+    }
+  }
+
+  fail(key: string, now = Date.now()): void {
+    const recent = this.prune(key, now);
+    recent.push(now);
+    this.failures.set(key, recent);
+    // Bound the map: forget the oldest addresses first.
+    if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value!);
+  }
+
+  private prune(key: string, now: number): number[] {
+    const recent = (this.failures.get(key) ?? []).filter((t) => now - t < this.windowMs);
+    if (recent.length === 0) this.failures.delete(key);
+    return recent;
+  }
+}
+
+export function presentedToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (!header) return undefined;
+  const space = header.indexOf(' ');
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  if (scheme === 'bearer') return value || undefined;
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    // Token as password (user name ignored); a URL with only a user part puts it there.
+    const password = colon >= 0 ? decoded.slice(colon + 1) : '';
+    return password || (colon >= 0 ? decoded.slice(0, colon) : decoded) || undefined;
+  }
+  return undefined;
+}
+
+export class Authenticator {
+  constructor(
+    private readonly services: Services,
+    private readonly limiter: FailedAuthLimiter,
+  ) {}
+
+  /** The caller's token, if any credentials were sent; invalid credentials are a 401. */
+  identify(request: FastifyRequest): TokenInfo | undefined {
+    const presented = presentedToken(request);
+    if (presented === undefined) return undefined;
+    this.limiter.check(request.ip);
+    const token = this.services.tokens.verify(presented);
+    if (!token) {
+      this.limiter.fail(request.ip);
+      throw new AppError('AUTH_INVALID', 'the token is not valid (unknown, revoked or expired)');
+    }
+    return token;
+  }
+
+  /** A token with `scope` on `repo` (`*` for global operations), or 401/403. */
+  require(request: FastifyRequest, repo: string, scope: Scope): TokenInfo {
+    const token = this.identify(request);
+    if (!token) throw new AppError('AUTH_REQUIRED', 'this needs a token: send Authorization: Bearer <token>');
+    if (!hasScope(token, repo, scope)) {
+      throw new AppError(
+        'AUTH_FORBIDDEN',
+        `the token lacks the '${scope}' scope on ${repo === '*' ? 'all repositories' : repo}`,
+      );
+    }
+    return token;
+  }
+
+  /** Reads of a public repo need nothing; a private repo needs `read`, and answers 401 first. */
+  requireRead(request: FastifyRequest, repo: string): void {
+    if (!this.services.store.getRepo(repo)?.private) return;
+    this.require(request, repo, 'read');
+  }
+
+  canRead(token: TokenInfo | undefined, repo: { name: string; private: boolean }): boolean {
+    return !repo.private || (token !== undefined && hasScope(token, repo.name, 'read'));
+  }
+}

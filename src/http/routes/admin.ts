@@ -1,0 +1,113 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { validateRepo } from '../../repo/publish.ts';
+import type { Services } from '../../repo/services.ts';
+import type { TokenRecord } from '../../repo/tokens.ts';
+import type { Authenticator } from '../auth.ts';
+import { parseBody, parseQuery } from '../query.ts';
+import { auditor } from './packages.ts';
+
+const createTokenBody = z.object({
+  name: z.string().min(1).max(200),
+  scopes: z.array(z.string()).min(1).max(100),
+  /** Lifetime in seconds; omitted = no expiry. */
+  expiresIn: z
+    .number()
+    .int()
+    .min(60)
+    .max(10 * 365 * 86400)
+    .optional(),
+});
+
+const repoSettingsBody = z.object({
+  private: z.boolean().optional(),
+  maxUploadBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 32 - 1)
+    .nullable()
+    .optional(),
+});
+
+const auditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  before: z.coerce.number().int().min(1).optional(),
+});
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+function tokenJson(t: TokenRecord) {
+  return {
+    id: t.id,
+    name: t.name,
+    scopes: t.scopes,
+    createdAt: iso(t.createdAt),
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+    lastUsedAt: iso(t.lastUsedAt),
+  };
+}
+
+/** Operator API: tokens, repository settings and the audit log. Every write is audited. */
+export function registerAdminRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+  app.post('/api/v1/tokens', async (request, reply) => {
+    const token = auth.require(request, '*', 'admin');
+    const body = parseBody(createTokenBody, request.body);
+    const audit = auditor(services, request, token, 'token.create', body.name);
+    try {
+      const expiresAt = body.expiresIn === undefined ? undefined : Date.now() + body.expiresIn * 1000;
+      const created = services.tokens.create(body.name, body.scopes, expiresAt);
+      audit.ok(`token/${created.record.id}`, { name: body.name, scopes: body.scopes });
+      // The only time the token is shown.
+      return reply.code(201).send({ ...tokenJson(created.record), token: created.token });
+    } catch (err) {
+      audit.rejected(err);
+      throw err;
+    }
+  });
+
+  app.get('/api/v1/tokens', async (request) => {
+    auth.require(request, '*', 'admin');
+    return { tokens: services.tokens.list().map(tokenJson) };
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/v1/tokens/:id', async (request, reply) => {
+    const token = auth.require(request, '*', 'admin');
+    const audit = auditor(services, request, token, 'token.revoke', `token/${request.params.id}`);
+    try {
+      services.tokens.revoke(Number(request.params.id));
+      audit.ok();
+    } catch (err) {
+      audit.rejected(err);
+      throw err;
+    }
+    return reply.code(204).send();
+  });
+
+  app.put<{ Params: { repo: string } }>('/api/v1/repos/:repo', async (request) => {
+    const { repo } = request.params;
+    const token = auth.require(request, repo, 'admin');
+    const audit = auditor(services, request, token, 'repo.update', repo);
+    try {
+      validateRepo(repo, 'glibc');
+      const body = parseBody(repoSettingsBody, request.body);
+      const saved = services.store.saveRepo(repo, body);
+      audit.ok(repo, body);
+      return { name: saved.name, private: saved.private, maxUploadBytes: saved.maxUploadBytes ?? null };
+    } catch (err) {
+      audit.rejected(err);
+      throw err;
+    }
+  });
+
+  app.get('/api/v1/audit', async (request) => {
+    auth.require(request, '*', 'admin');
+    const q = parseQuery(auditQuery, request.query);
+    const entries = services.audit.list(q.limit, q.before);
+    return {
+      entries: entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+      next: entries.length === q.limit ? entries.at(-1)!.id : null,
+    };
+  });
+}

@@ -1,0 +1,246 @@
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AppError, isAppError } from '../../errors.ts';
+import { deletePackage, publishPackage } from '../../repo/publish.ts';
+import type { Services } from '../../repo/services.ts';
+import type { TokenInfo } from '../../repo/tokens.ts';
+import type { StoredPackage } from '../../store/package-store.ts';
+import type { Authenticator } from '../auth.ts';
+import { parseQuery } from '../query.ts';
+import { indexKeyOf } from './repo-files.ts';
+
+const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.coerce.number().int().min(0).default(0),
+});
+
+/** The package API: listing and metadata (read), publish and delete (write, audited). */
+export function registerPackageRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+  const { store } = services;
+
+  app.get('/api/v1/repos', async (request) => {
+    const token = auth.identify(request);
+    const indexes = store.listIndexes();
+    return {
+      repos: store
+        .listRepos()
+        .filter((r) => auth.canRead(token, r))
+        .map((r) => ({
+          name: r.name,
+          private: r.private,
+          maxUploadBytes: r.maxUploadBytes ?? null,
+          indexes: indexes
+            .filter((i) => i.repo === r.name && i.sha256)
+            .map((i) => ({
+              libc: i.libc,
+              arch: i.arch,
+              packages: i.packageCount,
+              sha256: i.sha256,
+              size: i.size,
+              builtAt: i.builtAt === undefined ? undefined : new Date(i.builtAt).toISOString(),
+            })),
+        })),
+    };
+  });
+
+  app.get<{ Params: { repo: string; libc: string; arch: string } }>(
+    '/api/v1/repos/:repo/:libc/:arch/packages',
+    async (request) => {
+      const { repo, libc, arch } = request.params;
+      const key = indexKeyOf(repo, libc, arch);
+      auth.requireRead(request, repo);
+      const q = parseQuery(pageQuery, request.query);
+      const packages = store.listPublished(key, q.limit + 1, q.after);
+      const page = packages.slice(0, q.limit);
+      return {
+        packages: page.map((p) => packageJson(p, request, services)),
+        next: packages.length > q.limit ? page.at(-1)!.id : null,
+      };
+    },
+  );
+
+  app.get<{ Params: { repo: string; libc: string; arch: string; name: string; version: string } }>(
+    '/api/v1/packages/:repo/:libc/:arch/:name/:version',
+    async (request) => {
+      const { repo, libc, arch, name, version } = request.params;
+      const key = indexKeyOf(repo, libc, arch);
+      auth.requireRead(request, repo);
+      const pkg = store.find(key, name, version);
+      if (!pkg || pkg.publishedAt === undefined) {
+        throw new AppError('PACKAGE_NOT_FOUND', `${name}-${version} (${arch}) is not in ${repo}/${libc}`);
+      }
+      return packageJson(pkg, request, services);
+    },
+  );
+
+  app.register(async (scope) => {
+    // Upload bodies are streamed into the parser, never buffered by fastify.
+    scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    await scope.register(multipart, { limits: { fileSize: 2 ** 32 - 1, files: 1, fields: 10 } });
+
+    const publish = async (
+      request: FastifyRequest<{ Params: { repo: string; libc: string } }>,
+      reply: FastifyReply,
+    ) => {
+      const { repo, libc } = request.params;
+      const token = auth.require(request, repo, 'publish');
+      const audit = auditor(services, request, token, 'package.publish', `${repo}/${libc}`);
+      try {
+        const maxBytes = store.getRepo(repo)?.maxUploadBytes ?? services.config.maxUploadBytes;
+        const result = await receive(request, maxBytes, (body) =>
+          publishPackage(
+            { ...services, limits: { ...services.limits, maxCompressedBytes: maxBytes } },
+            request.params,
+            body,
+          ),
+        );
+        const p = result.pkg;
+        audit.ok(`${repo}/${libc}/${p.arch}/${p.name}-${p.version}`, {
+          sha256: p.sha256,
+          outcome: result.outcome,
+        });
+        request.log.info(
+          { token: token.name, pkg: `${repo}/${libc}/${p.arch}/${p.filename}`, outcome: result.outcome },
+          'package published',
+        );
+        return reply
+          .code(result.outcome === 'created' ? 201 : 200)
+          .send({ ...packageJson(p, request, services), outcome: result.outcome, warnings: result.warnings });
+      } catch (err) {
+        audit.rejected(err);
+        throw err;
+      }
+    };
+    scope.post('/api/v1/repos/:repo/:libc/packages', publish);
+    scope.put('/api/v1/repos/:repo/:libc/packages', publish);
+  });
+
+  app.delete<{ Params: { repo: string; libc: string; arch: string; name: string; version: string } }>(
+    '/api/v1/repos/:repo/:libc/:arch/:name/:version',
+    async (request, reply) => {
+      const { repo, libc, arch, name, version } = request.params;
+      const token = auth.require(request, repo, 'delete');
+      const target = `${repo}/${libc}/${arch}/${name}-${version}`;
+      const audit = auditor(services, request, token, 'package.delete', target);
+      try {
+        const pkg = await deletePackage(services, { repo, libc, arch }, name, version);
+        audit.ok(target, { sha256: pkg.sha256 });
+      } catch (err) {
+        audit.rejected(err);
+        throw err;
+      }
+      return reply.code(204).send();
+    },
+  );
+}
+
+/**
+ * Hands the upload body (raw, or multipart field `package`) to `consume`,
+ * turning a body cut at the size limit into PUBLISH_TOO_LARGE.
+ */
+async function receive<T>(
+  request: FastifyRequest,
+  maxBytes: number,
+  consume: (body: AsyncIterable<Uint8Array>) => Promise<T>,
+): Promise<T> {
+  const declared = Number(request.headers['content-length'] ?? Number.NaN);
+  const tooLarge = () =>
+    new AppError('PUBLISH_TOO_LARGE', `the upload exceeds this repository's limit of ${maxBytes} bytes`);
+  if (declared > maxBytes) throw tooLarge();
+  if (declared === 0) throw noBody();
+  let body: AsyncIterable<Uint8Array>;
+  let truncated = () => false;
+  if (request.isMultipart()) {
+    const part = await request.file({ limits: { fileSize: maxBytes } });
+    if (part?.fieldname !== 'package') {
+      throw new AppError('PUBLISH_NO_BODY', "the multipart form has no file field named 'package'");
+    }
+    body = part.file;
+    // busboy ends the file stream at the size limit and flags it instead of failing.
+    truncated = () => part.file.truncated;
+  } else {
+    // destroyOnReturn: false keeps the socket open so a rejection still reaches the client.
+    body = request.raw.iterator({ destroyOnReturn: false });
+  }
+  try {
+    return await consume(body);
+  } catch (err) {
+    if (!request.raw.complete) request.raw.resume();
+    if (isAppError(err, 'APK_EMPTY')) throw noBody();
+    if (truncated() || isAppError(err, 'APK_TOO_LARGE')) throw tooLarge();
+    throw err;
+  }
+}
+
+function noBody(): AppError {
+  return new AppError(
+    'PUBLISH_NO_BODY',
+    "the request has no package: send the .apk as the request body or as multipart field 'package'",
+  );
+}
+
+/** Records one write in the audit log, once, as ok or rejected. */
+export function auditor(
+  services: Services,
+  request: FastifyRequest,
+  token: TokenInfo | undefined,
+  action: string,
+  target: string,
+) {
+  const base = { token, action, remoteAddr: request.ip };
+  return {
+    ok(finalTarget = target, detail?: Record<string, unknown>) {
+      services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
+    },
+    rejected(err: unknown) {
+      services.audit.record({
+        ...base,
+        target,
+        result: 'rejected',
+        code: isAppError(err) ? err.code : 'INTERNAL',
+      });
+    },
+  };
+}
+
+function baseUrl(request: FastifyRequest, services: Services): string {
+  return services.config.publicUrl?.replace(/\/$/, '') ?? `${request.protocol}://${request.host}`;
+}
+
+export function packageJson(p: StoredPackage, request: FastifyRequest, services: Services) {
+  const pkginfo: Record<string, string[]> = {};
+  for (const [k, v] of p.pkginfo) {
+    pkginfo[k] ??= [];
+    pkginfo[k].push(v);
+  }
+  return {
+    repo: p.repo,
+    libc: p.libc,
+    arch: p.arch,
+    name: p.name,
+    version: p.version,
+    filename: p.filename,
+    url: `${baseUrl(request, services)}/${p.repo}/${p.libc}/${p.arch}/${p.filename}`,
+    size: p.size,
+    sha256: p.sha256,
+    checksum: p.checksum,
+    datahash: p.datahash,
+    installedSize: p.installedSize,
+    description: p.description,
+    projectUrl: p.url,
+    license: p.license,
+    origin: p.origin,
+    maintainer: p.maintainer,
+    builddate: p.builddate ?? null,
+    commit: p.commit,
+    providerPriority: p.providerPriority ?? null,
+    depends: p.depends,
+    provides: p.provides,
+    installIf: p.installIf,
+    signatures: p.signatures,
+    pkginfo,
+    uploadedAt: new Date(p.uploadedAt).toISOString(),
+    publishedAt: p.publishedAt === undefined ? null : new Date(p.publishedAt).toISOString(),
+  };
+}

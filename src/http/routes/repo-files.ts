@@ -1,0 +1,103 @@
+import { createReadStream } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { APK_ARCHES } from '../../apk/pkginfo.ts';
+import { AppError } from '../../errors.ts';
+import { isKeyName } from '../../repo/keys.ts';
+import { validateRepo } from '../../repo/publish.ts';
+import type { Services } from '../../repo/services.ts';
+import type { IndexKey } from '../../store/package-store.ts';
+import type { Authenticator } from '../auth.ts';
+import { sendFile } from '../send-file.ts';
+
+/** What apk fetches: `/<repo>/<libc>/<arch>/APKINDEX.tar.gz`, packages, and public keys. */
+export function registerRepoFileRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+  const { store, indexer, blobs, cache } = services;
+
+  app.route<{ Params: { repo: string; libc: string; arch: string; file: string } }>({
+    // HEAD is routed explicitly: fastify's generated HEAD route would report a zero length.
+    method: ['GET', 'HEAD'],
+    url: '/:repo/:libc/:arch/:file',
+    exposeHeadRoute: false,
+    handler: async (request, reply) => {
+      const { repo, libc, arch, file } = request.params;
+      const key = indexKeyOf(repo, libc, arch);
+      auth.requireRead(request, repo);
+      if (file === 'APKINDEX.tar.gz') {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const index = store.getIndex(key);
+          if (!index?.sha256 || index.size === undefined) break;
+          const { sha256, size } = index;
+          const path = indexer.indexPath(key, sha256);
+          let bytes: Buffer | undefined;
+          try {
+            bytes = await cache.get(sha256, size, () => readFile(path));
+            if (!bytes) await access(path);
+          } catch (err) {
+            // A newer index replaced this one between the row and the file: read the row again.
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+            throw err;
+          }
+          return sendFile(request, reply, {
+            sha256,
+            size,
+            lastModified: index.builtAt ?? 0,
+            // Indexes change on every publish: caches may keep them but must revalidate.
+            cacheControl: store.getRepo(repo)?.private ? 'private, no-cache' : 'public, no-cache',
+            contentType: 'application/gzip',
+            bytes,
+            open: (range) => createReadStream(path, range ?? {}),
+          });
+        }
+        throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
+      }
+      if (file.endsWith('.apk')) {
+        const pkg = store.findPublishedFile(key, file);
+        if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
+        return sendFile(request, reply, {
+          sha256: pkg.sha256,
+          size: pkg.size,
+          lastModified: pkg.uploadedAt,
+          // A name-version-arch never changes content (design invariant 4); private ones stay out of shared caches.
+          cacheControl: store.getRepo(repo)?.private
+            ? 'private, max-age=31536000, immutable'
+            : 'public, max-age=31536000, immutable',
+          contentType: 'application/vnd.apk',
+          bytes: await cache.get(pkg.sha256, pkg.size, () => blobs.readAll(pkg.sha256)),
+          open: (range) => blobs.read(pkg.sha256, range),
+        });
+      }
+      throw new AppError('NOT_FOUND', `nothing at /${repo}/${libc}/${arch}/${file}`);
+    },
+  });
+
+  const serveKey = (keyName: string) => {
+    const key = isKeyName(keyName) ? services.signingKeys.find((k) => k.keyName === keyName) : undefined;
+    if (!key) throw new AppError('KEY_NOT_FOUND', `no public key named ${keyName}`);
+    return key.publicPem;
+  };
+  app.get<{ Params: { keyName: string } }>('/keys/:keyName', async (request, reply) => {
+    reply.header('Content-Type', 'application/x-pem-file');
+    return serveKey(request.params.keyName);
+  });
+  app.get('/keys', async () => ({ keys: services.signingKeys.map((k) => k.keyName) }));
+  app.get<{ Params: { repo: string; libc: string; keyName: string } }>(
+    '/:repo/:libc/:keyName',
+    async (request, reply) => {
+      indexKeyOf(request.params.repo, request.params.libc, 'noarch');
+      reply.header('Content-Type', 'application/x-pem-file');
+      return serveKey(request.params.keyName);
+    },
+  );
+}
+
+/** Path parameters validated as a (repo, libc, arch); anything else is simply not found. */
+export function indexKeyOf(repo: string, libc: string, arch: string): IndexKey {
+  try {
+    validateRepo(repo, libc);
+  } catch {
+    throw new AppError('NOT_FOUND', `no repository /${repo}/${libc}`);
+  }
+  if (!APK_ARCHES.has(arch)) throw new AppError('NOT_FOUND', `unknown architecture '${arch}'`);
+  return { repo, libc, arch };
+}
