@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { buildApk } from '../helpers/apk-builder.ts';
+import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const basic = (token: string, user = 'apk') => ({
+  authorization: `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}`,
+});
+
+describe('access control', () => {
+  let server: TestServer;
+  const tokens: Record<string, string> = {};
+
+  async function createToken(name: string, scopes: string[], expiresIn?: number): Promise<Response> {
+    return fetch(`${server.url}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { ...bearer(TEST_TOKEN), 'content-type': 'application/json' },
+      body: JSON.stringify({ name, scopes, expiresIn }),
+    });
+  }
+
+  before(async () => {
+    server = await startServer();
+    for (const [name, scopes] of Object.entries({
+      reader: ['priv:read'],
+      publisher: ['pub:publish', 'priv:publish'],
+      deleter: ['pub:delete'],
+      repoAdmin: ['pub:admin'],
+      otherRepo: ['elsewhere:admin'],
+    })) {
+      const res = await createToken(name, scopes);
+      assert.equal(res.status, 201);
+      const body = (await res.json()) as { token: string; scopes: string[] };
+      assert.deepEqual(body.scopes, scopes);
+      tokens[name] = body.token;
+    }
+    assert.equal((await publish(server, 'pub', 'musl', await buildApk({ name: 'base' }))).status, 201);
+  });
+  after(async () => {
+    await server.close();
+    removeDir(server.dataDir);
+  });
+
+  test('publish: no token 401, wrong scope 403, publish or admin scope 201', async () => {
+    const apk = await buildApk({ name: 'scoped' });
+    const noToken = await fetch(`${server.url}/api/v1/repos/pub/musl/packages`, {
+      method: 'POST',
+      body: new Uint8Array(apk),
+    });
+    assert.equal(noToken.status, 401);
+    assert.equal(noToken.headers.get('www-authenticate'), 'Basic realm="reef"');
+    for (const name of ['reader', 'deleter', 'otherRepo']) {
+      const r = await publish(server, 'pub', 'musl', apk, tokens[name]);
+      assert.equal(r.status, 403, name);
+      assert.equal(r.json.code, 'AUTH_FORBIDDEN');
+    }
+    assert.equal((await publish(server, 'pub', 'musl', apk, tokens.publisher)).status, 201);
+    assert.equal(
+      (await publish(server, 'pub', 'musl', await buildApk({ name: 'byadmin' }), tokens.repoAdmin)).status,
+      201,
+    );
+  });
+
+  test('delete: publish scope 403, delete scope 204', async () => {
+    const url = `${server.url}/api/v1/repos/pub/musl/x86_64/base/1.0.0-r0`;
+    assert.equal((await fetch(url, { method: 'DELETE' })).status, 401);
+    assert.equal((await fetch(url, { method: 'DELETE', headers: bearer(tokens.publisher!) })).status, 403);
+    assert.equal((await fetch(url, { method: 'DELETE', headers: bearer(tokens.deleter!) })).status, 204);
+  });
+
+  test('admin routes need *:admin; a repo admin may change only its repo', async () => {
+    for (const name of ['publisher', 'repoAdmin']) {
+      assert.equal(
+        (await fetch(`${server.url}/api/v1/tokens`, { headers: bearer(tokens[name]!) })).status,
+        403,
+      );
+      assert.equal(
+        (await fetch(`${server.url}/api/v1/audit`, { headers: bearer(tokens[name]!) })).status,
+        403,
+      );
+    }
+    assert.equal((await fetch(`${server.url}/api/v1/tokens`)).status, 401);
+    const put = (repo: string, token: string) =>
+      fetch(`${server.url}/api/v1/repos/${repo}`, {
+        method: 'PUT',
+        headers: { ...bearer(token), 'content-type': 'application/json' },
+        body: JSON.stringify({ maxUploadBytes: 4096 }),
+      });
+    assert.equal((await put('pub', tokens.repoAdmin!)).status, 200);
+    assert.equal((await put('priv', tokens.repoAdmin!)).status, 403);
+    const list = (await (
+      await fetch(`${server.url}/api/v1/tokens`, { headers: bearer(TEST_TOKEN) })
+    ).json()) as {
+      tokens: Array<Record<string, unknown>>;
+    };
+    assert.ok(list.tokens.length >= 5);
+    for (const t of list.tokens) {
+      assert.equal(t.token, undefined, 'tokens are never listed');
+      assert.equal(t.hash, undefined);
+    }
+  });
+
+  test('a per-repo upload limit answers 413', async () => {
+    const big = await buildApk({
+      name: 'big',
+      files: [{ name: 'usr/share/big', content: Buffer.from(crypto.getRandomValues(new Uint8Array(8192))) }],
+    });
+    const r = await publish(server, 'pub', 'musl', big, tokens.publisher);
+    assert.equal(r.status, 413);
+    assert.equal(r.json.code, 'PUBLISH_TOO_LARGE');
+  });
+
+  test('a private repo answers 401 to anonymous reads, 403 without read scope, 200 with Basic credentials', async () => {
+    const res = await fetch(`${server.url}/api/v1/repos/priv`, {
+      method: 'PUT',
+      headers: { ...bearer(TEST_TOKEN), 'content-type': 'application/json' },
+      body: JSON.stringify({ private: true }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(
+      (await publish(server, 'priv', 'musl', await buildApk({ name: 'secret' }), tokens.publisher)).status,
+      201,
+    );
+    const paths = [
+      '/priv/musl/x86_64/APKINDEX.tar.gz',
+      '/priv/musl/x86_64/secret-1.0.0-r0.apk',
+      '/priv/musl/x86_64/missing-1.0-r0.apk',
+      '/api/v1/repos/priv/musl/x86_64/packages',
+      '/api/v1/packages/priv/musl/x86_64/secret/1.0.0-r0',
+    ];
+    for (const path of paths) {
+      const anon = await fetch(server.url + path);
+      assert.equal(anon.status, 401, `${path} anonymous`);
+      assert.equal(anon.headers.get('www-authenticate'), 'Basic realm="reef"');
+      assert.equal((await fetch(server.url + path, { headers: basic(tokens.otherRepo!) })).status, 403, path);
+      assert.equal((await fetch(server.url + path, { headers: basic('not-a-token') })).status, 401, path);
+    }
+    for (const path of paths.filter((p) => !p.includes('missing'))) {
+      const ok = await fetch(server.url + path, { headers: basic(tokens.reader!) });
+      assert.equal(ok.status, 200, path);
+      if (path.endsWith('.apk') || path.endsWith('.tar.gz')) {
+        assert.match(ok.headers.get('cache-control') ?? '', /^private/);
+      }
+    }
+    // A token alone in the user part of the URL (http://TOKEN@host/...) works too.
+    assert.equal(
+      (
+        await fetch(`${server.url}/priv/musl/x86_64/APKINDEX.tar.gz`, {
+          headers: { authorization: `Basic ${Buffer.from(`${tokens.reader}:`).toString('base64')}` },
+        })
+      ).status,
+      200,
+    );
+    const anonList = (await (await fetch(`${server.url}/api/v1/repos`)).json()) as {
+      repos: Array<{ name: string }>;
+    };
+    assert.ok(
+      !anonList.repos.some((r) => r.name === 'priv'),
+      'private repos are not listed to anonymous callers',
+    );
+    const readerList = (await (
+      await fetch(`${server.url}/api/v1/repos`, { headers: bearer(tokens.reader!) })
+    ).json()) as {
+      repos: Array<{ name: string }>;
+    };
+    assert.ok(readerList.repos.some((r) => r.name === 'priv'));
+  });
+
+  test('revoked and expired tokens are refused', async () => {
+    const created = (await (await createToken('short', ['pub:publish'])).json()) as {
+      id: number;
+      token: string;
+    };
+    assert.equal(
+      (await publish(server, 'pub', 'musl', await buildApk({ name: 'before-revoke' }), created.token)).status,
+      201,
+    );
+    const revoke = await fetch(`${server.url}/api/v1/tokens/${created.id}`, {
+      method: 'DELETE',
+      headers: bearer(TEST_TOKEN),
+    });
+    assert.equal(revoke.status, 204);
+    const after = await publish(
+      server,
+      'pub',
+      'musl',
+      await buildApk({ name: 'after-revoke' }),
+      created.token,
+    );
+    assert.equal(after.status, 401);
+    assert.equal(after.json.code, 'AUTH_INVALID');
+    // Expired: created through the service with an expiry in the past.
+    const expired = server.services.tokens.create('expired', ['pub:publish'], Date.now() - 1000);
+    const r = await publish(server, 'pub', 'musl', await buildApk({ name: 'expired' }), expired.token);
+    assert.equal(r.status, 401);
+    const bad = await createToken('bad', ['pub:everything']);
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { code: string }).code, 'TOKEN_INVALID_SCOPE');
+  });
+
+  test('every write is in the audit log, and no token reaches the logs', async () => {
+    const audit = (await (
+      await fetch(`${server.url}/api/v1/audit?limit=1000`, { headers: bearer(TEST_TOKEN) })
+    ).json()) as {
+      entries: Array<{
+        action: string;
+        result: string;
+        code?: string;
+        tokenName?: string;
+        remoteAddr?: string;
+        target: string;
+      }>;
+    };
+    const actions = new Set(audit.entries.map((e) => `${e.action}:${e.result}`));
+    for (const a of [
+      'token.create:ok',
+      'package.publish:ok',
+      'package.delete:ok',
+      'repo.update:ok',
+      'token.revoke:ok',
+      'package.publish:rejected',
+    ]) {
+      assert.ok(actions.has(a), `audit has ${a}`);
+    }
+    const rejected = audit.entries.find((e) => e.action === 'package.publish' && e.result === 'rejected')!;
+    assert.equal(rejected.code, 'PUBLISH_TOO_LARGE');
+    const published = audit.entries.find((e) => e.action === 'package.publish' && e.result === 'ok')!;
+    assert.equal(published.remoteAddr, '127.0.0.1');
+    assert.ok(published.tokenName);
+    for (const token of [TEST_TOKEN, ...Object.values(tokens)]) {
+      assert.ok(!server.logs.some((l) => l.includes(token)), 'a token appeared in the logs');
+    }
+  });
+
+  test('a flood of failed authentications is rate-limited', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      statuses.push((await fetch(`${server.url}/api/v1/tokens`, { headers: bearer(`wrong-${i}`) })).status);
+    }
+    assert.ok(statuses.slice(0, 5).every((s) => s === 401));
+    assert.equal(statuses.at(-1), 429);
+    // Even a good token is refused from that address until the window passes.
+    assert.equal((await fetch(`${server.url}/api/v1/tokens`, { headers: bearer(TEST_TOKEN) })).status, 429);
+  });
+});
