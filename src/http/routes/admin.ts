@@ -7,7 +7,7 @@ import type { Authenticator } from '../auth.ts';
 import { parseBody, parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
 
-const createTokenBody = z.object({
+export const createTokenBody = z.object({
   name: z.string().min(1).max(200),
   scopes: z.array(z.string()).min(1).max(100),
   /** Lifetime in seconds; omitted = no expiry. */
@@ -19,7 +19,7 @@ const createTokenBody = z.object({
     .optional(),
 });
 
-const repoSettingsBody = z.object({
+export const repoSettingsBody = z.object({
   private: z.boolean().optional(),
   maxUploadBytes: z
     .number()
@@ -30,7 +30,7 @@ const repoSettingsBody = z.object({
     .optional(),
 });
 
-const auditQuery = z.object({
+export const auditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   before: z.coerce.number().int().min(1).optional(),
 });

@@ -10,7 +10,7 @@ import type { Authenticator } from '../auth.ts';
 import { parseQuery } from '../query.ts';
 import { indexKeyOf } from './repo-files.ts';
 
-const pageQuery = z.object({
+export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   after: z.coerce.number().int().min(0).default(0),
 });
