@@ -20,7 +20,8 @@ export class Indexer {
   constructor(
     private readonly store: PackageStore,
     private readonly dataDir: string,
-    private readonly signers: IndexSigner[],
+    /** Read at every build, so a key rotation applies to the next index written. */
+    private readonly signers: () => IndexSigner[],
     private readonly log: Logger,
   ) {}
 
@@ -64,6 +65,7 @@ export class Indexer {
 
   private async build(key: IndexKey): Promise<void> {
     const started = performance.now();
+    const signers = this.signers();
     const previous = this.store.getIndex(key);
     const { records: packages, generation } = this.store.snapshotForIndex(key);
     if (packages.length === 0) {
@@ -78,7 +80,7 @@ export class Indexer {
     const bytes = await writeIndexText(text, {
       arch: key.arch,
       description: `${key.repo}/${key.libc}`,
-      signers: this.signers,
+      signers,
     });
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     await writeFileAtomic(this.indexPath(key, sha256), bytes);
@@ -87,7 +89,7 @@ export class Indexer {
       size: bytes.length,
       packageCount: packages.length,
       newIds: packages.filter((p) => !p.published).map((p) => p.id),
-      signedBy: this.signers.map((s) => s.keyName).join(','),
+      signedBy: signers.map((s) => s.keyName).join(','),
       builtAt: Date.now(),
     });
     if (previous?.sha256 && previous.sha256 !== sha256) {
@@ -109,7 +111,9 @@ export class Indexer {
    * missing, or that is not signed by exactly the current keys.
    */
   async recover(): Promise<IndexKey[]> {
-    const signedBy = this.signers.map((s) => s.keyName).join(',');
+    const signedBy = this.signers()
+      .map((s) => s.keyName)
+      .join(',');
     const todo: IndexKey[] = [...this.store.staleIndexes()];
     for (const index of this.store.listIndexes()) {
       if (!index.sha256) continue;
@@ -120,6 +124,16 @@ export class Indexer {
       if (size !== index.size || index.signedBy !== signedBy) todo.push(index);
     }
     const keys = uniqueKeys(todo.map(({ repo, libc, arch }) => ({ repo, libc, arch })));
+    await this.refresh(keys);
+    return keys;
+  }
+
+  /** Rebuilds every index (after a key rotation, or on request). */
+  async rebuildAll(repo?: string): Promise<IndexKey[]> {
+    const keys = this.store
+      .listIndexes()
+      .filter((i) => repo === undefined || i.repo === repo)
+      .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
     await this.refresh(keys);
     return keys;
   }

@@ -1,10 +1,11 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { IndexSigner } from '../apk/signature.ts';
 import { publicKeyFingerprint } from '../apk/signature.ts';
 import { AppError } from '../errors.ts';
+import { fsyncDir } from '../store/blob-store.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
 /**
@@ -81,4 +82,59 @@ export function toIndexSigners(keys: SigningKey[], sha1: boolean): IndexSigner[]
     privateKey: k.privateKey,
     algorithms: sha1 ? ['RSA256', 'RSA'] : ['RSA256'],
   }));
+}
+
+/**
+ * The set of keys that sign indexes. Rotation: `generate` adds a key that
+ * signs alongside the others; `retire` moves a key to keys/retired/, after
+ * which it signs nothing. The caller re-signs every index after a change.
+ */
+export class KeyRing {
+  private keys: SigningKey[];
+
+  constructor(
+    private readonly dataDir: string,
+    initial: SigningKey[],
+    private readonly bits: number,
+    private readonly sha1: boolean,
+  ) {
+    this.keys = initial;
+  }
+
+  get active(): SigningKey[] {
+    return this.keys;
+  }
+
+  signers(): IndexSigner[] {
+    return toIndexSigners(this.keys, this.sha1);
+  }
+
+  find(keyName: string): SigningKey | undefined {
+    return this.keys.find((k) => k.keyName === keyName);
+  }
+
+  async generate(prefix = 'reef'): Promise<SigningKey> {
+    const key = await generateSigningKey(this.dataDir, this.bits, prefix);
+    this.keys = await loadSigningKeys(this.dataDir);
+    return key;
+  }
+
+  async retire(keyName: string): Promise<void> {
+    if (!this.find(keyName)) throw new AppError('KEY_NOT_FOUND', `no active signing key named ${keyName}`);
+    if (this.keys.length === 1) {
+      throw new AppError(
+        'KEY_INVALID',
+        `${keyName} is the only signing key; generate its successor before retiring it`,
+      );
+    }
+    const dir = join(this.dataDir, 'keys');
+    const retired = join(dir, 'retired');
+    await mkdir(retired, { recursive: true, mode: 0o700 });
+    const base = keyName.replace(/\.pub$/, '');
+    // The private key goes first: from then on the key no longer loads as a signer.
+    await rename(join(dir, base), join(retired, base));
+    await rename(join(dir, `${base}.pub`), join(retired, `${base}.pub`));
+    await fsyncDir(dir);
+    this.keys = await loadSigningKeys(this.dataDir);
+  }
 }

@@ -8,7 +8,7 @@ import { type Db, migrate, openDb } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { AuditLog } from './audit.ts';
 import { Indexer } from './indexer.ts';
-import { loadOrCreateSigningKeys, type SigningKey, toIndexSigners } from './keys.ts';
+import { KeyRing, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
 import { KeyedLock, type PublishDeps } from './publish.ts';
 import { TokenService } from './tokens.ts';
 
@@ -20,7 +20,9 @@ export interface Services extends PublishDeps {
   audit: AuditLog;
   /** Small packages and indexes held in memory for serving. */
   cache: ContentCache;
-  signingKeys: SigningKey[];
+  /** The keys that sign indexes now (rotation changes them at run time). */
+  keyRing: KeyRing;
+  readonly signingKeys: SigningKey[];
   /** Set at first start when reef generated the admin token; shown once. */
   generatedAdminToken: string | undefined;
   generatedKey: boolean;
@@ -37,11 +39,12 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     await blobs.init();
     const store = new PackageStore(db, config.defaultArches);
     const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits);
+    const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
     const indexer = new Indexer(
       store,
       config.dataDir,
-      toIndexSigners(keys, config.indexSha1),
+      () => keyRing.signers(),
       log.child({ module: 'indexer' }),
     );
     const tokens = new TokenService(db, config.adminToken);
@@ -60,7 +63,10 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       tokens,
       audit: new AuditLog(db),
       cache: new ContentCache(config.cacheBytes, 1024 * 1024),
-      signingKeys: keys,
+      keyRing,
+      get signingKeys() {
+        return keyRing.active;
+      },
       generatedAdminToken,
       generatedKey: created,
       async close() {

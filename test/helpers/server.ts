@@ -111,18 +111,27 @@ export function signedPartOf(indexFile: string): Buffer {
   ]);
 }
 
-/** Verifies each `.SIGN.*` entry of an index file with the openssl CLI; returns the verified entry names. */
-export function opensslVerifyIndex(indexFile: string, publicPem: string, workDir: string): string[] {
+/**
+ * Verifies each `.SIGN.*` entry of an index file with the openssl CLI, using
+ * the key its name points at; returns the entries that verified.
+ */
+export function opensslVerifyIndex(
+  indexFile: string,
+  pems: Record<string, string>,
+  workDir: string,
+): string[] {
   const names = execFileSync('tar', ['-tzf', indexFile], { encoding: 'utf8' })
     .split('\n')
     .filter((n) => n.startsWith('.SIGN.'));
   const signed = join(workDir, 'signed.bin');
   writeFileSync(signed, signedPartOf(indexFile));
-  const pem = join(workDir, 'key.pem');
-  writeFileSync(pem, publicPem);
   const verified: string[] = [];
   for (const name of names) {
-    const alg = name.split('.')[2];
+    const [, , alg, ...rest] = name.split('.');
+    const pem = pems[rest.join('.')];
+    if (!pem) continue;
+    const pemFile = join(workDir, 'key.pem');
+    writeFileSync(pemFile, pem);
     const digest = alg === 'RSA256' ? '-sha256' : alg === 'RSA512' ? '-sha512' : '-sha1';
     const sig = join(workDir, 'sig.bin');
     writeFileSync(sig, execFileSync('tar', ['-xzOf', indexFile, name]));
@@ -130,7 +139,7 @@ export function opensslVerifyIndex(indexFile: string, publicPem: string, workDir
       'dgst',
       digest,
       '-verify',
-      pem,
+      pemFile,
       '-signature',
       sig,
       signed,

@@ -76,7 +76,7 @@ describe('publishing the real fixtures', () => {
       const file = join(work, `${libc}-${arch}.tar.gz`);
       writeFileSync(file, body);
       execFileSync('gzip', ['-t', file]);
-      assert.deepEqual(opensslVerifyIndex(file, pem, work), [
+      assert.deepEqual(opensslVerifyIndex(file, { [keyName]: pem }, work), [
         `.SIGN.RSA256.${keyName}`,
         `.SIGN.RSA.${keyName}`,
       ]);

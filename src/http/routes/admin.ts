@@ -101,6 +101,42 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
     }
   });
 
+  app.get('/api/v1/keys', async (request) => {
+    auth.require(request, '*', 'admin');
+    return { keys: services.keyRing.active.map((k) => ({ name: k.keyName, publicKey: k.publicPem })) };
+  });
+
+  // Rotation, step 1: a new key that signs alongside the current ones; every index is re-signed.
+  app.post('/api/v1/keys', async (request, reply) => {
+    const token = auth.require(request, '*', 'admin');
+    const audit = auditor(services, request, token, 'key.generate', 'keys');
+    try {
+      const key = await services.keyRing.generate();
+      const indexes = await services.indexer.rebuildAll();
+      audit.ok(`key/${key.keyName}`, { resigned: indexes.length });
+      return reply.code(201).send({ name: key.keyName, publicKey: key.publicPem, resigned: indexes.length });
+    } catch (err) {
+      audit.rejected(err);
+      throw err;
+    }
+  });
+
+  // Rotation, step 2: the old key stops signing; every index is re-signed without it.
+  app.post<{ Params: { keyName: string } }>('/api/v1/keys/:keyName/retire', async (request) => {
+    const token = auth.require(request, '*', 'admin');
+    const target = `key/${request.params.keyName}`;
+    const audit = auditor(services, request, token, 'key.retire', target);
+    try {
+      await services.keyRing.retire(request.params.keyName);
+      const indexes = await services.indexer.rebuildAll();
+      audit.ok(target, { resigned: indexes.length });
+      return { retired: request.params.keyName, resigned: indexes.length };
+    } catch (err) {
+      audit.rejected(err);
+      throw err;
+    }
+  });
+
   app.get('/api/v1/audit', async (request) => {
     auth.require(request, '*', 'admin');
     const q = parseQuery(auditQuery, request.query);
