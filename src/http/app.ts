@@ -23,6 +23,16 @@ export async function buildApp(services: Services, log: Logger): Promise<Fastify
       .send({ code: 'NOT_FOUND', message: `nothing at ${request.method} ${request.url.split('?')[0]}` });
   });
 
+  // Graceful shutdown: requests in flight finish; their keep-alive connections
+  // are then closed, so close() does not wait on idle clients.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('Connection', 'close');
+  });
+
   let ready = false;
   app.addHook('onReady', async () => {
     ready = true;

@@ -120,3 +120,51 @@ test('SIGKILL during a publish burst loses no acknowledged package', { timeout: 
     removeDir(dataDir);
   }
 });
+
+test('SIGTERM lets an upload in flight finish, then exits cleanly', { timeout: 60_000 }, async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'reef-term-'));
+  try {
+    const server = await spawnServer(dataDir);
+    const apk = await buildApk({
+      name: 'inflight',
+      files: [{ name: 'usr/share/x', content: 'z'.repeat(100_000) }],
+    });
+    const half = Math.floor(apk.length / 2);
+    let sentHalf!: () => void;
+    const halfSent = new Promise<void>((r) => {
+      sentHalf = r;
+    });
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(new Uint8Array(apk.subarray(0, half)));
+        sentHalf();
+        await new Promise((r) => setTimeout(r, 700));
+        controller.enqueue(new Uint8Array(apk.subarray(half)));
+        controller.close();
+      },
+    });
+    const upload = fetch(`${server.url}/api/v1/repos/term/musl/packages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKEN}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    await halfSent;
+    await new Promise((r) => setTimeout(r, 100));
+    const exited = new Promise<number | null>((r) => server.child.on('exit', (code) => r(code)));
+    server.child.kill('SIGTERM');
+    const res = await upload;
+    assert.equal(res.status, 201, await res.clone().text());
+    assert.equal(await exited, 0);
+    // The package survived the shutdown.
+    const again = await spawnServer(dataDir);
+    try {
+      assert.equal((await fetch(`${again.url}/term/musl/x86_64/inflight-1.0.0-r0.apk`)).status, 200);
+    } finally {
+      again.child.kill('SIGTERM');
+      await new Promise((r) => again.child.on('exit', r));
+    }
+  } finally {
+    removeDir(dataDir);
+  }
+});

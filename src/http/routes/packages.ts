@@ -101,7 +101,7 @@ export function registerPackageRoutes(app: FastifyInstance, services: Services, 
           outcome: result.outcome,
         });
         request.log.info(
-          { token: token.name, pkg: `${repo}/${libc}/${p.arch}/${p.filename}`, outcome: result.outcome },
+          { tokenName: token.name, pkg: `${repo}/${libc}/${p.arch}/${p.filename}`, outcome: result.outcome },
           'package published',
         );
         return reply
