@@ -70,6 +70,7 @@ export const ERROR_CODES = {
   PUBLISH_TOO_LARGE: 'too_large',
   PACKAGE_NOT_FOUND: 'not_found',
   REPO_NOT_FOUND: 'not_found',
+  REPO_EXISTS: 'conflict',
   NOT_FOUND: 'not_found',
   BAD_REQUEST: 'invalid',
   RANGE_NOT_SATISFIABLE: 'invalid',

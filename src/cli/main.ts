@@ -1,121 +1,111 @@
-import { parseArgs } from 'node:util';
-import { type Config, loadConfig } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { buildApp } from '../http/app.ts';
-import { createLogger } from '../log.ts';
-import { createServices } from '../repo/services.ts';
-import { migrate, openDb } from '../store/db.ts';
+import {
+  type CliContext,
+  CliError,
+  type Command,
+  EXIT_CODES,
+  type OptionSpec,
+  splitWord,
+} from './command.ts';
+import { dataOptions, publishOptions, repoOptions, serverOptions, tokenOptions } from './options.ts';
+
+const COMMANDS: Command[] = [
+  {
+    name: 'serve',
+    summary: 'run the repository server',
+    options: serverOptions,
+    load: async () => (await import('./serve.ts')).runServe,
+  },
+  {
+    name: 'migrate',
+    summary: 'apply database migrations and exit',
+    options: serverOptions,
+    load: async () => (await import('./migrate.ts')).runMigrate,
+  },
+  {
+    name: 'token',
+    summary: 'create, list and revoke API tokens (on the data folder)',
+    options: tokenOptions,
+    load: async () => (await import('./token.ts')).runToken,
+  },
+  {
+    name: 'repo',
+    summary: 'create and list repositories, set their visibility (on the data folder)',
+    options: repoOptions,
+    load: async () => (await import('./repo.ts')).runRepo,
+  },
+  {
+    name: 'reindex',
+    summary: 'rebuild the signed indexes of one repository or all (on the data folder)',
+    options: dataOptions,
+    load: async () => (await import('./reindex.ts')).runReindex,
+  },
+  {
+    name: 'publish',
+    summary: 'upload .apk files to a reef server',
+    options: publishOptions,
+    load: async () => (await import('./publish.ts')).runPublish,
+  },
+];
 
 const USAGE = `usage: reef <command> [options]
 
 commands:
-  serve     run the repository server
-  migrate   apply database migrations and exit
+${COMMANDS.map((c) => `  ${c.name.padEnd(10)}${c.summary}`).join('\n')}
 
-options (each also an environment variable, see README):
-  --host ADDR          REEF_HOST        listen address (127.0.0.1)
-  --port N             REEF_PORT        listen port, 0 = any free port (8080)
-  --data DIR           REEF_DATA_DIR    data folder (./data)
-  --public-url URL     REEF_PUBLIC_URL  base URL used in hints
-  --log-level LEVEL    REEF_LOG_LEVEL   pino level (info)
-  -h, --help
+Run 'reef <command> --help' for its options. Settings come from flags, then
+environment variables (REEF_DATA_DIR, REEF_PORT, … for the server and the data
+folder; REEF_URL and REEF_TOKEN for publish), then REEF_CONFIG (a JSON file).
 
-exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration`;
+${EXIT_CODES}`;
 
-async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      data: { type: 'string' },
-      'public-url': { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const command = positionals[0];
-  if (values.help || !command) {
-    console.log(USAGE);
-    return values.help ? 0 : 2;
-  }
-  const flags: Partial<Record<keyof Config, unknown>> = {
-    host: values.host,
-    port: values.port,
-    dataDir: values.data,
-    publicUrl: values['public-url'],
-    logLevel: values['log-level'],
-  };
-  const config = loadConfig(process.env, flags);
-  switch (command) {
-    case 'serve':
-      return serve(config);
-    case 'migrate': {
-      const { mkdirSync } = await import('node:fs');
-      mkdirSync(config.dataDir, { recursive: true });
-      const db = openDb(`${config.dataDir}/reef.db`);
-      const result = migrate(db);
-      db.close();
-      console.log(`schema version ${result.version}; applied: ${result.applied.join(', ') || 'nothing'}`);
+/** Every option of every command: what tells `reef --data d serve` that `d` is a value, not the command. */
+const ALL_OPTIONS: OptionSpec = Object.assign({}, ...COMMANDS.map((c) => c.options));
+
+export async function main(argv: string[], ctx: CliContext): Promise<number> {
+  const { word, rest } = splitWord(argv, ALL_OPTIONS);
+  if (word === undefined) {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      ctx.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    default:
-      console.error(`reef: unknown command '${command}'\n\n${USAGE}`);
+    ctx.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  const command = COMMANDS.find((c) => c.name === word);
+  if (!command) {
+    ctx.stderr.write(`reef: unknown command '${word}'\n\n${USAGE}\n`);
+    return 2;
+  }
+  const run = await command.load();
+  return run(rest, ctx);
+}
+
+/** The exit code for a failure, after telling the user what went wrong. */
+export function reportError(err: unknown, ctx: CliContext): number {
+  if (err instanceof CliError) {
+    ctx.stderr.write(`reef: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof AppError) {
+    if (err.code === 'CONFIG_INVALID') {
+      ctx.stderr.write(`reef: ${err.message}\n`);
       return 2;
-  }
-}
-
-async function serve(config: Config): Promise<number> {
-  const log = createLogger(config.logLevel);
-  const services = await createServices(config, log);
-  const app = await buildApp(services, log);
-  const address = await app.listen({ host: config.host, port: config.port });
-  const base = config.publicUrl?.replace(/\/$/, '') ?? address;
-  const key = services.signingKeys[0]!.keyName;
-  const lines = [
-    '',
-    `reef is serving ${config.dataDir} at ${address}`,
-    '',
-    'Point apk at a repository (add the key, then the repository line):',
-    `  wget -O /etc/apk/keys/${key} ${base}/keys/${key}`,
-    `  echo "${base}/<repo>/<glibc|musl>" >> /etc/apk/repositories`,
-    '',
-    'Publish a package:',
-    `  curl -fsS -H "Authorization: Bearer $REEF_TOKEN" --data-binary @hello-1.0-r0.apk ${base}/api/v1/repos/<repo>/<glibc|musl>/packages`,
-  ];
-  if (services.generatedAdminToken) {
-    lines.push(
-      '',
-      'An admin token was generated. It is shown only this once; keep it safe:',
-      `  REEF_TOKEN=${services.generatedAdminToken}`,
-    );
-  }
-  // The banner goes to stderr, away from the JSON log lines on stdout.
-  process.stderr.write(`${lines.join('\n')}\n\n`);
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    await app.close();
-    await services.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  return new Promise<number>(() => {});
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof AppError) {
-      console.error(`reef: ${err.message}`);
-      process.exit(err.code === 'CONFIG_INVALID' ? 2 : 1);
     }
-    console.error(err);
-    process.exit(1);
-  },
-);
+    ctx.stderr.write(`reef: ${err.code}: ${err.message}\n`);
+    return 1;
+  }
+  ctx.stderr.write(`reef: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 1;
+}
+
+/** Exits once what was written to stdout and stderr is out (a pipe may still hold some). */
+function exit(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+// The one place the CLI touches process.env: it is handed to the commands, which
+// pass it to loadConfig (server settings) or readClientEnv (REEF_URL, REEF_TOKEN).
+const ctx: CliContext = { env: process.env, stdout: process.stdout, stderr: process.stderr };
+main(process.argv.slice(2), ctx).then(exit, (err: unknown) => exit(reportError(err, ctx)));

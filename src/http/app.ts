@@ -3,12 +3,18 @@ import type { Logger } from '../log.ts';
 import type { Services } from '../repo/services.ts';
 import { Authenticator, FailedAuthLimiter } from './auth.ts';
 import { errorHandler } from './errors.ts';
+import { Metrics, registerMetrics } from './metrics.ts';
+import { registerOpenApi } from './openapi.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
 
 /** Builds the fastify app; listening is the caller's business (tests use port 0). */
-export async function buildApp(services: Services, log: Logger): Promise<FastifyInstance> {
+export async function buildApp(
+  services: Services,
+  log: Logger,
+  metrics = new Metrics(() => services.store.usageByRepo()),
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // JSON bodies of the API are small; uploads are streamed by the publish route itself.
@@ -22,6 +28,13 @@ export async function buildApp(services: Services, log: Logger): Promise<Fastify
       .code(404)
       .send({ code: 'NOT_FOUND', message: `nothing at ${request.method} ${request.url.split('?')[0]}` });
   });
+
+  registerMetrics(app, metrics);
+  services.indexer.observer = metrics;
+  // Indexes already live at start have no build to report.
+  for (const i of services.store.listIndexes()) {
+    if (i.sha256 && i.size !== undefined) metrics.setIndex(i, i.size, i.packageCount);
+  }
 
   // Graceful shutdown: requests in flight finish; their keep-alive connections
   // are then closed, so close() does not wait on idle clients.
@@ -50,7 +63,8 @@ export async function buildApp(services: Services, log: Logger): Promise<Fastify
 
   const auth = new Authenticator(services, new FailedAuthLimiter());
   registerRepoFileRoutes(app, services, auth);
-  registerPackageRoutes(app, services, auth);
+  registerPackageRoutes(app, services, auth, metrics);
   registerAdminRoutes(app, services, auth);
+  registerOpenApi(app);
   return app;
 }

@@ -14,7 +14,16 @@ import { writeFileAtomic } from './atomic-file.ts';
  * costs one build in flight plus one queued, whatever its size (group commit),
  * and each caller resumes once an index containing its change is live.
  */
+/** What the indexer reports; http/metrics.ts's Metrics fits. */
+export interface IndexObserver {
+  observeIndexBuild(key: IndexKey, seconds: number, bytes: number, packages: number): void;
+  removeIndex(key: IndexKey): void;
+}
+
 export class Indexer {
+  /** Set by the app that serves metrics. */
+  observer: IndexObserver | undefined;
+
   private readonly slots = new Map<string, { running: Promise<void>; next?: Deferred }>();
 
   constructor(
@@ -70,6 +79,7 @@ export class Indexer {
     const { records: packages, generation } = this.store.snapshotForIndex(key);
     if (packages.length === 0) {
       this.store.recordIndex(key, generation, undefined);
+      this.observer?.removeIndex(key);
       if (previous?.sha256) await rm(this.indexPath(key, previous.sha256), { force: true });
       this.log.info({ index: key }, 'index removed: no packages left');
       return;
@@ -84,7 +94,7 @@ export class Indexer {
     });
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     await writeFileAtomic(this.indexPath(key, sha256), bytes);
-    this.store.recordIndex(key, generation, {
+    const recorded = this.store.recordIndex(key, generation, {
       sha256,
       size: bytes.length,
       packageCount: packages.length,
@@ -92,6 +102,17 @@ export class Indexer {
       signedBy: signers.map((s) => s.keyName).join(','),
       builtAt: Date.now(),
     });
+    if (!recorded) {
+      // Superseded by a newer build (another process): drop this file unless it is the live one.
+      if (this.store.getIndex(key)?.sha256 !== sha256) await rm(this.indexPath(key, sha256), { force: true });
+      return;
+    }
+    this.observer?.observeIndexBuild(
+      key,
+      (performance.now() - started) / 1000,
+      bytes.length,
+      packages.length,
+    );
     if (previous?.sha256 && previous.sha256 !== sha256) {
       await rm(this.indexPath(key, previous.sha256), { force: true });
     }

@@ -29,7 +29,16 @@ export interface Services extends PublishDeps {
   close(): Promise<void>;
 }
 
-export async function createServices(config: Config, log: Logger): Promise<Services> {
+export interface ServiceOptions {
+  /** Mint the first admin token when none exists (the server does; maintenance commands do not). */
+  bootstrapAdminToken?: boolean;
+}
+
+export async function createServices(
+  config: Config,
+  log: Logger,
+  options: ServiceOptions = {},
+): Promise<Services> {
   await mkdir(config.dataDir, { recursive: true });
   const db = openDb(join(config.dataDir, 'reef.db'));
   try {
@@ -48,7 +57,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       log.child({ module: 'indexer' }),
     );
     const tokens = new TokenService(db, config.adminToken);
-    const generatedAdminToken = tokens.ensureAdminToken();
+    const generatedAdminToken = options.bootstrapAdminToken === false ? undefined : tokens.ensureAdminToken();
     const rebuilt = await indexer.recover();
     if (rebuilt.length > 0)
       log.info({ indexes: rebuilt }, 'rebuilt indexes that disagreed with the database');

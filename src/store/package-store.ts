@@ -312,6 +312,7 @@ export class PackageStore {
    * Records a freshly written index (or its removal when it lists nothing) and
    * marks the packages it lists as published, in one transaction: from the
    * commit on, clients get the new index and may fetch those packages.
+   * Returns false when a build of a newer generation was recorded first.
    */
   recordIndex(
     key: IndexKey,
@@ -327,20 +328,22 @@ export class PackageStore {
           builtAt: number;
         }
       | undefined,
-  ): void {
-    this.db.transaction(() => {
+  ): boolean {
+    return this.db.transaction(() => {
       const set = this.stmt(
         `UPDATE indexes SET sha256 = @sha256, size = @size, package_count = @count, signed_by = @signedBy,
-           built_at = @builtAt, built_generation = @generation WHERE repo = @repo AND libc = @libc AND arch = @arch`,
+           built_at = @builtAt, built_generation = @generation
+         WHERE repo = @repo AND libc = @libc AND arch = @arch AND built_generation <= @generation`,
       );
       if (!index) {
         set.run({ ...key, sha256: null, size: null, count: 0, signedBy: null, builtAt: null, generation });
         this.stmt(
           'DELETE FROM indexes WHERE repo = ? AND libc = ? AND arch = ? AND generation = built_generation',
         ).run(key.repo, key.libc, key.arch);
-        return;
+        return true;
       }
-      set.run({
+      // A build of an older generation (another process's, finishing late) must not replace a newer one.
+      const applied = set.run({
         ...key,
         sha256: index.sha256,
         size: index.size,
@@ -349,8 +352,10 @@ export class PackageStore {
         count: index.packageCount,
         generation,
       });
+      if (applied.changes === 0) return false;
       const mark = this.stmt('UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL');
       for (const id of index.newIds) mark.run(index.builtAt, id);
+      return true;
     })();
   }
 
@@ -378,6 +383,13 @@ export class PackageStore {
 
   isBlobReferenced(sha256: string): boolean {
     return this.stmt('SELECT 1 FROM packages WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
+  }
+
+  /** Packages and bytes stored per repository (metrics; one query per scrape). */
+  usageByRepo(): Array<{ repo: string; packages: number; bytes: number }> {
+    return this.stmt(
+      'SELECT repo, COUNT(*) AS packages, COALESCE(SUM(size), 0) AS bytes FROM packages GROUP BY repo ORDER BY repo',
+    ).all() as Array<{ repo: string; packages: number; bytes: number }>;
   }
 
   listRepos(): RepoInfo[] {

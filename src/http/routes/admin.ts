@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { AppError } from '../../errors.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
 import type { TokenRecord } from '../../repo/tokens.ts';
@@ -76,6 +77,9 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
     const token = auth.require(request, '*', 'admin');
     const audit = auditor(services, request, token, 'token.revoke', `token/${request.params.id}`);
     try {
+      if (!/^[1-9][0-9]{0,15}$/.test(request.params.id)) {
+        throw new AppError('BAD_REQUEST', `token id '${request.params.id.slice(0, 40)}' is not a number`);
+      }
       services.tokens.revoke(Number(request.params.id));
       audit.ok();
     } catch (err) {

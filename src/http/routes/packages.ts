@@ -7,6 +7,7 @@ import type { Services } from '../../repo/services.ts';
 import type { TokenInfo } from '../../repo/tokens.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
+import type { Metrics } from '../metrics.ts';
 import { parseQuery } from '../query.ts';
 import { indexKeyOf } from './repo-files.ts';
 
@@ -16,7 +17,12 @@ export const pageQuery = z.object({
 });
 
 /** The package API: listing and metadata (read), publish and delete (write, audited). */
-export function registerPackageRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+export function registerPackageRoutes(
+  app: FastifyInstance,
+  services: Services,
+  auth: Authenticator,
+  metrics: Metrics,
+): void {
   const { store } = services;
 
   app.get('/api/v1/repos', async (request) => {
@@ -85,6 +91,7 @@ export function registerPackageRoutes(app: FastifyInstance, services: Services, 
     ) => {
       const { repo, libc } = request.params;
       const token = auth.require(request, repo, 'publish');
+      const started = performance.now();
       const audit = auditor(services, request, token, 'package.publish', `${repo}/${libc}`);
       try {
         const maxBytes = store.getRepo(repo)?.maxUploadBytes ?? services.config.maxUploadBytes;
@@ -104,10 +111,12 @@ export function registerPackageRoutes(app: FastifyInstance, services: Services, 
           { tokenName: token.name, pkg: `${repo}/${libc}/${p.arch}/${p.filename}`, outcome: result.outcome },
           'package published',
         );
+        metrics.observePublish(repo, result.outcome, (performance.now() - started) / 1000);
         return reply
           .code(result.outcome === 'created' ? 201 : 200)
           .send({ ...packageJson(p, request, services), outcome: result.outcome, warnings: result.warnings });
       } catch (err) {
+        metrics.observePublish(repo, 'rejected', (performance.now() - started) / 1000);
         audit.rejected(err);
         throw err;
       }

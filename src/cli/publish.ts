@@ -1,0 +1,208 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { validateRepo } from '../repo/publish.ts';
+import { DEFAULT_URL, readClientEnv } from './client-env.ts';
+import { asUsage, type CliContext, EXIT_CODES, type Output, parseCommand, usageError } from './command.ts';
+import { publishOptions } from './options.ts';
+import { ProgressBar } from './progress.ts';
+
+/** Connection failures are retried this many times; an answer from the server never is (but 502-504). */
+const RETRIES = 3;
+const BACKOFF_MS = 250;
+const RETRY_STATUSES = new Set([502, 503, 504]);
+
+const USAGE = `usage: reef publish --repo REPO --libc glibc|musl [options] FILE.apk…
+
+Uploads each package to a reef server, one after the other, and prints one
+line per published file on stdout ("201 created main/glibc/x86_64/hello-1.0-r0.apk",
+or "200 exists …" when the same bytes were already there). A rejected file is
+reported on stderr as "CODE: message" and the next file is tried. Connection
+errors are retried ${RETRIES} times with backoff; rejections (4xx) never are.
+
+options:
+  --url URL        REEF_URL     the server (${DEFAULT_URL})
+  --token TOKEN    REEF_TOKEN   a token with the publish scope on REPO; prefer
+                                the variable: flags show in the process list
+  --repo REPO                   repository to publish into (required)
+  --libc LIBC                   glibc or musl (required)
+  -h, --help
+
+${EXIT_CODES}
+  (1 also when any file was rejected; the others are still published)`;
+
+export async function runPublish(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals: files } = parseCommand('publish', {
+    args,
+    options: publishOptions,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    ctx.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const env = readClientEnv(ctx.env);
+  const token = values.token ?? env.token;
+  const { repo, libc } = values;
+  if (files.length === 0) throw usageError(`no file to publish\n\n${USAGE}`);
+  if (!repo || !libc) throw usageError('--repo and --libc are required, e.g. --repo main --libc glibc');
+  asUsage(() => validateRepo(repo, libc));
+  if (!token) throw usageError('no token: set REEF_TOKEN (or pass --token)');
+  const endpoint = `${parseBaseUrl(values.url ?? env.url)}/api/v1/repos/${encodeURIComponent(repo)}/${libc}/packages`;
+  // Every file is checked before the first upload: a typo in the list publishes nothing.
+  const sizes: number[] = [];
+  for (const file of files) {
+    const st = await stat(file).catch(() => undefined);
+    if (!st?.isFile()) throw usageError(`${file}: no such file`);
+    sizes.push(st.size);
+  }
+
+  let failed = 0;
+  for (const [i, file] of files.entries()) {
+    const result = await uploadWithRetries(ctx.stderr, endpoint, token, file, sizes[i]!);
+    if (result.ok) {
+      ctx.stdout.write(`${result.status} ${result.outcome} ${result.path}\n`);
+      for (const warning of result.warnings) ctx.stderr.write(`${file}: warning: ${warning}\n`);
+    } else {
+      failed++;
+      const status = result.status === undefined ? '' : `${result.status} `;
+      ctx.stderr.write(`${file}: ${status}${result.code}: ${result.message}\n`);
+    }
+  }
+  if (files.length > 1 && failed > 0) {
+    ctx.stderr.write(`${files.length - failed} of ${files.length} files published; ${failed} failed\n`);
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+function parseBaseUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw usageError(`--url / REEF_URL '${text.slice(0, 200)}' is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw usageError(`--url / REEF_URL must be http:// or https://, not ${url.protocol}`);
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+type UploadResult =
+  | { ok: true; status: number; outcome: string; path: string; warnings: string[] }
+  | { ok: false; status: number | undefined; code: string; message: string };
+
+async function uploadWithRetries(
+  stderr: Output,
+  endpoint: string,
+  token: string,
+  file: string,
+  size: number,
+): Promise<UploadResult> {
+  for (let attempt = 0; ; attempt++) {
+    const bar = new ProgressBar(stderr, basename(file), size);
+    let retryReason: string;
+    try {
+      const { status, text } = await uploadOnce(endpoint, token, file, size, bar);
+      bar.finish();
+      if (!RETRY_STATUSES.has(status) || attempt >= RETRIES) return toResult(status, text);
+      retryReason = `the server answered ${status}`;
+    } catch (err) {
+      bar.finish();
+      const failure = describeFailure(err);
+      if (!failure.retry || attempt >= RETRIES) {
+        return { ok: false, status: undefined, code: failure.code, message: failure.message };
+      }
+      retryReason = failure.message;
+    }
+    // Publishing is idempotent (same bytes → 200 exists), so a retry is safe even after a lost answer.
+    const delay = BACKOFF_MS * 2 ** attempt * (0.8 + Math.random() * 0.4);
+    stderr.write(
+      `${file}: ${retryReason}; retrying in ${(delay / 1000).toFixed(1)} s (${attempt + 1}/${RETRIES})\n`,
+    );
+    await sleep(delay);
+  }
+}
+
+/** One POST of the file as the raw body, streamed from disk; the whole answer is read. */
+async function uploadOnce(
+  endpoint: string,
+  token: string,
+  file: string,
+  size: number,
+  bar: ProgressBar,
+): Promise<{ status: number; text: string }> {
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of createReadStream(file)) {
+      bar.add((chunk as Buffer).length);
+      yield chunk as Buffer;
+    }
+  }
+  const init = {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/octet-stream',
+      // Lets the server refuse an oversize upload before any byte is sent.
+      'content-length': String(size),
+    },
+    body: Readable.toWeb(Readable.from(counted())),
+    // Node's fetch streams a request body only in half-duplex mode.
+    duplex: 'half',
+  };
+  const res = await fetch(endpoint, init as RequestInit);
+  return { status: res.status, text: await res.text() };
+}
+
+/** Errors of the connection (not answers of the server) that a later attempt may not meet. */
+const RETRY_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** A failed upload that got no answer: a code and a reason to print, and whether to try again. */
+function describeFailure(err: unknown): { retry: boolean; code: string; message: string } {
+  // fetch rejects with TypeError('fetch failed') and the socket or file error as its cause.
+  const cause =
+    err instanceof TypeError && err.message === 'fetch failed'
+      ? (err.cause as (Error & { code?: string }) | undefined)
+      : (err as (Error & { code?: string }) | undefined);
+  const code = cause?.code;
+  if (code !== undefined && RETRY_CODES.has(code)) {
+    return { retry: true, code: 'CONNECTION_FAILED', message: `cannot reach the server: ${cause!.message}` };
+  }
+  return { retry: false, code: 'UPLOAD_FAILED', message: cause?.message ?? String(err) };
+}
+
+function toResult(status: number, text: string): UploadResult {
+  let body: Record<string, unknown> | undefined;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = undefined;
+  }
+  if ((status === 200 || status === 201) && typeof body?.filename === 'string') {
+    return {
+      ok: true,
+      status,
+      outcome: String(body.outcome ?? (status === 201 ? 'created' : 'exists')),
+      path: `${body.repo}/${body.libc}/${body.arch}/${body.filename}`,
+      warnings: Array.isArray(body.warnings) ? body.warnings.map(String) : [],
+    };
+  }
+  if (typeof body?.code === 'string') {
+    return { ok: false, status, code: body.code, message: String(body.message ?? '') };
+  }
+  // Not reef's answer (a proxy's error page, say): show its start.
+  return { ok: false, status, code: `HTTP_${status}`, message: text.slice(0, 200).trim() || '(empty body)' };
+}

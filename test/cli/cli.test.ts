@@ -1,0 +1,400 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { hashToken } from '../../src/repo/tokens.ts';
+import { fixturesDir } from '../helpers/apk-builder.ts';
+import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const FIXTURES = fixturesDir();
+const GITEA_TEST = join(FIXTURES, 'gitea/gitea-test-1.4.1-r3.apk');
+const GITEA_NOARCH = join(FIXTURES, 'gitea/gitea-noarch-1.4-r0.apk');
+const HELLO = join(FIXTURES, 'go-apk/apk__hello-0.1.0-r0.apk');
+/** Its datahash does not match its data member: the server must refuse it. */
+const NEON = join(FIXTURES, 'melange/sca__neon-4604-r0.apk');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real binary, as an operator runs it, with none of the runner's REEF_* variables. */
+function reef(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REEF_')));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/reef.js', ...args],
+      { cwd: ROOT, env: { ...base, ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function assertExit(run: Run, code: number): void {
+  assert.equal(
+    run.code,
+    code,
+    `exit ${run.code}, expected ${code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`,
+  );
+}
+
+async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
+  const server = await startServer();
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+    removeDir(server.dataDir);
+  }
+}
+
+/** GET with an optional bearer token; the status. */
+async function status(url: string, token?: string): Promise<number> {
+  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function listed(server: TestServer, repo: string, libc: string, arch: string): Promise<string[]> {
+  const res = await fetch(`${server.url}/api/v1/repos/${repo}/${libc}/${arch}/packages?limit=1000`, {
+    headers: { authorization: `Bearer ${TEST_TOKEN}` },
+  });
+  const body = (await res.json()) as { packages: Array<{ filename: string }> };
+  return body.packages.map((p) => p.filename).sort();
+}
+
+function cliAudit(server: TestServer): Array<{ action: string; target: string; result: string }> {
+  return server.services.audit
+    .list(1000)
+    .filter((e) => e.remoteAddr === 'cli')
+    .map(({ action, target, result }) => ({ action, target, result }));
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+test('help, unknown commands and bad configuration exit with the documented codes', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'reef-cli-'));
+  try {
+    const helps = await Promise.all(
+      [[], ['serve'], ['migrate'], ['token'], ['token', 'create'], ['repo'], ['reindex'], ['publish']].map(
+        (cmd) => reef([...cmd, '--help']),
+      ),
+    );
+    for (const run of helps) {
+      assertExit(run, 0);
+      assert.match(run.stdout, /^usage: reef/);
+      assert.match(run.stdout, /exit codes: 0 ok, 1 .*, 2 bad usage or configuration/);
+    }
+    const [none, unknown, badOption, noSub, badPort] = await Promise.all([
+      reef([]),
+      reef(['frobnicate']),
+      reef(['token', 'list', '--bogus', '--data', dataDir]),
+      reef(['repo', '--data', dataDir]),
+      reef(['serve'], { REEF_PORT: '99999', REEF_DATA_DIR: dataDir }),
+    ]);
+    assertExit(none, 2);
+    assertExit(unknown, 2);
+    assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+    assertExit(badOption, 2);
+    assertExit(noSub, 2);
+    assertExit(badPort, 2);
+    assert.match(badPort.stderr, /REEF_PORT/);
+  } finally {
+    removeDir(dataDir);
+  }
+});
+
+test('token create prints the token once; it publishes, is listed without its text, and stops on revoke', async () => {
+  await withServer(async (server) => {
+    const data = ['--data', server.dataDir];
+    const created = await reef(['token', 'create', '--name', 'ci', '--scope', 'r:publish', ...data]);
+    assertExit(created, 0);
+    assert.match(created.stdout, /^reef_[A-Za-z0-9_-]{20,}\n$/, 'only the token on stdout');
+    const token = created.stdout.trim();
+    assert.ok(!created.stderr.includes(token));
+
+    const published = await reef(['publish', '--repo', 'r', '--libc', 'glibc', GITEA_TEST], {
+      REEF_URL: server.url,
+      REEF_TOKEN: token,
+    });
+    assertExit(published, 0);
+    assert.equal(published.stdout, '201 created r/glibc/x86_64/gitea-test-1.4.1-r3.apk\n');
+
+    const text = await reef(['token', 'list', ...data]);
+    assertExit(text, 0);
+    assert.match(text.stdout, /\bci\b.*r:publish.*active/);
+    const json = await reef(['token', 'list', '--json', ...data]);
+    assertExit(json, 0);
+    for (const out of [text.stdout, json.stdout]) {
+      assert.ok(!out.includes(token), 'the token text is never listed');
+      assert.ok(!out.includes(hashToken(token).toString('hex')), 'nor its hash');
+    }
+    const tokens = (JSON.parse(json.stdout) as { tokens: Array<Record<string, unknown>> }).tokens;
+    assert.equal(tokens.length, 1);
+    const [entry] = tokens;
+    assert.deepEqual(Object.keys(entry!).sort(), [
+      'createdAt',
+      'expiresAt',
+      'id',
+      'lastUsedAt',
+      'name',
+      'revokedAt',
+      'scopes',
+      'state',
+    ]);
+    assert.equal(entry!.name, 'ci');
+    assert.equal(entry!.state, 'active');
+    assert.equal(entry!.expiresAt, null);
+    assert.notEqual(entry!.lastUsedAt, null, 'the publish used it');
+
+    assert.equal(await status(`${server.url}/api/v1/repos`, token), 200);
+    const revoked = await reef(['token', 'revoke', String(entry!.id), ...data]);
+    assertExit(revoked, 0);
+    assert.equal(await status(`${server.url}/api/v1/repos`, token), 401);
+    const refused = await reef(['publish', '--repo', 'r', '--libc', 'glibc', GITEA_NOARCH], {
+      REEF_URL: server.url,
+      REEF_TOKEN: token,
+    });
+    assertExit(refused, 1);
+    assert.match(refused.stderr, /401 AUTH_INVALID: /);
+    assert.ok(!refused.stderr.includes('retrying'), 'a 4xx is never retried');
+    assert.match((await reef(['token', 'list', ...data])).stdout, /\bci\b.*revoked/);
+
+    const missing = await reef(['token', 'revoke', '999', ...data]);
+    assertExit(missing, 1);
+    assert.match(missing.stderr, /TOKEN_NOT_FOUND/);
+    const badScope = await reef(['token', 'create', '--name', 'x', '--scope', 'r:write', ...data]);
+    assertExit(badScope, 2);
+    assert.match(badScope.stderr, /TOKEN_INVALID_SCOPE/);
+
+    assert.deepEqual(cliAudit(server).reverse(), [
+      { action: 'token.create', target: `token/${entry!.id}`, result: 'ok' },
+      { action: 'token.revoke', target: `token/${entry!.id}`, result: 'ok' },
+      { action: 'token.revoke', target: 'token/999', result: 'rejected' },
+      { action: 'token.create', target: 'x', result: 'rejected' },
+    ]);
+  });
+});
+
+test('token create --expires sets the lifetime, and the server refuses the token once it has passed', async () => {
+  await withServer(async (server) => {
+    const data = ['--data', server.dataDir];
+    const before = Date.now();
+    assertExit(
+      await reef(['token', 'create', '--name', 'day', '--scope', '*:read', '--expires', '12h', ...data]),
+      0,
+    );
+    const short = await reef([
+      'token',
+      'create',
+      '--name',
+      'short',
+      '--scope',
+      '*:read',
+      '--expires',
+      '3s',
+      ...data,
+    ]);
+    assertExit(short, 0);
+    const after = Date.now();
+    const [day, brief] = server.services.tokens.list();
+    assert.ok(day!.expiresAt! >= before + 12 * 3600_000 && day!.expiresAt! <= after + 12 * 3600_000);
+    assert.ok(brief!.expiresAt! >= before + 3000 && brief!.expiresAt! <= after + 3000);
+
+    const token = short.stdout.trim();
+    assert.equal(await status(`${server.url}/api/v1/repos`, token), 200);
+    // Run while the short token ages.
+    const badLifetimes = Promise.all(
+      ['3w', '0s', '12', '-1h', '99999d'].map((bad) =>
+        reef(['token', 'create', '--name', 'x', '--scope', '*:read', `--expires=${bad}`, ...data]),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, brief!.expiresAt! - Date.now() + 50));
+    assert.equal(await status(`${server.url}/api/v1/repos`, token), 401);
+    assert.match((await reef(['token', 'list', ...data])).stdout, /\bshort\b.*expired/);
+
+    for (const run of await badLifetimes) assertExit(run, 2);
+  });
+});
+
+test('repo create --private: the server asks for credentials; set-visibility opens it again', async () => {
+  await withServer(async (server) => {
+    const data = ['--data', server.dataDir];
+    const index = `${server.url}/priv/glibc/x86_64/APKINDEX.tar.gz`;
+    assertExit(await reef(['repo', 'create', 'priv', '--private', ...data]), 0);
+    const res = await fetch(index);
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get('www-authenticate') ?? '', /^Basic/);
+
+    assertExit(await reef(['repo', 'create', 'small', '--max-upload-bytes', '2048', ...data]), 0);
+    const list = await reef(['repo', 'list', '--json', ...data]);
+    assertExit(list, 0);
+    const repos = (JSON.parse(list.stdout) as { repos: Array<Record<string, unknown>> }).repos;
+    assert.deepEqual(
+      repos.map((r) => [r.name, r.private, r.maxUploadBytes]),
+      [
+        ['priv', true, null],
+        ['small', false, 2048],
+      ],
+    );
+    assert.match((await reef(['repo', 'list', ...data])).stdout, /priv\s+private/);
+
+    // The per-repo limit holds for uploads from the CLI: neon is 20 KB.
+    const tooBig = await reef(['publish', '--repo', 'small', '--libc', 'glibc', NEON], {
+      REEF_URL: server.url,
+      REEF_TOKEN: TEST_TOKEN,
+    });
+    assertExit(tooBig, 1);
+    assert.match(tooBig.stderr, /413 PUBLISH_TOO_LARGE: /);
+
+    const again = await reef(['repo', 'create', 'priv', ...data]);
+    assertExit(again, 1);
+    assert.match(again.stderr, /REPO_EXISTS/);
+    const badName = await reef(['repo', 'create', 'Bad Name', ...data]);
+    assertExit(badName, 2);
+    assert.match(badName.stderr, /PUBLISH_BAD_REPO/);
+    assertExit(await reef(['repo', 'create', 'tiny', '--max-upload-bytes', '10', ...data]), 2);
+
+    assertExit(await reef(['repo', 'set-visibility', 'priv', 'public', ...data]), 0);
+    assert.equal(await status(index), 404, 'public now, and without an index yet');
+    const ghost = await reef(['repo', 'set-visibility', 'ghost', 'private', ...data]);
+    assertExit(ghost, 1);
+    assert.match(ghost.stderr, /REPO_NOT_FOUND/);
+    assertExit(await reef(['repo', 'set-visibility', 'priv', 'secret', ...data]), 2);
+
+    assert.deepEqual(cliAudit(server).reverse(), [
+      { action: 'repo.create', target: 'priv', result: 'ok' },
+      { action: 'repo.create', target: 'small', result: 'ok' },
+      { action: 'repo.create', target: 'priv', result: 'rejected' },
+      { action: 'repo.update', target: 'priv', result: 'ok' },
+      { action: 'repo.update', target: 'ghost', result: 'rejected' },
+    ]);
+  });
+});
+
+test('publish uploads several real packages, reports a rejected one and goes on', async () => {
+  await withServer(async (server) => {
+    const env = { REEF_URL: 'http://127.0.0.1:9/unused', REEF_TOKEN: TEST_TOKEN };
+    const args = ['publish', '--url', server.url, '--repo', 'r', '--libc', 'glibc'];
+    const mixed = await reef([...args, GITEA_TEST, NEON, GITEA_NOARCH, HELLO], env);
+    assertExit(mixed, 1);
+    assert.equal(
+      mixed.stdout,
+      [
+        '201 created r/glibc/x86_64/gitea-test-1.4.1-r3.apk',
+        '201 created r/glibc/noarch/gitea-noarch-1.4-r0.apk',
+        '201 created r/glibc/x86_64/hello-0.1.0-r0.apk',
+        '',
+      ].join('\n'),
+    );
+    assert.match(mixed.stderr, /sca__neon-4604-r0\.apk: 422 APK_DATAHASH_MISMATCH: /);
+    assert.deepEqual(await listed(server, 'r', 'glibc', 'x86_64'), [
+      'gitea-noarch-1.4-r0.apk',
+      'gitea-test-1.4.1-r3.apk',
+      'hello-0.1.0-r0.apk',
+    ]);
+
+    const again = await reef([...args, GITEA_TEST, GITEA_NOARCH, HELLO], env);
+    assertExit(again, 0);
+    assert.match(again.stdout, /^200 exists r\/glibc\/x86_64\/gitea-test-1\.4\.1-r3\.apk$/m);
+    assert.equal(again.stdout.split('\n').filter(Boolean).length, 3);
+
+    const onlyBad = await reef([...args, NEON], env);
+    assertExit(onlyBad, 1);
+    assert.match(onlyBad.stderr, /APK_DATAHASH_MISMATCH/);
+
+    // Bad usage publishes nothing.
+    const typo = await reef([...args, HELLO, join(FIXTURES, 'no-such.apk')], env);
+    assertExit(typo, 2);
+    assert.equal(typo.stdout, '');
+    assertExit(await reef(['publish', '--url', server.url, '--libc', 'glibc', HELLO], env), 2);
+    assertExit(await reef([...args, HELLO], { REEF_URL: server.url }), 2);
+    assertExit(
+      await reef(['publish', '--url', server.url, '--repo', 'r', '--libc', 'uclibc', HELLO], env),
+      2,
+    );
+  });
+});
+
+test('publish retries a refused connection three times, then fails', async () => {
+  const port = await closedPort();
+  const run = await reef(
+    ['publish', '--url', `http://127.0.0.1:${port}`, '--repo', 'r', '--libc', 'glibc', HELLO],
+    { REEF_TOKEN: TEST_TOKEN },
+  );
+  assertExit(run, 1);
+  assert.equal(run.stderr.match(/ECONNREFUSED.*retrying in/g)?.length, 3);
+  assert.match(run.stderr, /CONNECTION_FAILED: /);
+});
+
+test('reindex rebuilds every index of one repository, or of all', async () => {
+  await withServer(async (server) => {
+    const { store, indexer } = server.services;
+    assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_TEST))).status, 201);
+    assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_NOARCH))).status, 201);
+    assert.equal((await publish(server, 'other', 'musl', readFileSync(HELLO))).status, 201);
+    const before = new Map(store.listIndexes().map((i) => [`${i.repo}/${i.libc}/${i.arch}`, i]));
+    assert.deepEqual([...before.keys()], ['other/musl/x86_64', 'r/glibc/aarch64', 'r/glibc/x86_64']);
+    // A lost index file: reindex puts it back.
+    const damaged = before.get('r/glibc/x86_64')!;
+    rmSync(indexer.indexPath(damaged, damaged.sha256!));
+    await new Promise((r) => setTimeout(r, 5));
+
+    const run = await reef(['reindex', 'r', '--data', server.dataDir]);
+    assertExit(run, 0);
+    const keys = server.services.signingKeys.map((k) => k.keyName).join(',');
+    assert.equal(
+      run.stdout,
+      `rebuilt r/glibc/aarch64: 1 package, signed by ${keys}\nrebuilt r/glibc/x86_64: 2 packages, signed by ${keys}\n`,
+    );
+    for (const index of store.listIndexes()) {
+      const old = before.get(`${index.repo}/${index.libc}/${index.arch}`)!;
+      assert.equal(index.sha256, old.sha256, 'same database state, same bytes');
+      if (index.repo === 'r') assert.ok(index.builtAt! > old.builtAt!, `${index.arch} was rebuilt`);
+      else assert.equal(index.builtAt, old.builtAt, 'other repositories are left alone');
+    }
+    assert.ok(existsSync(indexer.indexPath(damaged, damaged.sha256!)));
+    assert.equal(await status(`${server.url}/r/glibc/x86_64/APKINDEX.tar.gz`), 200);
+
+    const all = await reef(['reindex', '--data', server.dataDir]);
+    assertExit(all, 0);
+    assert.deepEqual(
+      all.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(':')[0]),
+      ['rebuilt other/musl/x86_64', 'rebuilt r/glibc/aarch64', 'rebuilt r/glibc/x86_64'],
+    );
+    const ghost = await reef(['reindex', 'ghost', '--data', server.dataDir]);
+    assertExit(ghost, 1);
+    assert.match(ghost.stderr, /REPO_NOT_FOUND/);
+    assert.equal(server.services.tokens.list().length, 0, 'reindex minted no admin token');
+    assert.deepEqual(
+      cliAudit(server)
+        .reverse()
+        .map((e) => [e.action, e.target, e.result]),
+      [
+        ['index.rebuild', 'r', 'ok'],
+        ['index.rebuild', '*', 'ok'],
+        ['index.rebuild', 'ghost', 'rejected'],
+      ],
+    );
+  });
+});
