@@ -7,7 +7,14 @@ import {
   type OptionSpec,
   splitWord,
 } from './command.ts';
-import { dataOptions, publishOptions, repoOptions, serverOptions, tokenOptions } from './options.ts';
+import {
+  dataOptions,
+  keyOptions,
+  publishOptions,
+  repoOptions,
+  serverOptions,
+  tokenOptions,
+} from './options.ts';
 
 const COMMANDS: Command[] = [
   {
@@ -39,6 +46,18 @@ const COMMANDS: Command[] = [
     summary: 'rebuild the signed indexes of one repository or all (on the data folder)',
     options: dataOptions,
     load: async () => (await import('./reindex.ts')).runReindex,
+  },
+  {
+    name: 'key',
+    summary: 'list, rotate and retire index signing keys (through the server)',
+    options: keyOptions,
+    load: async () => (await import('./key.ts')).runKey,
+  },
+  {
+    name: 'backup',
+    summary: 'copy the data folder consistently while the server runs',
+    options: dataOptions,
+    load: async () => (await import('./backup.ts')).runBackup,
   },
   {
     name: 'publish',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,14 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { hashToken } from '../../src/repo/tokens.ts';
 import { fixturesDir } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  opensslVerifyIndex,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = fixturesDir();
@@ -396,5 +403,67 @@ test('reindex rebuilds every index of one repository, or of all', async () => {
         ['index.rebuild', 'ghost', 'rejected'],
       ],
     );
+  });
+});
+
+test('key rotate and retire re-sign the indexes; openssl verifies two signatures, then one', async () => {
+  await withServer(async (server) => {
+    assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_TEST))).status, 201);
+    const env = { REEF_URL: server.url, REEF_TOKEN: TEST_TOKEN };
+    const oldName = server.services.signingKeys[0]!.keyName;
+    const work = mkdtempSync(join(tmpdir(), 'reef-cli-keys-'));
+    try {
+      const rotated = await reef(['key', 'rotate'], env);
+      assertExit(rotated, 0);
+      const newName = rotated.stdout.trim();
+      assert.match(newName, /^reef-[0-9a-f]{8}\.rsa\.pub$/);
+      const list = await reef(['key', 'list'], env);
+      assertExit(list, 0);
+      assert.deepEqual(list.stdout.trim().split('\n').sort(), [newName, oldName].sort());
+      const pems: Record<string, string> = {};
+      for (const name of [oldName, newName])
+        pems[name] = await (await fetch(`${server.url}/keys/${name}`)).text();
+      const indexFile = join(work, 'APKINDEX.tar.gz');
+      const download = async () => {
+        const res = await fetch(`${server.url}/r/glibc/x86_64/APKINDEX.tar.gz`);
+        writeFileSync(indexFile, Buffer.from(await res.arrayBuffer()));
+      };
+      await download();
+      const both = opensslVerifyIndex(indexFile, pems, work);
+      for (const name of [oldName, newName])
+        assert.ok(both.includes(`.SIGN.RSA256.${name}`), `${name} signs`);
+
+      assertExit(await reef(['key', 'retire', oldName], env), 0);
+      await download();
+      const after = opensslVerifyIndex(indexFile, pems, work);
+      assert.ok(after.every((n) => n.endsWith(newName)) && after.length > 0, after.join(' '));
+      const last = await reef(['key', 'retire', newName], env);
+      assertExit(last, 1);
+      assert.match(last.stderr, /KEY_INVALID/);
+      assertExit(await reef(['key', 'rotate'], { REEF_URL: server.url }), 2);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+test('backup copies a live data folder that serve can start from', async () => {
+  await withServer(async (server) => {
+    assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_TEST))).status, 201);
+    const dest = join(mkdtempSync(join(tmpdir(), 'reef-cli-backup-')), 'copy');
+    try {
+      const run = await reef(['backup', dest, '--data', server.dataDir]);
+      assertExit(run, 0);
+      assert.match(run.stdout, /1 packages/);
+      assertExit(await reef(['backup', dest, '--data', server.dataDir]), 1);
+      const restored = await startServer({}, dest);
+      try {
+        assert.deepEqual(await listed(restored, 'r', 'glibc', 'x86_64'), ['gitea-test-1.4.1-r3.apk']);
+      } finally {
+        await restored.close();
+      }
+    } finally {
+      rmSync(join(dest, '..'), { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,52 @@
+import { resolve } from 'node:path';
+import { backupDataDir } from '../repo/backup.ts';
+import { type CliContext, EXIT_CODES, parseCommand, usageError } from './command.ts';
+import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
+import { cliAuditor, withLocalData } from './local-data.ts';
+import { dataOptions } from './options.ts';
+
+const USAGE = `usage: reef backup DEST [options]
+
+Copies the data folder into DEST (which must be empty or absent) while the
+server keeps running: blobs, an online SQLite snapshot, every blob that
+snapshot references, index files and signing keys (private keys stay 0600).
+'reef serve --data DEST' starts from the copy; indexes the copy lacks are
+rebuilt at start.
+
+options:
+${DATA_OPTION_USAGE}
+  -h, --help
+
+${EXIT_CODES}`;
+
+export async function runBackup(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand('backup', {
+    args,
+    options: dataOptions,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    ctx.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1) throw usageError('reef backup needs exactly one destination folder');
+  const dest = resolve(positionals[0]!);
+  const config = configFromFlags(ctx, values);
+  if (dest === config.dataDir || dest.startsWith(`${config.dataDir}/`)) {
+    throw usageError('the backup destination must be outside the data folder');
+  }
+  return withLocalData(config, ctx.stderr, async ({ db, audit }) => {
+    const audited = cliAuditor(audit, 'backup', dest);
+    try {
+      const report = await backupDataDir(db, config.dataDir, dest);
+      audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
+      ctx.stdout.write(
+        `backed up ${config.dataDir} to ${dest}: ${report.packages} packages, ${report.blobs} blobs (${report.bytes} bytes), ${report.indexes} indexes, ${report.keys} signing keys\n`,
+      );
+      return 0;
+    } catch (err) {
+      audited.rejected(err);
+      throw err;
+    }
+  });
+}

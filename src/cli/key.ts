@@ -1,0 +1,73 @@
+import { readClientEnv } from './client-env.ts';
+import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
+import { keyOptions } from './options.ts';
+
+const USAGE = `usage: reef key <list|generate|rotate|retire NAME> [options]
+
+Manages the keys that sign the indexes of a running server, through its
+admin API (needs a token with *:admin). Rotation is two steps:
+  reef key rotate          a new key signs alongside the current ones; every
+                           index is re-signed at once. Ship the new public key
+                           (GET /keys/NAME) to your clients.
+  reef key retire OLD      the old key stops signing; every index is re-signed
+                           without it. The last key cannot be retired.
+'generate' is the same as 'rotate'.
+
+options:
+  --url URL       REEF_URL    the server (http://127.0.0.1:8080)
+  --token TOKEN   REEF_TOKEN  an admin token (prefer the variable)
+  -h, --help
+
+${EXIT_CODES}`;
+
+export async function runKey(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand('key', { args, options: keyOptions, allowPositionals: true });
+  if (values.help) {
+    ctx.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const [action, name, ...extra] = positionals;
+  if (extra.length > 0) throw usageError(`unexpected argument '${extra[0]}'`);
+  const env = readClientEnv(ctx.env);
+  const url = (values.url ?? env.url).replace(/\/$/, '');
+  const token = values.token ?? env.token;
+  if (!token) throw usageError('reef key needs an admin token: set REEF_TOKEN or pass --token');
+  const call = async (method: string, path: string) => {
+    const res = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    if (!res.ok) {
+      const message = typeof body.message === 'string' ? body.message : `HTTP ${res.status}`;
+      throw new CliError(message, 1, typeof body.code === 'string' ? body.code : undefined);
+    }
+    return body;
+  };
+  switch (action) {
+    case 'list': {
+      const body = (await call('GET', '/api/v1/keys')) as { keys: Array<{ name: string }> };
+      for (const k of body.keys) ctx.stdout.write(`${k.name}\n`);
+      return 0;
+    }
+    case 'generate':
+    case 'rotate': {
+      if (name !== undefined) throw usageError(`'reef key ${action}' takes no name`);
+      const body = (await call('POST', '/api/v1/keys')) as { name: string; resigned: number };
+      ctx.stdout.write(`${body.name}\n`);
+      ctx.stderr.write(
+        `new key ${body.name} signs alongside the others; ${body.resigned} indexes re-signed\n`,
+      );
+      return 0;
+    }
+    case 'retire': {
+      if (!name) throw usageError('reef key retire needs the key name');
+      const body = (await call('POST', `/api/v1/keys/${encodeURIComponent(name)}/retire`)) as {
+        resigned: number;
+      };
+      ctx.stderr.write(`retired ${name}; ${body.resigned} indexes re-signed without it\n`);
+      return 0;
+    }
+    default:
+      throw usageError(
+        action ? `unknown key action '${action}'` : 'reef key needs an action: list, rotate or retire',
+      );
+  }
+}
