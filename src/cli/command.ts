@@ -110,3 +110,29 @@ export function isoTime(ms: number | undefined): string | null {
 export function shortTime(ms: number | undefined, none = '-'): string {
   return ms === undefined ? none : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
+
+/**
+ * `reef <command> <subcommand> …`: runs the named subcommand with the rest of
+ * the arguments; prints the usage for --help, and refuses a missing or unknown one.
+ */
+export function runSubcommand(
+  command: string,
+  args: string[],
+  ctx: CliContext,
+  options: OptionSpec,
+  usage: string,
+  subcommands: Record<string, RunCommand>,
+): Promise<number> {
+  const { word, rest } = splitWord(args, options);
+  const names = Object.keys(subcommands);
+  if (word === undefined) {
+    if (args.includes('--help') || args.includes('-h')) {
+      ctx.stdout.write(`${usage}\n`);
+      return Promise.resolve(0);
+    }
+    throw usageError(`reef ${command} needs a subcommand: ${names.join(', ')}\n\n${usage}`);
+  }
+  const run = subcommands[word];
+  if (!run) throw usageError(`unknown subcommand '${command} ${word}'\n\n${usage}`);
+  return run(rest, ctx);
+}

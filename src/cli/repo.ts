@@ -8,8 +8,8 @@ import {
   formatTable,
   isoTime,
   parseCommand,
+  runSubcommand,
   shortTime,
-  splitWord,
   usageError,
 } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
@@ -37,21 +37,12 @@ ${DATA_OPTION_USAGE}
 
 ${EXIT_CODES}`;
 
-export async function runRepo(args: string[], ctx: CliContext): Promise<number> {
-  const { word, rest } = splitWord(args, repoOptions);
-  switch (word) {
-    case 'create':
-      return createRepo(rest, ctx);
-    case 'list':
-      return listRepos(rest, ctx);
-    case 'set-visibility':
-      return setVisibility(rest, ctx);
-    case undefined:
-      if (args.includes('--help') || args.includes('-h')) return help(ctx);
-      throw usageError(`reef repo needs a subcommand: create, list or set-visibility\n\n${USAGE}`);
-    default:
-      throw usageError(`unknown subcommand 'repo ${word}'\n\n${USAGE}`);
-  }
+export function runRepo(args: string[], ctx: CliContext): Promise<number> {
+  return runSubcommand('repo', args, ctx, repoOptions, USAGE, {
+    create: createRepo,
+    list: listRepos,
+    'set-visibility': setVisibility,
+  });
 }
 
 function repoName(name: string | undefined): string {

@@ -6,8 +6,8 @@ import {
   formatTable,
   isoTime,
   parseCommand,
+  runSubcommand,
   shortTime,
-  splitWord,
   usageError,
 } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
@@ -33,24 +33,12 @@ ${DATA_OPTION_USAGE}
 
 ${EXIT_CODES}`;
 
-export async function runToken(args: string[], ctx: CliContext): Promise<number> {
-  const { word, rest } = splitWord(args, tokenOptions);
-  switch (word) {
-    case 'create':
-      return createToken(rest, ctx);
-    case 'list':
-      return listTokens(rest, ctx);
-    case 'revoke':
-      return revokeToken(rest, ctx);
-    case undefined:
-      if (args.includes('--help') || args.includes('-h')) {
-        ctx.stdout.write(`${USAGE}\n`);
-        return 0;
-      }
-      throw usageError(`reef token needs a subcommand: create, list or revoke\n\n${USAGE}`);
-    default:
-      throw usageError(`unknown subcommand 'token ${word}'\n\n${USAGE}`);
-  }
+export function runToken(args: string[], ctx: CliContext): Promise<number> {
+  return runSubcommand('token', args, ctx, tokenOptions, USAGE, {
+    create: createToken,
+    list: listTokens,
+    revoke: revokeToken,
+  });
 }
 
 async function createToken(args: string[], ctx: CliContext): Promise<number> {
