@@ -59,6 +59,13 @@ export const ERROR_CODES = {
   INDEX_TOO_LARGE: 'too_large',
   INDEX_BAD_RECORD: 'invalid',
   INDEX_SIGNATURE_INVALID: 'unprocessable',
+  // SBOMs (issue 5): every defect of a sent or embedded SBOM is a 422
+  SBOM_INVALID_JSON: 'unprocessable',
+  SBOM_TOO_LARGE: 'unprocessable',
+  SBOM_SCHEMA_INVALID: 'unprocessable',
+  SBOM_UNKNOWN_FORMAT: 'unprocessable',
+  SBOM_WRONG_PACKAGE: 'unprocessable',
+  SBOM_NOT_FOUND: 'not_found',
   // keys
   KEY_INVALID: 'invalid',
   KEY_NOT_FOUND: 'not_found',
