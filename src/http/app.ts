@@ -8,6 +8,7 @@ import { registerOpenApi } from './openapi.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
+import { registerSbomRoutes } from './routes/sbom.ts';
 
 /** Builds the fastify app; listening is the caller's business (tests use port 0). */
 export async function buildApp(
@@ -65,6 +66,7 @@ export async function buildApp(
   registerRepoFileRoutes(app, services, auth);
   registerPackageRoutes(app, services, auth, metrics);
   registerAdminRoutes(app, services, auth);
+  registerSbomRoutes(app, services, auth);
   registerOpenApi(app);
   return app;
 }

@@ -3,7 +3,9 @@ import { readApk } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { IndexKey, Libc, PackageStore, StoredPackage } from '../store/package-store.ts';
+import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
+import { type PreparedSbom, prepareSbom, storeSbomBlob } from './sbom.ts';
 
 /**
  * Publishing and deleting packages: the service behind the upload API and the
@@ -12,6 +14,9 @@ import type { Indexer } from './indexer.ts';
 
 export interface PublishDeps {
   store: PackageStore;
+  sboms: SbomStore;
+  /** Base URI of generated SPDX documentNamespace values. */
+  sbomNamespace: string;
   blobs: BlobStore;
   indexer: Indexer;
   locks: KeyedLock;
@@ -65,11 +70,16 @@ export async function publishPackage(
   deps: PublishDeps,
   target: { repo: string; libc: string },
   body: AsyncIterable<Uint8Array>,
+  options: {
+    /** An SBOM sent with the package; called once the package body is consumed. */
+    sbom?: () => Promise<Buffer | undefined>;
+  } = {},
 ): Promise<PublishResult> {
   const { repo, libc } = target;
   validateRepo(repo, libc);
   const temp = await deps.blobs.createTemp();
   let apk: ApkPackage;
+  let sbom: PreparedSbom;
   try {
     apk = await readApk(teeToBlob(body, temp), { limits: deps.limits });
     await temp.finish();
@@ -81,6 +91,14 @@ export async function publishPackage(
         { details: { dependency: detected.dependency, libc: detected.libc } },
       );
     }
+    sbom = prepareSbom({
+      repo,
+      libc,
+      apk,
+      uploaded: await options.sbom?.(),
+      namespaceBase: deps.sbomNamespace,
+      now: new Date(),
+    });
   } catch (err) {
     await temp.discard();
     throw err;
@@ -95,30 +113,44 @@ export async function publishPackage(
       return { outcome: 'exists' as const, pkg: existing };
     }
     await deps.blobs.commit(temp, apk.sha256);
-    return deps.store.insert({
-      ...key,
-      name: p.name,
-      version: p.version,
-      filename: `${p.name}-${p.version}.apk`,
-      sha256: apk.sha256,
-      size: apk.size,
-      checksum: apk.checksum,
-      datahash: p.datahash,
-      installedSize: p.installedSize,
-      description: p.description,
-      url: p.url,
-      license: p.license,
-      origin: p.origin,
-      maintainer: p.maintainer,
-      builddate: p.builddate,
-      commit: p.commit,
-      providerPriority: p.providerPriority,
-      depends: p.depends,
-      provides: p.provides,
-      installIf: p.installIf,
-      pkginfo: p.fields,
-      signatures: apk.signatures.map((s) => ({ algorithm: s.algorithm, keyName: s.keyName })),
-    });
+    // The SBOM blob is written under its own lock: a delete may be collecting the same bytes.
+    await deps.locks.run(sbom.sha256, () => storeSbomBlob(deps.blobs, sbom));
+    return deps.store.insert(
+      {
+        ...key,
+        name: p.name,
+        version: p.version,
+        filename: `${p.name}-${p.version}.apk`,
+        sha256: apk.sha256,
+        size: apk.size,
+        checksum: apk.checksum,
+        datahash: p.datahash,
+        installedSize: p.installedSize,
+        description: p.description,
+        url: p.url,
+        license: p.license,
+        origin: p.origin,
+        maintainer: p.maintainer,
+        builddate: p.builddate,
+        commit: p.commit,
+        providerPriority: p.providerPriority,
+        depends: p.depends,
+        provides: p.provides,
+        installIf: p.installIf,
+        pkginfo: p.fields,
+        signatures: apk.signatures.map((s) => ({ algorithm: s.algorithm, keyName: s.keyName })),
+      },
+      Date.now(),
+      (created) =>
+        deps.sboms.save(created.id, {
+          source: sbom.source,
+          format: sbom.parsed.format,
+          specVersion: sbom.parsed.specVersion,
+          sha256: sbom.sha256,
+          size: sbom.bytes.length,
+          components: sbom.parsed.components,
+        }),
+    );
   });
 
   if (result.outcome === 'exists') return finishExisting(deps, result.pkg, apk);
@@ -168,9 +200,14 @@ export async function deletePackage(
   }
   // The index stops listing the package before its bytes go (design invariant 1).
   await deps.indexer.refresh(removed.indexes);
-  await deps.locks.run(removed.pkg.sha256, async () => {
-    if (!deps.store.isBlobReferenced(removed.pkg.sha256)) await deps.blobs.delete(removed.pkg.sha256);
-  });
+  for (const sha256 of [removed.pkg.sha256, removed.sbomSha256]) {
+    if (sha256 === undefined) continue;
+    await deps.locks.run(sha256, async () => {
+      if (!deps.store.isBlobReferenced(sha256) && !deps.sboms.isBlobReferenced(sha256)) {
+        await deps.blobs.delete(sha256);
+      }
+    });
+  }
   return removed.pkg;
 }
 

@@ -6,6 +6,7 @@ import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
+import { SbomStore } from '../store/sbom-store.ts';
 import { AuditLog } from './audit.ts';
 import { Indexer } from './indexer.ts';
 import { KeyRing, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
@@ -65,6 +66,8 @@ export async function createServices(
       config,
       db,
       store,
+      sboms: new SbomStore(db),
+      sbomNamespace: `${config.publicUrl?.replace(/\/$/, '') ?? 'https://reef.invalid'}/spdxdocs`,
       blobs,
       indexer,
       locks: new KeyedLock(),

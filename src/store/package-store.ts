@@ -30,6 +30,7 @@ export interface IndexRecordRow {
 
 /** What serving a package file needs, and nothing more (the download path is hot). */
 export interface PackageFile {
+  id: number;
   sha256: string;
   size: number;
   uploadedAt: number;
@@ -184,19 +185,19 @@ export class PackageStore {
   /** A published package file as apk requests it: under its own arch, or noarch under any arch. */
   findPublishedFile(key: IndexKey, filename: string): PackageFile | undefined {
     const row = this.stmt(
-      `SELECT sha256, size, uploaded_at FROM packages WHERE repo = ? AND libc = ? AND filename = ?
+      `SELECT id, sha256, size, uploaded_at FROM packages WHERE repo = ? AND libc = ? AND filename = ?
        AND published_at IS NOT NULL AND (arch = ? OR arch = 'noarch') ORDER BY arch = 'noarch' LIMIT 1`,
     ).get(key.repo, key.libc, filename, key.arch) as
-      | { sha256: string; size: number; uploaded_at: number }
+      | { id: number; sha256: string; size: number; uploaded_at: number }
       | undefined;
-    return row && { sha256: row.sha256, size: row.size, uploadedAt: row.uploaded_at };
+    return row && { id: row.id, sha256: row.sha256, size: row.size, uploadedAt: row.uploaded_at };
   }
 
   /**
    * Inserts a package unless that name-version-arch exists; marks every index
-   * that lists it dirty in the same transaction.
+   * that lists it dirty in the same transaction, in which `alongside` runs too.
    */
-  insert(pkg: NewPackage, now = Date.now()): InsertResult {
+  insert(pkg: NewPackage, now = Date.now(), alongside?: (created: StoredPackage) => void): InsertResult {
     return this.db.transaction((): InsertResult => {
       const existing = this.find(pkg, pkg.name, pkg.version);
       if (existing) return { outcome: 'exists', pkg: existing };
@@ -222,7 +223,10 @@ export class PackageStore {
       });
       this.markDirty(this.indexesListing(pkg));
       const row = this.stmt('SELECT * FROM packages WHERE id = ?').get(info.lastInsertRowid) as PackageRow;
-      return { outcome: 'created', pkg: toPackage(row) };
+      const created = toPackage(row);
+      // What belongs to the package (its SBOM) commits with it, or not at all.
+      alongside?.(created);
+      return { outcome: 'created', pkg: created };
     })();
   }
 
@@ -231,16 +235,20 @@ export class PackageStore {
     key: IndexKey,
     name: string,
     version: string,
-  ): { pkg: StoredPackage; indexes: IndexKey[] } | undefined {
+  ): { pkg: StoredPackage; indexes: IndexKey[]; sbomSha256: string | undefined } | undefined {
     return this.db.transaction(() => {
       const pkg = this.find(key, name, version);
       if (!pkg) return undefined;
+      const sbom = this.stmt('SELECT sha256 FROM sboms WHERE package_id = ?').get(pkg.id) as
+        | { sha256: string }
+        | undefined;
       const before = this.indexesListing(pkg);
+      // The package's SBOM and components go with it (ON DELETE CASCADE).
       this.stmt('DELETE FROM packages WHERE id = ?').run(pkg.id);
       const after = this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
       this.markDirty(indexes);
-      return { pkg, indexes };
+      return { pkg, indexes, sbomSha256: sbom?.sha256 };
     })();
   }
 
@@ -306,6 +314,35 @@ export class PackageStore {
       }));
       return { records, generation: this.getIndex(key)?.generation ?? 0 };
     })();
+  }
+
+  /** Every published package's declared licence (the licence query scans these). */
+  listPublishedLicenses(): Array<{
+    repo: string;
+    libc: Libc;
+    arch: string;
+    name: string;
+    version: string;
+    license: string;
+  }> {
+    return this.stmt(
+      'SELECT repo, libc, arch, name, version, license FROM packages WHERE published_at IS NOT NULL ORDER BY repo, name, id',
+    ).all() as Array<{
+      repo: string;
+      libc: Libc;
+      arch: string;
+      name: string;
+      version: string;
+      license: string;
+    }>;
+  }
+
+  /** Published packages of a whole repository (every libc and arch), paged by id. */
+  listPublishedInRepo(repo: string, limit: number, afterId = 0): StoredPackage[] {
+    const rows = this.stmt(
+      'SELECT * FROM packages WHERE repo = ? AND published_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?',
+    ).all(repo, afterId, limit) as PackageRow[];
+    return rows.map(toPackage);
   }
 
   /**

@@ -1,4 +1,4 @@
-import multipart from '@fastify/multipart';
+import multipart, { type Multipart, type MultipartFile } from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, isAppError } from '../../errors.ts';
@@ -95,11 +95,12 @@ export function registerPackageRoutes(
       const audit = auditor(services, request, token, 'package.publish', `${repo}/${libc}`);
       try {
         const maxBytes = store.getRepo(repo)?.maxUploadBytes ?? services.config.maxUploadBytes;
-        const result = await receive(request, maxBytes, (body) =>
+        const result = await receive(request, maxBytes, (body, sbom) =>
           publishPackage(
             { ...services, limits: { ...services.limits, maxCompressedBytes: maxBytes } },
             request.params,
             body,
+            { sbom },
           ),
         );
         const p = result.pkg;
@@ -146,12 +147,13 @@ export function registerPackageRoutes(
 
 /**
  * Hands the upload body (raw, or multipart field `package`) to `consume`,
- * turning a body cut at the size limit into PUBLISH_TOO_LARGE.
+ * with a loader for an SBOM sent beside it (multipart field `sbom`, before or
+ * after the package), turning a body cut at the size limit into PUBLISH_TOO_LARGE.
  */
 async function receive<T>(
   request: FastifyRequest,
   maxBytes: number,
-  consume: (body: AsyncIterable<Uint8Array>) => Promise<T>,
+  consume: (body: AsyncIterable<Uint8Array>, sbom: () => Promise<Buffer | undefined>) => Promise<T>,
 ): Promise<T> {
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   const tooLarge = () =>
@@ -159,27 +161,71 @@ async function receive<T>(
   if (declared > maxBytes) throw tooLarge();
   if (declared === 0) throw noBody();
   let body: AsyncIterable<Uint8Array>;
+  let sbom: () => Promise<Buffer | undefined> = async () => undefined;
   let truncated = () => false;
   if (request.isMultipart()) {
-    const part = await request.file({ limits: { fileSize: maxBytes } });
-    if (part?.fieldname !== 'package') {
-      throw new AppError('PUBLISH_NO_BODY', "the multipart form has no file field named 'package'");
+    const parts = request
+      .parts({ limits: { fileSize: maxBytes, fieldSize: MAX_SBOM_BYTES, files: 2 } })
+      [Symbol.asyncIterator]();
+    let sbomBytes: Buffer | undefined;
+    const takeSbom = async (part: Multipart) => {
+      sbomBytes =
+        part.type === 'file' ? await readBounded(part.file, MAX_SBOM_BYTES) : Buffer.from(String(part.value));
+    };
+    let packagePart: MultipartFile | undefined;
+    for (;;) {
+      const next = await parts.next();
+      if (next.done) break;
+      const part = next.value;
+      if (part.fieldname === 'sbom') await takeSbom(part);
+      else if (part.type === 'file' && part.fieldname === 'package') {
+        packagePart = part;
+        break;
+      } else if (part.type === 'file') part.file.resume();
     }
-    body = part.file;
+    if (!packagePart)
+      throw new AppError('PUBLISH_NO_BODY', "the multipart form has no file field named 'package'");
+    const file = packagePart.file;
+    body = file;
     // busboy ends the file stream at the size limit and flags it instead of failing.
-    truncated = () => part.file.truncated;
+    truncated = () => file.truncated;
+    sbom = async () => {
+      // The rest of the form, after the package: an `sbom` part may still come.
+      for (;;) {
+        const next = await parts.next();
+        if (next.done) break;
+        const part = next.value;
+        if (part.fieldname === 'sbom') await takeSbom(part);
+        else if (part.type === 'file') part.file.resume();
+      }
+      return sbomBytes;
+    };
   } else {
     // destroyOnReturn: false keeps the socket open so a rejection still reaches the client.
     body = request.raw.iterator({ destroyOnReturn: false });
   }
   try {
-    return await consume(body);
+    return await consume(body, sbom);
   } catch (err) {
     if (!request.raw.complete) request.raw.resume();
     if (isAppError(err, 'APK_EMPTY')) throw noBody();
     if (truncated() || isAppError(err, 'APK_TOO_LARGE')) throw tooLarge();
     throw err;
   }
+}
+
+const MAX_SBOM_BYTES = 16 * 2 ** 20;
+
+/** SECURITY: a sent SBOM is held in memory, so it is bounded while read. */
+async function readBounded(stream: AsyncIterable<Uint8Array>, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += chunk.length;
+    if (size > max) throw new AppError('SBOM_TOO_LARGE', `the SBOM is larger than ${max} bytes`);
+    parts.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(parts);
 }
 
 function noBody(): AppError {

@@ -1,10 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { APK_ARCHES } from '../../apk/pkginfo.ts';
 import { AppError } from '../../errors.ts';
 import { isKeyName } from '../../repo/keys.ts';
 import { validateRepo } from '../../repo/publish.ts';
+import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import type { IndexKey } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
@@ -51,6 +53,25 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         }
         throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
       }
+      const side = SIDE_FILES.find((f) => file.endsWith(`.apk${f.suffix}`));
+      if (side) {
+        // The SBOM beside the package, with the package's caching rules.
+        const apkName = file.slice(0, -side.suffix.length);
+        const pkg = store.findPublishedFile(key, apkName);
+        if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
+        const rendered = await renderSbom(services, pkg.id, side.format);
+        return sendFile(request, reply, {
+          sha256: rendered.sha256,
+          size: rendered.bytes.length,
+          lastModified: rendered.stored.createdAt,
+          cacheControl: store.getRepo(repo)?.private
+            ? 'private, max-age=31536000, immutable'
+            : 'public, max-age=31536000, immutable',
+          contentType: side.contentType,
+          bytes: rendered.bytes,
+          open: () => Readable.from([rendered.bytes]),
+        });
+      }
       if (file.endsWith('.apk')) {
         const pkg = store.findPublishedFile(key, file);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
@@ -90,6 +111,11 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     },
   );
 }
+
+const SIDE_FILES = [
+  { suffix: '.spdx.json', format: 'spdx', contentType: 'application/spdx+json' },
+  { suffix: '.cdx.json', format: 'cyclonedx', contentType: 'application/vnd.cyclonedx+json' },
+] as const;
 
 /** Path parameters validated as a (repo, libc, arch); anything else is simply not found. */
 export function indexKeyOf(repo: string, libc: string, arch: string): IndexKey {

@@ -1,0 +1,318 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import semver from 'semver';
+import parseSpdx from 'spdx-expression-parse';
+import spdxSatisfies from 'spdx-satisfies';
+import { z } from 'zod';
+import { isValidVersion, matchVersion, type VersionOp } from '../../apk/version.ts';
+import { AppError } from '../../errors.ts';
+import { renderSbom, storeSbomBlob } from '../../repo/sbom.ts';
+import type { Services } from '../../repo/services.ts';
+import { checkDescribes, parseSbom } from '../../sbom/parse.ts';
+import type { SbomComponent } from '../../sbom/types.ts';
+import type { Authenticator } from '../auth.ts';
+import { parseQuery } from '../query.ts';
+import { auditor } from './packages.ts';
+import { indexKeyOf } from './repo-files.ts';
+
+export const sbomQuery = z.object({ format: z.enum(['spdx', 'cyclonedx']).default('spdx') });
+
+export const componentQuery = z
+  .object({
+    name: z.string().min(1).max(500).optional(),
+    purl: z.string().min(1).max(2000).optional(),
+    /** Space-separated constraints, e.g. `>=1.2 <2`: apk rules for apk components, semver where the purl type uses it. */
+    version: z.string().min(1).max(200).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  })
+  .refine((q) => (q.name === undefined) !== (q.purl === undefined), {
+    message: 'give exactly one of name or purl',
+  });
+
+export const licenseQuery = z.object({
+  /** A licence, or licences joined with OR: the approved list. */
+  expression: z.string().min(1).max(500),
+  /** satisfies: declared licence is satisfied by the list; conflicts: it is not (or is not SPDX). */
+  mode: z.enum(['satisfies', 'conflicts']).default('satisfies'),
+  limit: z.coerce.number().int().min(1).max(100_000).default(10_000),
+});
+
+export const diffQuery = z.object({ against: z.string().min(1).max(200) });
+export const exportQuery = z.object({ repo: z.string().min(1).max(64) });
+
+const MAX_SBOM_BYTES = 16 * 2 ** 20;
+/** purl types whose versions are semantic versions. */
+const SEMVER_TYPES = new Set(['npm', 'cargo', 'golang', 'gem', 'hex', 'pub', 'swift', 'composer', 'nuget']);
+
+type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
+
+/** SBOM documents, the auditor's queries across all of them, and export. */
+export function registerSbomRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+  const { store, sboms } = services;
+
+  const publishedPackage = (p: PackageParams) => {
+    const pkg = store.find(indexKeyOf(p.repo, p.libc, p.arch), p.name, p.version);
+    if (!pkg || pkg.publishedAt === undefined) {
+      throw new AppError(
+        'PACKAGE_NOT_FOUND',
+        `${p.name}-${p.version} (${p.arch}) is not in ${p.repo}/${p.libc}`,
+      );
+    }
+    return pkg;
+  };
+
+  app.get<{ Params: PackageParams }>(
+    '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
+    async (request, reply) => {
+      auth.requireRead(request, request.params.repo);
+      const pkg = publishedPackage(request.params);
+      const q = parseQuery(sbomQuery, request.query);
+      const rendered = await renderSbom(services, pkg.id, q.format);
+      return reply
+        .header('Content-Type', 'application/json')
+        .header('ETag', `"${rendered.sha256}"`)
+        .header('X-Reef-Sbom-Source', rendered.stored.source)
+        .send(rendered.bytes);
+    },
+  );
+
+  app.register(async (scope) => {
+    // The document is stored byte for byte, so the route takes the raw body.
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_SBOM_BYTES }, (_req, body, done) =>
+      done(null, body),
+    );
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser(
+      'application/json',
+      { parseAs: 'buffer', bodyLimit: MAX_SBOM_BYTES },
+      (_req, body, done) => done(null, body),
+    );
+    scope.put<{ Params: PackageParams }>(
+      '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
+      async (request) => {
+        const p = request.params;
+        const token = auth.require(request, p.repo, 'publish');
+        const target = `${p.repo}/${p.libc}/${p.arch}/${p.name}-${p.version}`;
+        const audit = auditor(services, request, token, 'sbom.attach', target);
+        try {
+          const pkg = publishedPackage(p);
+          const bytes = request.body as Buffer | undefined;
+          if (!bytes?.length)
+            throw new AppError('SBOM_INVALID_JSON', 'the request body holds no SBOM document');
+          const parsed = parseSbom(bytes);
+          checkDescribes(parsed, { name: pkg.name, version: pkg.version });
+          const prepared = { source: 'uploaded' as const, bytes, sha256: sha256Of(bytes), parsed };
+          await services.locks.run(prepared.sha256, async () => {
+            await storeSbomBlob(services.blobs, prepared);
+            sboms.save(pkg.id, {
+              source: 'uploaded',
+              format: parsed.format,
+              specVersion: parsed.specVersion,
+              sha256: prepared.sha256,
+              size: bytes.length,
+              components: parsed.components,
+            });
+          });
+          audit.ok(target, { sha256: prepared.sha256, format: parsed.format });
+          return {
+            source: 'uploaded',
+            format: parsed.format,
+            specVersion: parsed.specVersion,
+            sha256: prepared.sha256,
+          };
+        } catch (err) {
+          audit.rejected(err);
+          throw err;
+        }
+      },
+    );
+  });
+
+  app.get('/api/v1/components', async (request) => {
+    const q = parseQuery(componentQuery, request.query);
+    const token = auth.identify(request);
+    const readable = new Map<string, boolean>();
+    const canRead = (repo: string) => {
+      let ok = readable.get(repo);
+      if (ok === undefined) {
+        const info = store.getRepo(repo);
+        ok = info ? auth.canRead(token, info) : false;
+        readable.set(repo, ok);
+      }
+      return ok;
+    };
+    const constraints = q.version === undefined ? [] : parseConstraints(q.version);
+    const hits = sboms
+      .findComponents({ name: q.name, purl: q.purl }, q.limit)
+      .filter((h) => canRead(h.package.repo) && versionMatches(h.component, constraints));
+    return { matches: hits.map((h) => ({ package: h.package, component: h.component })) };
+  });
+
+  app.get('/api/v1/licenses', async (request) => {
+    const q = parseQuery(licenseQuery, request.query);
+    const approved = approvedList(q.expression);
+    const token = auth.identify(request);
+    const verdicts = new Map<string, boolean>();
+    const satisfied = (license: string) => {
+      let ok = verdicts.get(license);
+      if (ok === undefined) {
+        try {
+          ok = license !== '' && spdxSatisfies(license, approved);
+        } catch {
+          ok = false; // not an SPDX expression: satisfies nothing
+        }
+        verdicts.set(license, ok);
+      }
+      return ok;
+    };
+    const want = q.mode === 'satisfies';
+    const repos = new Map(store.listRepos().map((r) => [r.name, auth.canRead(token, r)]));
+    const packages = store
+      .listPublishedLicenses()
+      .filter((p) => repos.get(p.repo) && satisfied(p.license) === want)
+      .slice(0, q.limit);
+    return { expression: q.expression, mode: q.mode, packages };
+  });
+
+  app.get<{ Params: PackageParams }>(
+    '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom/diff',
+    async (request) => {
+      auth.requireRead(request, request.params.repo);
+      const pkg = publishedPackage(request.params);
+      const q = parseQuery(diffQuery, request.query);
+      const other = publishedPackage({ ...request.params, version: q.against });
+      return {
+        from: other.version,
+        to: pkg.version,
+        ...diffComponents(sboms.componentsOf(other.id), sboms.componentsOf(pkg.id)),
+      };
+    },
+  );
+
+  app.get('/api/v1/sbom/export', async (request, reply) => {
+    const q = parseQuery(exportQuery, request.query);
+    auth.requireRead(request, q.repo);
+    if (!store.getRepo(q.repo)) throw new AppError('REPO_NOT_FOUND', `no repository named '${q.repo}'`);
+    async function* lines() {
+      let after = 0;
+      for (;;) {
+        const page = store.listPublishedInRepo(q.repo, 200, after);
+        if (page.length === 0) return;
+        for (const pkg of page) {
+          const sbom = sboms.get(pkg.id);
+          if (!sbom) continue;
+          const bytes = await services.blobs.readAll(sbom.sha256);
+          const head = {
+            repo: pkg.repo,
+            libc: pkg.libc,
+            arch: pkg.arch,
+            name: pkg.name,
+            version: pkg.version,
+          };
+          // One document per line: the stored JSON, re-serialized without newlines.
+          yield `${JSON.stringify({ ...head, source: sbom.source, format: sbom.format, sbom: JSON.parse(bytes.toString('utf8')) })}\n`;
+        }
+        after = page.at(-1)!.id;
+      }
+    }
+    return reply.header('Content-Type', 'application/x-ndjson').send(Readable.from(lines()));
+  });
+}
+
+function sha256Of(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** `A OR B OR C` → [A, B, C]; spdx-satisfies takes a list of approved licences, not AND. */
+function approvedList(expression: string): string[] {
+  let tree: SpdxNode;
+  try {
+    tree = parseSpdx(expression) as SpdxNode;
+  } catch (err) {
+    throw new AppError(
+      'BAD_REQUEST',
+      `expression '${expression.slice(0, 100)}' is not an SPDX licence expression`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const out: string[] = [];
+  const walk = (node: SpdxNode): void => {
+    if ('license' in node) {
+      out.push(`${node.license}${node.plus ? '+' : ''}${node.exception ? ` WITH ${node.exception}` : ''}`);
+    } else if (node.conjunction === 'or') {
+      walk(node.left);
+      walk(node.right);
+    } else {
+      throw new AppError(
+        'BAD_REQUEST',
+        'give approved licences joined with OR (AND is not a list of approvals)',
+      );
+    }
+  };
+  walk(tree);
+  return out;
+}
+
+type SpdxNode =
+  | { license: string; plus?: boolean; exception?: string }
+  | { conjunction: 'and' | 'or'; left: SpdxNode; right: SpdxNode };
+
+interface Constraint {
+  op: VersionOp;
+  version: string;
+}
+
+function parseConstraints(text: string): Constraint[] {
+  return text
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((part) => {
+      const m = /^(<=|>=|<~|>~|<|>|=|~)?(.+)$/.exec(part)!;
+      return { op: (m[1] ?? '=') as VersionOp, version: m[2]! };
+    });
+}
+
+/** apk rules (§4) for apk components and plain names; semver for purl types that use it. */
+function versionMatches(component: SbomComponent, constraints: Constraint[]): boolean {
+  if (constraints.length === 0) return true;
+  const version = component.version;
+  if (!version) return false;
+  const type = /^pkg:([a-z0-9.+-]+)\//i.exec(component.purl ?? '')?.[1]?.toLowerCase();
+  if (type && SEMVER_TYPES.has(type)) {
+    const v = semver.coerce(version, { loose: true });
+    if (!v) return false;
+    const range = constraints
+      .map((c) => `${c.op === '~' ? '~' : c.op.replace('~', '=')}${c.version}`)
+      .join(' ');
+    return semver.validRange(range, { loose: true }) !== null && semver.satisfies(v, range, { loose: true });
+  }
+  if (!isValidVersion(version)) return false;
+  return constraints.every((c) => isValidVersion(c.version) && matchVersion(version, c.op, c.version));
+}
+
+/** Components keyed by purl without its version (or name): what was added, removed or changed. */
+export function diffComponents(before: SbomComponent[], after: SbomComponent[]) {
+  const keyOf = (c: SbomComponent) => (c.purl ? c.purl.replace(/@[^?#]*/, '') : `name:${c.name}`);
+  const index = (list: SbomComponent[]) => {
+    const map = new Map<string, SbomComponent>();
+    for (const c of list) map.set(keyOf(c), c);
+    return map;
+  };
+  const a = index(before);
+  const b = index(after);
+  const added = [...b].filter(([k]) => !a.has(k)).map(([, c]) => c);
+  const removed = [...a].filter(([k]) => !b.has(k)).map(([, c]) => c);
+  const changed = [...b]
+    .filter(([k]) => a.has(k))
+    .map(([k, c]) => ({ before: a.get(k)!, after: c }))
+    .filter(
+      ({ before: x, after: y }) =>
+        x.version !== y.version ||
+        x.license !== y.license ||
+        JSON.stringify(x.checksums) !== JSON.stringify(y.checksums),
+    );
+  return { added, removed, changed };
+}

@@ -1,0 +1,139 @@
+import parseSpdx from 'spdx-expression-parse';
+import { parseDependency } from '../apk/dependency.ts';
+import type { PkgInfo } from '../apk/pkginfo.ts';
+import type { ApkFile } from '../apk/read-apk.ts';
+import type { Json } from './types.ts';
+
+/**
+ * An SPDX 2.3 document for a package that brings none (every Alpine/abuild
+ * package): the package with its purl, licence and origin, its dependencies
+ * and provides, and every file of its data tar with the SHA-1 apk recorded.
+ * Deterministic: the same package gives the same bytes.
+ */
+
+export interface GenerateInput {
+  repo: string;
+  libc: string;
+  arch: string;
+  pkginfo: PkgInfo;
+  files: ApkFile[];
+  /** SHA-256 of the .apk file. */
+  sha256: string;
+  /** Index `C:` of the package. */
+  checksum: string;
+  created: Date;
+  /** documentNamespace prefix (a URI). */
+  namespaceBase: string;
+}
+
+/** SPDX identifiers allow letters, digits, `.` and `-` only. */
+export function spdxIdPart(s: string): string {
+  return s.replace(/[^A-Za-z0-9.-]/g, '-');
+}
+
+export function apkPurl(repo: string, name: string, version: string, arch: string): string {
+  const e = encodeURIComponent;
+  return `pkg:apk/${e(repo)}/${e(name)}@${e(version)}?arch=${e(arch)}&distro=${e(repo)}`;
+}
+
+function isSpdxExpression(s: string): boolean {
+  try {
+    parseSpdx(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function generateSpdx(input: GenerateInput): Json {
+  const p = input.pkginfo;
+  const mainId = `SPDXRef-Package-${spdxIdPart(p.name)}-${spdxIdPart(p.version)}`;
+  const extracted: Json[] = [];
+  let license = 'NOASSERTION';
+  if (p.license && isSpdxExpression(p.license)) license = p.license;
+  else if (p.license) {
+    // Not an SPDX expression (older abuild packages): kept verbatim as a LicenseRef.
+    const id = `LicenseRef-${spdxIdPart(p.license)}`;
+    license = id;
+    extracted.push({ licenseId: id, extractedText: p.license, name: p.license });
+  }
+  const main: Json = {
+    SPDXID: mainId,
+    name: p.name,
+    versionInfo: p.version,
+    downloadLocation: p.url || 'NOASSERTION',
+    filesAnalyzed: input.files.length > 0,
+    licenseConcluded: 'NOASSERTION',
+    licenseDeclared: license,
+    copyrightText: 'NOASSERTION',
+    supplier: p.maintainer ? `Organization: ${p.maintainer}` : 'NOASSERTION',
+    checksums: [{ algorithm: 'SHA256', checksumValue: input.sha256 }],
+    externalRefs: [
+      {
+        referenceCategory: 'PACKAGE-MANAGER',
+        referenceType: 'purl',
+        referenceLocator: apkPurl(input.repo, p.name, p.version, input.arch),
+      },
+    ],
+    primaryPackagePurpose: 'APPLICATION',
+    ...(p.description ? { summary: p.description } : {}),
+    ...(p.origin || p.commit
+      ? { sourceInfo: `origin ${p.origin || p.name}${p.commit ? `, commit ${p.commit}` : ''}` }
+      : {}),
+  };
+
+  const packages: Json[] = [main];
+  const relationships: Json[] = [
+    { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: mainId },
+  ];
+  const addNamed = (prefix: string, items: string[], relationshipType: string, comment?: string) => {
+    items.forEach((token, i) => {
+      const dep = parseDependency(token);
+      if (dep.conflict) return;
+      const id = `SPDXRef-${prefix}-${i}-${spdxIdPart(dep.name)}`;
+      packages.push({
+        SPDXID: id,
+        name: dep.name,
+        ...(dep.version && dep.op === '=' ? { versionInfo: dep.version } : {}),
+        downloadLocation: 'NOASSERTION',
+        filesAnalyzed: false,
+      });
+      relationships.push({
+        spdxElementId: mainId,
+        relationshipType,
+        relatedSpdxElement: id,
+        ...(comment ? { comment } : dep.op ? { comment: `${dep.op}${dep.version}` } : {}),
+      });
+    });
+  };
+  addNamed('Dependency', p.depends, 'DEPENDS_ON');
+  // SPDX 2.3 has no "provides"; OTHER with a comment keeps the fact without misstating it.
+  addNamed('Provides', p.provides, 'OTHER', 'provides');
+
+  const files: Json[] = [];
+  for (const [i, f] of input.files.entries()) {
+    // SPDX files need a SHA-1; apk records one for regular files and symlinks (of the target string).
+    if ((f.type !== 'file' && f.type !== 'symlink') || !f.sha1) continue;
+    const id = `SPDXRef-File-${i}`;
+    files.push({ SPDXID: id, fileName: f.name, checksums: [{ algorithm: 'SHA1', checksumValue: f.sha1 }] });
+    relationships.push({ spdxElementId: mainId, relationshipType: 'CONTAINS', relatedSpdxElement: id });
+  }
+
+  return {
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name: `${p.name}-${p.version}`,
+    documentNamespace: `${input.namespaceBase}/${encodeURIComponent(input.repo)}/${input.libc}/${input.arch}/${encodeURIComponent(`${p.name}-${p.version}`)}-${input.sha256}`,
+    creationInfo: {
+      created: input.created.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      creators: ['Tool: reef', `Organization: ${input.repo}`],
+      comment: `Generated by reef from the package (index checksum ${input.checksum}): it brought no SBOM of its own.`,
+    },
+    documentDescribes: [mainId],
+    packages,
+    ...(files.length > 0 ? { files } : {}),
+    relationships,
+    ...(extracted.length > 0 ? { hasExtractedLicensingInfos: extracted } : {}),
+  };
+}
