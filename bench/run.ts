@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchComponents } from './components.ts';
 import { benchDownload } from './download.ts';
 import { benchParse } from './parse.ts';
 import { benchPublish } from './publish.ts';
@@ -11,13 +12,14 @@ import { type BenchResult, log, runCommand } from './support.ts';
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download]
+ * usage: npm run bench [-- parse publish download components]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   parse: benchParse,
   publish: benchPublish,
   download: benchDownload,
+  components: benchComponents,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
