@@ -1,7 +1,8 @@
 /**
  * The parts of SPDX 2.3 (spec clauses 6-11) that reef checks, written as a
  * draft-07 JSON Schema. This is reef's transcription of the specification, not
- * the official spdx-schema.json, which no package reachable here ships.
+ * the official spdx-schema.json, which no package reachable here ships; its
+ * closed objects list the same property names as the official 2.3 schema.
  */
 const ref = (name: string) => ({ $ref: `#/definitions/${name}` });
 
@@ -73,10 +74,82 @@ export const RELATIONSHIP_TYPES = [
   'OTHER',
 ];
 
+/** Every property a closed object may hold (the official 2.3 JSON schema closes these objects). */
+const closed = (names: string[]) => ({
+  propertyNames: { enum: names },
+});
+
+const PACKAGE_PROPERTIES = [
+  'SPDXID',
+  'annotations',
+  'attributionTexts',
+  'builtDate',
+  'checksums',
+  'comment',
+  'copyrightText',
+  'description',
+  'downloadLocation',
+  'externalRefs',
+  'filesAnalyzed',
+  'hasFiles',
+  'homepage',
+  'licenseComments',
+  'licenseConcluded',
+  'licenseDeclared',
+  'licenseInfoFromFiles',
+  'name',
+  'originator',
+  'packageFileName',
+  'packageVerificationCode',
+  'primaryPackagePurpose',
+  'releaseDate',
+  'sourceInfo',
+  'summary',
+  'supplier',
+  'validUntilDate',
+  'versionInfo',
+];
+const FILE_PROPERTIES = [
+  'SPDXID',
+  'annotations',
+  'artifactOfs',
+  'attributionTexts',
+  'checksums',
+  'comment',
+  'copyrightText',
+  'fileContributors',
+  'fileDependencies',
+  'fileName',
+  'fileTypes',
+  'licenseComments',
+  'licenseConcluded',
+  'licenseInfoInFiles',
+  'noticeText',
+];
+const DOCUMENT_PROPERTIES = [
+  'SPDXID',
+  'annotations',
+  'comment',
+  'creationInfo',
+  'dataLicense',
+  'externalDocumentRefs',
+  'hasExtractedLicensingInfos',
+  'name',
+  'revieweds',
+  'spdxVersion',
+  'documentNamespace',
+  'documentDescribes',
+  'packages',
+  'files',
+  'snippets',
+  'relationships',
+];
+
 export const SPDX_23_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   type: 'object',
   required: ['spdxVersion', 'dataLicense', 'SPDXID', 'name', 'documentNamespace', 'creationInfo'],
+  ...closed(DOCUMENT_PROPERTIES),
   properties: {
     spdxVersion: { type: 'string', enum: ['SPDX-2.2', 'SPDX-2.3'] },
     dataLicense: { const: 'CC0-1.0' },
@@ -88,6 +161,7 @@ export const SPDX_23_SCHEMA = {
     creationInfo: {
       type: 'object',
       required: ['created', 'creators'],
+      ...closed(['comment', 'created', 'creators', 'licenseListVersion']),
       properties: {
         created: { type: 'string', format: 'date-time' },
         creators: {
@@ -103,6 +177,7 @@ export const SPDX_23_SCHEMA = {
       items: {
         type: 'object',
         required: ['SPDXID', 'name', 'downloadLocation'],
+        ...closed(PACKAGE_PROPERTIES),
         properties: {
           SPDXID: ref('spdxId'),
           name: { type: 'string' },
@@ -142,6 +217,8 @@ export const SPDX_23_SCHEMA = {
               'LIBRARY',
               'CONTAINER',
               'OPERATING-SYSTEM',
+              // The official JSON schema spells it with an underscore; the spec text with a hyphen.
+              'OPERATING_SYSTEM',
               'DEVICE',
               'FIRMWARE',
               'SOURCE',
@@ -159,6 +236,7 @@ export const SPDX_23_SCHEMA = {
       items: {
         type: 'object',
         required: ['SPDXID', 'fileName', 'checksums'],
+        ...closed(FILE_PROPERTIES),
         properties: {
           SPDXID: ref('spdxId'),
           fileName: { type: 'string' },
@@ -177,6 +255,7 @@ export const SPDX_23_SCHEMA = {
       items: {
         type: 'object',
         required: ['spdxElementId', 'relationshipType', 'relatedSpdxElement'],
+        ...closed(['spdxElementId', 'relationshipType', 'relatedSpdxElement', 'comment']),
         properties: {
           spdxElementId: { type: 'string' },
           relationshipType: { enum: RELATIONSHIP_TYPES },
