@@ -174,6 +174,54 @@ describe('SBOMs beside every package', () => {
   });
 });
 
+test('a private repository keeps its SBOMs private', async () => {
+  const server = await startServer();
+  try {
+    const admin = { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' };
+    const res = await fetch(`${server.url}/api/v1/repos/secret`, {
+      method: 'PUT',
+      headers: admin,
+      body: '{"private":true}',
+    });
+    assert.equal(res.status, 200);
+    assert.equal(
+      (await publish(server, 'secret', 'glibc', await buildApk({ name: 'hidden', depends: ['libhidden'] })))
+        .status,
+      201,
+    );
+    for (const path of [
+      '/secret/glibc/x86_64/hidden-1.0.0-r0.apk.spdx.json',
+      '/secret/glibc/x86_64/hidden-1.0.0-r0.apk.cdx.json',
+      '/api/v1/packages/secret/glibc/x86_64/hidden/1.0.0-r0/sbom',
+      '/api/v1/sbom/export?repo=secret',
+    ]) {
+      assert.equal((await fetch(server.url + path)).status, 401, path);
+      assert.equal(
+        (await fetch(server.url + path, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).status,
+        200,
+        path,
+      );
+    }
+    const anonymous = (await (await fetch(`${server.url}/api/v1/components?name=libhidden`)).json()) as {
+      matches: unknown[];
+    };
+    assert.equal(
+      anonymous.matches.length,
+      0,
+      'components of private repos are hidden from anonymous callers',
+    );
+    const admitted = (await (
+      await fetch(`${server.url}/api/v1/components?name=libhidden`, {
+        headers: { authorization: `Bearer ${TEST_TOKEN}` },
+      })
+    ).json()) as { matches: unknown[] };
+    assert.equal(admitted.matches.length, 1);
+  } finally {
+    await server.close();
+    removeDir(server.dataDir);
+  }
+});
+
 describe('auditor queries over 200 generated packages', () => {
   let server: TestServer;
   const N = 200;
