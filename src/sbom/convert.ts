@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { spdxIdPart } from './generate.ts';
+import { arr, asserted, cdxComponents, cdxLicense, str } from './json.ts';
 import { cdxAlgorithm } from './parse.ts';
 import type { Json } from './types.ts';
 
@@ -9,14 +10,6 @@ import type { Json } from './types.ts';
  * DEPENDS_ON have no CycloneDX field of their own; they travel as component
  * properties `spdx:relationship:<TYPE>` and come back from them. Deterministic.
  */
-
-const arr = (v: unknown): Json[] =>
-  Array.isArray(v) ? (v.filter((x) => typeof x === 'object' && x) as Json[]) : [];
-const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-const real = (v: unknown) => {
-  const s = str(v);
-  return s === 'NOASSERTION' || s === 'NONE' ? undefined : s;
-};
 
 /** CycloneDX hash algorithms by SPDX checksum name; the rest have no CycloneDX equivalent. */
 const SPDX_TO_CDX_HASH: Record<string, string> = {
@@ -63,8 +56,8 @@ export function spdxToCycloneDx(doc: Json): Json {
     const ref = String(p.SPDXID);
     known.add(ref);
     const purl = arr(p.externalRefs).find((r) => r.referenceType === 'purl');
-    const license = real(p.licenseDeclared) ?? real(p.licenseConcluded);
-    const supplier = real(p.supplier)?.replace(/^(Organization|Person): /, '');
+    const license = asserted(p.licenseDeclared) ?? asserted(p.licenseConcluded);
+    const supplier = asserted(p.supplier)?.replace(/^(Organization|Person): /, '');
     const hashes = hashesOf(p.checksums);
     const purpose = str(p.primaryPackagePurpose);
     return {
@@ -153,24 +146,11 @@ export function cycloneDxToSpdx(doc: Json): Json {
   };
   const checksumsOf = (c: Json) =>
     arr(c.hashes).map((h) => ({ algorithm: cdxAlgorithm(String(h.alg)), checksumValue: String(h.content) }));
-  const licenseOf = (c: Json) => {
-    const parts = arr(c.licenses)
-      .map((l) => str(l.expression) ?? str((l.license as Json | undefined)?.id))
-      .filter((x): x is string => x !== undefined);
-    return parts.length === 0 ? 'NOASSERTION' : parts.join(' AND ');
-  };
   const packages: Json[] = [];
   const files: Json[] = [];
   const relationships: Json[] = [];
-  const all: Json[] = [];
-  const collect = (c: Json) => {
-    all.push(c);
-    for (const child of arr(c.components)) collect(child);
-  };
+  const { main, all } = cdxComponents(doc);
   const metadata = (doc.metadata ?? {}) as Json;
-  const main = metadata.component as Json | undefined;
-  if (main) collect(main);
-  for (const c of arr(doc.components)) collect(c);
   for (const [i, c] of all.entries()) {
     const ref = str(c['bom-ref']) ?? `component-${i}`;
     const checksums = checksumsOf(c);
@@ -186,7 +166,7 @@ export function cycloneDxToSpdx(doc: Json): Json {
         downloadLocation: 'NOASSERTION',
         filesAnalyzed: false,
         licenseConcluded: 'NOASSERTION',
-        licenseDeclared: licenseOf(c),
+        licenseDeclared: cdxLicense(c.licenses) ?? 'NOASSERTION',
         supplier: supplier ? `Organization: ${supplier}` : 'NOASSERTION',
         ...(checksums.length ? { checksums } : {}),
         ...(str(c.purl)

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { AppError } from '../errors.ts';
+import { arr, asserted, cdxComponents, cdxLicense, str } from './json.ts';
 import { SPDX_23_SCHEMA } from './spdx-schema.ts';
 import type { Json, ParsedSbom, SbomComponent } from './types.ts';
 
@@ -107,14 +108,6 @@ function checkDepth(root: unknown, maxDepth: number): void {
   }
 }
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-const arr = (v: unknown): Json[] =>
-  Array.isArray(v) ? (v.filter((x) => typeof x === 'object' && x) as Json[]) : [];
-const noAssertion = (v: unknown) => {
-  const s = str(v);
-  return s === 'NOASSERTION' || s === 'NONE' ? undefined : s;
-};
-
 function readSpdx(d: Json): ParsedSbom {
   const packages = arr(d.packages);
   const files = arr(d.files);
@@ -140,9 +133,9 @@ function readSpdx(d: Json): ParsedSbom {
       if (version) c.version = version;
       const purl = arr(p.externalRefs).find((r) => r.referenceType === 'purl');
       if (purl && str(purl.referenceLocator)) c.purl = String(purl.referenceLocator);
-      const license = noAssertion(p.licenseDeclared) ?? noAssertion(p.licenseConcluded);
+      const license = asserted(p.licenseDeclared) ?? asserted(p.licenseConcluded);
       if (license) c.license = license;
-      const supplier = noAssertion(p.supplier);
+      const supplier = asserted(p.supplier);
       if (supplier) c.supplier = supplier.replace(/^(Organization|Person): /, '');
       return c;
     }),
@@ -166,27 +159,14 @@ function readSpdx(d: Json): ParsedSbom {
   };
 }
 
-function cdxLicense(licenses: unknown): string | undefined {
-  const parts = arr(licenses)
-    .map(
-      (l) =>
-        str(l.expression) ??
-        str((l.license as Json | undefined)?.id) ??
-        str((l.license as Json | undefined)?.name),
-    )
-    .filter((x): x is string => x !== undefined);
-  if (parts.length === 0) return undefined;
-  return parts.length === 1 ? parts[0] : parts.map((p) => (/\sOR\s/.test(p) ? `(${p})` : p)).join(' AND ');
-}
-
 /** CycloneDX hash names → SPDX checksum names (SHA-256 → SHA256). */
 export function cdxAlgorithm(alg: string): string {
   return alg.replace(/^SHA-(\d+)$/, 'SHA$1').replace(/^SHA3-/, 'SHA3-');
 }
 
 function readCycloneDx(d: Json): ParsedSbom {
-  const components: SbomComponent[] = [];
-  const visit = (c: Json) => {
+  const { main, all } = cdxComponents(d);
+  const components = all.map((c): SbomComponent => {
     const out: SbomComponent = {
       name: String(c.group ? `${c.group}/${c.name}` : c.name),
       checksums: arr(c.hashes).map((h) => ({
@@ -200,13 +180,8 @@ function readCycloneDx(d: Json): ParsedSbom {
     if (license) out.license = license;
     const supplier = str((c.supplier as Json | undefined)?.name) ?? str(c.author);
     if (supplier) out.supplier = supplier;
-    components.push(out);
-    for (const child of arr(c.components)) visit(child);
-  };
-  const metadata = (d.metadata ?? {}) as Json;
-  const main = metadata.component as Json | undefined;
-  if (main) visit(main);
-  for (const c of arr(d.components)) visit(c);
+    return out;
+  });
   const relationships = arr(d.dependencies).flatMap((dep) =>
     (Array.isArray(dep.dependsOn) ? (dep.dependsOn as string[]) : []).map((to) => ({
       from: String(dep.ref),

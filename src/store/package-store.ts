@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
-import type { Db } from './db.ts';
+import { type Db, statementCache } from './db.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -26,6 +26,12 @@ export interface IndexRecordRow {
   arch: string;
   record: string;
   published: boolean;
+}
+
+export interface PackageLicense extends IndexKey {
+  name: string;
+  version: string;
+  license: string;
 }
 
 /** What serving a package file needs, and nothing more (the download path is hot). */
@@ -157,22 +163,14 @@ export type InsertResult =
   | { outcome: 'exists'; pkg: StoredPackage };
 
 export class PackageStore {
-  /** Prepared once: compiling SQL costs more than running these queries. */
-  private readonly statements = new Map<string, Statement>();
+  private readonly stmt: (sql: string) => Statement;
 
   constructor(
     private readonly db: Db,
     /** Arches that get an index when a repo/libc holds only noarch packages. */
     private readonly defaultArches: string[],
-  ) {}
-
-  private stmt(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
+  ) {
+    this.stmt = statementCache(db);
   }
 
   find(key: IndexKey, name: string, version: string): StoredPackage | undefined {
@@ -317,24 +315,10 @@ export class PackageStore {
   }
 
   /** Every published package's declared licence (the licence query scans these). */
-  listPublishedLicenses(): Array<{
-    repo: string;
-    libc: Libc;
-    arch: string;
-    name: string;
-    version: string;
-    license: string;
-  }> {
+  listPublishedLicenses(): PackageLicense[] {
     return this.stmt(
       'SELECT repo, libc, arch, name, version, license FROM packages WHERE published_at IS NOT NULL ORDER BY repo, name, id',
-    ).all() as Array<{
-      repo: string;
-      libc: Libc;
-      arch: string;
-      name: string;
-      version: string;
-      license: string;
-    }>;
+    ).all() as PackageLicense[];
   }
 
   /** Published packages of a whole repository (every libc and arch), paged by id. */

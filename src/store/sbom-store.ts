@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import type { SbomComponent, SbomFormat } from '../sbom/types.ts';
-import type { Db } from './db.ts';
+import { type Db, statementCache } from './db.ts';
 import type { Libc } from './package-store.ts';
 
 /** One package's SBOM as stored: its blob and where it came from. */
@@ -60,17 +60,10 @@ function toComponent(r: ComponentRow): SbomComponent {
 }
 
 export class SbomStore {
-  private readonly statements = new Map<string, Statement>();
+  private readonly stmt: (sql: string) => Statement;
 
-  constructor(private readonly db: Db) {}
-
-  private stmt(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
+  constructor(private readonly db: Db) {
+    this.stmt = statementCache(db);
   }
 
   /** Sets a package's SBOM and indexes its components, replacing what was there, in one transaction. */
