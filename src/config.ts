@@ -32,6 +32,23 @@ export const configSchema = z.object({
     .default(4096),
   /** Largest accepted upload in bytes; apk 2 reads S: as 32-bit unsigned. */
   maxUploadBytes: int(1024, 2 ** 32 - 1).default(2 ** 31),
+  /**
+   * Behind a reverse proxy or load balancer: trust X-Forwarded-For from it, so
+   * the audit log and the failed-auth limit see the client's address. `true`,
+   * a hop count, or comma-separated addresses/CIDRs of the proxies.
+   */
+  trustProxy: z
+    .union([z.boolean(), z.string()])
+    .default(false)
+    .transform((v): boolean | number | string[] => {
+      if (typeof v === 'boolean') return v;
+      if (v === 'true' || v === 'false') return v === 'true';
+      if (/^\d+$/.test(v)) return Number(v);
+      return v
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean);
+    }),
   /** Memory for caching small packages and indexes (each up to 1 MiB) when serving; 0 turns it off. */
   cacheBytes: int(0, 2 ** 40).default(64 * 2 ** 20),
   /** Architectures that get an index when a repo holds noarch packages only. */
@@ -55,6 +72,7 @@ export const ENV_NAMES: Record<keyof Config, string> = {
   maxUploadBytes: 'REEF_MAX_UPLOAD_BYTES',
   defaultArches: 'REEF_DEFAULT_ARCHES',
   cacheBytes: 'REEF_CACHE_BYTES',
+  trustProxy: 'REEF_TRUST_PROXY',
 };
 
 export function loadConfig(

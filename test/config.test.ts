@@ -16,6 +16,13 @@ test('defaults are the embedded setup of the design', () => {
   assert.equal(c.keyBits, 4096);
   assert.equal(c.indexSha1, true);
   assert.deepEqual(c.defaultArches, ['x86_64', 'aarch64']);
+  assert.equal(c.trustProxy, false);
+  assert.equal(loadConfig({ REEF_TRUST_PROXY: '1' }).trustProxy, 1);
+  assert.deepEqual(loadConfig({ REEF_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, [
+    '10.0.0.0/8',
+    '127.0.0.1',
+  ]);
+  assert.equal(loadConfig({ REEF_TRUST_PROXY: 'true' }).trustProxy, true);
 });
 
 test('file < environment < flags', () => {

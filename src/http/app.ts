@@ -21,6 +21,8 @@ export async function buildApp(
     // JSON bodies of the API are small; uploads are streamed by the publish route itself.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // fastify takes a boolean, a hop count or addresses; the union confuses its overloads.
+    trustProxy: services.config.trustProxy as unknown as boolean,
     routerOptions: { maxParamLength: 500 },
   });
   app.setErrorHandler(errorHandler);
