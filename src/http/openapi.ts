@@ -228,7 +228,10 @@ const SCHEMAS: Record<string, Json> = {
     allOf: [ref('PublicKey'), obj({ resigned: int('indexes re-signed') })],
   },
   KeyRetired: obj({ retired: str(), resigned: int('indexes re-signed') }),
-  KeyNames: obj({ keys: arr(str()) }),
+  KeyNames: obj({
+    keys: arr(str('index signing keys (.rsa.pub), for /etc/apk/keys')),
+    attestation: str('the ECDSA P-256 key that signs reef attestations (.pub.pem)'),
+  }),
   AuditEntry: obj(
     {
       id: int(),
@@ -635,6 +638,22 @@ const OPERATIONS: OperationSpec[] = [
         }),
       ),
       400: 'BadRequest',
+      404: 'NotFound',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}/provenance',
+    tag: 'sbom',
+    operationId: 'getProvenance',
+    summary:
+      "reef's signed attestation of the publish (a Sigstore bundle), and the publisher's provenance when sent",
+    access: { kind: 'read' },
+    responses: {
+      200: ok(
+        'the attestations',
+        obj({ publisher: { type: ['object', 'null'] }, publish: { type: 'object' } }),
+      ),
       404: 'NotFound',
     },
   },

@@ -1,4 +1,10 @@
-import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPair,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -137,4 +143,37 @@ export class KeyRing {
     await fsyncDir(dir);
     this.keys = await loadSigningKeys(this.dataDir);
   }
+}
+
+/**
+ * reef's attestation key (ECDSA P-256), generated at first start like the
+ * index key: keys/attestation/<name>.pem (private, 0600) and <name>.pub.pem.
+ * Its public half is served as /keys/<name>.pub.pem.
+ */
+export async function loadOrCreateAttestationKey(
+  dataDir: string,
+): Promise<{ keyName: string; privateKey: KeyObject; publicPem: string }> {
+  const dir = join(dataDir, 'keys', 'attestation');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const existing = (await readdir(dir)).filter((f) => f.endsWith('.pem') && !f.endsWith('.pub.pem')).sort();
+  if (existing.length > 0) {
+    const file = existing[0]!;
+    try {
+      const privateKey = createPrivateKey(await readFile(join(dir, file)));
+      const publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+      return { keyName: file.replace(/\.pem$/, '.pub.pem'), privateKey, publicPem };
+    } catch (err) {
+      throw new AppError('KEY_INVALID', `attestation key ${join(dir, file)} cannot be read`, { cause: err });
+    }
+  }
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const base = `reef-attestation-${publicKeyFingerprint(publicKey)}`;
+  const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  await writeFileAtomic(join(dir, `${base}.pub.pem`), publicPem, 0o644);
+  await writeFileAtomic(
+    join(dir, `${base}.pem`),
+    privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    0o600,
+  );
+  return { keyName: `${base}.pub.pem`, privateKey, publicPem };
 }

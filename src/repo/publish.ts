@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto';
 import type { ApkLimits, ApkPackage } from '../apk/read-apk.ts';
 import { readApk } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
+import { type AttestationKey, publishStatement, signStatement } from '../provenance/publish-statement.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { IndexKey, Libc, PackageStore, StoredPackage } from '../store/package-store.ts';
 import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
-import { type PreparedSbom, prepareSbom, storeSbomBlob } from './sbom.ts';
+import { type PreparedSbom, prepareSbom, storeBytes } from './sbom.ts';
 
 /**
  * Publishing and deleting packages: the service behind the upload API and the
@@ -17,6 +19,8 @@ export interface PublishDeps {
   sboms: SbomStore;
   /** Base URI of generated SPDX documentNamespace values. */
   sbomNamespace: string;
+  /** Signs reef's record of every publish. */
+  attestationKey: AttestationKey;
   blobs: BlobStore;
   indexer: Indexer;
   locks: KeyedLock;
@@ -73,6 +77,8 @@ export async function publishPackage(
   options: {
     /** An SBOM sent with the package; called once the package body is consumed. */
     sbom?: () => Promise<Buffer | undefined>;
+    /** Who publishes, for reef's attestation. */
+    publishedBy?: { tokenId: number | null; tokenName: string };
   } = {},
 ): Promise<PublishResult> {
   const { repo, libc } = target;
@@ -106,6 +112,7 @@ export async function publishPackage(
 
   const p = apk.pkginfo;
   const key: IndexKey = { repo, libc, arch: p.arch };
+  const attestation = await attest(deps, apk, sbom, { repo, libc }, options.publishedBy);
   const result = await deps.locks.run(apk.sha256, async () => {
     const existing = deps.store.find(key, p.name, p.version);
     if (existing) {
@@ -113,8 +120,11 @@ export async function publishPackage(
       return { outcome: 'exists' as const, pkg: existing };
     }
     await deps.blobs.commit(temp, apk.sha256);
-    // The SBOM blob is written under its own lock: a delete may be collecting the same bytes.
-    await deps.locks.run(sbom.sha256, () => storeSbomBlob(deps.blobs, sbom));
+    // Side blobs are written under their own locks: a delete may be collecting the same bytes.
+    await deps.locks.run(sbom.sha256, () => storeBytes(deps.blobs, sbom.bytes, sbom.sha256));
+    await deps.locks.run(attestation.sha256, () =>
+      storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
+    );
     return deps.store.insert(
       {
         ...key,
@@ -141,7 +151,7 @@ export async function publishPackage(
         signatures: apk.signatures.map((s) => ({ algorithm: s.algorithm, keyName: s.keyName })),
       },
       Date.now(),
-      (created) =>
+      (created) => {
         deps.sboms.save(created.id, {
           source: sbom.source,
           format: sbom.parsed.format,
@@ -149,7 +159,13 @@ export async function publishPackage(
           sha256: sbom.sha256,
           size: sbom.bytes.length,
           components: sbom.parsed.components,
-        }),
+        });
+        deps.store.saveAttestation(created.id, {
+          sha256: attestation.sha256,
+          size: attestation.bytes.length,
+          keyName: deps.attestationKey.keyName,
+        });
+      },
     );
   });
 
@@ -200,12 +216,9 @@ export async function deletePackage(
   }
   // The index stops listing the package before its bytes go (design invariant 1).
   await deps.indexer.refresh(removed.indexes);
-  for (const sha256 of [removed.pkg.sha256, removed.sbomSha256]) {
-    if (sha256 === undefined) continue;
+  for (const sha256 of removed.blobs) {
     await deps.locks.run(sha256, async () => {
-      if (!deps.store.isBlobReferenced(sha256) && !deps.sboms.isBlobReferenced(sha256)) {
-        await deps.blobs.delete(sha256);
-      }
+      if (!deps.store.isBlobReferenced(sha256)) await deps.blobs.delete(sha256);
     });
   }
   return removed.pkg;
@@ -233,4 +246,35 @@ export class KeyedLock {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+}
+
+/** reef's signed record of this publish (issue 6), made before the package row commits. */
+async function attest(
+  deps: PublishDeps,
+  apk: ApkPackage,
+  sbom: PreparedSbom,
+  target: { repo: string; libc: string },
+  publishedBy: { tokenId: number | null; tokenName: string } = { tokenId: null, tokenName: 'unknown' },
+): Promise<{ bytes: Buffer; sha256: string }> {
+  const p = apk.pkginfo;
+  const statement = publishStatement({
+    filename: `${p.name}-${p.version}.apk`,
+    sha256: apk.sha256,
+    repo: target.repo,
+    libc: target.libc,
+    arch: p.arch,
+    name: p.name,
+    version: p.version,
+    checksum: apk.checksum,
+    datahash: p.datahash,
+    publishedBy,
+    publishedAt: new Date(),
+    origin: p.origin,
+    commit: p.commit,
+    url: p.url,
+    sbom: { sha256: sbom.sha256, source: sbom.source, format: sbom.parsed.format },
+    publisherProvenance: null,
+  });
+  const bytes = await signStatement(statement, deps.attestationKey);
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

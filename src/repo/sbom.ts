@@ -75,17 +75,17 @@ function withSource<T>(source: SbomSource, fn: () => T): T {
   }
 }
 
-/** Writes SBOM bytes as a blob (content-addressed, fsynced). */
-export async function storeSbomBlob(blobs: BlobStore, sbom: PreparedSbom): Promise<void> {
+/** Writes bytes held in memory (an SBOM, an attestation) as a blob: content-addressed, fsynced. */
+export async function storeBytes(blobs: BlobStore, bytes: Buffer, sha256: string): Promise<void> {
   const temp = await blobs.createTemp();
   try {
-    await temp.write(sbom.bytes);
+    await temp.write(bytes);
     await temp.finish();
   } catch (err) {
     await temp.discard();
     throw err;
   }
-  await blobs.commit(temp, sbom.sha256);
+  await blobs.commit(temp, sha256);
 }
 
 export interface RenderedSbom {

@@ -9,7 +9,7 @@ import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
 import { AuditLog } from './audit.ts';
 import { Indexer } from './indexer.ts';
-import { KeyRing, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
+import { KeyRing, loadOrCreateAttestationKey, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
 import { KeyedLock, type PublishDeps } from './publish.ts';
 import { TokenService } from './tokens.ts';
 
@@ -50,6 +50,7 @@ export async function createServices(
     const store = new PackageStore(db, config.defaultArches);
     const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits);
     const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
+    const attestationKey = await loadOrCreateAttestationKey(config.dataDir);
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
     const indexer = new Indexer(
       store,
@@ -67,6 +68,7 @@ export async function createServices(
       db,
       store,
       sboms: new SbomStore(db),
+      attestationKey,
       sbomNamespace: `${config.publicUrl?.replace(/\/$/, '') ?? 'https://reef.invalid'}/spdxdocs`,
       blobs,
       indexer,

@@ -32,6 +32,9 @@ function schemaValidators() {
   const load = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8'));
   const ajv = new Ajv({ strict: false, allErrors: false });
   addFormats(ajv);
+  // ajv-formats has no IRI formats, which the CycloneDX schemas use for URLs; accept them as strings.
+  ajv.addFormat('iri-reference', true);
+  ajv.addFormat('iri', true);
   // The shipped bom schemas refer to these two by their SNAPSHOT file names; give them those ids.
   for (const file of ['spdx.SNAPSHOT.schema.json', 'jsf-0.82.SNAPSHOT.schema.json']) {
     ajv.addSchema({ ...load(file), $id: `http://cyclonedx.org/schema/${file}` });

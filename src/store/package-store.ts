@@ -233,20 +233,21 @@ export class PackageStore {
     key: IndexKey,
     name: string,
     version: string,
-  ): { pkg: StoredPackage; indexes: IndexKey[]; sbomSha256: string | undefined } | undefined {
+  ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined {
     return this.db.transaction(() => {
       const pkg = this.find(key, name, version);
       if (!pkg) return undefined;
-      const sbom = this.stmt('SELECT sha256 FROM sboms WHERE package_id = ?').get(pkg.id) as
-        | { sha256: string }
-        | undefined;
+      // Its SBOM and attestation blobs may be collected with the package's own.
+      const related = this.stmt(
+        'SELECT sha256 FROM sboms WHERE package_id = ? UNION SELECT sha256 FROM attestations WHERE package_id = ?',
+      ).all(pkg.id, pkg.id) as Array<{ sha256: string }>;
       const before = this.indexesListing(pkg);
-      // The package's SBOM and components go with it (ON DELETE CASCADE).
+      // The package's SBOM, components and attestation go with it (ON DELETE CASCADE).
       this.stmt('DELETE FROM packages WHERE id = ?').run(pkg.id);
       const after = this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
       this.markDirty(indexes);
-      return { pkg, indexes, sbomSha256: sbom?.sha256 };
+      return { pkg, indexes, blobs: [pkg.sha256, ...related.map((r) => r.sha256)] };
     })();
   }
 
@@ -402,8 +403,34 @@ export class PackageStore {
     );
   }
 
+  /** Whether any package, SBOM or attestation still uses these bytes (blob collection asks). */
   isBlobReferenced(sha256: string): boolean {
-    return this.stmt('SELECT 1 FROM packages WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
+    return (
+      this.stmt(
+        `SELECT 1 FROM packages WHERE sha256 = ? UNION ALL SELECT 1 FROM sboms WHERE sha256 = ?
+         UNION ALL SELECT 1 FROM attestations WHERE sha256 = ? LIMIT 1`,
+      ).get(sha256, sha256, sha256) !== undefined
+    );
+  }
+
+  /** reef's attestation of a package's publish, if any. */
+  getAttestation(
+    packageId: number,
+  ): { sha256: string; size: number; keyName: string; createdAt: number } | undefined {
+    const r = this.stmt('SELECT * FROM attestations WHERE package_id = ?').get(packageId) as
+      | { sha256: string; size: number; key_name: string; created_at: number }
+      | undefined;
+    return r && { sha256: r.sha256, size: r.size, keyName: r.key_name, createdAt: r.created_at };
+  }
+
+  saveAttestation(
+    packageId: number,
+    a: { sha256: string; size: number; keyName: string },
+    now = Date.now(),
+  ): void {
+    this.stmt(
+      'INSERT INTO attestations (package_id, sha256, size, key_name, created_at) VALUES (?, ?, ?, ?, ?)',
+    ).run(packageId, a.sha256, a.size, a.keyName, now);
   }
 
   /** Packages and bytes stored per repository (metrics; one query per scrape). */

@@ -143,10 +143,6 @@ export class SbomStore {
       package: { repo: r.p_repo, libc: r.p_libc, arch: r.p_arch, name: r.p_name, version: r.p_version },
     }));
   }
-
-  isBlobReferenced(sha256: string): boolean {
-    return this.stmt('SELECT 1 FROM sboms WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
-  }
 }
 
 /** GLOB treats * ? [ as wildcards; a purl may contain none of them legitimately, but be exact anyway. */

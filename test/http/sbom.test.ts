@@ -25,6 +25,8 @@ function cycloneDxValidator() {
   const load = (f: string) => JSON.parse(readFileSync(join(dir, f), 'utf8'));
   const ajv = new Ajv({ strict: false, allErrors: false, validateFormats: true });
   addFormats.default(ajv);
+  ajv.addFormat('iri-reference', true);
+  ajv.addFormat('iri', true);
   for (const file of ['spdx.SNAPSHOT.schema.json', 'jsf-0.82.SNAPSHOT.schema.json']) {
     ajv.addSchema({ ...load(file), $id: `http://cyclonedx.org/schema/${file}` });
   }

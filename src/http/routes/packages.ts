@@ -100,7 +100,7 @@ export function registerPackageRoutes(
             { ...services, limits: { ...services.limits, maxCompressedBytes: maxBytes } },
             request.params,
             body,
-            { sbom },
+            { sbom, publishedBy: { tokenId: token.id ?? null, tokenName: token.name } },
           ),
         );
         const p = result.pkg;

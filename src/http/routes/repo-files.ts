@@ -53,6 +53,29 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         }
         throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
       }
+      const attestationSuffix = ATTESTATION_SUFFIXES.find((suffix) => file.endsWith(`.apk${suffix}`));
+      if (attestationSuffix) {
+        // reef's signed record of the publish; until publisher provenance is verified (issue 6)
+        // it is also what .provenance.json serves.
+        const apkName = file.slice(0, -attestationSuffix.length);
+        const pkg = store.findPublishedFile(key, apkName);
+        const attestation = pkg && store.getAttestation(pkg.id);
+        if (!pkg || !attestation)
+          throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
+        return sendFile(request, reply, {
+          sha256: attestation.sha256,
+          size: attestation.size,
+          lastModified: attestation.createdAt,
+          cacheControl: store.getRepo(repo)?.private
+            ? 'private, max-age=31536000, immutable'
+            : 'public, max-age=31536000, immutable',
+          contentType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+          bytes: await cache.get(attestation.sha256, attestation.size, () =>
+            blobs.readAll(attestation.sha256),
+          ),
+          open: (range) => blobs.read(attestation.sha256, range),
+        });
+      }
       const side = SIDE_FILES.find((f) => file.endsWith(`.apk${f.suffix}`));
       if (side) {
         // The SBOM beside the package, with the package's caching rules.
@@ -93,6 +116,8 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
   });
 
   const serveKey = (keyName: string) => {
+    // The attestation key (ECDSA P-256) sits beside the index signing keys.
+    if (keyName === services.attestationKey.keyName) return services.attestationKey.publicPem;
     const key = isKeyName(keyName) ? services.signingKeys.find((k) => k.keyName === keyName) : undefined;
     if (!key) throw new AppError('KEY_NOT_FOUND', `no public key named ${keyName}`);
     return key.publicPem;
@@ -101,7 +126,10 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     reply.header('Content-Type', 'application/x-pem-file');
     return serveKey(request.params.keyName);
   });
-  app.get('/keys', async () => ({ keys: services.signingKeys.map((k) => k.keyName) }));
+  app.get('/keys', async () => ({
+    keys: services.signingKeys.map((k) => k.keyName),
+    attestation: services.attestationKey.keyName,
+  }));
   app.get<{ Params: { repo: string; libc: string; keyName: string } }>(
     '/:repo/:libc/:keyName',
     async (request, reply) => {
@@ -111,6 +139,8 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     },
   );
 }
+
+const ATTESTATION_SUFFIXES = ['.publish.json', '.provenance.json'];
 
 const SIDE_FILES = [
   { suffix: '.spdx.json', format: 'spdx', contentType: 'application/spdx+json' },

@@ -7,7 +7,7 @@ import spdxSatisfies from 'spdx-satisfies';
 import { z } from 'zod';
 import { isValidVersion, matchVersion, type VersionOp } from '../../apk/version.ts';
 import { AppError } from '../../errors.ts';
-import { renderSbom, storeSbomBlob } from '../../repo/sbom.ts';
+import { renderSbom, storeBytes } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import { checkDescribes, parseSbom } from '../../sbom/parse.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
@@ -104,7 +104,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
           checkDescribes(parsed, { name: pkg.name, version: pkg.version });
           const prepared = { source: 'uploaded' as const, bytes, sha256: sha256Of(bytes), parsed };
           await services.locks.run(prepared.sha256, async () => {
-            await storeSbomBlob(services.blobs, prepared);
+            await storeBytes(services.blobs, bytes, prepared.sha256);
             sboms.save(pkg.id, {
               source: 'uploaded',
               format: parsed.format,
@@ -128,6 +128,21 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
       },
     );
   });
+
+  app.get<{ Params: PackageParams }>(
+    '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
+    async (request) => {
+      auth.requireRead(request, request.params.repo);
+      const pkg = publishedPackage(request.params);
+      const attestation = store.getAttestation(pkg.id);
+      if (!attestation) throw new AppError('NOT_FOUND', 'this package has no attestation');
+      const bundle = JSON.parse((await services.blobs.readAll(attestation.sha256)).toString('utf8'));
+      return {
+        publisher: null,
+        publish: { keyName: attestation.keyName, sha256: attestation.sha256, bundle },
+      };
+    },
+  );
 
   app.get('/api/v1/components', async (request) => {
     const q = parseQuery(componentQuery, request.query);
