@@ -1,14 +1,19 @@
-import parseSpdx from 'spdx-expression-parse';
+import { createHash } from 'node:crypto';
+import { PackageURL } from 'packageurl-js';
 import { parseDependency } from '../apk/dependency.ts';
 import type { PkgInfo } from '../apk/pkginfo.ts';
 import type { ApkFile } from '../apk/read-apk.ts';
+import { createLicenseTable } from './license.ts';
+import { createIdAllocator, spdxDate, spdxIdPart } from './spdx-fields.ts';
 import type { Json } from './types.ts';
 
 /**
  * An SPDX 2.3 document for a package that brings none (every Alpine/abuild
- * package): the package with its purl, licence and origin, its dependencies
- * and provides, and every file of its data tar with the SHA-1 apk recorded.
- * Deterministic: the same package gives the same bytes.
+ * package, issue 5): the package with its purl, licence, maintainer, origin
+ * and commit from `.PKGINFO`, its dependencies and provides, and every file
+ * of its data tar with the SHA-1 apk recorded for it. Deterministic: the same
+ * input gives the same JSON (sorted lists, ids derived from content, no clock
+ * and no random UUID), so stored bytes and ETags stay stable.
  */
 
 export interface GenerateInput {
@@ -17,57 +22,160 @@ export interface GenerateInput {
   arch: string;
   pkginfo: PkgInfo;
   files: ApkFile[];
-  /** SHA-256 of the .apk file. */
+  /** Hex SHA-256 of the whole .apk. */
   sha256: string;
-  /** Index `C:` of the package. */
+  /** Index `C:` of the package (Q1 + base64 SHA-1 of the control member). */
   checksum: string;
+  /** creationInfo.created; pass the build date to make the document a function of the package. */
   created: Date;
-  /** documentNamespace prefix (a URI). */
+  /** documentNamespace prefix, an absolute URI (e.g. `<public url>/spdxdocs`). */
   namespaceBase: string;
 }
 
-/** SPDX identifiers allow letters, digits, `.` and `-` only. */
-export function spdxIdPart(s: string): string {
-  return s.replace(/[^A-Za-z0-9.-]/g, '-');
-}
-
+/**
+ * `pkg:apk/<repo>/<name>@<version>?arch=<arch>&distro=<repo>`, built and
+ * percent-encoded by packageurl-js (the purl spec lowercases apk namespaces and names).
+ */
 export function apkPurl(repo: string, name: string, version: string, arch: string): string {
-  const e = encodeURIComponent;
-  return `pkg:apk/${e(repo)}/${e(name)}@${e(version)}?arch=${e(arch)}&distro=${e(repo)}`;
+  return new PackageURL('apk', repo, name, version, { arch, distro: repo }, undefined).toString();
 }
 
-function isSpdxExpression(s: string): boolean {
+/** `Name <mail>` (abuild's maintainer syntax) → `Name (mail)` (SPDX 2.3 §7.5 agent syntax). */
+function agent(text: string): string {
+  return text.replace(/\s*<([^>]*)>\s*$/, ' ($1)').trim();
+}
+
+function isWebUrl(text: string): boolean {
   try {
-    parseSpdx(s);
-    return true;
+    const u = new URL(text);
+    return u.protocol === 'https:' || u.protocol === 'http:';
   } catch {
     return false;
   }
 }
 
+const byKey =
+  <T>(key: (x: T) => string) =>
+  (a: T, b: T) =>
+    key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+
+/** A file entry of the SBOM: what apk installs at that path, with the SHA-1 apk checks. */
+interface ListedFile {
+  path: string;
+  sha1: string;
+  symlinkTarget: string | undefined;
+}
+
+/**
+ * Regular files and symlinks with the SHA-1 apk recorded (`APK-TOOLS.checksum.SHA1`,
+ * apk-format.md §1.2; for a symlink it is the SHA-1 of the target string).
+ * A hard link installs its target's content, so it gets its target's SHA-1.
+ * The last entry for a path wins, as on extraction. SPDX 2.3 §8.4 makes SHA-1
+ * mandatory for a file, so an entry without one cannot be listed: it is
+ * named in the package comment instead.
+ */
+function listFiles(files: ApkFile[]): { listed: ListedFile[]; unlisted: string[] } {
+  const byPath = new Map<string, ListedFile | undefined>();
+  for (const f of files) {
+    if (f.type === 'file' || f.type === 'symlink') {
+      byPath.set(f.name, f.sha1 ? { path: f.name, sha1: f.sha1, symlinkTarget: f.linkTarget } : undefined);
+    } else if (f.type === 'hardlink') {
+      const sha1 = f.sha1 ?? (f.linkTarget ? byPath.get(f.linkTarget)?.sha1 : undefined);
+      byPath.set(f.name, sha1 ? { path: f.name, sha1, symlinkTarget: undefined } : undefined);
+    }
+  }
+  const listed: ListedFile[] = [];
+  const unlisted: string[] = [];
+  for (const [path, file] of byPath) {
+    if (file) listed.push({ ...file, sha1: file.sha1.toLowerCase() });
+    else unlisted.push(path);
+  }
+  return { listed: listed.sort(byKey((f) => f.path)), unlisted: unlisted.sort() };
+}
+
+/** SPDX 2.3 §7.9: SHA-1 of the sorted, concatenated SHA-1s of the package's files. */
+export function packageVerificationCode(sha1s: string[]): string {
+  return createHash('sha1')
+    .update(
+      sha1s
+        .map((s) => s.toLowerCase())
+        .sort()
+        .join(''),
+    )
+    .digest('hex');
+}
+
+interface NamedTarget {
+  name: string;
+  exact: string | undefined;
+  constraints: string[];
+}
+
+/** Dependency tokens by name: `foo>=1 foo<2` is one package with both constraints. */
+function namedTargets(tokens: string[]): NamedTarget[] {
+  const byName = new Map<string, NamedTarget>();
+  for (const token of tokens) {
+    const dep = parseDependency(token);
+    // `!name` is a conflict: a package that must be absent is no dependency.
+    if (dep.conflict) continue;
+    const entry = byName.get(dep.name) ?? { name: dep.name, exact: undefined, constraints: [] };
+    if (dep.op && dep.version) {
+      entry.constraints.push(`${dep.op}${dep.version}`);
+      if (dep.op === '=') entry.exact = dep.version;
+    }
+    byName.set(dep.name, entry);
+  }
+  return [...byName.values()].sort(byKey((e) => e.name));
+}
+
 export function generateSpdx(input: GenerateInput): Json {
   const p = input.pkginfo;
-  const mainId = `SPDXRef-Package-${spdxIdPart(p.name)}-${spdxIdPart(p.version)}`;
-  const extracted: Json[] = [];
-  let license = 'NOASSERTION';
-  if (p.license && isSpdxExpression(p.license)) license = p.license;
-  else if (p.license) {
-    // Not an SPDX expression (older abuild packages): kept verbatim as a LicenseRef.
-    const id = `LicenseRef-${spdxIdPart(p.license)}`;
-    license = id;
-    extracted.push({ licenseId: id, extractedText: p.license, name: p.license });
-  }
+  const mainId = `SPDXRef-Package-${spdxIdPart(p.name)}`;
+  const licenses = createLicenseTable();
+  // Not every abuild licence is an SPDX expression (`custom`, `GPL2`); those become LicenseRefs.
+  const licenseDeclared = p.license.trim() ? licenses.expressionFor(p.license) : 'NOASSERTION';
+  const { listed, unlisted } = listFiles(input.files);
+
+  const comment = [
+    `apk index checksum (C:) ${input.checksum}; data hash ${p.datahash}.`,
+    ...(unlisted.length > 0
+      ? [
+          `${unlisted.length} entries are not listed for want of an apk SHA-1 (SPDX requires one per file): ` +
+            `${unlisted.slice(0, 20).join(', ')}${unlisted.length > 20 ? ', …' : ''}.`,
+        ]
+      : []),
+  ].join(' ');
+  const sourceInfo = [
+    p.origin ? `built from origin ${p.origin}` : '',
+    p.commit ? `at commit ${p.commit}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   const main: Json = {
     SPDXID: mainId,
     name: p.name,
     versionInfo: p.version,
-    downloadLocation: p.url || 'NOASSERTION',
-    filesAnalyzed: input.files.length > 0,
+    // Where the .apk is downloaded from is the server's business, not the package's.
+    downloadLocation: 'NOASSERTION',
+    ...(isWebUrl(p.url) ? { homepage: p.url } : {}),
+    // An abuild maintainer is a person: "Name <mail>".
+    supplier: p.maintainer.trim() ? `Person: ${agent(p.maintainer)}` : 'NOASSERTION',
+    filesAnalyzed: listed.length > 0,
+    ...(listed.length > 0
+      ? {
+          packageVerificationCode: {
+            packageVerificationCodeValue: packageVerificationCode(listed.map((f) => f.sha1)),
+          },
+        }
+      : {}),
+    checksums: [{ algorithm: 'SHA256', checksumValue: input.sha256.toLowerCase() }],
+    // `origin` is the source package (the aports directory), `commit` the aports commit it was built from.
+    ...(sourceInfo ? { sourceInfo } : {}),
     licenseConcluded: 'NOASSERTION',
-    licenseDeclared: license,
+    licenseDeclared,
     copyrightText: 'NOASSERTION',
-    supplier: p.maintainer ? `Organization: ${p.maintainer}` : 'NOASSERTION',
-    checksums: [{ algorithm: 'SHA256', checksumValue: input.sha256 }],
+    ...(p.description ? { summary: p.description } : {}),
+    comment,
     externalRefs: [
       {
         referenceCategory: 'PACKAGE-MANAGER',
@@ -75,60 +183,86 @@ export function generateSpdx(input: GenerateInput): Json {
         referenceLocator: apkPurl(input.repo, p.name, p.version, input.arch),
       },
     ],
+    // As melange marks the package its SBOM describes.
     primaryPackagePurpose: 'APPLICATION',
-    ...(p.description ? { summary: p.description } : {}),
-    ...(p.origin || p.commit
-      ? { sourceInfo: `origin ${p.origin || p.name}${p.commit ? `, commit ${p.commit}` : ''}` }
-      : {}),
   };
 
   const packages: Json[] = [main];
   const relationships: Json[] = [
     { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: mainId },
   ];
-  const addNamed = (prefix: string, items: string[], relationshipType: string, comment?: string) => {
-    items.forEach((token, i) => {
-      const dep = parseDependency(token);
-      if (dep.conflict) return;
-      const id = `SPDXRef-${prefix}-${i}-${spdxIdPart(dep.name)}`;
+  const uniqueId = createIdAllocator(['SPDXRef-DOCUMENT', mainId]);
+  const addNamed = (
+    kind: string,
+    tokens: string[],
+    relationshipType: string,
+    note: (c: string[]) => string,
+  ) => {
+    for (const target of namedTargets(tokens)) {
+      const id = uniqueId(`SPDXRef-${kind}-${spdxIdPart(target.name)}`);
       packages.push({
         SPDXID: id,
-        name: dep.name,
-        ...(dep.version && dep.op === '=' ? { versionInfo: dep.version } : {}),
+        name: target.name,
+        ...(target.exact ? { versionInfo: target.exact } : {}),
         downloadLocation: 'NOASSERTION',
         filesAnalyzed: false,
       });
+      const text = note(target.constraints);
       relationships.push({
         spdxElementId: mainId,
         relationshipType,
         relatedSpdxElement: id,
-        ...(comment ? { comment } : dep.op ? { comment: `${dep.op}${dep.version}` } : {}),
+        ...(text ? { comment: text } : {}),
       });
-    });
+    }
   };
-  addNamed('Dependency', p.depends, 'DEPENDS_ON');
-  // SPDX 2.3 has no "provides"; OTHER with a comment keeps the fact without misstating it.
-  addNamed('Provides', p.provides, 'OTHER', 'provides');
+  // `depend`: names of packages, sonames (so:), commands (cmd:), pkg-config names (pc:), paths.
+  addNamed('Depends', p.depends, 'DEPENDS_ON', (c) => (c.length ? `apk constraint ${c.join(' ')}` : ''));
+  // `provides`: virtual names this package satisfies. SPDX 2.3 has no type for
+  // "A satisfies requirements on name B" (PROVIDED_DEPENDENCY_OF means a dependency
+  // the environment provides, VARIANT_OF another build of the same thing), so
+  // OTHER with the comment §11.1 asks for states exactly that and no more.
+  addNamed(
+    'Provides',
+    p.provides,
+    'OTHER',
+    (c) =>
+      `apk provides: ${p.name} satisfies dependencies on this name${c.length ? ` (${c.join(' ')})` : ''}`,
+  );
 
-  const files: Json[] = [];
-  for (const [i, f] of input.files.entries()) {
-    // SPDX files need a SHA-1; apk records one for regular files and symlinks (of the target string).
-    if ((f.type !== 'file' && f.type !== 'symlink') || !f.sha1) continue;
-    const id = `SPDXRef-File-${i}`;
-    files.push({ SPDXID: id, fileName: f.name, checksums: [{ algorithm: 'SHA1', checksumValue: f.sha1 }] });
+  const files = listed.map((f, i) => {
+    const id = uniqueId(`SPDXRef-File-${i + 1}`);
     relationships.push({ spdxElementId: mainId, relationshipType: 'CONTAINS', relatedSpdxElement: id });
-  }
+    return {
+      SPDXID: id,
+      // §8.1: relative to the package root, prefixed "./".
+      fileName: `./${f.path.replace(/^(\.?\/)+/, '')}`,
+      checksums: [{ algorithm: 'SHA1', checksumValue: f.sha1 }],
+      ...(f.symlinkTarget !== undefined
+        ? {
+            fileTypes: ['OTHER'],
+            comment: `symbolic link to ${f.symlinkTarget}; the SHA1 is of the target path, as apk records it`,
+          }
+        : {}),
+    };
+  });
 
+  const extracted = licenses.entries();
+  const nameVersion = `${p.name}-${p.version}`;
+  const base = input.namespaceBase.replace(/#.*$/, '').replace(/\/+$/, '');
+  const path = [input.repo, input.libc, input.arch].map(encodeURIComponent).join('/');
   return {
     spdxVersion: 'SPDX-2.3',
     dataLicense: 'CC0-1.0',
     SPDXID: 'SPDXRef-DOCUMENT',
-    name: `${p.name}-${p.version}`,
-    documentNamespace: `${input.namespaceBase}/${encodeURIComponent(input.repo)}/${input.libc}/${input.arch}/${encodeURIComponent(`${p.name}-${p.version}`)}-${input.sha256}`,
+    name: nameVersion,
+    // One per package file: the same name-version uploaded with other bytes gets another namespace.
+    documentNamespace: `${base}/${path}/${encodeURIComponent(nameVersion)}-${input.sha256.toLowerCase()}`,
     creationInfo: {
-      created: input.created.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      creators: ['Tool: reef', `Organization: ${input.repo}`],
-      comment: `Generated by reef from the package (index checksum ${input.checksum}): it brought no SBOM of its own.`,
+      created: spdxDate(input.created),
+      creators: ['Tool: reef'],
+      comment:
+        "Generated by reef from the package's .PKGINFO and data tar: the package carried no SBOM of its own.",
     },
     documentDescribes: [mainId],
     packages,

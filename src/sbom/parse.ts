@@ -1,17 +1,20 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import { AppError } from '../errors.ts';
-import { arr, asserted, cdxComponents, cdxLicense, str } from './json.ts';
-import { SPDX_23_SCHEMA } from './spdx-schema.ts';
+import { spdxChecksumAlgorithm } from './checksum.ts';
+import { CDX_PROPERTY } from './cyclonedx-properties.ts';
+import { arr, asserted, obj, str, strs } from './json.ts';
+import { cdxLicenseExpression } from './license.ts';
 import type { Json, ParsedSbom, SbomComponent } from './types.ts';
+import { validateCycloneDx, validateSpdx } from './validate.ts';
 
 /**
- * Reads an SPDX 2.3 or CycloneDX 1.5/1.6 JSON document sent by a publisher or
- * embedded by melange. SECURITY: the bytes are untrusted: size is checked
- * before parsing and nesting depth after, before any schema walks them.
+ * Reads an SPDX 2.3 (or 2.2) or CycloneDX 1.5/1.6 JSON document sent by a
+ * publisher or embedded by melange (apk-format.md §6.1), validates it against
+ * its format's schema and extracts what the auditor API indexes.
+ *
+ * SECURITY: the bytes are untrusted. The size is checked before anything
+ * else, the nesting depth by a scan of the bytes before JSON.parse builds
+ * anything (V8 parses 8 million nested arrays without complaint, in seconds),
+ * and only then does a schema walk the document.
  */
 
 export interface SbomLimits {
@@ -21,177 +24,232 @@ export interface SbomLimits {
 
 export const DEFAULT_SBOM_LIMITS: SbomLimits = { maxBytes: 16 * 2 ** 20, maxDepth: 64 };
 
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-let validators: { spdx: ValidateFunction; cdx15: ValidateFunction; cdx16: ValidateFunction } | undefined;
-
-/** The official CycloneDX schemas ship with @cyclonedx/cyclonedx-library; compiled once, on first use. */
-function schemaValidators() {
-  if (validators) return validators;
-  const require = createRequire(import.meta.url);
-  const dir = join(dirname(require.resolve('@cyclonedx/cyclonedx-library/package.json')), 'res', 'schema');
-  const load = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8'));
-  const ajv = new Ajv({ strict: false, allErrors: false });
-  addFormats(ajv);
-  // ajv-formats has no IRI formats, which the CycloneDX schemas use for URLs; accept them as strings.
-  ajv.addFormat('iri-reference', true);
-  ajv.addFormat('iri', true);
-  // The shipped bom schemas refer to these two by their SNAPSHOT file names; give them those ids.
-  for (const file of ['spdx.SNAPSHOT.schema.json', 'jsf-0.82.SNAPSHOT.schema.json']) {
-    ajv.addSchema({ ...load(file), $id: `http://cyclonedx.org/schema/${file}` });
-  }
-  validators = {
-    spdx: ajv.compile(SPDX_23_SCHEMA),
-    cdx15: ajv.compile(load('bom-1.5.SNAPSHOT.schema.json')),
-    cdx16: ajv.compile(load('bom-1.6.SNAPSHOT.schema.json')),
-  };
-  return validators;
-}
+const UTF8_BOM = [0xef, 0xbb, 0xbf];
 
 export function parseSbom(bytes: Buffer, limits: SbomLimits = DEFAULT_SBOM_LIMITS): ParsedSbom {
   if (bytes.length > limits.maxBytes) {
-    throw new AppError('SBOM_TOO_LARGE', `the SBOM is larger than ${limits.maxBytes} bytes`);
+    throw new AppError('SBOM_TOO_LARGE', `the SBOM is larger than ${limits.maxBytes} bytes`, {
+      details: { limit: limits.maxBytes },
+    });
+  }
+  // A UTF-8 byte order mark is not JSON (RFC 8259 §8.1) but editors write it; skip it.
+  const start = UTF8_BOM.every((b, i) => bytes[i] === b) ? 3 : 0;
+  checkNesting(bytes, start, limits.maxDepth);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(start));
+  } catch (err) {
+    throw new AppError('SBOM_INVALID_JSON', 'the SBOM is not UTF-8 text', { cause: err });
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(bytes.toString('utf8'));
+    doc = JSON.parse(text);
   } catch (err) {
     throw new AppError('SBOM_INVALID_JSON', `the SBOM is not valid JSON: ${(err as Error).message}`, {
       cause: err,
     });
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    throw new AppError('SBOM_UNKNOWN_FORMAT', 'the SBOM is not a JSON object');
-  }
-  checkDepth(doc, limits.maxDepth);
-  const d = doc as Json;
-  const { spdx, cdx15, cdx16 } = schemaValidators();
-  if (typeof d.spdxVersion === 'string') {
-    validateWith(spdx, d, `SPDX ${d.spdxVersion}`);
+  const d = obj(doc);
+  if (!d) throw new AppError('SBOM_UNKNOWN_FORMAT', 'the SBOM is not a JSON object');
+
+  if ('spdxVersion' in d) {
+    if (d.spdxVersion !== 'SPDX-2.3' && d.spdxVersion !== 'SPDX-2.2') {
+      throw new AppError(
+        'SBOM_UNKNOWN_FORMAT',
+        `spdxVersion '${String(d.spdxVersion).slice(0, 40)}' is not accepted; send SPDX 2.3 (or 2.2) JSON`,
+      );
+    }
+    validateSpdx(d);
     return readSpdx(d);
   }
   if (d.bomFormat === 'CycloneDX') {
-    const validate = d.specVersion === '1.6' ? cdx16 : d.specVersion === '1.5' ? cdx15 : undefined;
-    if (!validate) {
+    if (d.specVersion !== '1.5' && d.specVersion !== '1.6') {
       throw new AppError(
         'SBOM_UNKNOWN_FORMAT',
-        `CycloneDX ${String(d.specVersion)} is not accepted; send 1.5 or 1.6`,
+        `CycloneDX specVersion '${String(d.specVersion).slice(0, 40)}' is not accepted; send CycloneDX 1.5 or 1.6 JSON`,
       );
     }
-    validateWith(validate, d, `CycloneDX ${d.specVersion}`);
+    validateCycloneDx(d, d.specVersion);
     return readCycloneDx(d);
   }
+  const spdx3 = '@context' in d ? ' (SPDX 3 JSON-LD is not accepted)' : '';
   throw new AppError(
     'SBOM_UNKNOWN_FORMAT',
-    'the document is neither SPDX 2.3 (spdxVersion) nor CycloneDX (bomFormat)',
+    `the document is neither SPDX 2.3 JSON (spdxVersion) nor CycloneDX 1.5/1.6 JSON (bomFormat)${spdx3}`,
   );
 }
 
-function validateWith(validate: ValidateFunction, doc: Json, what: string): void {
-  if (validate(doc)) return;
-  const e = validate.errors?.[0];
-  throw new AppError(
-    'SBOM_SCHEMA_INVALID',
-    `the SBOM fails the ${what} schema at '${e?.instancePath || '/'}': ${e?.message}`,
-    {
-      details: { path: e?.instancePath, keyword: e?.keyword },
-    },
-  );
-}
-
-/** Iterative, so hostile nesting cannot overflow the stack. */
-function checkDepth(root: unknown, maxDepth: number): void {
-  const stack: Array<[unknown, number]> = [[root, 1]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop()!;
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth > maxDepth) {
-      throw new AppError('SBOM_SCHEMA_INVALID', `the SBOM nests deeper than ${maxDepth} levels`);
+/**
+ * The deepest nesting of objects and arrays, counted over the raw bytes: a
+ * quote opens or closes a string (a backslash escapes the next byte), and
+ * brackets inside strings do not count. UTF-8 continuation bytes are never
+ * ASCII, so a byte scan is exact. Malformed input is left to JSON.parse.
+ */
+function checkNesting(bytes: Buffer, start: number, maxDepth: number): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) {
+        throw new AppError(
+          'SBOM_SCHEMA_INVALID',
+          `the SBOM nests objects and arrays deeper than ${maxDepth} levels`,
+          { details: { limit: maxDepth, offset: i } },
+        );
+      }
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
     }
-    for (const child of Object.values(value)) stack.push([child, depth + 1]);
   }
+}
+
+/** SPDX elements the document is about: documentDescribes, DESCRIBES from the document, DESCRIBED_BY to it (§11.1). */
+export function describedSpdxIds(doc: Json): string[] {
+  const documentId = String(doc.SPDXID);
+  const ids = [...strs(doc.documentDescribes)];
+  for (const r of arr(doc.relationships)) {
+    if (r.relationshipType === 'DESCRIBES' && r.spdxElementId === documentId) {
+      ids.push(String(r.relatedSpdxElement));
+    }
+    if (r.relationshipType === 'DESCRIBED_BY' && r.relatedSpdxElement === documentId) {
+      ids.push(String(r.spdxElementId));
+    }
+  }
+  return [...new Set(ids)];
+}
+
+/** The first purl among a package's external references (§7.21, Annex F). */
+export function spdxPurl(p: Json): string | undefined {
+  return str(
+    arr(p.externalRefs).find((r) => r.referenceType === 'purl' && str(r.referenceLocator))?.referenceLocator,
+  );
+}
+
+function spdxChecksums(checksums: unknown): SbomComponent['checksums'] {
+  return arr(checksums).map((c) => ({
+    algorithm: String(c.algorithm),
+    value: String(c.checksumValue).toLowerCase(),
+  }));
 }
 
 function readSpdx(d: Json): ParsedSbom {
-  const packages = arr(d.packages);
-  const files = arr(d.files);
-  const relationships = arr(d.relationships).map((r) => ({
-    from: String(r.spdxElementId),
-    type: String(r.relationshipType),
-    to: String(r.relatedSpdxElement),
-  }));
-  const described = new Set([
-    ...(Array.isArray(d.documentDescribes) ? (d.documentDescribes as string[]) : []),
-    ...relationships.filter((r) => r.from === String(d.SPDXID) && r.type === 'DESCRIBES').map((r) => r.to),
-  ]);
-  const components: SbomComponent[] = [
-    ...packages.map((p) => {
-      const c: SbomComponent = {
-        name: String(p.name),
-        checksums: arr(p.checksums).map((x) => ({
-          algorithm: String(x.algorithm),
-          value: String(x.checksumValue),
-        })),
-      };
-      const version = str(p.versionInfo);
-      if (version) c.version = version;
-      const purl = arr(p.externalRefs).find((r) => r.referenceType === 'purl');
-      if (purl && str(purl.referenceLocator)) c.purl = String(purl.referenceLocator);
-      const license = asserted(p.licenseDeclared) ?? asserted(p.licenseConcluded);
-      if (license) c.license = license;
-      const supplier = asserted(p.supplier);
-      if (supplier) c.supplier = supplier.replace(/^(Organization|Person): /, '');
-      return c;
-    }),
-    ...files.map((f) => ({
-      name: String(f.fileName),
-      checksums: arr(f.checksums).map((x) => ({
-        algorithm: String(x.algorithm),
-        value: String(x.checksumValue),
-      })),
-    })),
-  ];
+  const components: SbomComponent[] = [];
+  const described = new Map<string, { name: string; version: string | undefined }>();
+  const wanted = describedSpdxIds(d);
+  const isWanted = new Set(wanted);
+  for (const p of arr(d.packages)) {
+    const c: SbomComponent = { name: String(p.name), checksums: spdxChecksums(p.checksums) };
+    const version = str(p.versionInfo);
+    if (version) c.version = version;
+    const purl = spdxPurl(p);
+    if (purl) c.purl = purl;
+    const license = asserted(p.licenseDeclared) ?? asserted(p.licenseConcluded);
+    if (license) c.license = license;
+    const supplier = asserted(p.supplier);
+    if (supplier) c.supplier = supplier.replace(/^(Organization|Person): */, '');
+    components.push(c);
+    if (isWanted.has(String(p.SPDXID))) described.set(String(p.SPDXID), { name: c.name, version });
+  }
+  for (const f of arr(d.files)) {
+    components.push({ name: String(f.fileName), checksums: spdxChecksums(f.checksums) });
+    if (isWanted.has(String(f.SPDXID))) {
+      described.set(String(f.SPDXID), { name: String(f.fileName), version: undefined });
+    }
+  }
   return {
     format: 'spdx',
     specVersion: String(d.spdxVersion).replace(/^SPDX-/, ''),
     document: d,
-    describes: packages
-      .filter((p) => described.has(String(p.SPDXID)))
-      .map((p) => ({ name: String(p.name), version: str(p.versionInfo) })),
+    // In the order the document names them.
+    describes: wanted.flatMap((id) => described.get(id) ?? []),
     components,
-    relationships,
+    relationships: arr(d.relationships).map((r) => ({
+      from: String(r.spdxElementId),
+      type: String(r.relationshipType),
+      to: String(r.relatedSpdxElement),
+    })),
   };
 }
 
-/** CycloneDX hash names → SPDX checksum names (SHA-256 → SHA256). */
-export function cdxAlgorithm(alg: string): string {
-  return alg.replace(/^SHA-(\d+)$/, 'SHA$1').replace(/^SHA3-/, 'SHA3-');
+/** metadata.component, then every component with the ones nested in it (assemblies), in document order. */
+export function cycloneDxComponents(doc: Json): {
+  main: Json | undefined;
+  all: Array<{ component: Json; parent: Json | undefined }>;
+} {
+  const all: Array<{ component: Json; parent: Json | undefined }> = [];
+  // Iterative, depth-first, in document order.
+  const visit = (roots: Json[]) => {
+    const stack = roots.map((component) => ({ component, parent: undefined as Json | undefined })).reverse();
+    while (stack.length > 0) {
+      const next = stack.pop()!;
+      all.push(next);
+      const children = arr(next.component.components);
+      for (let i = children.length - 1; i >= 0; i--) {
+        stack.push({ component: children[i]!, parent: next.component });
+      }
+    }
+  };
+  const main = obj(obj(doc.metadata)?.component);
+  if (main) visit([main]);
+  visit(arr(doc.components));
+  return { main, all };
+}
+
+/** A CycloneDX component's name as one string: Maven-style groups are part of the identity. */
+export function cycloneDxName(c: Json): string {
+  return str(c.group) ? `${c.group}/${String(c.name)}` : String(c.name);
 }
 
 function readCycloneDx(d: Json): ParsedSbom {
-  const { main, all } = cdxComponents(d);
-  const components = all.map((c): SbomComponent => {
+  const { main, all } = cycloneDxComponents(d);
+  const relationships: ParsedSbom['relationships'] = [];
+  const components = all.map(({ component: c, parent }): SbomComponent => {
     const out: SbomComponent = {
-      name: String(c.group ? `${c.group}/${c.name}` : c.name),
+      name: cycloneDxName(c),
       checksums: arr(c.hashes).map((h) => ({
-        algorithm: cdxAlgorithm(String(h.alg)),
-        value: String(h.content),
+        algorithm: spdxChecksumAlgorithm(String(h.alg)) ?? String(h.alg),
+        value: String(h.content).toLowerCase(),
       })),
     };
     if (str(c.version)) out.version = String(c.version);
     if (str(c.purl)) out.purl = String(c.purl);
-    const license = cdxLicense(c.licenses);
+    const license = cdxLicenseExpression(c.licenses)?.expression;
     if (license) out.license = license;
-    const supplier = str((c.supplier as Json | undefined)?.name) ?? str(c.author);
+    const supplier =
+      str(obj(c.supplier)?.name) ??
+      str(c.author) ??
+      str(arr(c.authors)[0]?.name) ??
+      str(obj(c.manufacturer)?.name);
     if (supplier) out.supplier = supplier;
+    const ref = str(c['bom-ref']);
+    // A nested component is part of its parent (CycloneDX assemblies).
+    if (ref && parent && str(parent['bom-ref'])) {
+      relationships.push({ from: String(parent['bom-ref']), type: 'CONTAINS', to: ref });
+    }
+    if (ref) {
+      for (const p of arr(c.properties)) {
+        const name = String(p.name);
+        if (name.startsWith(CDX_PROPERTY.relationship) && str(p.value)) {
+          relationships.push({
+            from: ref,
+            type: name.slice(CDX_PROPERTY.relationship.length),
+            to: String(p.value),
+          });
+        }
+      }
+    }
     return out;
   });
-  const relationships = arr(d.dependencies).flatMap((dep) =>
-    (Array.isArray(dep.dependsOn) ? (dep.dependsOn as string[]) : []).map((to) => ({
-      from: String(dep.ref),
-      type: 'DEPENDS_ON',
-      to: String(to),
-    })),
-  );
+  for (const dep of arr(d.dependencies)) {
+    for (const to of strs(dep.dependsOn))
+      relationships.push({ from: String(dep.ref), type: 'DEPENDS_ON', to });
+  }
   return {
     format: 'cyclonedx',
     specVersion: String(d.specVersion),
@@ -203,8 +261,10 @@ function readCycloneDx(d: Json): ParsedSbom {
 }
 
 /**
- * The document must be about this package: a described element with its name
- * and its version (full `-rN` version, or the upstream part when the SBOM omits the revision).
+ * The document must be about this package: a described element with its
+ * name, and its version or none. melange writes the full version with its
+ * `-rN` (apk-format.md §6.1); a tool that only knows the upstream version
+ * writes it without, so that is accepted too, but a different `-rN` is not.
  */
 export function checkDescribes(sbom: ParsedSbom, pkg: { name: string; version: string }): void {
   const upstream = pkg.version.replace(/-r\d+$/, '');
@@ -214,7 +274,12 @@ export function checkDescribes(sbom: ParsedSbom, pkg: { name: string; version: s
   );
   if (!ok) {
     const said =
-      sbom.describes.map((d) => `${d.name} ${d.version ?? '(no version)'}`).join(', ') || 'nothing';
-    throw new AppError('SBOM_WRONG_PACKAGE', `the SBOM describes ${said}, not ${pkg.name} ${pkg.version}`);
+      sbom.describes
+        .slice(0, 5)
+        .map((d) => `${d.name.slice(0, 100)} ${d.version?.slice(0, 100) ?? '(no version)'}`)
+        .join(', ') || 'no package';
+    throw new AppError('SBOM_WRONG_PACKAGE', `the SBOM describes ${said}, not ${pkg.name} ${pkg.version}`, {
+      details: { describes: sbom.describes.slice(0, 5) },
+    });
   }
 }
