@@ -51,6 +51,7 @@ const FEXTRA = 0x04;
 const FNAME = 0x08;
 const FCOMMENT = 0x10;
 const RESERVED_FLAGS = 0xe0;
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
 /** FNAME / FCOMMENT are C strings; nothing legitimate is longer than this. */
 const MAX_HEADER_STRING = 64 * 1024;
 
@@ -145,6 +146,10 @@ export async function readGzipMembers(
 async function readHeader(input: ByteSource, index: number): Promise<Buffer> {
   const fixed = await input.take(10);
   if (fixed.length < 10) {
+    // The start of a later member's header cut short is a truncated file, not stray bytes.
+    if (index > 0 && GZIP_MAGIC.subarray(0, fixed.length).equals(fixed.subarray(0, 3))) {
+      throw new AppError('APK_TRUNCATED', `the file ends inside the header of gzip member ${index}`);
+    }
     if (index > 0)
       throw new AppError('APK_TRAILING_DATA', `${fixed.length} stray bytes after gzip member ${index - 1}`);
     throw new AppError('APK_NOT_GZIP', 'the file is too short to be gzip data');

@@ -140,6 +140,9 @@ export async function readApk(
   /** The entry whose body is being kept: a signature, .PKGINFO or the SBOM. */
   let collecting: { kind: 'signature' | 'pkginfo' | 'sbom'; parts: Buffer[]; bytes: number } | undefined;
 
+  /** Data entries that are symlinks: nothing may be installed through them. */
+  const symlinks = new Set<string>();
+
   const roleOf = (index: number): MemberRole | undefined => {
     if (index === 0) return undefined; // decided by its first entry
     const first = members[0]?.role;
@@ -209,6 +212,13 @@ export async function readApk(
               `the control member holds '${printable(entry.name)}'; data files must be in a separate gzip member`,
             );
           }
+          if (entry.type !== 'file') {
+            // apk reads control entries as files; a link named .PKGINFO is a trick.
+            throw new AppError(
+              'APK_CONTROL_MEMBER_INVALID',
+              `control entry '${printable(entry.name)}' is a ${entry.type}; the control member holds regular files only`,
+            );
+          }
           controlEntries.push(entry.name);
           if (entry.name === '.PKGINFO') {
             if (pkginfo)
@@ -226,6 +236,9 @@ export async function readApk(
             warnings.push('.INSTALL is obsolete: apk 2 warns about it and apk 3 rejects the package');
           }
         } else {
+          checkNotUnderSymlink(entry.name, symlinks, 'entry');
+          if (entry.type === 'hardlink') checkNotUnderSymlink(entry.linkName!, symlinks, 'hard link target');
+          if (entry.type === 'symlink') symlinks.add(normalizedPath(entry.name));
           const file: ApkFile = {
             name: entry.name,
             type: entry.type,
@@ -311,6 +324,10 @@ export async function readApk(
       },
       data(chunk) {
         memberDecompressed += chunk.length;
+        if (role === undefined && memberDecompressed > limits.maxControlMemberBytes) {
+          // Member 0 is a signature or control member, both bounded, however well its zero blocks compress.
+          throw new AppError('APK_CONTROL_MEMBER_INVALID', 'the first gzip member holds no tar entry');
+        }
         if (role === 'signature' && memberDecompressed > limits.maxSignatureMemberBytes) {
           throw new AppError(
             'APK_MEMBER_TOO_LARGE',
@@ -388,4 +405,32 @@ export async function readApk(
     members,
     warnings,
   };
+}
+
+/** `./a//b/` → `a/b`: the path a name installs to, for comparing names. */
+function normalizedPath(name: string): string {
+  return name
+    .split('/')
+    .filter((c) => c !== '' && c !== '.')
+    .join('/');
+}
+
+/**
+ * SECURITY: an entry under an earlier symlink entry of the same archive
+ * (`usr/lib/x -> /etc`, then `usr/lib/x/cron.d/evil`) would be written through
+ * the link, outside the place its name says. Real packages never do that.
+ */
+function checkNotUnderSymlink(name: string, symlinks: Set<string>, what: string): void {
+  if (symlinks.size === 0) return;
+  const parts = name.split('/').filter((c) => c !== '' && c !== '.');
+  let prefix = '';
+  for (let i = 0; i < parts.length - 1; i++) {
+    prefix = i === 0 ? parts[0]! : `${prefix}/${parts[i]}`;
+    if (symlinks.has(prefix)) {
+      throw new AppError(
+        'APK_TAR_BAD_NAME',
+        `tar ${what} '${printable(name)}' lies under the symlink '${printable(prefix)}' of the same package`,
+      );
+    }
+  }
 }
