@@ -2,6 +2,7 @@ import { buffer } from 'node:stream/consumers';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
+import type { ChunkedIndex } from './index-chunks.ts';
 import { type IndexSigner, signatureEntryName, signBytes } from './signature.ts';
 import { compareVersions } from './version.ts';
 
@@ -169,6 +170,21 @@ export async function writeIndexText(
   options: IndexOptions & { signers: IndexSigner[] },
 ): Promise<Buffer> {
   const unsigned = await writeUnsignedIndexText(text, options);
+  if (options.signers.length === 0) return unsigned;
+  const signature = await writeIndexSignature(unsigned, options.signers, options.mtime ?? 0);
+  return Buffer.concat([signature, unsigned]);
+}
+
+/**
+ * A signed index whose APKINDEX member is assembled from cached chunk
+ * fragments (index-chunks.ts): the same tar as writeIndexText, in one gzip
+ * member, signed over that member's raw bytes (§3.4).
+ */
+export async function writeIndexFromChunks(
+  index: ChunkedIndex,
+  options: { description?: string; mtime?: number; signers: IndexSigner[] },
+): Promise<Buffer> {
+  const unsigned = index.assemble({ description: options.description ?? '', mtime: options.mtime ?? 0 });
   if (options.signers.length === 0) return unsigned;
   const signature = await writeIndexSignature(unsigned, options.signers, options.mtime ?? 0);
   return Buffer.concat([signature, unsigned]);
