@@ -9,6 +9,7 @@ import {
 } from './command.ts';
 import {
   dataOptions,
+  fsckOptions,
   keyOptions,
   publishOptions,
   repoOptions,
@@ -58,6 +59,12 @@ const COMMANDS: Command[] = [
     summary: 'copy the data folder consistently while the server runs',
     options: dataOptions,
     load: async () => (await import('./backup.ts')).runBackup,
+  },
+  {
+    name: 'fsck',
+    summary: 'verify every blob and index against the database (on the data folder)',
+    options: fsckOptions,
+    load: async () => (await import('./fsck.ts')).runFsck,
   },
   {
     name: 'publish',

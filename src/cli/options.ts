@@ -21,6 +21,13 @@ export const dataOptions = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
 
+export const fsckOptions = {
+  ...dataOptions,
+  json: { type: 'boolean' },
+  repair: { type: 'boolean' },
+  grace: { type: 'string' },
+} as const satisfies OptionSpec;
+
 export const listOptions = { ...dataOptions, json: { type: 'boolean' } } as const satisfies OptionSpec;
 
 export const tokenCreateOptions = {

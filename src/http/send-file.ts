@@ -1,11 +1,24 @@
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { createReadStream, ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
+import { AppError } from '../errors.ts';
 
 /**
  * Serves immutable-by-content bytes the way apk, apko and CDNs expect
  * (apk-format.md §7.5, §7.6): a strong ETag identical on HEAD and GET,
  * Last-Modified, 304 for If-None-Match / If-Modified-Since, single byte
  * ranges with 206, and never a Content-Encoding.
+ *
+ * Content too large for the in-memory cache is streamed from disk and never
+ * served unverified: a whole-file body is hashed on the way out and its last
+ * chunk held back until the digest matches, so a corrupted file ends in a
+ * cut-off transfer (the client sees fewer bytes than Content-Length), never a
+ * clean 200 with wrong bytes. A range is only served from a file verified
+ * whole first; the verdict is remembered per file identity (device, inode,
+ * size, mtime, ctime), so rewriting the file makes it verify again.
  */
 export interface FileToSend {
   /** Hex digest of the content: the strong ETag. */
@@ -19,7 +32,11 @@ export interface FileToSend {
   open(range?: { start: number; end: number }): Readable;
 }
 
-export function sendFile(request: FastifyRequest, reply: FastifyReply, file: FileToSend): FastifyReply {
+export async function sendFile(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  file: FileToSend,
+): Promise<FastifyReply> {
   const etag = `"${file.sha256}"`;
   const lastModified = new Date(Math.floor(file.lastModified / 1000) * 1000);
   reply
@@ -41,6 +58,21 @@ export function sendFile(request: FastifyRequest, reply: FastifyReply, file: Fil
   if (range === 'unsatisfiable') {
     return reply.code(416).header('Content-Range', `bytes */${file.size}`).send();
   }
+  if (range && request.method !== 'HEAD' && !file.bytes) {
+    // Before any header is committed: a corrupted file answers 500, not a 206 of wrong bytes.
+    const stream = file.open(range);
+    try {
+      await verifyWhole(file, stream);
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
+    return reply
+      .code(206)
+      .header('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`)
+      .header('Content-Length', range.end - range.start + 1)
+      .send(stream);
+  }
   if (range) {
     reply
       .code(206)
@@ -51,7 +83,75 @@ export function sendFile(request: FastifyRequest, reply: FastifyReply, file: Fil
   }
   reply.header('Content-Length', file.size);
   if (request.method === 'HEAD') return reply.send();
-  return reply.send(file.bytes ?? file.open());
+  if (file.bytes) return reply.send(file.bytes);
+  // pipeline: a client gone mid-transfer closes the file too. Fastify reports the error (if any) itself.
+  return reply.send(pipeline(file.open(), new VerifyingStream(file.sha256, file.size), () => {}));
+}
+
+/** Files verified whole, by identity; a few thousand short strings. */
+const verified = new LRUCache<string, true>({ max: 10_000 });
+
+/** Throws STORAGE_CORRUPT unless the whole content behind `stream` hashes to `file.sha256`. */
+async function verifyWhole(file: FileToSend, stream: Readable): Promise<void> {
+  const path = stream instanceof ReadStream && typeof stream.path === 'string' ? stream.path : undefined;
+  let identity: string | undefined;
+  if (path) {
+    const s = await stat(path).catch(() => undefined);
+    if (s) identity = `${file.sha256} ${s.dev} ${s.ino} ${s.size} ${s.mtimeMs} ${s.ctimeMs}`;
+    if (identity && verified.has(identity)) return;
+  }
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of path ? createReadStream(path) : file.open()) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  const digest = hash.digest('hex');
+  if (size !== file.size || digest !== file.sha256) throw corrupt(file.sha256, size, digest);
+  if (identity) verified.set(identity, true);
+}
+
+function corrupt(sha256: string, size: number, digest: string): AppError {
+  return new AppError(
+    'STORAGE_CORRUPT',
+    `stored content ${sha256} does not match its digest (${size} bytes hashing to ${digest})`,
+  );
+}
+
+/** Passes bytes through, holding the last chunk back until size and SHA-256 are known to match. */
+class VerifyingStream extends Transform {
+  private readonly hash = createHash('sha256');
+  private held: Buffer | undefined;
+  private seen = 0;
+
+  constructor(
+    private readonly sha256: string,
+    private readonly size: number,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.size) {
+      cb(corrupt(this.sha256, this.seen, 'more bytes than recorded'));
+      return;
+    }
+    this.hash.update(chunk);
+    if (this.held) this.push(this.held);
+    this.held = chunk;
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const digest = this.hash.digest('hex');
+    if (this.seen !== this.size || digest !== this.sha256) {
+      cb(corrupt(this.sha256, this.seen, digest));
+      return;
+    }
+    if (this.held) this.push(this.held);
+    cb();
+  }
 }
 
 function notModified(request: FastifyRequest, etag: string, lastModified: Date): boolean {

@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { buildApk } from '../helpers/apk-builder.ts';
+import { publish, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `reef fsck` as an operator runs it. */
+function fsckCli(dataDir: string, ...args: string[]): Promise<Run> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REEF_')));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/reef.js', 'fsck', '--data', dataDir, ...args],
+      { cwd: ROOT, env, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+interface JsonReport {
+  serverRunning: boolean;
+  checked: { packages: number; blobs: number; indexes: number; indexEntries: number };
+  problems: Array<{ code: string; subject: string; path?: string }>;
+  garbage: Array<{ code: string; path: string }>;
+  removed: string[];
+  exitCode: number;
+}
+
+async function fsckJson(dataDir: string, ...args: string[]): Promise<{ run: Run; report: JsonReport }> {
+  const run = await fsckCli(dataDir, '--json', ...args);
+  assert.ok(run.stdout.startsWith('{'), `fsck printed JSON\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+  return { run, report: JSON.parse(run.stdout) as JsonReport };
+}
+
+/** sha256sum, not reef, says where a blob lives. */
+function sha256sum(bytes: Buffer): string {
+  return execFileSync('sha256sum', { input: bytes }).toString().split(' ')[0]!;
+}
+
+function flipByte(path: string, at: number): void {
+  const bytes = readFileSync(path);
+  bytes[at] = bytes[at]! ^ 0xff;
+  writeFileSync(path, bytes);
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
+
+describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
+  let dataDir: string;
+  let small: Buffer;
+  let other: Buffer;
+  let large: Buffer;
+  let smallPath: string;
+  let largePath: string;
+
+  before(async () => {
+    small = await buildApk({
+      name: 'fsck-small',
+      files: [{ name: 'usr/share/a', content: 'a'.repeat(5000) }],
+    });
+    other = await buildApk({
+      name: 'fsck-other',
+      arch: 'noarch',
+      files: [{ name: 'usr/share/b', content: 'b' }],
+    });
+    // Random bytes do not compress: the package is well over the 1 MiB the server keeps in memory.
+    large = await buildApk({
+      name: 'fsck-large',
+      files: [{ name: 'usr/share/big', content: randomBytes(3 << 20) }],
+    });
+    assert.ok(large.length > 2 << 20);
+    const server = await startServer();
+    dataDir = server.dataDir;
+    try {
+      for (const apk of [small, other, large])
+        assert.equal((await publish(server, 'fk', 'musl', apk)).status, 201);
+    } finally {
+      await server.close();
+    }
+    smallPath = join(dataDir, 'blobs', 'sha256', sha256sum(small).slice(0, 2), sha256sum(small));
+    largePath = join(dataDir, 'blobs', 'sha256', sha256sum(large).slice(0, 2), sha256sum(large));
+    assert.ok(existsSync(smallPath) && existsSync(largePath));
+  });
+
+  after(() => removeDir(dataDir));
+
+  test('a healthy folder: exit 0, every blob and index counted', async () => {
+    const { run, report } = await fsckJson(dataDir);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.equal(report.serverRunning, false);
+    assert.deepEqual(report.problems, []);
+    assert.deepEqual(report.garbage, []);
+    assert.equal(report.checked.packages, 3);
+    // Every file under blobs/ is referenced: a package, its SBOM or its attestation.
+    assert.equal(report.checked.blobs, filesUnder(join(dataDir, 'blobs')).length);
+    // x86_64 and aarch64 (noarch goes to every default arch): 3 + 1 entries.
+    assert.equal(report.checked.indexes, 2);
+    assert.equal(report.checked.indexEntries, 4);
+    const human = await fsckCli(dataDir);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /ok: no damage, no garbage/);
+  });
+
+  test('a flipped byte in a package blob is named, exit 1', async () => {
+    flipByte(smallPath, 100);
+    try {
+      const { run, report } = await fsckJson(dataDir);
+      assert.equal(run.code, 1);
+      assert.deepEqual(
+        report.problems.map((p) => [p.code, p.path]),
+        [['BLOB_CORRUPT', smallPath]],
+      );
+      const human = await fsckCli(dataDir);
+      assert.equal(human.code, 1);
+      assert.match(
+        human.stdout,
+        new RegExp(`DAMAGE BLOB_CORRUPT ${sha256sum(small)}.*fsck-small-1\\.0\\.0-r0\\.apk`),
+      );
+    } finally {
+      flipByte(smallPath, 100);
+    }
+  });
+
+  test('a truncated blob, a missing index file, a foreign key: each named', async () => {
+    const blob = readFileSync(largePath);
+    writeFileSync(largePath, blob.subarray(0, blob.length - 1));
+    const indexDir = join(dataDir, 'indexes', 'fk', 'musl', 'aarch64');
+    const [indexFile] = readdirSync(indexDir);
+    renameSync(join(indexDir, indexFile!), join(dataDir, 'moved-index'));
+    const keyFile = readdirSync(join(dataDir, 'keys')).find((f) => f.endsWith('.rsa.pub'))!;
+    const keyPath = join(dataDir, 'keys', keyFile);
+    const realKey = readFileSync(keyPath);
+    // Another RSA key under the same name: the signatures can no longer verify.
+    writeFileSync(
+      keyPath,
+      execFileSync('sh', ['-c', 'openssl genrsa 2048 2>/dev/null | openssl rsa -pubout 2>/dev/null']),
+    );
+    try {
+      const { run, report } = await fsckJson(dataDir);
+      assert.equal(run.code, 1);
+      const codes = report.problems.map((p) => `${p.code} ${p.path ?? p.subject}`).sort();
+      assert.deepEqual(codes, [
+        `BLOB_SIZE_MISMATCH ${largePath}`,
+        `INDEX_FILE_MISSING ${join(indexDir, indexFile!)}`,
+        `INDEX_SIGNATURE_INVALID ${join(dataDir, 'indexes', 'fk', 'musl', 'x86_64', readdirSync(join(dataDir, 'indexes', 'fk', 'musl', 'x86_64'))[0]!)}`,
+      ]);
+    } finally {
+      writeFileSync(largePath, blob);
+      renameSync(join(dataDir, 'moved-index'), join(indexDir, indexFile!));
+      writeFileSync(keyPath, realKey);
+    }
+    assert.equal((await fsckCli(dataDir)).code, 0);
+  });
+
+  test('a database that disagrees with the bytes: C: of the package and of the index', async () => {
+    const db = new Database(join(dataDir, 'reef.db'));
+    const { checksum } = db.prepare("SELECT checksum FROM packages WHERE name = 'fsck-small'").get() as {
+      checksum: string;
+    };
+    db.prepare(
+      "UPDATE packages SET checksum = 'Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=' WHERE name = 'fsck-small'",
+    ).run();
+    db.close();
+    try {
+      const { run, report } = await fsckJson(dataDir);
+      assert.equal(run.code, 1);
+      assert.deepEqual(report.problems.map((p) => `${p.code} ${p.subject}`).sort(), [
+        'INDEX_ENTRIES_MISMATCH fk/musl/x86_64',
+        'PACKAGE_CHECKSUM_MISMATCH fk/musl/x86_64/fsck-small-1.0.0-r0.apk',
+      ]);
+    } finally {
+      const fix = new Database(join(dataDir, 'reef.db'));
+      fix.prepare("UPDATE packages SET checksum = ? WHERE name = 'fsck-small'").run(checksum);
+      fix.close();
+    }
+  });
+
+  test('garbage: exit 3; --repair removes it, and refuses while a server has the folder', async () => {
+    const temp = join(dataDir, 'tmp', 'upload-0123abcd');
+    writeFileSync(temp, 'half an upload');
+    const strayBytes = Buffer.from('nothing references me');
+    const stray = sha256sum(strayBytes);
+    mkdirSync(join(dataDir, 'blobs', 'sha256', stray.slice(0, 2)), { recursive: true });
+    const strayPath = join(dataDir, 'blobs', 'sha256', stray.slice(0, 2), stray);
+    writeFileSync(strayPath, strayBytes);
+    const indexTmp = join(dataDir, 'indexes', 'fk', 'musl', 'x86_64', '.abc.tar.gz.0011.tmp');
+    writeFileSync(indexTmp, 'torn');
+
+    const { run, report } = await fsckJson(dataDir);
+    assert.equal(run.code, 3);
+    assert.deepEqual(report.problems, []);
+    assert.deepEqual(
+      report.garbage.map((g) => `${g.code} ${g.path}`).sort(),
+      [`TEMP_FILE ${indexTmp}`, `TEMP_FILE ${temp}`, `UNREFERENCED_BLOB ${strayPath}`].sort(),
+    );
+
+    // A server holds the database: no repair, nothing removed.
+    const server: TestServer = await startServer({}, dataDir);
+    try {
+      writeFileSync(temp, 'half an upload');
+      const busy = await fsckCli(dataDir, '--repair');
+      assert.equal(busy.code, 1);
+      assert.match(busy.stderr, /DATA_DIR_BUSY/);
+      assert.ok(existsSync(strayPath) && existsSync(indexTmp));
+      // A plain check next to the live server: young files are work in progress, not garbage.
+      const live = await fsckJson(dataDir);
+      assert.equal(live.report.serverRunning, true);
+      assert.deepEqual(live.report.garbage, []);
+      assert.equal(live.run.code, 0);
+    } finally {
+      await server.close();
+    }
+
+    const repaired = await fsckJson(dataDir, '--repair');
+    assert.equal(repaired.run.code, 0, repaired.run.stdout);
+    assert.equal(repaired.report.removed.length, 3);
+    assert.ok(!existsSync(temp) && !existsSync(strayPath) && !existsSync(indexTmp));
+    assert.equal((await fsckCli(dataDir)).code, 0);
+  });
+
+  test('the server never serves a corrupted blob as a clean response', async () => {
+    flipByte(smallPath, 200);
+    // Same size, one byte changed in the middle: only hashing can tell.
+    flipByte(largePath, 1_500_000);
+    const server = await startServer({}, dataDir);
+    const work = mkdtempSync(join(tmpdir(), 'reef-corrupt-'));
+    const curl = (path: string, ...args: string[]) =>
+      new Promise<{ code: number; status: string; body: Buffer }>((resolve) => {
+        const out = join(work, 'body');
+        execFile(
+          'curl',
+          ['-sS', '-o', out, '-w', '%{http_code}', ...args, `${server.url}/fk/musl/x86_64/${path}`],
+          (err, stdout) => {
+            resolve({
+              code: err ? Number(err.code) : 0,
+              status: stdout,
+              body: existsSync(out) ? readFileSync(out) : Buffer.alloc(0),
+            });
+          },
+        );
+      });
+    try {
+      // Small files are hashed when loaded into the cache: a 500, not the wrong bytes.
+      const s = await curl('fsck-small-1.0.0-r0.apk');
+      assert.equal(s.status, '500');
+      // Large files are streamed: the transfer is cut before its last bytes (curl: 18, partial file).
+      const l = await curl('fsck-large-1.0.0-r0.apk');
+      assert.equal(l.code, 18, `curl exit ${l.code}, status ${l.status}, ${l.body.length} bytes`);
+      assert.ok(l.body.length < large.length);
+      // A range of a corrupted large file: refused before any byte.
+      const r = await curl('fsck-large-1.0.0-r0.apk', '-H', 'Range: bytes=0-99');
+      assert.equal(r.status, '500');
+      // The server goes on serving what is intact.
+      const ok = await curl('fsck-other-1.0.0-r0.apk');
+      assert.equal(ok.status, '200');
+      assert.equal(sha256sum(ok.body), sha256sum(other));
+
+      flipByte(largePath, 1_500_000);
+      const healed = await curl('fsck-large-1.0.0-r0.apk');
+      assert.equal(healed.code, 0);
+      assert.equal(healed.status, '200');
+      assert.equal(sha256sum(healed.body), sha256sum(large));
+      const range = await curl('fsck-large-1.0.0-r0.apk', '-H', 'Range: bytes=1499990-1500009');
+      assert.equal(range.status, '206');
+      assert.deepEqual(range.body, large.subarray(1_499_990, 1_500_010));
+    } finally {
+      await server.close();
+      flipByte(smallPath, 200);
+      removeDir(work);
+    }
+    assert.equal((await fsckCli(dataDir)).code, 0);
+  });
+});
