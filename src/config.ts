@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { AppError } from './errors.ts';
 
@@ -13,6 +13,60 @@ const bool = z.union([
   z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
 ]);
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Who may sign a repo's publisher provenance, and what it takes (issue 6; README "Provenance policy"). */
+const identityRuleSchema = z
+  .object({
+    subjectAlternativeName: z.string().min(1).optional(),
+    subjectAlternativeNameRegex: z.string().min(1).optional(),
+    issuer: z.string().min(1),
+  })
+  .strict()
+  .refine((r) => (r.subjectAlternativeName === undefined) !== (r.subjectAlternativeNameRegex === undefined), {
+    message: 'give exactly one of subjectAlternativeName and subjectAlternativeNameRegex',
+  })
+  .refine(
+    (r) => {
+      if (r.subjectAlternativeNameRegex === undefined) return true;
+      try {
+        new RegExp(r.subjectAlternativeNameRegex);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'subjectAlternativeNameRegex is not a valid regular expression' },
+  );
+
+export const provenancePolicySchema = z
+  .object({
+    /** off: not verified; record: verified, result stored, accepted either way; require: must verify. */
+    mode: z.enum(['off', 'record', 'require']).default('record'),
+    /** Publisher public keys (PEM files or inline PEM) that may sign provenance bundles. */
+    keys: z.array(z.string().min(1)).default([]),
+    /** Keyless signers: certificate SAN (exact or regex) and OIDC issuer. */
+    identities: z.array(identityRuleSchema).default([]),
+    /** A Sigstore trusted_root.json file, or `public-good` for the root pinned in @sigstore/tuf. */
+    trustedRoot: z.string().min(1).optional(),
+    tlogThreshold: int(0, 10).default(1),
+    ctlogThreshold: int(0, 10).default(1),
+    /** Never 0 for identities: a certificate is only checked against a verified timestamp. */
+    timestampThreshold: int(1, 10).default(1),
+    keyTlogThreshold: int(0, 10).default(0),
+    keyTimestampThreshold: int(0, 10).default(0),
+    /** The package's own .SIGN.* must verify with one of `packageKeys` (apk RSA keys, by file name). */
+    requirePackageSignature: z.boolean().default(false),
+    packageKeys: z.array(z.string().min(1)).default([]),
+  })
+  .strict()
+  .refine((p) => p.identities.length === 0 || p.trustedRoot !== undefined, {
+    message: 'identities need a trustedRoot (a trusted_root.json file or "public-good")',
+  })
+  .refine((p) => !p.requirePackageSignature || p.packageKeys.length > 0, {
+    message: 'requirePackageSignature needs packageKeys',
+  });
+
+export type ProvenancePolicyConfig = z.infer<typeof provenancePolicySchema>;
 
 export const configSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
@@ -55,6 +109,13 @@ export const configSchema = z.object({
   defaultArches: z
     .union([z.array(z.string()), z.string().transform((s) => s.split(',').map((a) => a.trim()))])
     .default(['x86_64', 'aarch64']),
+  /**
+   * Provenance policy per repository (config file only); the key `*` applies
+   * to repositories not listed. File paths are relative to the config file.
+   */
+  provenance: z.record(z.string(), provenancePolicySchema).default({}),
+  /** Directory that relative paths in the config file are resolved against. */
+  configDir: z.string().default('.'),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -73,6 +134,8 @@ export const ENV_NAMES: Record<keyof Config, string> = {
   defaultArches: 'REEF_DEFAULT_ARCHES',
   cacheBytes: 'REEF_CACHE_BYTES',
   trustProxy: 'REEF_TRUST_PROXY',
+  provenance: 'provenance',
+  configDir: 'configDir',
 };
 
 export function loadConfig(
@@ -95,7 +158,9 @@ export function loadConfig(
     }
   }
   const merged: Record<string, unknown> = { ...file };
+  if (configPath) merged.configDir = dirname(resolve(configPath));
   for (const [key, name] of Object.entries(ENV_NAMES)) {
+    if (!name.startsWith('REEF_')) continue;
     const value = env[name];
     if (value !== undefined && value !== '') merged[key] = value;
   }
@@ -105,7 +170,8 @@ export function loadConfig(
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0] ?? '');
     const name = ENV_NAMES[key as keyof Config] ?? key;
-    throw new AppError('CONFIG_INVALID', `invalid configuration ${name}: ${issue.message}`);
+    const where = issue.path.length > 1 ? `${name}.${issue.path.slice(1).join('.')}` : name;
+    throw new AppError('CONFIG_INVALID', `invalid configuration ${where}: ${issue.message}`);
   }
   return { ...parsed.data, dataDir: resolve(parsed.data.dataDir) };
 }

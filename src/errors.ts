@@ -66,6 +66,14 @@ export const ERROR_CODES = {
   SBOM_UNKNOWN_FORMAT: 'unprocessable',
   SBOM_WRONG_PACKAGE: 'unprocessable',
   SBOM_NOT_FOUND: 'not_found',
+  // publisher provenance (issue 6): every defect, and every refusal by policy, is a 422
+  PROVENANCE_INVALID: 'unprocessable',
+  PROVENANCE_TOO_LARGE: 'unprocessable',
+  PROVENANCE_SUBJECT_MISMATCH: 'unprocessable',
+  PROVENANCE_REQUIRED: 'unprocessable',
+  PROVENANCE_UNVERIFIED: 'unprocessable',
+  PROVENANCE_EXISTS: 'conflict',
+  PACKAGE_SIGNATURE_UNVERIFIED: 'unprocessable',
   // keys
   KEY_INVALID: 'invalid',
   KEY_NOT_FOUND: 'not_found',

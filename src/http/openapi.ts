@@ -174,6 +174,28 @@ const SCHEMAS: Record<string, Json> = {
     },
     uploadedAt: time(),
     publishedAt: orNull(time('when an index listing it went live')),
+    provenance: obj({
+      publisher: orNull(
+        obj({
+          format: str(undefined, { enum: ['sigstore-bundle', 'melange-attestation'] }),
+          sha256: str('SHA-256 of the document as sent'),
+          policy: str('the policy mode it was checked under', { enum: ['off', 'record', 'require'] }),
+          verified: { type: 'boolean' },
+          subjectDigest: str('which digest the statement names', { enum: ['sha256', 'datahash'] }),
+          signer: { type: 'object', description: 'kind key / identity (SAN, issuer) / apk-key' },
+          predicateType: str(),
+          predicate: obj({
+            builderId: str(),
+            buildType: str(),
+            sourceRepository: str(),
+            sourceCommit: str(),
+            invocationId: str(),
+          }),
+          reason: str('why it did not verify'),
+        }),
+      ),
+      policy: str("the repository's provenance policy mode", { enum: ['off', 'record', 'require'] }),
+    }),
   }),
   PublishResult: {
     allOf: [
@@ -459,7 +481,10 @@ const OPERATIONS: OperationSpec[] = [
       operationId: method === 'post' ? 'publishPackage' : 'publishPackagePut',
       summary: 'Publish a package',
       description:
-        'The raw .apk as the body, or a multipart form with the file in field `package`. ' +
+        'The raw .apk as the body, or a multipart form with the file in field `package`, and ' +
+        'optionally `sbom` (SPDX 2.3 or CycloneDX JSON) and `provenance` (a Sigstore bundle with an ' +
+        'in-toto SLSA provenance statement, or a melange .attest.tar.gz), checked under the ' +
+        "repository's provenance policy. " +
         'The repository is created by its first upload. The answer comes once an index listing ' +
         'the package is live. The same bytes again answer 200; different bytes for an existing ' +
         'name, version and arch answer 409.',
@@ -469,7 +494,13 @@ const OPERATIONS: OperationSpec[] = [
         content: {
           'application/octet-stream': { schema: str(undefined, { contentMediaType: 'application/vnd.apk' }) },
           'multipart/form-data': {
-            schema: obj({ package: str('the .apk file', { contentMediaType: 'application/vnd.apk' }) }),
+            schema: obj({
+              package: str('the .apk file', { contentMediaType: 'application/vnd.apk' }),
+              sbom: str('an SBOM describing the package (optional)'),
+              provenance: str(
+                'publisher provenance: a Sigstore bundle or a melange .attest.tar.gz (optional)',
+              ),
+            }),
           },
         },
       },
@@ -655,6 +686,34 @@ const OPERATIONS: OperationSpec[] = [
         obj({ publisher: { type: ['object', 'null'] }, publish: { type: 'object' } }),
       ),
       404: 'NotFound',
+    },
+  },
+  {
+    method: 'put',
+    path: '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}/provenance',
+    tag: 'sbom',
+    operationId: 'attachProvenance',
+    summary: 'Attach publisher provenance to a published package',
+    description:
+      "A Sigstore bundle (DSSE, in-toto Statement v1, SLSA provenance v1) or melange's .attest.tar.gz " +
+      "whose subject is the package's sha256 or datahash. Checked under the repository's policy; reef " +
+      'then re-issues its own attestation to record the result. A package has at most one; the same ' +
+      'bytes again answer 200, different ones 409.',
+    access: { kind: 'scope', scope: '{repo}:publish' },
+    requestBody: {
+      required: true,
+      content: {
+        'application/json': { schema: { type: 'object' } },
+        'application/gzip': { schema: str(undefined, { contentMediaType: 'application/gzip' }) },
+      },
+    },
+    responses: {
+      201: ok('stored, with its verification result', { type: 'object' }),
+      200: ok('the same provenance was already stored', { type: 'object' }),
+      404: 'NotFound',
+      409: 'Conflict',
+      413: 'TooLarge',
+      422: 'Unprocessable',
     },
   },
   {

@@ -7,6 +7,7 @@ import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { IndexKey, Libc, PackageStore, StoredPackage } from '../store/package-store.ts';
 import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
+import type { ProvenancePolicies, PublisherProvenance } from './provenance.ts';
 import { type PreparedSbom, prepareSbom, storeBytes } from './sbom.ts';
 
 /**
@@ -21,6 +22,8 @@ export interface PublishDeps {
   sbomNamespace: string;
   /** Signs reef's record of every publish. */
   attestationKey: AttestationKey;
+  /** Each repository's provenance policy. */
+  provenance: ProvenancePolicies;
   blobs: BlobStore;
   indexer: Indexer;
   locks: KeyedLock;
@@ -75,8 +78,8 @@ export async function publishPackage(
   target: { repo: string; libc: string },
   body: AsyncIterable<Uint8Array>,
   options: {
-    /** An SBOM sent with the package; called once the package body is consumed. */
-    sbom?: () => Promise<Buffer | undefined>;
+    /** An SBOM and provenance sent with the package; called once the package body is consumed. */
+    extras?: () => Promise<{ sbom?: Buffer; provenance?: Buffer }>;
     /** Who publishes, for reef's attestation. */
     publishedBy?: { tokenId: number | null; tokenName: string };
   } = {},
@@ -86,6 +89,8 @@ export async function publishPackage(
   const temp = await deps.blobs.createTemp();
   let apk: ApkPackage;
   let sbom: PreparedSbom;
+  let provenance: PublisherProvenance | undefined;
+  let attestation: { bytes: Buffer; sha256: string };
   try {
     apk = await readApk(teeToBlob(body, temp), { limits: deps.limits });
     await temp.finish();
@@ -97,14 +102,28 @@ export async function publishPackage(
         { details: { dependency: detected.dependency, libc: detected.libc } },
       );
     }
+    deps.provenance.checkPackageSignature(repo, apk);
+    const extras = (await options.extras?.()) ?? {};
     sbom = prepareSbom({
       repo,
       libc,
       apk,
-      uploaded: await options.sbom?.(),
+      uploaded: extras.sbom,
       namespaceBase: deps.sbomNamespace,
       now: new Date(),
     });
+    const p = apk.pkginfo;
+    provenance =
+      extras.provenance &&
+      (await deps.provenance.evaluate(repo, extras.provenance, {
+        filename: `${p.name}-${p.version}.apk`,
+        sha256: apk.sha256,
+        datahash: p.datahash,
+        name: p.name,
+        version: p.version,
+      }));
+    deps.provenance.enforce(repo, provenance);
+    attestation = await attest(deps, apk, sbom, { repo, libc }, options.publishedBy, provenance);
   } catch (err) {
     await temp.discard();
     throw err;
@@ -112,7 +131,6 @@ export async function publishPackage(
 
   const p = apk.pkginfo;
   const key: IndexKey = { repo, libc, arch: p.arch };
-  const attestation = await attest(deps, apk, sbom, { repo, libc }, options.publishedBy);
   const result = await deps.locks.run(apk.sha256, async () => {
     const existing = deps.store.find(key, p.name, p.version);
     if (existing) {
@@ -125,6 +143,10 @@ export async function publishPackage(
     await deps.locks.run(attestation.sha256, () =>
       storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
     );
+    if (provenance) {
+      const sent = provenance;
+      await deps.locks.run(sent.sha256, () => storeBytes(deps.blobs, sent.bytes, sent.sha256));
+    }
     return deps.store.insert(
       {
         ...key,
@@ -165,6 +187,7 @@ export async function publishPackage(
           size: attestation.bytes.length,
           keyName: deps.attestationKey.keyName,
         });
+        if (provenance) saveProvenance(deps, created.id, provenance);
       },
     );
   });
@@ -248,6 +271,95 @@ export class KeyedLock {
   }
 }
 
+function saveProvenance(deps: PublishDeps, packageId: number, provenance: PublisherProvenance): void {
+  deps.store.saveProvenance(packageId, {
+    sha256: provenance.sha256,
+    size: provenance.bytes.length,
+    format: provenance.result.format,
+    verified: provenance.result.verified,
+    result: provenance.result,
+  });
+}
+
+/**
+ * Attaches publisher provenance to a published package (`PUT …/provenance`).
+ * The same checks as at upload; a package has at most one, never replaced
+ * (an auditor must be able to rely on what was shown before). reef re-issues
+ * its own attestation so that it records the result.
+ */
+export async function attachProvenance(
+  deps: PublishDeps,
+  key: IndexKey,
+  name: string,
+  version: string,
+  bytes: Buffer,
+): Promise<{ outcome: 'created' | 'exists'; pkg: StoredPackage }> {
+  validateRepo(key.repo, key.libc);
+  const pkg = deps.store.find(key, name, version);
+  if (!pkg || pkg.publishedAt === undefined) {
+    throw new AppError(
+      'PACKAGE_NOT_FOUND',
+      `${name}-${version} (${key.arch}) is not in ${key.repo}/${key.libc}`,
+    );
+  }
+  const provenance = await deps.provenance.evaluate(key.repo, bytes, {
+    filename: pkg.filename,
+    sha256: pkg.sha256,
+    datahash: pkg.datahash,
+    name: pkg.name,
+    version: pkg.version,
+  });
+  return deps.locks.run(`provenance:${pkg.id}`, async () => {
+    const existing = deps.store.getProvenance(pkg.id);
+    if (existing) {
+      if (existing.sha256 === provenance.sha256) return { outcome: 'exists' as const, pkg };
+      throw new AppError(
+        'PROVENANCE_EXISTS',
+        `${pkg.name}-${pkg.version} already has provenance (sha256 ${existing.sha256}); provenance is never replaced, publish a new pkgrel instead`,
+        { details: { sha256: existing.sha256 } },
+      );
+    }
+    deps.provenance.enforce(key.repo, provenance);
+    const previous = deps.store.getAttestation(pkg.id);
+    const attestation = await reissueAttestation(deps, previous?.sha256, provenance);
+    await deps.locks.run(provenance.sha256, () =>
+      storeBytes(deps.blobs, provenance.bytes, provenance.sha256),
+    );
+    await deps.locks.run(attestation.sha256, () =>
+      storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
+    );
+    deps.store.transaction(() => {
+      saveProvenance(deps, pkg.id, provenance);
+      deps.store.replaceAttestation(pkg.id, {
+        sha256: attestation.sha256,
+        size: attestation.bytes.length,
+        keyName: deps.attestationKey.keyName,
+      });
+    });
+    if (previous && previous.sha256 !== attestation.sha256) {
+      await deps.locks.run(previous.sha256, async () => {
+        if (!deps.store.isBlobReferenced(previous.sha256)) await deps.blobs.delete(previous.sha256);
+      });
+    }
+    return { outcome: 'created' as const, pkg };
+  });
+}
+
+/** reef's statement as first signed, with the publisher-provenance result filled in, signed again. */
+async function reissueAttestation(
+  deps: PublishDeps,
+  previousSha256: string | undefined,
+  provenance: PublisherProvenance,
+): Promise<{ bytes: Buffer; sha256: string }> {
+  if (!previousSha256) throw new AppError('INTERNAL', 'the package has no attestation to re-issue');
+  const bundle = JSON.parse((await deps.blobs.readAll(previousSha256)).toString('utf8'));
+  const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString('utf8'));
+  statement.predicate.publisherProvenance = { ...provenance.result, sha256: provenance.sha256 };
+  statement.predicate.publisherProvenanceAttachedAt = new Date().toISOString();
+  const bytes = await signStatement(statement, deps.attestationKey);
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
 /** reef's signed record of this publish (issue 6), made before the package row commits. */
 async function attest(
   deps: PublishDeps,
@@ -255,6 +367,7 @@ async function attest(
   sbom: PreparedSbom,
   target: { repo: string; libc: string },
   publishedBy: { tokenId: number | null; tokenName: string } = { tokenId: null, tokenName: 'unknown' },
+  provenance?: PublisherProvenance,
 ): Promise<{ bytes: Buffer; sha256: string }> {
   const p = apk.pkginfo;
   const statement = publishStatement({
@@ -273,7 +386,7 @@ async function attest(
     commit: p.commit,
     url: p.url,
     sbom: { sha256: sbom.sha256, source: sbom.source, format: sbom.parsed.format },
-    publisherProvenance: null,
+    publisherProvenance: provenance ? { ...provenance.result, sha256: provenance.sha256 } : null,
   });
   const bytes = await signStatement(statement, deps.attestationKey);
   return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };

@@ -10,6 +10,7 @@ import { SbomStore } from '../store/sbom-store.ts';
 import { AuditLog } from './audit.ts';
 import { Indexer } from './indexer.ts';
 import { KeyRing, loadOrCreateAttestationKey, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
+import { ProvenancePolicies } from './provenance.ts';
 import { KeyedLock, type PublishDeps } from './publish.ts';
 import { TokenService } from './tokens.ts';
 
@@ -41,6 +42,8 @@ export async function createServices(
   options: ServiceOptions = {},
 ): Promise<Services> {
   await mkdir(config.dataDir, { recursive: true });
+  // Policies first: a bad key file or trusted root stops the start with a message.
+  const provenance = new ProvenancePolicies(config.provenance, config.configDir);
   const db = openDb(join(config.dataDir, 'reef.db'));
   try {
     const migrated = migrate(db);
@@ -69,6 +72,7 @@ export async function createServices(
       store,
       sboms: new SbomStore(db),
       attestationKey,
+      provenance,
       sbomNamespace: `${config.publicUrl?.replace(/\/$/, '') ?? 'https://reef.invalid'}/spdxdocs`,
       blobs,
       indexer,

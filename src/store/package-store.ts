@@ -28,6 +28,18 @@ export interface IndexRecordRow {
   published: boolean;
 }
 
+/**
+ * One package added to or removed from one index, reported after its
+ * transaction; `generation` is the index's generation that change made, so
+ * a listener can tell whether it saw every change since a build.
+ */
+export interface IndexChange {
+  key: IndexKey;
+  generation: number;
+  op: 'add' | 'remove';
+  row: IndexRecordRow;
+}
+
 export interface PackageLicense extends IndexKey {
   name: string;
   version: string;
@@ -42,6 +54,15 @@ export interface PackageFile {
   uploadedAt: number;
 }
 export type NewPackage = Omit<StoredPackage, 'id' | 'uploadedAt' | 'publishedAt'>;
+
+export interface StoredProvenance {
+  sha256: string;
+  size: number;
+  format: string;
+  verified: boolean;
+  result: Record<string, unknown>;
+  createdAt: number;
+}
 
 export interface IndexKey {
   repo: string;
@@ -143,6 +164,17 @@ function toPackage(r: PackageRow): StoredPackage {
   };
 }
 
+function toIndexRecordRow(r: PackageRow): IndexRecordRow {
+  return {
+    id: r.id,
+    name: r.name,
+    version: r.version,
+    arch: r.arch,
+    record: r.index_record,
+    published: r.published_at !== null,
+  };
+}
+
 function toIndexState(r: IndexRow): IndexState {
   return {
     repo: r.repo,
@@ -164,6 +196,7 @@ export type InsertResult =
 
 export class PackageStore {
   private readonly stmt: (sql: string) => Statement;
+  private readonly changeListeners: Array<(changes: IndexChange[]) => void> = [];
 
   constructor(
     private readonly db: Db,
@@ -171,6 +204,19 @@ export class PackageStore {
     private readonly defaultArches: string[],
   ) {
     this.stmt = statementCache(db);
+  }
+
+  /**
+   * Calls `listener` after each insert or remove commits (the indexer applies
+   * these as deltas). Inside an outer transaction that later rolls back, the
+   * call has happened anyway: listeners check generations, not trust calls.
+   */
+  onIndexChange(listener: (changes: IndexChange[]) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private emitChanges(changes: IndexChange[]): void {
+    for (const l of this.changeListeners) l(changes);
   }
 
   find(key: IndexKey, name: string, version: string): StoredPackage | undefined {
@@ -196,7 +242,8 @@ export class PackageStore {
    * that lists it dirty in the same transaction, in which `alongside` runs too.
    */
   insert(pkg: NewPackage, now = Date.now(), alongside?: (created: StoredPackage) => void): InsertResult {
-    return this.db.transaction((): InsertResult => {
+    let changes: IndexChange[] = [];
+    const result = this.db.transaction((): InsertResult => {
       const existing = this.find(pkg, pkg.name, pkg.version);
       if (existing) return { outcome: 'exists', pkg: existing };
       this.stmt('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(pkg.repo, now);
@@ -219,13 +266,21 @@ export class PackageStore {
         signatures: JSON.stringify(pkg.signatures),
         uploadedAt: now,
       });
-      this.markDirty(this.indexesListing(pkg));
+      const dirty = this.markDirty(this.indexesListing(pkg));
       const row = this.stmt('SELECT * FROM packages WHERE id = ?').get(info.lastInsertRowid) as PackageRow;
       const created = toPackage(row);
       // What belongs to the package (its SBOM) commits with it, or not at all.
       alongside?.(created);
+      changes = dirty.map(({ key, generation }) => ({
+        key,
+        generation,
+        op: 'add',
+        row: toIndexRecordRow(row),
+      }));
       return { outcome: 'created', pkg: created };
     })();
+    this.emitChanges(changes);
+    return result;
   }
 
   /** Removes a package; returns it and the indexes to rebuild (dirty already), or undefined. */
@@ -234,21 +289,34 @@ export class PackageStore {
     name: string,
     version: string,
   ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined {
-    return this.db.transaction(() => {
-      const pkg = this.find(key, name, version);
-      if (!pkg) return undefined;
+    let changes: IndexChange[] = [];
+    const result = this.db.transaction(() => {
+      const row = this.stmt(
+        'SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?',
+      ).get(key.repo, key.libc, key.arch, name, version) as PackageRow | undefined;
+      if (!row) return undefined;
+      const pkg = toPackage(row);
       // Its SBOM and attestation blobs may be collected with the package's own.
       const related = this.stmt(
-        'SELECT sha256 FROM sboms WHERE package_id = ? UNION SELECT sha256 FROM attestations WHERE package_id = ?',
-      ).all(pkg.id, pkg.id) as Array<{ sha256: string }>;
+        `SELECT sha256 FROM sboms WHERE package_id = ? UNION SELECT sha256 FROM attestations WHERE package_id = ?
+         UNION SELECT sha256 FROM publisher_provenance WHERE package_id = ?`,
+      ).all(pkg.id, pkg.id, pkg.id) as Array<{ sha256: string }>;
       const before = this.indexesListing(pkg);
       // The package's SBOM, components and attestation go with it (ON DELETE CASCADE).
       this.stmt('DELETE FROM packages WHERE id = ?').run(pkg.id);
       const after = this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
-      this.markDirty(indexes);
+      const dirty = this.markDirty(indexes);
+      changes = dirty.map(({ key, generation }) => ({
+        key,
+        generation,
+        op: 'remove',
+        row: toIndexRecordRow(row),
+      }));
       return { pkg, indexes, blobs: [pkg.sha256, ...related.map((r) => r.sha256)] };
     })();
+    this.emitChanges(changes);
+    return result;
   }
 
   /** The indexes a package appears in: its arch, or for noarch every arch of its repo/libc. */
@@ -269,12 +337,15 @@ export class PackageStore {
     return [...arches].sort();
   }
 
-  private markDirty(keys: IndexKey[]): void {
+  private markDirty(keys: IndexKey[]): Array<{ key: IndexKey; generation: number }> {
     const stmt = this.stmt(
       `INSERT INTO indexes (repo, libc, arch) VALUES (?, ?, ?)
-       ON CONFLICT (repo, libc, arch) DO UPDATE SET generation = generation + 1`,
+       ON CONFLICT (repo, libc, arch) DO UPDATE SET generation = generation + 1 RETURNING generation`,
     );
-    for (const k of keys) stmt.run(k.repo, k.libc, k.arch);
+    return keys.map((k) => ({
+      key: { repo: k.repo, libc: k.libc, arch: k.arch },
+      generation: (stmt.get(k.repo, k.libc, k.arch) as { generation: number }).generation,
+    }));
   }
 
   /** Published packages of an index, by name then id, paged by `after` (an id). */
@@ -408,8 +479,9 @@ export class PackageStore {
     return (
       this.stmt(
         `SELECT 1 FROM packages WHERE sha256 = ? UNION ALL SELECT 1 FROM sboms WHERE sha256 = ?
-         UNION ALL SELECT 1 FROM attestations WHERE sha256 = ? LIMIT 1`,
-      ).get(sha256, sha256, sha256) !== undefined
+         UNION ALL SELECT 1 FROM attestations WHERE sha256 = ?
+         UNION ALL SELECT 1 FROM publisher_provenance WHERE sha256 = ? LIMIT 1`,
+      ).get(sha256, sha256, sha256, sha256) !== undefined
     );
   }
 
@@ -431,6 +503,50 @@ export class PackageStore {
     this.stmt(
       'INSERT INTO attestations (package_id, sha256, size, key_name, created_at) VALUES (?, ?, ?, ?, ?)',
     ).run(packageId, a.sha256, a.size, a.keyName, now);
+  }
+
+  /** Replaces reef's attestation (re-issued when publisher provenance arrives later); returns the old blob. */
+  replaceAttestation(
+    packageId: number,
+    a: { sha256: string; size: number; keyName: string },
+  ): string | undefined {
+    const old = this.getAttestation(packageId);
+    this.stmt('DELETE FROM attestations WHERE package_id = ?').run(packageId);
+    this.saveAttestation(packageId, a);
+    return old?.sha256;
+  }
+
+  /** The publisher's provenance of a package, if one was sent. */
+  getProvenance(packageId: number): StoredProvenance | undefined {
+    const r = this.stmt('SELECT * FROM publisher_provenance WHERE package_id = ?').get(packageId) as
+      | { sha256: string; size: number; format: string; verified: number; result: string; created_at: number }
+      | undefined;
+    return (
+      r && {
+        sha256: r.sha256,
+        size: r.size,
+        format: r.format,
+        verified: r.verified === 1,
+        result: JSON.parse(r.result),
+        createdAt: r.created_at,
+      }
+    );
+  }
+
+  saveProvenance(
+    packageId: number,
+    p: { sha256: string; size: number; format: string; verified: boolean; result: unknown },
+    now = Date.now(),
+  ): void {
+    this.stmt(
+      `INSERT INTO publisher_provenance (package_id, sha256, size, format, verified, result, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(packageId, p.sha256, p.size, p.format, p.verified ? 1 : 0, JSON.stringify(p.result), now);
+  }
+
+  /** Runs `fn` in one transaction (several store writes that must land together). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
   }
 
   /** Packages and bytes stored per repository (metrics; one query per scrape). */

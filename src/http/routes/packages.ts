@@ -95,12 +95,12 @@ export function registerPackageRoutes(
       const audit = auditor(services, request, token, 'package.publish', `${repo}/${libc}`);
       try {
         const maxBytes = store.getRepo(repo)?.maxUploadBytes ?? services.config.maxUploadBytes;
-        const result = await receive(request, maxBytes, (body, sbom) =>
+        const result = await receive(request, maxBytes, (body, extras) =>
           publishPackage(
             { ...services, limits: { ...services.limits, maxCompressedBytes: maxBytes } },
             request.params,
             body,
-            { sbom, publishedBy: { tokenId: token.id ?? null, tokenName: token.name } },
+            { extras, publishedBy: { tokenId: token.id ?? null, tokenName: token.name } },
           ),
         );
         const p = result.pkg;
@@ -145,15 +145,26 @@ export function registerPackageRoutes(
   );
 }
 
+/** Documents that may travel beside the package in a multipart upload, each bounded while read. */
+const SIDE_FIELDS = {
+  sbom: { maxBytes: 16 * 2 ** 20, code: 'SBOM_TOO_LARGE', what: 'SBOM' },
+  provenance: { maxBytes: 4 * 2 ** 20, code: 'PROVENANCE_TOO_LARGE', what: 'provenance' },
+} as const;
+type SideField = keyof typeof SIDE_FIELDS;
+type Extras = Partial<Record<SideField, Buffer>>;
+
+const isSideField = (name: string): name is SideField => Object.hasOwn(SIDE_FIELDS, name);
+
 /**
  * Hands the upload body (raw, or multipart field `package`) to `consume`,
- * with a loader for an SBOM sent beside it (multipart field `sbom`, before or
- * after the package), turning a body cut at the size limit into PUBLISH_TOO_LARGE.
+ * with a loader for the documents sent beside it (multipart fields `sbom` and
+ * `provenance`, before or after the package), turning a body cut at the size
+ * limit into PUBLISH_TOO_LARGE.
  */
 async function receive<T>(
   request: FastifyRequest,
   maxBytes: number,
-  consume: (body: AsyncIterable<Uint8Array>, sbom: () => Promise<Buffer | undefined>) => Promise<T>,
+  consume: (body: AsyncIterable<Uint8Array>, extras: () => Promise<Extras>) => Promise<T>,
 ): Promise<T> {
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   const tooLarge = () =>
@@ -161,23 +172,28 @@ async function receive<T>(
   if (declared > maxBytes) throw tooLarge();
   if (declared === 0) throw noBody();
   let body: AsyncIterable<Uint8Array>;
-  let sbom: () => Promise<Buffer | undefined> = async () => undefined;
+  let extras: () => Promise<Extras> = async () => ({});
   let truncated = () => false;
   if (request.isMultipart()) {
     const parts = request
-      .parts({ limits: { fileSize: maxBytes, fieldSize: MAX_SBOM_BYTES, files: 2 } })
+      .parts({ limits: { fileSize: maxBytes, fieldSize: SIDE_FIELDS.sbom.maxBytes, files: 3 } })
       [Symbol.asyncIterator]();
-    let sbomBytes: Buffer | undefined;
-    const takeSbom = async (part: Multipart) => {
-      sbomBytes =
-        part.type === 'file' ? await readBounded(part.file, MAX_SBOM_BYTES) : Buffer.from(String(part.value));
+    const sent: Extras = {};
+    const takeSide = async (part: Multipart, field: SideField) => {
+      const limit = SIDE_FIELDS[field];
+      const bytes =
+        part.type === 'file'
+          ? await readBounded(part.file, limit.maxBytes, field)
+          : Buffer.from(String(part.value));
+      if (bytes.length > limit.maxBytes) throw sideTooLarge(field);
+      sent[field] = bytes;
     };
     let packagePart: MultipartFile | undefined;
     for (;;) {
       const next = await parts.next();
       if (next.done) break;
       const part = next.value;
-      if (part.fieldname === 'sbom') await takeSbom(part);
+      if (isSideField(part.fieldname)) await takeSide(part, part.fieldname);
       else if (part.type === 'file' && part.fieldname === 'package') {
         packagePart = part;
         break;
@@ -189,23 +205,23 @@ async function receive<T>(
     body = file;
     // busboy ends the file stream at the size limit and flags it instead of failing.
     truncated = () => file.truncated;
-    sbom = async () => {
-      // The rest of the form, after the package: an `sbom` part may still come.
+    extras = async () => {
+      // The rest of the form, after the package: side documents may still come.
       for (;;) {
         const next = await parts.next();
         if (next.done) break;
         const part = next.value;
-        if (part.fieldname === 'sbom') await takeSbom(part);
+        if (isSideField(part.fieldname)) await takeSide(part, part.fieldname);
         else if (part.type === 'file') part.file.resume();
       }
-      return sbomBytes;
+      return sent;
     };
   } else {
     // destroyOnReturn: false keeps the socket open so a rejection still reaches the client.
     body = request.raw.iterator({ destroyOnReturn: false });
   }
   try {
-    return await consume(body, sbom);
+    return await consume(body, extras);
   } catch (err) {
     if (!request.raw.complete) request.raw.resume();
     if (isAppError(err, 'APK_EMPTY')) throw noBody();
@@ -214,15 +230,22 @@ async function receive<T>(
   }
 }
 
-const MAX_SBOM_BYTES = 16 * 2 ** 20;
+function sideTooLarge(field: SideField): AppError {
+  const { code, what, maxBytes } = SIDE_FIELDS[field];
+  return new AppError(code, `the ${what} is larger than ${maxBytes} bytes`);
+}
 
-/** SECURITY: a sent SBOM is held in memory, so it is bounded while read. */
-async function readBounded(stream: AsyncIterable<Uint8Array>, max: number): Promise<Buffer> {
+/** SECURITY: a sent document is held in memory, so it is bounded while read. */
+async function readBounded(
+  stream: AsyncIterable<Uint8Array>,
+  max: number,
+  field: SideField,
+): Promise<Buffer> {
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     size += chunk.length;
-    if (size > max) throw new AppError('SBOM_TOO_LARGE', `the SBOM is larger than ${max} bytes`);
+    if (size > max) throw sideTooLarge(field);
     parts.push(Buffer.from(chunk));
   }
   return Buffer.concat(parts);
@@ -297,5 +320,15 @@ export function packageJson(p: StoredPackage, request: FastifyRequest, services:
     pkginfo,
     uploadedAt: new Date(p.uploadedAt).toISOString(),
     publishedAt: p.publishedAt === undefined ? null : new Date(p.publishedAt).toISOString(),
+    provenance: provenanceJson(p, services),
+  };
+}
+
+/** The publisher provenance's verification result, as an auditor reads it beside the package. */
+function provenanceJson(p: StoredPackage, services: Services) {
+  const stored = services.store.getProvenance(p.id);
+  return {
+    publisher: stored ? { format: stored.format, sha256: stored.sha256, ...stored.result } : null,
+    policy: services.provenance.modeOf(p.repo),
   };
 }

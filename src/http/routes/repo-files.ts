@@ -53,27 +53,18 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         }
         throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
       }
-      const attestationSuffix = ATTESTATION_SUFFIXES.find((suffix) => file.endsWith(`.apk${suffix}`));
-      if (attestationSuffix) {
-        // reef's signed record of the publish; until publisher provenance is verified (issue 6)
-        // it is also what .provenance.json serves.
-        const apkName = file.slice(0, -attestationSuffix.length);
-        const pkg = store.findPublishedFile(key, apkName);
-        const attestation = pkg && store.getAttestation(pkg.id);
-        if (!pkg || !attestation)
-          throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
+      const provenance = provenanceFile(file, key);
+      if (provenance) {
         return sendFile(request, reply, {
-          sha256: attestation.sha256,
-          size: attestation.size,
-          lastModified: attestation.createdAt,
+          sha256: provenance.sha256,
+          size: provenance.size,
+          lastModified: provenance.createdAt,
           cacheControl: store.getRepo(repo)?.private
             ? 'private, max-age=31536000, immutable'
             : 'public, max-age=31536000, immutable',
-          contentType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
-          bytes: await cache.get(attestation.sha256, attestation.size, () =>
-            blobs.readAll(attestation.sha256),
-          ),
-          open: (range) => blobs.read(attestation.sha256, range),
+          contentType: provenance.contentType,
+          bytes: await cache.get(provenance.sha256, provenance.size, () => blobs.readAll(provenance.sha256)),
+          open: (range) => blobs.read(provenance.sha256, range),
         });
       }
       const side = SIDE_FILES.find((f) => file.endsWith(`.apk${f.suffix}`));
@@ -115,6 +106,43 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     },
   });
 
+  /**
+   * Provenance beside a package: `.apk.publish.json` is reef's signed record
+   * of the publish; `.apk.provenance.json` the publisher's Sigstore bundle when
+   * one was sent, else reef's; `<name>-<version>.attest.tar.gz` a melange
+   * attestation as sent. Undefined when `file` is none of these.
+   */
+  const provenanceFile = (file: string, key: IndexKey) => {
+    const kind = file.endsWith('.apk.publish.json')
+      ? 'publish'
+      : file.endsWith('.apk.provenance.json')
+        ? 'provenance'
+        : file.endsWith(MELANGE_SUFFIX)
+          ? 'melange'
+          : undefined;
+    if (!kind) return undefined;
+    const apkName =
+      kind === 'melange'
+        ? `${file.slice(0, -MELANGE_SUFFIX.length)}.apk`
+        : file.slice(0, file.lastIndexOf('.apk') + 4);
+    const pkg = store.findPublishedFile(key, apkName);
+    const notFound = () =>
+      new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${key.repo}/${key.libc}/${key.arch}`);
+    if (!pkg) throw notFound();
+    const publisher = kind === 'publish' ? undefined : store.getProvenance(pkg.id);
+    if (kind === 'melange') {
+      if (publisher?.format !== 'melange-attestation') throw notFound();
+      return { ...publisher, contentType: 'application/gzip' };
+    }
+    if (publisher?.format === 'sigstore-bundle') {
+      // The bundle as sent: its own mediaType field says v0.1, v0.2 or v0.3.
+      return { ...publisher, contentType: 'application/json' };
+    }
+    const attestation = store.getAttestation(pkg.id);
+    if (!attestation) throw notFound();
+    return { ...attestation, contentType: 'application/vnd.dev.sigstore.bundle.v0.3+json' };
+  };
+
   const serveKey = (keyName: string) => {
     // The attestation key (ECDSA P-256) sits beside the index signing keys.
     if (keyName === services.attestationKey.keyName) return services.attestationKey.publicPem;
@@ -140,7 +168,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
   );
 }
 
-const ATTESTATION_SUFFIXES = ['.publish.json', '.provenance.json'];
+const MELANGE_SUFFIX = '.attest.tar.gz';
 
 const SIDE_FILES = [
   { suffix: '.spdx.json', format: 'spdx', contentType: 'application/spdx+json' },

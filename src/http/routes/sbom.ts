@@ -7,6 +7,7 @@ import spdxSatisfies from 'spdx-satisfies';
 import { z } from 'zod';
 import { isValidVersion, matchVersion, type VersionOp } from '../../apk/version.ts';
 import { AppError } from '../../errors.ts';
+import { attachProvenance } from '../../repo/publish.ts';
 import { renderSbom, storeBytes } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import { checkDescribes, parseSbom } from '../../sbom/parse.ts';
@@ -127,6 +128,30 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
         }
       },
     );
+    scope.put<{ Params: PackageParams }>(
+      '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
+      async (request, reply) => {
+        const p = request.params;
+        const token = auth.require(request, p.repo, 'publish');
+        const target = `${p.repo}/${p.libc}/${p.arch}/${p.name}-${p.version}`;
+        const audit = auditor(services, request, token, 'provenance.attach', target);
+        try {
+          const bytes = request.body as Buffer | undefined;
+          if (!bytes?.length)
+            throw new AppError('PROVENANCE_INVALID', 'the request body holds no provenance document');
+          const key = indexKeyOf(p.repo, p.libc, p.arch);
+          const { outcome, pkg } = await attachProvenance(services, key, p.name, p.version, bytes);
+          const stored = store.getProvenance(pkg.id)!;
+          audit.ok(target, { sha256: stored.sha256, verified: stored.verified, outcome });
+          return reply
+            .code(outcome === 'created' ? 201 : 200)
+            .send({ outcome, sha256: stored.sha256, format: stored.format, ...stored.result });
+        } catch (err) {
+          audit.rejected(err);
+          throw err;
+        }
+      },
+    );
   });
 
   app.get<{ Params: PackageParams }>(
@@ -137,8 +162,20 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
       const attestation = store.getAttestation(pkg.id);
       if (!attestation) throw new AppError('NOT_FOUND', 'this package has no attestation');
       const bundle = JSON.parse((await services.blobs.readAll(attestation.sha256)).toString('utf8'));
+      const publisher = store.getProvenance(pkg.id);
       return {
-        publisher: null,
+        publisher: publisher && {
+          format: publisher.format,
+          sha256: publisher.sha256,
+          size: publisher.size,
+          ...publisher.result,
+          // A Sigstore bundle inline; a melange .attest.tar.gz is binary, fetch it beside the package.
+          bundle:
+            publisher.format === 'sigstore-bundle'
+              ? JSON.parse((await services.blobs.readAll(publisher.sha256)).toString('utf8'))
+              : undefined,
+          receivedAt: new Date(publisher.createdAt).toISOString(),
+        },
         publish: { keyName: attestation.keyName, sha256: attestation.sha256, bundle },
       };
     },
