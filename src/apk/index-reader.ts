@@ -144,7 +144,12 @@ export async function readIndex(
     tar.end();
   } catch (err) {
     if (isAppError(err) && err.code.startsWith('APK_')) {
-      const code = err.code === 'APK_NOT_GZIP' ? 'INDEX_NOT_GZIP' : 'INDEX_CORRUPT';
+      const code =
+        err.code === 'APK_NOT_GZIP'
+          ? 'INDEX_NOT_GZIP'
+          : err.kind === 'too_large'
+            ? 'INDEX_TOO_LARGE'
+            : 'INDEX_CORRUPT';
       throw new AppError(code, `not a valid APKINDEX.tar.gz: ${err.message}`, { cause: err });
     }
     throw err;

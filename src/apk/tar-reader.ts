@@ -69,6 +69,8 @@ export class TarReader {
   private metaParts: Buffer[] = [];
   private pendingPax: Record<string, string> = {};
   private pendingLongName: string | undefined;
+  /** A pax or GNU long-name record was read and waits for the entry it applies to. */
+  private metaPending = false;
   /** Blocks whose first name byte is NUL; the second one ends the archive (apk's rule). */
   zeroBlocks = 0;
   entries = 0;
@@ -80,7 +82,7 @@ export class TarReader {
 
   /** True between entries: the next byte would start a header block. */
   get atHeaderBoundary(): boolean {
-    return (this.state === 'header' || this.state === 'end') && this.headerFill === 0;
+    return (this.state === 'header' || this.state === 'end') && this.headerFill === 0 && !this.metaPending;
   }
 
   get ended(): boolean {
@@ -159,6 +161,11 @@ export class TarReader {
     }
     const typeflag = String.fromCharCode(h[156]!);
     const size = parseOctal(h, 124, 12, 'size');
+    // apk parses every numeric field of every header, metadata headers too, and fails on any it cannot read.
+    const mode = parseOctal(h, 100, 8, 'mode');
+    const uid = parseOctal(h, 108, 8, 'uid');
+    const gid = parseOctal(h, 116, 8, 'gid');
+    const mtime = parseOctal(h, 136, 12, 'mtime');
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
       if (size > this.limits.maxMetaBytes) {
         throw new AppError(
@@ -176,6 +183,7 @@ export class TarReader {
 
     const pax = this.pendingPax;
     this.pendingPax = {};
+    this.metaPending = false;
     let name = pax.path ?? this.pendingLongName;
     this.pendingLongName = undefined;
     if (name === undefined) {
@@ -187,12 +195,12 @@ export class TarReader {
     const entry: TarEntry = {
       name,
       type,
-      mode: parseOctal(h, 100, 8, 'mode'),
-      uid: parseOctal(h, 108, 8, 'uid'),
-      gid: parseOctal(h, 116, 8, 'gid'),
+      mode,
+      uid,
+      gid,
       // Only regular files carry a body; apk ignores the size field of others.
       size: type === 'file' ? size : 0,
-      mtime: parseOctal(h, 136, 12, 'mtime'),
+      mtime,
       uname: cString(h, 265, 32),
       gname: cString(h, 297, 32),
       pax,
@@ -231,6 +239,7 @@ export class TarReader {
     this.metaParts = [];
     if (this.metaType === 'x') Object.assign(this.pendingPax, parsePax(body));
     else if (this.metaType === 'L') this.pendingLongName = cString(body, 0, body.length);
+    if (this.metaType === 'x' || this.metaType === 'L') this.metaPending = true;
     // 'g' (global pax) and 'K' (GNU long link name) are skipped, as apk does.
     this.state = this.padding > 0 ? 'padding' : 'header';
   }
