@@ -78,6 +78,24 @@ export async function publish(
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
+/** Publishes a multipart form: field `package`, and optionally `sbom` and `provenance`. */
+export async function publishForm(
+  server: { url: string },
+  repo: string,
+  libc: string,
+  parts: Record<string, Buffer>,
+  token = TEST_TOKEN,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const form = new FormData();
+  for (const [name, bytes] of Object.entries(parts)) form.set(name, new Blob([new Uint8Array(bytes)]), name);
+  const res = await fetch(`${server.url}/api/v1/repos/${repo}/${libc}/packages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
 /** Every file under the data folder with its size and hash, plus the package rows: what "unchanged" means. */
 export function snapshotData(server: TestServer): string {
   const files: string[] = [];

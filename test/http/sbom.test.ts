@@ -9,6 +9,7 @@ import addFormats from 'ajv-formats';
 import { buildApk, fixturesDir } from '../helpers/apk-builder.ts';
 import {
   publish,
+  publishForm,
   removeDir,
   snapshotData,
   startServer,
@@ -31,17 +32,6 @@ function cycloneDxValidator() {
     ajv.addSchema({ ...load(file), $id: `http://cyclonedx.org/schema/${file}` });
   }
   return ajv.compile(load('bom-1.6.SNAPSHOT.schema.json'));
-}
-
-async function postForm(server: TestServer, repo: string, libc: string, parts: Record<string, Buffer>) {
-  const form = new FormData();
-  for (const [name, bytes] of Object.entries(parts)) form.set(name, new Blob([new Uint8Array(bytes)]), name);
-  const res = await fetch(`${server.url}/api/v1/repos/${repo}/${libc}/packages`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TEST_TOKEN}` },
-    body: form,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
 const embedded = [
@@ -127,7 +117,7 @@ describe('SBOMs beside every package', () => {
       join(FIXTURES, 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'),
     );
     const crane = await buildApk({ name: 'crane', version: '0.20.2-r1', depends: [] });
-    const ok = await postForm(server, 'up', 'glibc', { sbom: golden, package: crane });
+    const ok = await publishForm(server, 'up', 'glibc', { sbom: golden, package: crane });
     assert.equal(ok.status, 201, JSON.stringify(ok.json));
     const served = await fetch(`${server.url}/up/glibc/x86_64/crane-0.20.2-r1.apk.spdx.json`);
     assert.ok(Buffer.from(await served.arrayBuffer()).equals(golden));
@@ -145,7 +135,7 @@ describe('SBOMs beside every package', () => {
       [Buffer.from(JSON.stringify({ hello: 'world' })), 'SBOM_UNKNOWN_FORMAT'],
     ];
     for (const [sbom, code] of cases) {
-      const r = await postForm(server, 'up', 'glibc', { package: other, sbom });
+      const r = await publishForm(server, 'up', 'glibc', { package: other, sbom });
       assert.equal(r.status, 422, `${code}: ${JSON.stringify(r.json)}`);
       assert.equal(r.json.code, code);
     }
