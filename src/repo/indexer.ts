@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rewriteRecordArch, sortIndexEntries, writeIndexText } from '../apk/index-writer.ts';
+import { ChunkedIndex, type ChunkingRule, DEFAULT_CHUNKING } from '../apk/index-chunks.ts';
+import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
 import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
-import type { IndexKey, PackageStore } from '../store/package-store.ts';
+import type { IndexChange, IndexKey, PackageStore } from '../store/package-store.ts';
 import { uniqueKeys } from '../store/package-store.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
@@ -13,6 +14,14 @@ import { writeFileAtomic } from './atomic-file.ts';
  * asked for while a build runs joins the next build, so a burst of publishes
  * costs one build in flight plus one queued, whatever its size (group commit),
  * and each caller resumes once an index containing its change is live.
+ *
+ * Each index's text is kept in memory as compressed chunks (index-chunks.ts).
+ * The first build after start reads every record from the database; later
+ * builds apply only the changes the store reported since (its change
+ * listener), recompressing the chunks they touch. Those changes are trusted
+ * only when their generations run without a gap from the generation the
+ * chunks were built at to the database's current one; anything else (another
+ * process wrote, a transaction rolled back, a build failed) means a full build.
  */
 /** What the indexer reports; http/metrics.ts's Metrics fits. */
 export interface IndexObserver {
@@ -25,6 +34,10 @@ export class Indexer {
   observer: IndexObserver | undefined;
 
   private readonly slots = new Map<string, { running: Promise<void>; next?: Deferred }>();
+  /** The chunks of each index as last written, with the generation and file they match. */
+  private readonly cached = new Map<string, { index: ChunkedIndex; generation: number; sha256: string }>();
+  /** Changes reported by the store since each index's last build started. */
+  private readonly pending = new Map<string, IndexChange[]>();
 
   constructor(
     private readonly store: PackageStore,
@@ -32,7 +45,17 @@ export class Indexer {
     /** Read at every build, so a key rotation applies to the next index written. */
     private readonly signers: () => IndexSigner[],
     private readonly log: Logger,
-  ) {}
+    private readonly chunking: ChunkingRule = DEFAULT_CHUNKING,
+  ) {
+    store.onIndexChange((changes) => {
+      for (const c of changes) {
+        const id = indexId(c.key);
+        const list = this.pending.get(id);
+        if (list) list.push(c);
+        else this.pending.set(id, [c]);
+      }
+    });
+  }
 
   /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz; names were validated before they got here. */
   indexPath(key: IndexKey, sha256: string): string {
@@ -45,7 +68,7 @@ export class Indexer {
   }
 
   private refreshOne(key: IndexKey): Promise<void> {
-    const id = `${key.repo}/${key.libc}/${key.arch}`;
+    const id = indexId(key);
     const slot = this.slots.get(id);
     if (!slot) {
       const running = this.runLoop(id, key);
@@ -73,22 +96,85 @@ export class Indexer {
   }
 
   private async build(key: IndexKey): Promise<void> {
+    const id = indexId(key);
+    try {
+      await this.buildOnce(id, key);
+    } catch (err) {
+      // The chunks may be ahead of what is recorded: the next build starts over.
+      this.cached.delete(id);
+      throw err;
+    }
+  }
+
+  /**
+   * The chunks for the database as it is now, with the generation they show
+   * and the packages they list that were not yet published. Synchronous from
+   * reading the generation to taking the pending changes, so no change can
+   * fall between the two.
+   */
+  private currentChunks(
+    id: string,
+    key: IndexKey,
+  ): { index: ChunkedIndex; generation: number; newIds: number[]; mode: 'delta' | 'full' } {
+    const state = this.store.getIndex(key);
+    const changes = this.pending.get(id) ?? [];
+    this.pending.delete(id);
+    const cache = this.cached.get(id);
+    this.cached.delete(id);
+    const generation = state?.generation ?? 0;
+    if (
+      cache &&
+      state &&
+      cache.generation === state.builtGeneration &&
+      cache.sha256 === state.sha256 &&
+      changes.every((c, i) => c.generation === cache.generation + 1 + i) &&
+      cache.generation + changes.length === generation
+    ) {
+      try {
+        const add: string[] = [];
+        const remove: string[] = [];
+        const newIds: number[] = [];
+        for (const c of changes) {
+          const text = rewriteRecordArch(c.row.record, c.row.arch, key.arch);
+          if (c.op === 'add') {
+            add.push(text);
+            newIds.push(c.row.id);
+          } else {
+            // Added and removed between two builds: it never reaches the index.
+            const at = add.indexOf(text);
+            if (at >= 0) add.splice(at, 1);
+            else remove.push(text);
+          }
+        }
+        cache.index.update({ add, remove });
+        return { index: cache.index, generation, newIds, mode: 'delta' };
+      } catch (err) {
+        this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
+      }
+    }
+    const snapshot = this.store.snapshotForIndex(key);
+    const index = ChunkedIndex.build(
+      snapshot.records.map((p) => rewriteRecordArch(p.record, p.arch, key.arch)),
+      this.chunking,
+    );
+    const newIds = snapshot.records.filter((p) => !p.published).map((p) => p.id);
+    return { index, generation: snapshot.generation, newIds, mode: 'full' };
+  }
+
+  private async buildOnce(id: string, key: IndexKey): Promise<void> {
     const started = performance.now();
     const signers = this.signers();
     const previous = this.store.getIndex(key);
-    const { records: packages, generation } = this.store.snapshotForIndex(key);
-    if (packages.length === 0) {
+    const { index, generation, newIds, mode } = this.currentChunks(id, key);
+    const packageCount = index.count;
+    if (packageCount === 0) {
       this.store.recordIndex(key, generation, undefined);
       this.observer?.removeIndex(key);
       if (previous?.sha256) await rm(this.indexPath(key, previous.sha256), { force: true });
       this.log.info({ index: key }, 'index removed: no packages left');
       return;
     }
-    const text = sortIndexEntries(packages)
-      .map((p) => rewriteRecordArch(p.record, p.arch, key.arch))
-      .join('');
-    const bytes = await writeIndexText(text, {
-      arch: key.arch,
+    const bytes = await writeIndexFromChunks(index, {
       description: `${key.repo}/${key.libc}`,
       signers,
     });
@@ -97,8 +183,8 @@ export class Indexer {
     const recorded = this.store.recordIndex(key, generation, {
       sha256,
       size: bytes.length,
-      packageCount: packages.length,
-      newIds: packages.filter((p) => !p.published).map((p) => p.id),
+      packageCount,
+      newIds,
       signedBy: signers.map((s) => s.keyName).join(','),
       builtAt: Date.now(),
     });
@@ -107,20 +193,17 @@ export class Indexer {
       if (this.store.getIndex(key)?.sha256 !== sha256) await rm(this.indexPath(key, sha256), { force: true });
       return;
     }
-    this.observer?.observeIndexBuild(
-      key,
-      (performance.now() - started) / 1000,
-      bytes.length,
-      packages.length,
-    );
+    this.cached.set(id, { index, generation, sha256 });
+    this.observer?.observeIndexBuild(key, (performance.now() - started) / 1000, bytes.length, packageCount);
     if (previous?.sha256 && previous.sha256 !== sha256) {
       await rm(this.indexPath(key, previous.sha256), { force: true });
     }
     this.log.info(
       {
         index: key,
-        packages: packages.length,
+        packages: packageCount,
         bytes: bytes.length,
+        mode,
         ms: Math.round(performance.now() - started),
       },
       'index published',
@@ -165,6 +248,10 @@ export class Indexer {
       await Promise.allSettled([...this.slots.values()].map((s) => s.running));
     }
   }
+}
+
+function indexId(key: IndexKey): string {
+  return `${key.repo}/${key.libc}/${key.arch}`;
 }
 
 interface Deferred {

@@ -1,0 +1,245 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, describe, test } from 'node:test';
+import { ChunkedIndex, type ChunkingRule } from '../../src/apk/index-chunks.ts';
+import { readIndex } from '../../src/apk/index-reader.ts';
+import { rewriteRecordArch, writeIndexFromChunks } from '../../src/apk/index-writer.ts';
+import { type IndexSigner, loadPublicKey } from '../../src/apk/signature.ts';
+import { createLogger } from '../../src/log.ts';
+import { Indexer } from '../../src/repo/indexer.ts';
+import { type Db, migrate, openDb } from '../../src/store/db.ts';
+import { type IndexKey, type NewPackage, PackageStore } from '../../src/store/package-store.ts';
+import { chunked, generateRsaKey } from '../helpers/apk-builder.ts';
+
+/** Small chunks, so a few hundred packages make many chunks and every update rechunks something. */
+const RULE: ChunkingRule = { averageRecords: 4, maxBytes: 3000 };
+const ARCHES = ['x86_64', 'aarch64'];
+const key = generateRsaKey();
+const KEY_NAME = 'reef-indexer-test.rsa.pub';
+const SIGNERS: IndexSigner[] = [
+  { keyName: KEY_NAME, privateKey: key.privateKey, algorithms: ['RSA256', 'RSA'] },
+];
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A seeded PRNG (mulberry32), so a failing sequence can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+function pkg(name: string, version: string, arch: string): NewPackage {
+  const sha = randomBytes(32).toString('hex');
+  return {
+    repo: 'main',
+    libc: 'glibc',
+    arch,
+    name,
+    version,
+    filename: `${name}-${version}.apk`,
+    sha256: sha,
+    size: 1234,
+    checksum: `Q1${randomBytes(20).toString('base64')}`,
+    datahash: sha,
+    installedSize: 4096,
+    description: `${name} for the indexer test`,
+    url: 'https://example.org/',
+    license: 'MIT',
+    origin: name,
+    maintainer: '',
+    builddate: 1_700_000_000,
+    commit: '',
+    providerPriority: undefined,
+    depends: ['so:libc.so.6'],
+    provides: [],
+    installIf: [],
+    pkginfo: [],
+    signatures: [],
+  };
+}
+
+interface Setup {
+  dir: string;
+  db: Db;
+  store: PackageStore;
+  indexer: Indexer;
+  logs: Array<Record<string, unknown>>;
+}
+
+function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-'))): Setup {
+  if (!dirs.includes(dir)) dirs.push(dir);
+  const db = openDb(join(dir, 'reef.db'));
+  migrate(db);
+  const store = new PackageStore(db, ARCHES);
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      cb();
+    },
+  });
+  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', sink), RULE);
+  return { dir, db, store, indexer, logs };
+}
+
+/** What a build from scratch with the same chunking writes for the database as it is. */
+async function fromScratch(store: PackageStore, k: IndexKey): Promise<Buffer> {
+  const { records } = store.snapshotForIndex(k);
+  const index = ChunkedIndex.build(
+    records.map((r) => rewriteRecordArch(r.record, r.arch, k.arch)),
+    RULE,
+  );
+  return writeIndexFromChunks(index, { description: `${k.repo}/${k.libc}`, signers: SIGNERS });
+}
+
+/** The live index file: bytes equal to a build from scratch, and listing exactly the database's packages. */
+async function checkIndex(s: Setup, k: IndexKey): Promise<void> {
+  const state = s.store.getIndex(k);
+  const rows = s.db
+    .prepare(
+      `SELECT checksum FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch') ORDER BY checksum`,
+    )
+    .all(k.repo, k.libc, k.arch) as Array<{ checksum: string }>;
+  if (rows.length === 0) {
+    assert.equal(state?.sha256, undefined);
+    return;
+  }
+  assert.ok(state?.sha256, `${k.arch} has an index`);
+  assert.equal(state.generation, state.builtGeneration);
+  const bytes = readFileSync(s.indexer.indexPath(k, state.sha256));
+  assert.equal(createHash('sha256').update(bytes).digest('hex'), state.sha256);
+  const expected = await fromScratch(s.store, k);
+  assert.ok(bytes.equals(expected), `${k.arch}: same bytes as a build from scratch`);
+  const back = await readIndex(chunked(bytes), {
+    keys: [loadPublicKey(KEY_NAME, key.publicPem)],
+    requireValidSignature: true,
+  });
+  assert.deepEqual(
+    back.records.map((r) => r.checksum).sort(),
+    rows.map((r) => r.checksum),
+  );
+  assert.equal(state.packageCount, rows.length);
+  // Listed means published: the files are served from now on (design invariant 1).
+  const unpublished = s.db
+    .prepare(
+      `SELECT COUNT(*) AS n FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')
+       AND published_at IS NULL`,
+    )
+    .get(k.repo, k.libc, k.arch) as { n: number };
+  assert.equal(unpublished.n, 0);
+}
+
+const keyOf = (arch: string): IndexKey => ({ repo: 'main', libc: 'glibc', arch });
+const modes = (s: Setup) => s.logs.filter((l) => l.msg === 'index published').map((l) => l.mode);
+
+describe('Indexer (incremental chunks)', () => {
+  test('random publishes and deletes, noarch included: each index equals a build from scratch and lists the database', async () => {
+    const s = setup();
+    const random = prng(42);
+    const names = Array.from({ length: 40 }, (_, i) => `pkg${i % 13}-${['a', 'B', 'c'][i % 3]}${i}`);
+    const live: Array<{ name: string; version: string; arch: string }> = [];
+    // Seeded in one go, then built once (a full build).
+    for (let i = 0; i < 150; i++) {
+      const p = pkg(names[i % names.length]!, `1.${i}-r0`, i % 9 === 0 ? 'noarch' : ARCHES[i % 2]!);
+      s.store.insert(p);
+      live.push(p);
+    }
+    await s.indexer.refresh(ARCHES.map(keyOf));
+    for (const a of ARCHES) await checkIndex(s, keyOf(a));
+    for (let step = 0; step < 30; step++) {
+      // A batch of changes, some concurrent with each other, then the refreshes they ask for.
+      const waits: Array<Promise<void>> = [];
+      const n = 1 + Math.floor(random() * 4);
+      for (let j = 0; j < n; j++) {
+        if (random() < 0.45 && live.length > 0) {
+          const victim = live.splice(Math.floor(random() * live.length), 1)[0]!;
+          const removed = s.store.remove({ ...keyOf(victim.arch) }, victim.name, victim.version);
+          assert.ok(removed);
+          waits.push(s.indexer.refresh(removed.indexes));
+        } else {
+          const arch = random() < 0.15 ? 'noarch' : ARCHES[Math.floor(random() * 2)]!;
+          const p = pkg(names[Math.floor(random() * names.length)]!, `2.${step}.${j}-r0`, arch);
+          const inserted = s.store.insert(p);
+          assert.equal(inserted.outcome, 'created');
+          live.push(p);
+          waits.push(s.indexer.refresh(s.store.indexesListing(p)));
+        }
+      }
+      await Promise.all(waits);
+      for (const a of ARCHES) await checkIndex(s, keyOf(a));
+    }
+    const m = modes(s);
+    assert.deepEqual(m.slice(0, 2), ['full', 'full']);
+    assert.ok(
+      m.slice(2).every((x) => x === 'delta'),
+      `every build after the first is a delta: ${m.join(',')}`,
+    );
+    s.db.close();
+  });
+
+  test('a change made without the listener (another process) or rolled back leads to a full build, still exact', async () => {
+    const s = setup();
+    for (let i = 0; i < 60; i++) s.store.insert(pkg(`p${i}`, '1.0-r0', 'x86_64'));
+    await s.indexer.refresh([keyOf('x86_64')]);
+
+    // Another process: its own store on the same file; this indexer hears nothing.
+    const otherDb = openDb(join(s.dir, 'reef.db'));
+    const other = new PackageStore(otherDb, ARCHES);
+    other.insert(pkg('from-elsewhere', '1.0-r0', 'x86_64'));
+    other.remove(keyOf('x86_64'), 'p7', '1.0-r0');
+    otherDb.close();
+    s.store.insert(pkg('local', '1.0-r0', 'x86_64'));
+    await s.indexer.refresh([keyOf('x86_64')]);
+    await checkIndex(s, keyOf('x86_64'));
+
+    // An insert inside a transaction that rolls back: the listener heard it, the database has none of it.
+    assert.throws(() =>
+      s.db.transaction(() => {
+        s.store.insert(pkg('ghost', '1.0-r0', 'x86_64'));
+        throw new Error('roll back');
+      })(),
+    );
+    await s.indexer.refresh([keyOf('x86_64')]);
+    await checkIndex(s, keyOf('x86_64'));
+    s.store.insert(pkg('after-ghost', '1.0-r0', 'x86_64'));
+    await s.indexer.refresh([keyOf('x86_64')]);
+    await checkIndex(s, keyOf('x86_64'));
+    assert.deepEqual(modes(s), ['full', 'full', 'full', 'delta']);
+    s.db.close();
+  });
+
+  test('after a restart the first build is full and gives the same file; unchanged re-signing is a delta of nothing', async () => {
+    const first = setup();
+    for (let i = 0; i < 80; i++) first.store.insert(pkg(`r${i}`, `1.${i}-r0`, 'x86_64'));
+    await first.indexer.refresh([keyOf('x86_64')]);
+    first.store.insert(pkg('one-more', '1-r0', 'x86_64'));
+    await first.indexer.refresh([keyOf('x86_64')]);
+    const before = first.store.getIndex(keyOf('x86_64'))!.sha256;
+    await first.indexer.rebuildAll();
+    assert.equal(first.store.getIndex(keyOf('x86_64'))!.sha256, before);
+    assert.deepEqual(modes(first), ['full', 'delta', 'delta']);
+    first.db.close();
+
+    const second = setup(first.dir);
+    await second.indexer.rebuildAll();
+    assert.equal(second.store.getIndex(keyOf('x86_64'))!.sha256, before);
+    assert.deepEqual(modes(second), ['full']);
+    await checkIndex(second, keyOf('x86_64'));
+    execFileSync('gzip', ['-t', second.indexer.indexPath(keyOf('x86_64'), before!)]);
+    second.db.close();
+  });
+});
