@@ -836,3 +836,108 @@ export async function packageCases(signer: Signer): Promise<Case[]> {
   );
   return cases;
 }
+
+export interface SbomCase {
+  name: string;
+  sbom: Buffer;
+  codes: ErrorCode[];
+}
+
+/**
+ * Malformed SBOM documents. `good` is a valid SPDX document about the package
+ * they are sent with, `other` a valid one about another package.
+ */
+export function sbomCases(good: Buffer, other: Buffer): SbomCase[] {
+  const doc = () => JSON.parse(good.toString('utf8')) as Record<string, unknown>;
+  const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+  const cases: SbomCase[] = [];
+  const add = (name: string, sbom: Buffer | string, code: ErrorCode) =>
+    cases.push({ name, sbom: Buffer.from(sbom), codes: [code] });
+
+  add('arrays nested 100 deep', `${'['.repeat(100)}${']'.repeat(100)}`, 'SBOM_SCHEMA_INVALID');
+  add('a million [', '['.repeat(2 ** 20), 'SBOM_SCHEMA_INVALID');
+  {
+    let nested: unknown = 'x';
+    for (let i = 0; i < 100; i++) nested = { a: nested };
+    add(
+      'valid document with a comment nested 100 objects deep',
+      json({ ...doc(), comment: nested }),
+      'SBOM_SCHEMA_INVALID',
+    );
+  }
+  add('empty', '', 'SBOM_INVALID_JSON');
+  add('unterminated object', '{', 'SBOM_INVALID_JSON');
+  add('missing value', '{"spdxVersion": }', 'SBOM_INVALID_JSON');
+  add('trailing comma', `${good.toString('utf8').trimEnd().slice(0, -1)},}`, 'SBOM_INVALID_JSON');
+  add('NaN', '{"spdxVersion": NaN}', 'SBOM_INVALID_JSON');
+  add('single quotes', "{'spdxVersion': 'SPDX-2.3'}", 'SBOM_INVALID_JSON');
+  add('the document cut in half', good.subarray(0, good.length >> 1), 'SBOM_INVALID_JSON');
+  add(
+    'not UTF-8 inside a string',
+    Buffer.concat([
+      Buffer.from('{"spdxVersion": "SPDX-2.3", "name": "'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]),
+    'SBOM_INVALID_JSON',
+  );
+  add(
+    'UTF-16 with a byte order mark',
+    Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(good.toString('utf8'), 'utf16le')]),
+    'SBOM_INVALID_JSON',
+  );
+  for (const v of ['[]', '"spdx"', 'null', '42', 'true'])
+    add(`not an object: ${v}`, v, 'SBOM_UNKNOWN_FORMAT');
+  add('empty object', '{}', 'SBOM_UNKNOWN_FORMAT');
+  add('SPDX 3', json({ ...doc(), spdxVersion: 'SPDX-3.0' }), 'SBOM_UNKNOWN_FORMAT');
+  add(
+    'SPDX 3 JSON-LD',
+    json({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld', '@graph': [] }),
+    'SBOM_UNKNOWN_FORMAT',
+  );
+  add(
+    'CycloneDX 1.2',
+    json({ bomFormat: 'CycloneDX', specVersion: '1.2', version: 1 }),
+    'SBOM_UNKNOWN_FORMAT',
+  );
+  add('__proto__ carrying spdxVersion', '{"__proto__": {"spdxVersion": "SPDX-2.3"}}', 'SBOM_UNKNOWN_FORMAT');
+  add(
+    'spdxVersion given twice, the last one wrong',
+    `{"spdxVersion": "SPDX-2.3", ${good.toString('utf8').trim().slice(1, -1)}, "spdxVersion": "SPDX-9.9"}`,
+    'SBOM_UNKNOWN_FORMAT',
+  );
+  add('spdxVersion alone', json({ spdxVersion: 'SPDX-2.3' }), 'SBOM_SCHEMA_INVALID');
+  {
+    const d = doc();
+    delete d.SPDXID;
+    add('no SPDXID', json(d), 'SBOM_SCHEMA_INVALID');
+  }
+  add('packages is a string', json({ ...doc(), packages: 'all of them' }), 'SBOM_SCHEMA_INVALID');
+  add(
+    'a million packages that are numbers',
+    json({ ...doc(), packages: Array(100_000).fill(1) }),
+    'SBOM_SCHEMA_INVALID',
+  );
+  add(
+    'CycloneDX without metadata',
+    json({ bomFormat: 'CycloneDX', specVersion: '1.6', version: 'one' }),
+    'SBOM_SCHEMA_INVALID',
+  );
+  add('describes another package', other, 'SBOM_WRONG_PACKAGE');
+  {
+    const d = doc();
+    for (const p of d.packages as Array<Record<string, unknown>>) if (p.versionInfo) p.versionInfo = '9.9-r0';
+    add('describes another version', json(d), 'SBOM_WRONG_PACKAGE');
+  }
+  add(
+    'CycloneDX about another package',
+    json({
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      version: 1,
+      metadata: { component: { type: 'application', name: 'someone-else', version: '1.0-r0' } },
+    }),
+    'SBOM_WRONG_PACKAGE',
+  );
+  return cases;
+}
