@@ -15,6 +15,7 @@ import {
   repoOptions,
   serverOptions,
   tokenOptions,
+  verifyOptions,
 } from './options.ts';
 
 const COMMANDS: Command[] = [
@@ -65,6 +66,12 @@ const COMMANDS: Command[] = [
     summary: 'verify every blob and index against the database (on the data folder)',
     options: fsckOptions,
     load: async () => (await import('./fsck.ts')).runFsck,
+  },
+  {
+    name: 'verify',
+    summary: "check a package's index, checksums, SBOM, attestation and provenance, offline after download",
+    options: verifyOptions,
+    load: async () => (await import('./verify.ts')).runVerify,
   },
   {
     name: 'publish',

@@ -60,3 +60,17 @@ export const keyOptions = {
   token: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
+
+export const verifyOptions = {
+  apk: { type: 'string' },
+  'repo-url': { type: 'string' },
+  key: { type: 'string', multiple: true },
+  'attestation-key': { type: 'string' },
+  identity: { type: 'string' },
+  'identity-regex': { type: 'string' },
+  issuer: { type: 'string' },
+  'trusted-root': { type: 'string' },
+  'publisher-key': { type: 'string', multiple: true },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;

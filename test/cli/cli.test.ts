@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { hashToken } from '../../src/repo/tokens.ts';
 import { fixturesDir } from '../helpers/apk-builder.ts';
+import { assertExit, reef } from '../helpers/reef-cli.ts';
 import {
   opensslVerifyIndex,
   publish,
@@ -17,43 +16,12 @@ import {
   type TestServer,
 } from '../helpers/server.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = fixturesDir();
 const GITEA_TEST = join(FIXTURES, 'gitea/gitea-test-1.4.1-r3.apk');
 const GITEA_NOARCH = join(FIXTURES, 'gitea/gitea-noarch-1.4-r0.apk');
 const HELLO = join(FIXTURES, 'go-apk/apk__hello-0.1.0-r0.apk');
 /** Its datahash does not match its data member: the server must refuse it. */
 const NEON = join(FIXTURES, 'melange/sca__neon-4604-r0.apk');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The real binary, as an operator runs it, with none of the runner's REEF_* variables. */
-function reef(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REEF_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['bin/reef.js', ...args],
-      { cwd: ROOT, env: { ...base, ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-function assertExit(run: Run, code: number): void {
-  assert.equal(
-    run.code,
-    code,
-    `exit ${run.code}, expected ${code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`,
-  );
-}
 
 async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
   const server = await startServer();

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runVerify } from '../../src/cli/verify.ts';
+import { buildApk } from '../helpers/apk-builder.ts';
+import { assertExit, type Run, reef } from '../helpers/reef-cli.ts';
+import { publishForm, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+import { signWithKey, slsaStatement } from '../helpers/sigstore-ca.ts';
+
+/**
+ * `reef verify` against a real server, and against a mirror of its files (a
+ * plain static server, as a CDN or a compromised mirror would be) in which
+ * each file is tampered with in turn: the command must fail at that step.
+ */
+/** The command in this process (the tamper cases are many; the binary itself runs in the first test). */
+async function verify(args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const out = (sink: (t: string) => void) => ({
+    write: (t: string) => {
+      sink(t);
+      return true;
+    },
+  });
+  const code = await runVerify(args, {
+    env: {},
+    stdout: out((t) => (stdout += t)),
+    stderr: out((t) => (stderr += t)),
+  });
+  return { code, stdout, stderr };
+}
+
+describe('reef verify', () => {
+  let server: TestServer;
+  let work: string;
+  let mirror: Server;
+  let mirrorUrl: string;
+  const files = new Map<string, Buffer>();
+  const publisher = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const publisherPem = publisher.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({
+    type: 'spki',
+    format: 'pem',
+  });
+  const pkg = '/main/musl/x86_64/verified-1.2.3-r0.apk';
+  let indexKeyName: string;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'reef-verify-'));
+    writeFileSync(join(work, 'publisher.pem'), publisherPem);
+    writeFileSync(join(work, 'stranger.pem'), stranger);
+    server = await startServer();
+    const apk = await buildApk({ name: 'verified', version: '1.2.3-r0', depends: [] });
+    const sha256 = (await import('node:crypto')).createHash('sha256').update(apk).digest('hex');
+    const statement = Buffer.from(JSON.stringify(slsaStatement({ name: 'verified-1.2.3-r0.apk', sha256 })));
+    const provenance = Buffer.from(
+      JSON.stringify(await signWithKey(statement, publisher.privateKey, publisherPem)),
+    );
+    const res = await publishForm(server, 'main', 'musl', { package: apk, provenance });
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+
+    // The mirror: every file verify fetches, copied from the server.
+    const keys = (await (await fetch(`${server.url}/keys`)).json()) as {
+      keys: string[];
+      attestation: string;
+    };
+    const paths = [
+      '/keys',
+      `/keys/${keys.attestation}`,
+      ...keys.keys.map((k) => `/main/musl/${k}`),
+      '/main/musl/x86_64/APKINDEX.tar.gz',
+      pkg,
+      `${pkg}.spdx.json`,
+      `${pkg}.publish.json`,
+      `${pkg}.provenance.json`,
+    ];
+    for (const path of paths) {
+      const r = await fetch(`${server.url}${path}`);
+      assert.equal(r.status, 200, path);
+      files.set(path, Buffer.from(await r.arrayBuffer()));
+    }
+    // apk finds a key by its file name; so does reef verify.
+    indexKeyName = keys.keys[0]!;
+    writeFileSync(join(work, indexKeyName), files.get(`/main/musl/${indexKeyName}`)!);
+    mirror = createServer((req, res) => {
+      const body = files.get(req.url ?? '');
+      if (!body) res.writeHead(404).end();
+      else res.writeHead(200).end(body);
+    });
+    await new Promise<void>((resolve) => mirror.listen(0, '127.0.0.1', resolve));
+    mirrorUrl = `http://127.0.0.1:${(mirror.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise((resolve) => mirror.close(resolve));
+    await server.close();
+    removeDir(server.dataDir);
+    removeDir(work);
+  });
+
+  test('a published package passes every step, provenance under a policy naming its key', async () => {
+    const run = await reef(['verify', `${server.url}${pkg}`, '--publisher-key', join(work, 'publisher.pem')]);
+    assertExit(run, 0);
+    for (const step of ['keys', 'index', 'package', 'sbom', 'attestation', 'provenance']) {
+      assert.match(run.stdout, new RegExp(`^ok +${step} `, 'm'), step);
+    }
+    const noPolicy = await reef(['verify', `${server.url}${pkg}`]);
+    assertExit(noPolicy, 0);
+    assert.match(noPolicy.stdout, /^skip +provenance +the publisher sent provenance/m);
+  });
+
+  test('a local .apk against the repository URL, with a pinned index key', async () => {
+    const local = join(work, 'verified-1.2.3-r0.apk');
+    writeFileSync(local, files.get(pkg)!);
+    const run = await verify([
+      '--apk',
+      local,
+      '--repo-url',
+      `${server.url}/main/musl`,
+      '--key',
+      join(work, indexKeyName),
+    ]);
+    assertExit(run, 0);
+    assert.match(
+      run.stdout,
+      new RegExp(`^ok +keys +${indexKeyName.replaceAll('.', '\\.')} \\(pinned\\)`, 'm'),
+    );
+    const otherKey = join(work, 'other', indexKeyName);
+    mkdirSync(dirname(otherKey));
+    writeFileSync(
+      otherKey,
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }),
+    );
+    const pinnedWrong = await verify([
+      '--apk',
+      local,
+      '--repo-url',
+      `${server.url}/main/musl`,
+      '--key',
+      otherKey,
+    ]);
+    assertExit(pinnedWrong, 1);
+    assert.match(pinnedWrong.stdout, /^FAIL +index +INDEX_SIGNATURE_INVALID/m);
+  });
+
+  test('provenance under a policy naming another key fails at the provenance step', async () => {
+    const run = await verify([`${server.url}${pkg}`, '--publisher-key', join(work, 'stranger.pem')]);
+    assertExit(run, 1);
+    assert.match(run.stdout, /^FAIL +provenance +PROVENANCE_UNVERIFIED/m);
+  });
+
+  test('each tampered file in a mirror fails at its own step', async () => {
+    const untouched = await verify([`${mirrorUrl}${pkg}`]);
+    assertExit(untouched, 0);
+    const flip = (b: Buffer, at: number) => {
+      const c = Buffer.from(b);
+      c[at] = c[at]! ^ 0xff;
+      return c;
+    };
+    const cases: Array<[string, string, (b: Buffer) => Buffer]> = [
+      ['/main/musl/x86_64/APKINDEX.tar.gz', 'index', (b) => flip(b, b.length - 30)],
+      [pkg, 'package', (b) => flip(b, b.length - 30)],
+      [`${pkg}.spdx.json`, 'sbom', (b) => Buffer.from(b.toString().replace('"verified"', '"other"'))],
+      [`${pkg}.spdx.json`, 'sbom', (b) => Buffer.concat([b, Buffer.from(' ')])],
+      [
+        `${pkg}.publish.json`,
+        'attestation',
+        (b) => {
+          const bundle = JSON.parse(b.toString());
+          const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString());
+          statement.predicate.publishedBy.tokenName = 'someone-else';
+          bundle.dsseEnvelope.payload = Buffer.from(JSON.stringify(statement)).toString('base64');
+          return Buffer.from(JSON.stringify(bundle));
+        },
+      ],
+    ];
+    for (const [path, step, tamper] of cases) {
+      const original = files.get(path)!;
+      files.set(path, tamper(original));
+      try {
+        const run = await verify([`${mirrorUrl}${pkg}`]);
+        assertExit(run, 1);
+        assert.match(run.stdout, new RegExp(`^FAIL +${step} `, 'm'), `${path}: ${run.stdout}`);
+      } finally {
+        files.set(path, original);
+      }
+    }
+  });
+});
