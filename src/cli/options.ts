@@ -49,6 +49,8 @@ export const repoOptions = { ...repoCreateOptions, ...listOptions } as const sat
 
 export const publishOptions = {
   url: { type: 'string' },
+  provenance: { type: 'string' },
+  sbom: { type: 'string' },
   repo: { type: 'string' },
   libc: { type: 'string' },
   token: { type: 'string' },

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,12 +23,21 @@ or "200 exists …" when the same bytes were already there). A rejected file is
 reported on stderr as "CODE: message" and the next file is tried. Connection
 errors are retried ${RETRIES} times with backoff; rejections (4xx) never are.
 
+Provenance and SBOMs found beside each package are sent with it:
+  <name>-<version>.attest.tar.gz   melange's attestation (--generate-provenance)
+  <file>.apk.sigstore.json         a Sigstore bundle (cosign attest-blob --bundle,
+                                   actions/attest-build-provenance)
+  <file>.apk.spdx.json, .cdx.json  an SBOM
+
 options:
   --url URL        REEF_URL     the server (${DEFAULT_URL})
   --token TOKEN    REEF_TOKEN   a token with the publish scope on REPO; prefer
                                 the variable: flags show in the process list
   --repo REPO                   repository to publish into (required)
   --libc LIBC                   glibc or musl (required)
+  --provenance FILE             provenance for the (single) package, instead of
+                                one found beside it
+  --sbom FILE                   an SBOM for the (single) package
   -h, --help
 
 ${EXIT_CODES}
@@ -51,17 +61,25 @@ export async function runPublish(args: string[], ctx: CliContext): Promise<numbe
   asUsage(() => validateRepo(repo, libc));
   if (!token) throw usageError('no token: set REEF_TOKEN (or pass --token)');
   const endpoint = `${parseBaseUrl(values.url ?? env.url)}/api/v1/repos/${encodeURIComponent(repo)}/${libc}/packages`;
+  if ((values.provenance || values.sbom) && files.length > 1) {
+    throw usageError(
+      '--provenance and --sbom apply to one package; beside several, name them <file>.sigstore.json etc.',
+    );
+  }
   // Every file is checked before the first upload: a typo in the list publishes nothing.
   const sizes: number[] = [];
+  const sides: SideDocument[][] = [];
   for (const file of files) {
     const st = await stat(file).catch(() => undefined);
     if (!st?.isFile()) throw usageError(`${file}: no such file`);
     sizes.push(st.size);
+    sides.push(await sideDocuments(file, { provenance: values.provenance, sbom: values.sbom }));
   }
 
   let failed = 0;
   for (const [i, file] of files.entries()) {
-    const result = await uploadWithRetries(ctx.stderr, endpoint, token, file, sizes[i]!);
+    for (const side of sides[i]!) ctx.stderr.write(`${file}: with ${side.field} ${side.path}\n`);
+    const result = await uploadWithRetries(ctx.stderr, endpoint, token, file, sizes[i]!, sides[i]!);
     if (result.ok) {
       ctx.stdout.write(`${result.status} ${result.outcome} ${result.path}\n`);
       for (const warning of result.warnings) ctx.stderr.write(`${file}: warning: ${warning}\n`);
@@ -100,12 +118,13 @@ async function uploadWithRetries(
   token: string,
   file: string,
   size: number,
+  sides: SideDocument[],
 ): Promise<UploadResult> {
   for (let attempt = 0; ; attempt++) {
     const bar = new ProgressBar(stderr, basename(file), size);
     let retryReason: string;
     try {
-      const { status, text } = await uploadOnce(endpoint, token, file, size, bar);
+      const { status, text } = await uploadOnce(endpoint, token, file, size, bar, sides);
       bar.finish();
       if (!RETRY_STATUSES.has(status) || attempt >= RETRIES) return toResult(status, text);
       retryReason = `the server answered ${status}`;
@@ -126,13 +145,83 @@ async function uploadWithRetries(
   }
 }
 
-/** One POST of the file as the raw body, streamed from disk; the whole answer is read. */
+/** A document sent beside a package: multipart field `provenance` or `sbom`. */
+interface SideDocument {
+  field: 'provenance' | 'sbom';
+  path: string;
+  bytes: Buffer;
+}
+
+/** The documents to send with `file`: given on the command line, else found beside it. */
+async function sideDocuments(
+  file: string,
+  given: { provenance?: string; sbom?: string },
+): Promise<SideDocument[]> {
+  const candidates: Record<SideDocument['field'], string[]> = {
+    provenance: given.provenance
+      ? [given.provenance]
+      : [file.replace(/\.apk$/, '.attest.tar.gz'), `${file}.sigstore.json`],
+    sbom: given.sbom ? [given.sbom] : [`${file}.spdx.json`, `${file}.cdx.json`],
+  };
+  const found: SideDocument[] = [];
+  for (const field of ['provenance', 'sbom'] as const) {
+    for (const path of candidates[field]) {
+      if (path === file) continue;
+      const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' && !given[field]) return undefined;
+        throw usageError(`${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+      });
+      if (bytes) {
+        found.push({ field, path, bytes });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * The upload body: the raw .apk, or with side documents a multipart form
+ * (documents first, then the package streamed from disk), with its exact length.
+ */
+function uploadBody(
+  file: string,
+  size: number,
+  sides: SideDocument[],
+  counted: () => AsyncGenerator<Uint8Array>,
+): { contentType: string; length: number; body: AsyncGenerator<Uint8Array> } {
+  if (sides.length === 0) return { contentType: 'application/octet-stream', length: size, body: counted() };
+  const boundary = `reef-${randomBytes(16).toString('hex')}`;
+  const part = (field: string, filename: string) =>
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename.replace(/["\r\n]/g, '_')}"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n',
+    );
+  const head = Buffer.concat([
+    ...sides.flatMap((s) => [part(s.field, basename(s.path)), s.bytes, Buffer.from('\r\n')]),
+    part('package', basename(file)),
+  ]);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    yield head;
+    yield* counted();
+    yield tail;
+  }
+  return {
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    length: head.length + size + tail.length,
+    body: body(),
+  };
+}
+
+/** One POST of the file (and its side documents), streamed from disk; the whole answer is read. */
 async function uploadOnce(
   endpoint: string,
   token: string,
   file: string,
   size: number,
   bar: ProgressBar,
+  sides: SideDocument[],
 ): Promise<{ status: number; text: string }> {
   async function* counted(): AsyncGenerator<Uint8Array> {
     for await (const chunk of createReadStream(file)) {
@@ -140,15 +229,16 @@ async function uploadOnce(
       yield chunk as Buffer;
     }
   }
+  const upload = uploadBody(file, size, sides, counted);
   const init = {
     method: 'POST',
     headers: {
       authorization: `Bearer ${token}`,
-      'content-type': 'application/octet-stream',
+      'content-type': upload.contentType,
       // Lets the server refuse an oversize upload before any byte is sent.
-      'content-length': String(size),
+      'content-length': String(upload.length),
     },
-    body: Readable.toWeb(Readable.from(counted())),
+    body: Readable.toWeb(Readable.from(upload.body)),
     // Node's fetch streams a request body only in half-duplex mode.
     duplex: 'half',
   };

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { hashToken } from '../../src/repo/tokens.ts';
-import { fixturesDir } from '../helpers/apk-builder.ts';
+import { buildApk, fixturesDir } from '../helpers/apk-builder.ts';
 import { assertExit, reef } from '../helpers/reef-cli.ts';
 import {
   opensslVerifyIndex,
@@ -15,6 +16,7 @@ import {
   TEST_TOKEN,
   type TestServer,
 } from '../helpers/server.ts';
+import { signWithKey, slsaStatement } from '../helpers/sigstore-ca.ts';
 
 const FIXTURES = fixturesDir();
 const GITEA_TEST = join(FIXTURES, 'gitea/gitea-test-1.4.1-r3.apk');
@@ -434,4 +436,53 @@ test('backup copies a live data folder that serve can start from', async () => {
       rmSync(join(dest, '..'), { recursive: true, force: true });
     }
   });
+});
+
+test('publish sends the provenance and SBOM found beside each package; a require policy refuses one without', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'reef-cli-prov-'));
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pem = key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  writeFileSync(join(work, 'publisher.pem'), pem);
+  writeFileSync(
+    join(work, 'reef.json'),
+    JSON.stringify({ provenance: { strict: { mode: 'require', keys: ['publisher.pem'] } } }),
+  );
+  const server = await startServer({ REEF_CONFIG: join(work, 'reef.json') });
+  try {
+    const apk = await buildApk({ name: 'withprov', version: '1.0-r0', depends: [] });
+    const file = join(work, 'withprov-1.0-r0.apk');
+    writeFileSync(file, apk);
+    const digest = createHash('sha256').update(apk).digest('hex');
+    const statement = Buffer.from(
+      JSON.stringify(slsaStatement({ name: 'withprov-1.0-r0.apk', sha256: digest })),
+    );
+    writeFileSync(`${file}.sigstore.json`, JSON.stringify(await signWithKey(statement, key.privateKey, pem)));
+    const bare = join(work, 'bare-1.0-r0.apk');
+    writeFileSync(bare, await buildApk({ name: 'bare', version: '1.0-r0', depends: [] }));
+
+    const run = await reef(
+      ['publish', '--url', server.url, '--repo', 'strict', '--libc', 'musl', file, bare],
+      {
+        REEF_TOKEN: TEST_TOKEN,
+      },
+    );
+    assertExit(run, 1);
+    assert.equal(run.stdout, '201 created strict/musl/x86_64/withprov-1.0-r0.apk\n');
+    assert.match(
+      run.stderr,
+      /withprov-1\.0-r0\.apk: with provenance .*withprov-1\.0-r0\.apk\.sigstore\.json/,
+    );
+    assert.match(run.stderr, /bare-1\.0-r0\.apk: 422 PROVENANCE_REQUIRED: /);
+    const meta = (await (
+      await fetch(`${server.url}/api/v1/packages/strict/musl/x86_64/withprov/1.0-r0`)
+    ).json()) as {
+      provenance: { publisher: { verified: boolean; signer: unknown } };
+    };
+    assert.equal(meta.provenance.publisher.verified, true);
+    assert.deepEqual(meta.provenance.publisher.signer, { kind: 'key', key: 'publisher.pem' });
+  } finally {
+    await server.close();
+    removeDir(server.dataDir);
+    removeDir(work);
+  }
 });
