@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -54,7 +54,8 @@ describe('reef verify', () => {
     work = mkdtempSync(join(tmpdir(), 'reef-verify-'));
     writeFileSync(join(work, 'publisher.pem'), publisherPem);
     writeFileSync(join(work, 'stranger.pem'), stranger);
-    server = await startServer();
+    // No memory cache: every download is read from disk, so tampering on disk shows.
+    server = await startServer({ REEF_CACHE_BYTES: '0' });
     const apk = await buildApk({ name: 'verified', version: '1.2.3-r0', depends: [] });
     const sha256 = (await import('node:crypto')).createHash('sha256').update(apk).digest('hex');
     const statement = Buffer.from(JSON.stringify(slsaStatement({ name: 'verified-1.2.3-r0.apk', sha256 })));
@@ -189,5 +190,35 @@ describe('reef verify', () => {
         files.set(path, original);
       }
     }
+  });
+
+  test("a file tampered with in reef's data folder fails at its step: reef never serves it as sound", async () => {
+    const db = server.services.db;
+    const id = (db.prepare("SELECT id FROM packages WHERE name = 'verified'").get() as { id: number }).id;
+    const blob = (sha: string) => join(server.dataDir, 'blobs', 'sha256', sha.slice(0, 2), sha);
+    const one = (sql: string) => (db.prepare(sql).get(id) as { sha256: string }).sha256;
+    const index = db.prepare("SELECT sha256 FROM indexes WHERE repo = 'main' AND arch = 'x86_64'").get() as {
+      sha256: string;
+    };
+    const cases: Array<[string, string]> = [
+      [join(server.dataDir, 'indexes', 'main', 'musl', 'x86_64', `${index.sha256}.tar.gz`), 'index'],
+      [blob(one('SELECT sha256 FROM packages WHERE id = ?')), 'package'],
+      [blob(one('SELECT sha256 FROM sboms WHERE package_id = ?')), 'sbom'],
+      [blob(one('SELECT sha256 FROM attestations WHERE package_id = ?')), 'attestation'],
+    ];
+    for (const [path, step] of cases) {
+      const original = readFileSync(path);
+      const tampered = Buffer.from(original);
+      tampered[tampered.length - 40] = tampered[tampered.length - 40]! ^ 0x01;
+      writeFileSync(path, tampered);
+      try {
+        const run = await verify([`${server.url}${pkg}`]);
+        assert.equal(run.code, 1, `${step}: ${run.stdout}`);
+        assert.match(run.stdout, new RegExp(`^FAIL +${step} `, 'm'), `${step}: ${run.stdout}`);
+      } finally {
+        writeFileSync(path, original);
+      }
+    }
+    assert.equal((await verify([`${server.url}${pkg}`])).code, 0, 'sound again once restored');
   });
 });
