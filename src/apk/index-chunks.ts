@@ -174,6 +174,11 @@ export class ChunkedIndex {
    * compressed here.
    */
   assemble(options: ChunkedIndexOptions): Buffer {
+    return Buffer.concat(this.assembleParts(options));
+  }
+
+  /** The member as the list of its pieces, in order (to copy once into a bigger buffer). */
+  assembleParts(options: ChunkedIndexOptions): Buffer[] {
     const description = Buffer.from(options.description).subarray(0, MAX_DESCRIPTION);
     const textLength = this.textLength;
     const prefix = Buffer.concat([
@@ -189,14 +194,14 @@ export class ChunkedIndex {
     const trailer = Buffer.alloc(8);
     trailer.writeUInt32LE(crc >>> 0, 0);
     trailer.writeUInt32LE((prefix.length + textLength + suffix.length) % 2 ** 32, 4);
-    return Buffer.concat([
+    return [
       GZIP_HEADER,
       deflateFragment(prefix),
       ...this.chunks.map((c) => c.fragment),
       deflateFragment(suffix),
       FINAL_BLOCK,
       trailer,
-    ]);
+    ];
   }
 
   /** Every record in index order (tests and diagnostics; linear in the index). */

@@ -175,19 +175,33 @@ export async function writeIndexText(
   return Buffer.concat([signature, unsigned]);
 }
 
+/** Room left in front of the index member for the signature member (RSA-4096 ×3 needs < 4 KiB). */
+const SIGNATURE_ROOM = 64 * 1024;
+
 /**
  * A signed index whose APKINDEX member is assembled from cached chunk
  * fragments (index-chunks.ts): the same tar as writeIndexText, in one gzip
- * member, signed over that member's raw bytes (§3.4).
+ * member, signed over that member's raw bytes (§3.4). The member is copied
+ * once, into a buffer with room in front for the signature member, so the
+ * file needs no second copy.
  */
 export async function writeIndexFromChunks(
   index: ChunkedIndex,
   options: { description?: string; mtime?: number; signers: IndexSigner[] },
 ): Promise<Buffer> {
-  const unsigned = index.assemble({ description: options.description ?? '', mtime: options.mtime ?? 0 });
+  const parts = index.assembleParts({ description: options.description ?? '', mtime: options.mtime ?? 0 });
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const room = options.signers.length === 0 ? 0 : SIGNATURE_ROOM;
+  const out = Buffer.allocUnsafe(room + length);
+  let at = room;
+  for (const p of parts) at += p.copy(out, at);
+  const unsigned = out.subarray(room);
   if (options.signers.length === 0) return unsigned;
   const signature = await writeIndexSignature(unsigned, options.signers, options.mtime ?? 0);
-  return Buffer.concat([signature, unsigned]);
+  if (signature.length > room) return Buffer.concat([signature, unsigned]);
+  signature.copy(out, room - signature.length);
+  return out.subarray(room - signature.length);
 }
 
 /**

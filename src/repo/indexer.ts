@@ -1,13 +1,13 @@
-import { createHash } from 'node:crypto';
-import { rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { ChunkedIndex, type ChunkingRule, DEFAULT_CHUNKING } from '../apk/index-chunks.ts';
 import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
 import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
+import { fsyncDir, translateFsError } from '../store/blob-store.ts';
 import type { IndexChange, IndexKey, PackageStore } from '../store/package-store.ts';
 import { uniqueKeys } from '../store/package-store.ts';
-import { writeFileAtomic } from './atomic-file.ts';
 
 /**
  * Regenerates signed indexes, one writer per (repo, libc, arch). A refresh
@@ -178,8 +178,7 @@ export class Indexer {
       description: `${key.repo}/${key.libc}`,
       signers,
     });
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    await writeFileAtomic(this.indexPath(key, sha256), bytes);
+    const sha256 = await this.writeIndexFile(key, bytes);
     const recorded = this.store.recordIndex(key, generation, {
       sha256,
       size: bytes.length,
@@ -208,6 +207,39 @@ export class Indexer {
       },
       'index published',
     );
+  }
+
+  /**
+   * Writes an index as writeFileAtomic does (temporary file, fsync, rename,
+   * fsync of the folder), hashing the bytes for the file's name while the
+   * kernel writes them: at 100,000 entries that hash is ~10 ms of the publish.
+   */
+  private async writeIndexFile(key: IndexKey, bytes: Buffer): Promise<string> {
+    const dir = dirname(this.indexPath(key, 'x'));
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, `.index.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      const fh = await open(tmp, 'wx', 0o644);
+      let sha256: string;
+      try {
+        // One write call for the whole buffer, so the kernel copies it while this thread hashes.
+        const written = (async () => {
+          for (let at = 0; at < bytes.length; )
+            at += (await fh.write(bytes, at, bytes.length - at, at)).bytesWritten;
+          await fh.sync();
+        })();
+        sha256 = createHash('sha256').update(bytes).digest('hex');
+        await written;
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.indexPath(key, sha256));
+      await fsyncDir(dir);
+      return sha256;
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw translateFsError(err);
+    }
   }
 
   /**
