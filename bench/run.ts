@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchComponents } from './components.ts';
 import { benchDownload } from './download.ts';
+import { benchIndexScale } from './index-scale.ts';
 import { benchParse } from './parse.ts';
 import { benchPublish } from './publish.ts';
 import { type BenchResult, log, runCommand } from './support.ts';
@@ -12,7 +13,7 @@ import { type BenchResult, log, runCommand } from './support.ts';
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download components]
+ * usage: npm run bench [-- parse publish download components index]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
@@ -20,6 +21,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   publish: benchPublish,
   download: benchDownload,
   components: benchComponents,
+  index: benchIndexScale,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
