@@ -105,6 +105,13 @@ export const configSchema = z.object({
     }),
   /** Memory for caching small packages and indexes (each up to 1 MiB) when serving; 0 turns it off. */
   cacheBytes: int(0, 2 ** 40).default(64 * 2 ** 20),
+  /**
+   * Longest time to receive one whole request, headers and body (slow-loris
+   * uploads): 30 minutes lets a 2 GiB upload through at 1.2 MB/s. 0 turns it off.
+   */
+  requestTimeoutMs: int(0, 2 ** 31 - 1).default(30 * 60_000),
+  /** A connection on which nothing moves this long is closed (stalled uploads, idle clients). */
+  idleTimeoutMs: int(100, 2 ** 31 - 1).default(120_000),
   /** Architectures that get an index when a repo holds noarch packages only. */
   defaultArches: z
     .union([z.array(z.string()), z.string().transform((s) => s.split(',').map((a) => a.trim()))])
@@ -133,6 +140,8 @@ export const ENV_NAMES: Record<keyof Config, string> = {
   maxUploadBytes: 'REEF_MAX_UPLOAD_BYTES',
   defaultArches: 'REEF_DEFAULT_ARCHES',
   cacheBytes: 'REEF_CACHE_BYTES',
+  requestTimeoutMs: 'REEF_REQUEST_TIMEOUT_MS',
+  idleTimeoutMs: 'REEF_IDLE_TIMEOUT_MS',
   trustProxy: 'REEF_TRUST_PROXY',
   provenance: 'provenance',
   configDir: 'configDir',

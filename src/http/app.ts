@@ -16,6 +16,7 @@ export async function buildApp(
   log: Logger,
   metrics = new Metrics(() => services.store.usageByRepo()),
 ): Promise<FastifyInstance> {
+  const { requestTimeoutMs, idleTimeoutMs } = services.config;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // JSON bodies of the API are small; uploads are streamed by the publish route itself.
@@ -24,6 +25,18 @@ export async function buildApp(
     // fastify takes a boolean, a hop count or addresses; the union confuses its overloads.
     trustProxy: services.config.trustProxy as unknown as boolean,
     routerOptions: { maxParamLength: 500 },
+    // Malformed percent-encoding and over-long path parameters are refused by the router
+    // before any handler: answer them in reef's error format too.
+    frameworkErrors: errorHandler,
+    // fastify turns Node's request timeout off by default; a client that trickles
+    // its headers or body is cut off (408) here, one that stalls by the idle timeout.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: idleTimeoutMs,
+    http: {
+      headersTimeout: Math.min(60_000, requestTimeoutMs || 60_000),
+      // Node checks these timeouts on an interval (30 s by default): short timeouts need a shorter one.
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, (requestTimeoutMs || 120_000) / 4)),
+    },
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
