@@ -93,6 +93,13 @@ export class ChunkedIndex {
     return this.chunks.length;
   }
 
+  /** Bytes of the cached fragments (what this index holds in memory). */
+  get compressedBytes(): number {
+    let n = 0;
+    for (const c of this.chunks) n += c.fragment.length;
+    return n;
+  }
+
   /** Bytes of APKINDEX text. */
   get textLength(): number {
     let n = 0;

@@ -35,7 +35,13 @@ export class Indexer {
 
   private readonly slots = new Map<string, { running: Promise<void>; next?: Deferred }>();
   /** The chunks of each index as last written, with the generation and file they match. */
-  private readonly cached = new Map<string, { index: ChunkedIndex; generation: number; sha256: string }>();
+  private readonly cached = new Map<
+    string,
+    { index: ChunkedIndex; generation: number; sha256: string; bytes: number }
+  >();
+  private cachedBytes = 0;
+  private readonly chunking: ChunkingRule;
+  private readonly cacheBytes: number;
   /** Changes reported by the store since each index's last build started. */
   private readonly pending = new Map<string, IndexChange[]>();
 
@@ -45,8 +51,17 @@ export class Indexer {
     /** Read at every build, so a key rotation applies to the next index written. */
     private readonly signers: () => IndexSigner[],
     private readonly log: Logger,
-    private readonly chunking: ChunkingRule = DEFAULT_CHUNKING,
+    options: {
+      chunking?: ChunkingRule;
+      /**
+       * Compressed chunks kept across all indexes; the least recently built
+       * go first (their next build is a full one). ~13 MB per 100,000 entries.
+       */
+      cacheBytes?: number;
+    } = {},
   ) {
+    this.chunking = options.chunking ?? DEFAULT_CHUNKING;
+    this.cacheBytes = options.cacheBytes ?? 128 * 2 ** 20;
     store.onIndexChange((changes) => {
       for (const c of changes) {
         const id = indexId(c.key);
@@ -60,6 +75,27 @@ export class Indexer {
   /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz; names were validated before they got here. */
   indexPath(key: IndexKey, sha256: string): string {
     return join(this.dataDir, 'indexes', key.repo, key.libc, key.arch, `${sha256}.tar.gz`);
+  }
+
+  /** Keeps an index's chunks, most recent last, within the byte budget. */
+  private remember(
+    id: string,
+    entry: { index: ChunkedIndex; generation: number; sha256: string; bytes: number },
+  ): void {
+    this.forget(id);
+    this.cached.set(id, entry);
+    this.cachedBytes += entry.bytes;
+    for (const [oldest] of this.cached) {
+      if (this.cachedBytes <= this.cacheBytes || oldest === id) break;
+      this.forget(oldest);
+    }
+  }
+
+  private forget(id: string): void {
+    const entry = this.cached.get(id);
+    if (!entry) return;
+    this.cachedBytes -= entry.bytes;
+    this.cached.delete(id);
   }
 
   /** Resolves once every given index reflects the database as it was at the call. */
@@ -101,7 +137,7 @@ export class Indexer {
       await this.buildOnce(id, key);
     } catch (err) {
       // The chunks may be ahead of what is recorded: the next build starts over.
-      this.cached.delete(id);
+      this.forget(id);
       throw err;
     }
   }
@@ -120,7 +156,7 @@ export class Indexer {
     const changes = this.pending.get(id) ?? [];
     this.pending.delete(id);
     const cache = this.cached.get(id);
-    this.cached.delete(id);
+    this.forget(id);
     const generation = state?.generation ?? 0;
     if (
       cache &&
@@ -192,7 +228,7 @@ export class Indexer {
       if (this.store.getIndex(key)?.sha256 !== sha256) await rm(this.indexPath(key, sha256), { force: true });
       return;
     }
-    this.cached.set(id, { index, generation, sha256 });
+    this.remember(id, { index, generation, sha256, bytes: index.compressedBytes });
     this.observer?.observeIndexBuild(key, (performance.now() - started) / 1000, bytes.length, packageCount);
     if (previous?.sha256 && previous.sha256 !== sha256) {
       await rm(this.indexPath(key, previous.sha256), { force: true });

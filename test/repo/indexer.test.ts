@@ -80,7 +80,7 @@ interface Setup {
   logs: Array<Record<string, unknown>>;
 }
 
-function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-'))): Setup {
+function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-')), cacheBytes?: number): Setup {
   if (!dirs.includes(dir)) dirs.push(dir);
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
@@ -92,7 +92,10 @@ function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-'))): Setup {
       cb();
     },
   });
-  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', sink), RULE);
+  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', sink), {
+    chunking: RULE,
+    cacheBytes,
+  });
   return { dir, db, store, indexer, logs };
 }
 
@@ -219,6 +222,21 @@ describe('Indexer (incremental chunks)', () => {
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
     assert.deepEqual(modes(s), ['full', 'full', 'full', 'delta']);
+    s.db.close();
+  });
+
+  test('over the cache budget the least recently built index is dropped, and rebuilt in full when next needed', async () => {
+    // Room for about one of the two indexes.
+    const s = setup(undefined, 1);
+    for (let i = 0; i < 40; i++) s.store.insert(pkg(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
+    await s.indexer.refresh([keyOf('x86_64')]);
+    await s.indexer.refresh([keyOf('aarch64')]);
+    s.store.insert(pkg('again', '1.0-r0', 'aarch64'));
+    await s.indexer.refresh([keyOf('aarch64')]);
+    s.store.insert(pkg('again', '1.0-r0', 'x86_64'));
+    await s.indexer.refresh([keyOf('x86_64')]);
+    assert.deepEqual(modes(s), ['full', 'full', 'delta', 'full']);
+    for (const a of ARCHES) await checkIndex(s, keyOf(a));
     s.db.close();
   });
 
