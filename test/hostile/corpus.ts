@@ -31,6 +31,8 @@ export interface Case {
   body: Buffer;
   /** An SBOM sent beside the package as multipart field `sbom`. */
   sbom?: Buffer;
+  /** Provenance sent beside the package as multipart field `provenance`. */
+  provenance?: Buffer;
   codes: ErrorCode[];
 }
 
