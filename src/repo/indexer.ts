@@ -40,6 +40,9 @@ export class Indexer {
     { index: ChunkedIndex; generation: number; sha256: string; bytes: number }
   >();
   private cachedBytes = 0;
+  /** One buffer the index bytes are written into, reused by whichever build is not waiting on another. */
+  private scratch: Buffer | undefined;
+  private scratchInUse = false;
   private readonly chunking: ChunkingRule;
   private readonly cacheBytes: number;
   /** Changes reported by the store since each index's last build started. */
@@ -75,6 +78,12 @@ export class Indexer {
   /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz; names were validated before they got here. */
   indexPath(key: IndexKey, sha256: string): string {
     return join(this.dataDir, 'indexes', key.repo, key.libc, key.arch, `${sha256}.tar.gz`);
+  }
+
+  private scratchOf(size: number): Buffer {
+    if (!this.scratch || this.scratch.length < size)
+      this.scratch = Buffer.allocUnsafe(Math.ceil(size * 1.25));
+    return this.scratch;
   }
 
   /** Keeps an index's chunks, most recent last, within the byte budget. */
@@ -210,11 +219,20 @@ export class Indexer {
       this.log.info({ index: key }, 'index removed: no packages left');
       return;
     }
-    const bytes = await writeIndexFromChunks(index, {
-      description: `${key.repo}/${key.libc}`,
-      signers,
-    });
-    const sha256 = await this.writeIndexFile(key, bytes);
+    const useScratch = !this.scratchInUse;
+    this.scratchInUse ||= useScratch;
+    let bytes: Buffer;
+    let sha256: string;
+    try {
+      bytes = await writeIndexFromChunks(index, {
+        description: `${key.repo}/${key.libc}`,
+        signers,
+        alloc: useScratch ? (size) => this.scratchOf(size) : undefined,
+      });
+      sha256 = await this.writeIndexFile(key, bytes);
+    } finally {
+      if (useScratch) this.scratchInUse = false;
+    }
     const recorded = this.store.recordIndex(key, generation, {
       sha256,
       size: bytes.length,
