@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
@@ -73,6 +74,8 @@ interface SizeResult {
   chunks: number;
   singles: Sample[];
   bursts: Sample[];
+  /** Milliseconds per GET (after one unmeasured). */
+  reads: Record<string, number[]>;
   apkIndex: { files: number; buildFilesMs: number; ms: number; bytes: number } | { skipped: string };
 }
 
@@ -140,6 +143,13 @@ export async function benchIndexScale(): Promise<BenchResult> {
         ok: r.gzip6Bytes ? r.indexBytes / r.gzip6Bytes <= 1.1 : undefined,
       },
     );
+    for (const [what, samples] of Object.entries(r.reads)) {
+      metrics.push({
+        name: `${label}: GET ${what} p50`,
+        value: round(percentile(samples, 50), 1),
+        unit: 'ms',
+      });
+    }
     if (!('skipped' in r.apkIndex)) {
       metrics.push(
         { name: `${label}: apk index (apk-tools, unsigned)`, value: round(r.apkIndex.ms, 1), unit: 'ms' },
@@ -162,6 +172,8 @@ export async function benchIndexScale(): Promise<BenchResult> {
       burstSize: BURST_SIZE,
       percentile: 'nearest-rank',
       apkBin,
+      // Other work on the machine skews latencies; the 1-minute load average at the end of the run.
+      loadAverage: loadavg(),
       bySize: bySize.map((r) => ({ ...r, summary: summary(r) })),
     },
     notes,
@@ -248,6 +260,18 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       bursts.push(...samples);
     }
 
+    // Other read paths at this size (issue 7 asks that they stay sublinear): a page of the
+    // package list (first, and from the middle by `after`), and one package's metadata.
+    const middle = Math.floor(entries / 2);
+    const seeded = syntheticPackage(middle);
+    const reads = {
+      listFirstPage: await timeGets(`${base}/api/v1/repos/bench/glibc/x86_64/packages?limit=100`),
+      listMiddlePage: await timeGets(
+        `${base}/api/v1/repos/bench/glibc/x86_64/packages?limit=100&after=${middle}`,
+      ),
+      metadata: await timeGets(`${base}/api/v1/packages/bench/glibc/x86_64/${seeded.name}/${seeded.version}`),
+    };
+
     // The last index lists every seeded and published package, and its signature verifies.
     const final = services.store.getIndex(KEY)!;
     const read = await readIndex(
@@ -282,6 +306,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       chunks,
       singles,
       bursts,
+      reads,
       apkIndex,
     };
   } finally {
@@ -308,6 +333,18 @@ async function publishAndSee(base: string, apk: Buffer, started: number): Promis
   if (index.status !== 200) throw new Error(`index answered ${index.status}`);
   await index.arrayBuffer();
   return { created, visible };
+}
+
+async function timeGets(url: string, times = 10): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i <= times; i++) {
+    const started = performance.now();
+    const res = await fetch(url);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+    if (i > 0) samples.push(performance.now() - started);
+  }
+  return samples;
 }
 
 /** What every publish cost before issue 7: the whole index from SQLite, rendered, gzipped in one pass, signed, written. */
