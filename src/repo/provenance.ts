@@ -147,6 +147,53 @@ function buildPolicy(config: ProvenancePolicyConfig, configDir: string): RepoPol
   };
 }
 
+type Verdict =
+  | { verified: true; signer: NonNullable<ProvenanceResult['signer']> }
+  | { verified: false; reason: string };
+
+/** A provenance document read far enough to know its statement, with its signature check deferred. */
+interface ReadProvenance {
+  format: ProvenanceFormat;
+  payload: Buffer;
+  verify(): Verdict;
+}
+
+function readBundle(bytes: Buffer, policy: RepoPolicy): ReadProvenance {
+  const { bundle, payload } = parseDsseBundle(bytes);
+  return { format: 'sigstore-bundle', payload, verify: () => policy.verifier.verify(bundle) };
+}
+
+async function readMelange(
+  bytes: Buffer,
+  target: { name: string; version: string },
+  policy: RepoPolicy,
+): Promise<ReadProvenance> {
+  const attestation = await readMelangeAttestation(bytes);
+  const expected = `${target.name}-${target.version}.attestation`;
+  if (attestation.entryName !== expected) {
+    throw new AppError(
+      'PROVENANCE_SUBJECT_MISMATCH',
+      `the melange attestation holds ${attestation.entryName}; expected ${expected}`,
+    );
+  }
+  return {
+    format: 'melange-attestation',
+    payload: attestation.statement,
+    // melange's statement is unsigned; only an apk-style signature by a package key vouches for it.
+    verify: () => {
+      const check = verifySignatures(attestation.signedMember, attestation.signatures, policy.packageKeys);
+      if (check.verifiedBy) return { verified: true, signer: { kind: 'apk-key', key: check.verifiedBy } };
+      return {
+        verified: false,
+        reason:
+          attestation.signatures.length === 0
+            ? 'the melange attestation is unsigned'
+            : `no signature verifies with the repository's package keys (${check.checks.map((c) => `${c.keyName}: ${c.verdict}`).join(', ')})`,
+      };
+    },
+  };
+}
+
 const isConfigError = (err: unknown): boolean => err instanceof AppError && err.code === 'CONFIG_INVALID';
 
 const DEFAULT_POLICY: ProvenancePolicyConfig = {
@@ -214,61 +261,24 @@ export class ProvenancePolicies {
   ): Promise<PublisherProvenance> {
     const policy = this.policyFor(repo);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    if (isGzip(bytes)) {
-      const attestation = await readMelangeAttestation(bytes);
-      const expected = `${target.name}-${target.version}.attestation`;
-      if (attestation.entryName !== expected) {
-        throw new AppError(
-          'PROVENANCE_SUBJECT_MISMATCH',
-          `the melange attestation holds ${attestation.entryName}; expected ${expected}`,
-        );
-      }
-      const statement = parseStatement(attestation.statement);
-      const subjectDigest = bindSubject(statement, target);
-      const base = {
-        format: 'melange-attestation' as const,
-        policy: policy.mode,
-        subjectDigest,
-        predicateType: statement.predicateType,
-        predicate: summarizePredicate(statement.predicate),
-      };
-      if (policy.mode === 'off')
-        return {
-          bytes,
-          sha256,
-          result: { ...base, verified: false, reason: 'not checked: the provenance policy is off' },
-        };
-      // melange's statement is unsigned; only an apk-style signature by a publisher key vouches for it.
-      const check = verifySignatures(attestation.signedMember, attestation.signatures, policy.packageKeys);
-      const result: ProvenanceResult = check.verifiedBy
-        ? { ...base, verified: true, signer: { kind: 'apk-key', key: check.verifiedBy } }
-        : {
-            ...base,
-            verified: false,
-            reason:
-              attestation.signatures.length === 0
-                ? 'the melange attestation is unsigned'
-                : `no signature verifies with the repository's package keys (${check.checks.map((c) => `${c.keyName}: ${c.verdict}`).join(', ')})`,
-          };
-      return { bytes, sha256, result };
-    }
-    const { bundle, payload } = parseDsseBundle(bytes);
-    const statement = parseStatement(payload);
-    const subjectDigest = bindSubject(statement, target);
+    const read = isGzip(bytes) ? await readMelange(bytes, target, policy) : readBundle(bytes, policy);
+    const statement = parseStatement(read.payload);
     const base = {
-      format: 'sigstore-bundle' as const,
+      format: read.format,
       policy: policy.mode,
-      subjectDigest,
+      subjectDigest: bindSubject(statement, target),
       predicateType: statement.predicateType,
       predicate: summarizePredicate(statement.predicate),
     };
-    if (policy.mode === 'off')
+    if (policy.mode === 'off') {
       return {
         bytes,
         sha256,
         result: { ...base, verified: false, reason: 'not checked: the provenance policy is off' },
       };
-    const verdict = policy.verifier.verify(bundle);
+    }
+    // Signatures are checked only once the statement is known to be about this package.
+    const verdict = read.verify();
     const result: ProvenanceResult = verdict.verified
       ? { ...base, verified: true, signer: verdict.signer }
       : { ...base, verified: false, reason: verdict.reason };

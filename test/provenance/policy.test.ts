@@ -23,6 +23,15 @@ const BEACON =
   'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main';
 const GITHUB = 'https://token.actions.githubusercontent.com';
 
+/** A package these tests' statements are about. */
+const target = {
+  filename: 'hello-1.0-r0.apk',
+  sha256: 'a'.repeat(64),
+  datahash: 'b'.repeat(64),
+  name: 'hello',
+  version: '1.0-r0',
+};
+
 /** A "package" whose file is a.txt: the public-good statement's subject. */
 const aTxt = {
   filename: 'a.txt',
@@ -101,13 +110,6 @@ describe('provenance policy: publisher keys', () => {
   const publisher = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const publisherPem = publisher.publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const target = {
-    filename: 'hello-1.0-r0.apk',
-    sha256: 'a'.repeat(64),
-    datahash: 'b'.repeat(64),
-    name: 'hello',
-    version: '1.0-r0',
-  };
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'reef-prov-'));
@@ -228,13 +230,6 @@ describe('provenance policy: publisher keys', () => {
 
 describe('provenance policy: keyless bundles from a test CA standing in for Fulcio', () => {
   const SAN = 'https://github.com/acme/pkgs/.github/workflows/release.yml@refs/heads/main';
-  const target = {
-    filename: 'hello-1.0-r0.apk',
-    sha256: 'a'.repeat(64),
-    datahash: 'b'.repeat(64),
-    name: 'hello',
-    version: '1.0-r0',
-  };
   const statement = Buffer.from(
     JSON.stringify(slsaStatement({ name: target.filename, sha256: target.sha256 })),
   );
@@ -317,13 +312,6 @@ describe('provenance policy: keyless bundles from a test CA standing in for Fulc
 });
 
 describe("provenance policy: melange's .attest.tar.gz", () => {
-  const target = {
-    filename: 'hello-1.0-r0.apk',
-    sha256: 'a'.repeat(64),
-    datahash: 'b'.repeat(64),
-    name: 'hello',
-    version: '1.0-r0',
-  };
   const rsa = generateRsaKey();
   let dir: string;
   before(() => {
