@@ -1,3 +1,4 @@
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { compareVersions } from './version.ts';
 
@@ -60,6 +61,7 @@ interface RecordKey {
 }
 
 const DEFLATE_LEVEL = 6;
+const deflateRawAsync = promisify(zlib.deflateRaw);
 const MAX_DESCRIPTION = 160;
 /** The last block of the stream: an empty fixed-Huffman block with BFINAL set (what Z_FINISH of nothing writes). */
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
@@ -74,12 +76,36 @@ export class ChunkedIndex {
   /** From scratch: sorts `records` (APKINDEX records, each ending with an empty line) and chunks them. */
   static build(records: string[], rule: ChunkingRule = DEFAULT_CHUNKING): ChunkedIndex {
     const index = new ChunkedIndex(rule);
-    const keys = records.map(recordKey).sort(compareRecords);
-    for (let i = 1; i < keys.length; i++) {
-      if (compareRecords(keys[i - 1]!, keys[i]!) === 0) throw new Error('duplicate index record');
-    }
-    index.chunks = index.makeChunks(keys);
+    index.chunks = index.makeChunks(sortedKeys(records));
     index.forgetRecords();
+    return index;
+  }
+
+  /**
+   * As build, the same bytes, with the chunks compressed on libuv's thread
+   * pool: a full build of 100,000 entries compresses ~40 MB, which would
+   * otherwise hold the event loop for seconds.
+   */
+  static async buildAsync(records: string[], rule: ChunkingRule = DEFAULT_CHUNKING): Promise<ChunkedIndex> {
+    const index = new ChunkedIndex(rule);
+    const groups = index.split(sortedKeys(records));
+    index.chunks = await Promise.all(
+      groups.map(async ({ records: rs, natural }) => {
+        const text = Buffer.from(rs.map((r) => r.text).join(''));
+        const fragment = await deflateRawAsync(text, {
+          level: DEFLATE_LEVEL,
+          finishFlush: zlib.constants.Z_FULL_FLUSH,
+        });
+        return {
+          fragment,
+          crc: zlib.crc32(text),
+          length: text.length,
+          count: rs.length,
+          last: rs.at(-1)!,
+          natural,
+        };
+      }),
+    );
     return index;
   }
 
@@ -243,7 +269,12 @@ export class ChunkedIndex {
    * fragment instead of being recompressed.
    */
   private makeChunks(records: RecordKey[], reuse: Chunk[] = []): Chunk[] {
-    const chunks: Chunk[] = [];
+    return this.split(records).map((g) => this.makeChunk(g.records, g.natural, reuse));
+  }
+
+  /** Where the chunks of `records` (sorted, starting right after a cut) end. */
+  private split(records: RecordKey[]): Array<{ records: RecordKey[]; natural: boolean }> {
+    const groups: Array<{ records: RecordKey[]; natural: boolean }> = [];
     let start = 0;
     let bytes = 0;
     for (let i = 0; i < records.length; i++) {
@@ -251,12 +282,12 @@ export class ChunkedIndex {
       bytes += Buffer.byteLength(r.text);
       const natural = this.isCut(r);
       if (natural || bytes >= this.rule.maxBytes || i === records.length - 1) {
-        chunks.push(this.makeChunk(records.slice(start, i + 1), natural, reuse));
+        groups.push({ records: records.slice(start, i + 1), natural });
         start = i + 1;
         bytes = 0;
       }
     }
-    return chunks;
+    return groups;
   }
 
   private makeChunk(records: RecordKey[], natural: boolean, reuse: Chunk[]): Chunk {
@@ -291,6 +322,14 @@ export class ChunkedIndex {
   private forgetRecords(): void {
     for (const c of this.chunks) c.records = undefined;
   }
+}
+
+function sortedKeys(records: string[]): RecordKey[] {
+  const keys = records.map(recordKey).sort(compareRecords);
+  for (let i = 1; i < keys.length; i++) {
+    if (compareRecords(keys[i - 1]!, keys[i]!) === 0) throw new Error('duplicate index record');
+  }
+  return keys;
 }
 
 /** Sorted `records` with `remove` taken out and `add` put in. */

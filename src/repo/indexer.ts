@@ -154,13 +154,13 @@ export class Indexer {
   /**
    * The chunks for the database as it is now, with the generation they show
    * and the packages they list that were not yet published. Synchronous from
-   * reading the generation to taking the pending changes, so no change can
-   * fall between the two.
+   * reading the generation to taking the pending changes (or the snapshot),
+   * so no change can fall between the two.
    */
-  private currentChunks(
+  private async currentChunks(
     id: string,
     key: IndexKey,
-  ): { index: ChunkedIndex; generation: number; newIds: number[]; mode: 'delta' | 'full' } {
+  ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[]; mode: 'delta' | 'full' }> {
     const state = this.store.getIndex(key);
     const changes = this.pending.get(id) ?? [];
     this.pending.delete(id);
@@ -198,7 +198,7 @@ export class Indexer {
       }
     }
     const snapshot = this.store.snapshotForIndex(key);
-    const index = ChunkedIndex.build(
+    const index = await ChunkedIndex.buildAsync(
       snapshot.records.map((p) => rewriteRecordArch(p.record, p.arch, key.arch)),
       this.chunking,
     );
@@ -210,7 +210,7 @@ export class Indexer {
     const started = performance.now();
     const signers = this.signers();
     const previous = this.store.getIndex(key);
-    const { index, generation, newIds, mode } = this.currentChunks(id, key);
+    const { index, generation, newIds, mode } = await this.currentChunks(id, key);
     const packageCount = index.count;
     if (packageCount === 0) {
       this.store.recordIndex(key, generation, undefined);

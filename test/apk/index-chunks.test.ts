@@ -202,6 +202,11 @@ describe('the assembled member', () => {
     const index = ChunkedIndex.build(reordered);
     assert.ok(index.chunkCount > 10, `${index.chunkCount} chunks`);
     const member = index.assemble({ description: 'main/musl', mtime: 0 });
+    const async = await ChunkedIndex.buildAsync(reordered);
+    assert.ok(
+      async.assemble({ description: 'main/musl', mtime: 0 }).equals(member),
+      'buildAsync gives the same bytes',
+    );
     const file = join(dir, 'unsigned.tar.gz');
     writeFileSync(file, member);
     execFileSync('gzip', ['-t', file]);
