@@ -1,50 +1,14 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
+import { spawnServer } from '../helpers/child-server.ts';
 import { publish, removeDir, TEST_TOKEN } from '../helpers/server.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-/** reef as a child process, as an operator runs it; resolves with its URL once it listens. */
-function spawnServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      REEF_DATA_DIR: dataDir,
-      REEF_PORT: '0',
-      REEF_KEY_BITS: '2048',
-      REEF_ADMIN_TOKEN: TEST_TOKEN,
-      REEF_LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1]! });
-      }
-    });
-    child.stderr!.on('data', () => {});
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}: ${out}`));
-    });
-  });
-}
 
 test('SIGKILL during a publish burst loses no acknowledged package', { timeout: 120_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'reef-crash-'));
@@ -78,9 +42,7 @@ test('SIGKILL during a publish burst loses no acknowledged package', { timeout: 
     };
     await Promise.all(Array.from({ length: 6 }, worker));
     assert.ok(killed, 'the server was killed mid-burst');
-    await new Promise((r) =>
-      first.child.exitCode !== null || first.child.signalCode !== null ? r(null) : first.child.on('exit', r),
-    );
+    await first.exited;
 
     const second = await spawnServer(dataDir);
     try {
@@ -113,8 +75,7 @@ test('SIGKILL during a publish burst loses no acknowledged package', { timeout: 
       };
       assert.deepEqual([...listed].sort(), api.packages.map((p) => p.filename).sort());
     } finally {
-      second.child.kill('SIGTERM');
-      await new Promise((r) => second.child.on('exit', r));
+      await second.stop();
     }
   } finally {
     removeDir(dataDir);
@@ -151,18 +112,16 @@ test('SIGTERM lets an upload in flight finish, then exits cleanly', { timeout: 6
     } as RequestInit);
     await halfSent;
     await new Promise((r) => setTimeout(r, 100));
-    const exited = new Promise<number | null>((r) => server.child.on('exit', (code) => r(code)));
-    server.child.kill('SIGTERM');
+    const exited = server.stop();
     const res = await upload;
     assert.equal(res.status, 201, await res.clone().text());
-    assert.equal(await exited, 0);
+    assert.equal((await exited).code, 0);
     // The package survived the shutdown.
     const again = await spawnServer(dataDir);
     try {
       assert.equal((await fetch(`${again.url}/term/musl/x86_64/inflight-1.0.0-r0.apk`)).status, 200);
     } finally {
-      again.child.kill('SIGTERM');
-      await new Promise((r) => again.child.on('exit', r));
+      await again.stop();
     }
   } finally {
     removeDir(dataDir);
