@@ -222,7 +222,7 @@ describe('hostile SBOMs over HTTP', () => {
 });
 
 describe('hostile provenance over HTTP', () => {
-  test('sent beside a package (multipart field provenance): its 4xx code, nothing stored', async (t) => {
+  test('sent beside a package (multipart field provenance) or attached later (PUT): its 4xx code, nothing stored', async (t) => {
     const pkg = makeApk({ signer, pkginfo: (h) => `${pkginfoLines(h, 'hostile-prov').join('\n')}\n` });
     const publisher = generateRsaKey();
     const bundleOf = async (statement: unknown) =>
@@ -348,13 +348,33 @@ describe('hostile provenance over HTTP', () => {
       melangeFailures.every((f) => /: got 4\d\d APK_/.test(f)),
       melangeFailures.join('\n'),
     );
+    // The same documents attached later to a published package (PUT …/provenance).
+    const putState = JSON.stringify(snapshotState(server));
+    const putFailures: string[] = [];
+    for (const [name, provenance, code] of cases) {
+      const res = await fetch(
+        `${server.url}/api/v1/packages/main/musl/x86_64/hostile-sbom-ok/1.0-r0/provenance`,
+        {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+          body: new Uint8Array(provenance),
+          signal: AbortSignal.timeout(30_000),
+        },
+      );
+      const body = (await res.json()) as { code?: string };
+      if (body.code !== code || res.status !== 422)
+        putFailures.push(`PUT ${name}: got ${res.status} ${body.code}, want 422 ${code}`);
+      if (JSON.stringify(snapshotState(server)) !== putState) putFailures.push(`PUT ${name}: state changed`);
+    }
+    assert.deepEqual(putFailures, []);
+    // The package with good provenance goes in: the provenance was the only fault.
+    const ok = await send({ name: 'ok', body: pkg.bytes, provenance: json(good), codes: [] });
+    assert.equal(ok.status, 201, ok.text);
+    // Marked todo last: a todo test's failures do not count, so nothing may fail after this.
     if (melangeFailures.length > 0) {
       t.todo(
         `src/provenance/melange-attestation.ts lets the package reader's codes through: ${melangeFailures.join('; ')}`,
       );
     }
-    // The package with good provenance goes in: the provenance was the only fault.
-    const ok = await send({ name: 'ok', body: pkg.bytes, provenance: json(good), codes: [] });
-    assert.equal(ok.status, 201, ok.text);
   });
 });
