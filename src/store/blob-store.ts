@@ -136,7 +136,8 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 export function translateFsError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
+  // EFBIG: a file-size limit (RLIMIT_FSIZE, a filesystem's maximum) refuses the bytes: no room either.
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
     return new AppError('STORAGE_FULL', 'the server has no storage space left; try again later', {
       cause: err,
     });
