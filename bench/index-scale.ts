@@ -76,6 +76,7 @@ interface SizeResult {
   bursts: Sample[];
   /** Milliseconds per GET (after one unmeasured). */
   reads: Record<string, number[]>;
+  rssMiB: number;
   apkIndex: { files: number; buildFilesMs: number; ms: number; bytes: number } | { skipped: string };
 }
 
@@ -272,6 +273,9 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       metadata: await timeGets(`${base}/api/v1/packages/bench/glibc/x86_64/${seeded.name}/${seeded.version}`),
     };
 
+    // This process (server, store, chunk cache, and the benchmark's own buffers) after the publishes.
+    const rssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
+
     // The last index lists every seeded and published package, and its signature verifies.
     const final = services.store.getIndex(KEY)!;
     const read = await readIndex(
@@ -307,6 +311,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       singles,
       bursts,
       reads,
+      rssMiB,
       apkIndex,
     };
   } finally {
