@@ -350,10 +350,20 @@ export class PackageStore {
 
   /** Published packages of an index, by name then id, paged by `after` (an id). */
   listPublished(key: IndexKey, limit: number, afterId = 0): StoredPackage[] {
-    const rows = this.stmt(
-      `SELECT * FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')
-         AND published_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
-    ).all(key.repo, key.libc, key.arch, afterId, limit) as PackageRow[];
+    // Two id-ordered range scans merged (packages_by_index_id), not a sort of the whole index per page.
+    const rows = (
+      key.arch === 'noarch'
+        ? this.stmt(
+            `SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = 'noarch'
+               AND published_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
+          ).all(key.repo, key.libc, afterId, limit)
+        : this.stmt(
+            `SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND published_at IS NOT NULL AND id > ?
+             UNION ALL
+             SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = 'noarch' AND published_at IS NOT NULL AND id > ?
+             ORDER BY id LIMIT ?`,
+          ).all(key.repo, key.libc, key.arch, afterId, key.repo, key.libc, afterId, limit)
+    ) as PackageRow[];
     return rows.map(toPackage);
   }
 

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { migrate, openDb } from '../../src/store/db.ts';
+import { type IndexKey, type NewPackage, PackageStore } from '../../src/store/package-store.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'reef-paging-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function pkg(name: string, arch: string): NewPackage {
+  const sha = randomBytes(32).toString('hex');
+  return {
+    repo: 'main',
+    libc: 'glibc',
+    arch,
+    name,
+    version: '1.0-r0',
+    filename: `${name}-1.0-r0.apk`,
+    sha256: sha,
+    size: 1,
+    checksum: `Q1${randomBytes(20).toString('base64')}`,
+    datahash: sha,
+    installedSize: 1,
+    description: '',
+    url: '',
+    license: 'MIT',
+    origin: name,
+    maintainer: '',
+    builddate: undefined,
+    commit: '',
+    providerPriority: undefined,
+    depends: [],
+    provides: [],
+    installIf: [],
+    pkginfo: [],
+    signatures: [],
+  };
+}
+
+test('paging by id returns every published package of an index once, noarch included, in id order', () => {
+  const db = openDb(join(dir, 'reef.db'));
+  migrate(db);
+  const store = new PackageStore(db, ['x86_64', 'aarch64']);
+  const arches = ['x86_64', 'aarch64', 'noarch'];
+  for (let i = 0; i < 60; i++) store.insert(pkg(`p${i}`, arches[i % 3]!));
+  store.insert(pkg('other-repo', 'x86_64'));
+  // Published: all but every 7th (an upload whose index is not written yet).
+  db.prepare('UPDATE packages SET published_at = 1 WHERE id % 7 != 0').run();
+  for (const arch of ['x86_64', 'aarch64', 'noarch']) {
+    const key: IndexKey = { repo: 'main', libc: 'glibc', arch };
+    // The oracle: the plain query the paging must agree with.
+    const expected = (
+      db
+        .prepare(
+          `SELECT id FROM packages WHERE repo = 'main' AND libc = 'glibc' AND (arch = ? OR arch = 'noarch')
+           AND published_at IS NOT NULL ORDER BY id`,
+        )
+        .all(arch) as Array<{ id: number }>
+    ).map((r) => r.id);
+    assert.ok(expected.length > 10);
+    for (const limit of [1, 7, 100]) {
+      const seen: number[] = [];
+      let after = 0;
+      for (;;) {
+        const page = store.listPublished(key, limit, after);
+        seen.push(...page.map((p) => p.id));
+        if (page.length < limit) break;
+        after = page.at(-1)!.id;
+      }
+      assert.deepEqual(seen, expected, `${arch}, pages of ${limit}`);
+    }
+  }
+  db.close();
+});
