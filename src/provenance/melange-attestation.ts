@@ -35,7 +35,27 @@ function invalid(message: string): AppError {
   return new AppError('PROVENANCE_INVALID', `the melange attestation is malformed: ${message}`);
 }
 
+/**
+ * Reads the attestation; every defect is PROVENANCE_INVALID, every limit
+ * PROVENANCE_TOO_LARGE (the gzip and tar readers' own codes name package parts).
+ */
 export async function readMelangeAttestation(bytes: Buffer): Promise<MelangeAttestation> {
+  try {
+    return await readAttestation(bytes);
+  } catch (err) {
+    if (!(err instanceof AppError) || err.code.startsWith('PROVENANCE_')) throw err;
+    if (err.kind === 'too_large') {
+      throw new AppError('PROVENANCE_TOO_LARGE', `the melange attestation exceeds a limit: ${err.message}`, {
+        cause: err,
+      });
+    }
+    throw new AppError('PROVENANCE_INVALID', `the melange attestation is malformed: ${err.message}`, {
+      cause: err,
+    });
+  }
+}
+
+async function readAttestation(bytes: Buffer): Promise<MelangeAttestation> {
   if (bytes.length > MAX_ATTESTATION_BYTES) {
     throw new AppError(
       'PROVENANCE_TOO_LARGE',

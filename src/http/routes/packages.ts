@@ -181,6 +181,8 @@ async function receive<T>(
     const sent: Extras = {};
     const takeSide = async (part: Multipart, field: SideField) => {
       const limit = SIDE_FIELDS[field];
+      // busboy cuts a text field at fieldSize and only flags it: a cut document is too large, not malformed.
+      if (part.type !== 'file' && part.valueTruncated) throw sideTooLarge(field);
       const bytes =
         part.type === 'file'
           ? await readBounded(part.file, limit.maxBytes, field)
