@@ -48,6 +48,7 @@ const WARMUP = 2;
 const BURSTS = 3;
 const BURST_SIZE = 50;
 const REBUILDS = 3;
+const DELETES = 10;
 const KEY: IndexKey = { repo: 'bench', libc: 'glibc', arch: 'x86_64' };
 /** Goals of issue 7, at the largest size. */
 const GOAL_P50_MS = 150;
@@ -77,6 +78,8 @@ interface SizeResult {
   /** Milliseconds per GET (after one unmeasured). */
   reads: Record<string, number[]>;
   rssMiB: number;
+  /** DELETE until its 204. */
+  deletes: number[];
   apkIndex: { files: number; buildFilesMs: number; ms: number; bytes: number } | { skipped: string };
 }
 
@@ -144,6 +147,8 @@ export async function benchIndexScale(): Promise<BenchResult> {
         ok: r.gzip6Bytes ? r.indexBytes / r.gzip6Bytes <= 1.1 : undefined,
       },
     );
+    metrics.push({ name: `${label}: delete p50`, value: round(percentile(r.deletes, 50), 1), unit: 'ms' });
+    metrics.push({ name: `${label}: process RSS after publishes`, value: r.rssMiB, unit: 'MiB' });
     for (const [what, samples] of Object.entries(r.reads)) {
       metrics.push({
         name: `${label}: GET ${what} p50`,
@@ -273,6 +278,19 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       metadata: await timeGets(`${base}/api/v1/packages/bench/glibc/x86_64/${seeded.name}/${seeded.version}`),
     };
 
+    // Deletes: until the 204, which reef sends once an index without the package is live.
+    const deletes: number[] = [];
+    for (let i = WARMUP; i < WARMUP + DELETES; i++) {
+      const started = performance.now();
+      const res = await fetch(`${base}/api/v1/repos/bench/glibc/x86_64/bench-new-${entries}-${i}/1.0.0-r0`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${BENCH_TOKEN}` },
+      });
+      await res.arrayBuffer();
+      if (res.status !== 204) throw new Error(`delete answered ${res.status}`);
+      deletes.push(performance.now() - started);
+    }
+
     // This process (server, store, chunk cache, and the benchmark's own buffers) after the publishes.
     const rssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
 
@@ -288,8 +306,9 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
         requireValidSignature: true,
       },
     );
-    if (read.records.length !== entries + total || final.packageCount !== entries + total) {
-      throw new Error(`index lists ${read.records.length} packages, expected ${entries + total}`);
+    const expected = entries + total - DELETES;
+    if (read.records.length !== expected || final.packageCount !== expected) {
+      throw new Error(`index lists ${read.records.length} packages, expected ${expected}`);
     }
 
     const apkIndex =
@@ -311,6 +330,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       singles,
       bursts,
       reads,
+      deletes,
       rssMiB,
       apkIndex,
     };
