@@ -68,6 +68,9 @@ export class Indexer {
     store.onIndexChange((changes) => {
       for (const c of changes) {
         const id = indexId(c.key);
+        // Without chunks (and no build under way that will leave some), the next build is a
+        // full one and would drop these anyway: a bulk import does not pile them up here.
+        if (!this.cached.has(id) && !this.slots.has(id)) continue;
         const list = this.pending.get(id);
         if (list) list.push(c);
         else this.pending.set(id, [c]);
