@@ -58,13 +58,14 @@ export class Indexer {
       chunking?: ChunkingRule;
       /**
        * Compressed chunks kept across all indexes; the least recently built
-       * go first (their next build is a full one). ~13 MB per 100,000 entries.
+       * go first (their next build is a full one). ~10-13 MB per 100,000 entries;
+       * 64 MiB by default, so that 1,000,000 packages fit the 300 MB RSS goal.
        */
       cacheBytes?: number;
     } = {},
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
-    this.cacheBytes = options.cacheBytes ?? 128 * 2 ** 20;
+    this.cacheBytes = options.cacheBytes ?? 64 * 2 ** 20;
     store.onIndexChange((changes) => {
       for (const c of changes) {
         const id = indexId(c.key);
