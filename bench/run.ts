@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { benchComponents } from './components.ts';
 import { benchDownload } from './download.ts';
 import { benchIndexScale } from './index-scale.ts';
+import { benchMemoryScale } from './memory-scale.ts';
 import { benchParse } from './parse.ts';
 import { benchPublish } from './publish.ts';
 import { type BenchResult, log, runCommand } from './support.ts';
@@ -13,7 +14,7 @@ import { type BenchResult, log, runCommand } from './support.ts';
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download components index]
+ * usage: npm run bench [-- parse publish download components index memory]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
@@ -22,6 +23,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   download: benchDownload,
   components: benchComponents,
   index: benchIndexScale,
+  memory: benchMemoryScale,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
