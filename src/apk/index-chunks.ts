@@ -159,7 +159,17 @@ export class ChunkedIndex {
     };
     for (const t of changes.remove) place(removes, recordKey(t), true);
     for (const t of changes.add) place(adds, recordKey(t), false);
+    try {
+      this.chunks = this.rechunk(old, adds, removes);
+    } finally {
+      // Inflated records are only needed while rechunking; kept, they would double the memory.
+      for (const c of old) c.records = undefined;
+      this.forgetRecords();
+    }
+  }
 
+  /** The new chunk list: untouched chunks as they are, each touched span rechunked. */
+  private rechunk(old: Chunk[], adds: Map<number, RecordKey[]>, removes: Map<number, RecordKey[]>): Chunk[] {
     const out: Chunk[] = [];
     let i = 0;
     while (i < old.length) {
@@ -192,9 +202,7 @@ export class ChunkedIndex {
       }
       out.push(...this.makeChunks(records, span));
     }
-    for (const c of old) c.records = undefined;
-    this.chunks = out;
-    this.forgetRecords();
+    return out;
   }
 
   /**
