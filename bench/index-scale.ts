@@ -78,6 +78,7 @@ interface SizeResult {
   /** Milliseconds per GET (after one unmeasured). */
   reads: Record<string, number[]>;
   rssMiB: number;
+  loadAfterSingles: number;
   /** DELETE until its 204. */
   deletes: number[];
   apkIndex: { files: number; buildFilesMs: number; ms: number; bytes: number } | { skipped: string };
@@ -256,6 +257,8 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       const sample = await publishAndSee(base, apks[i]!, performance.now());
       if (i >= WARMUP) singles.push(sample);
     }
+    // Other processes on the machine stretch every latency here: the 1-minute load average then.
+    const loadAfterSingles = loadavg()[0]!;
     const bursts: Sample[] = [];
     for (let b = 0; b < BURSTS; b++) {
       const from = WARMUP + SINGLES + b * BURST_SIZE;
@@ -330,6 +333,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       singles,
       bursts,
       reads,
+      loadAfterSingles,
       deletes,
       rssMiB,
       apkIndex,
