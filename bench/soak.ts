@@ -344,7 +344,7 @@ async function main(): Promise<number> {
         if (r) stats.fail(`delete ${p.file}: ${r.status} ${r.body.toString().slice(0, 200)}`);
       }
       busy.delete(p.file);
-      await sleep(200);
+      await sleep(20);
     }
   };
 
@@ -508,7 +508,10 @@ async function main(): Promise<number> {
       perSecond: round(l.length / elapsedS, 1),
       p50: round(percentile(l, 50), 1),
       p99: round(percentile(l, 99), 1),
-      max: round(Math.max(...l), 1),
+      max: round(
+        l.reduce((a, b) => Math.max(a, b), 0),
+        1,
+      ),
     };
     metrics.push({ name: `${kind} p50`, value: round(percentile(l, 50), 1), unit: 'ms' });
     metrics.push({ name: `${kind} p99`, value: round(percentile(l, 99), 1), unit: 'ms' });
@@ -519,7 +522,14 @@ async function main(): Promise<number> {
   const lastMinute = rss.filter((r) => r.s >= elapsedS - 60).map((r) => r.bytes / 2 ** 20);
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   metrics.push(
-    { name: 'RSS max', value: round(Math.max(...rssMiB), 1), unit: 'MiB' },
+    {
+      name: 'RSS max',
+      value: round(
+        rssMiB.reduce((a, b) => Math.max(a, b), 0),
+        1,
+      ),
+      unit: 'MiB',
+    },
     { name: 'RSS first minute (mean)', value: round(avg(firstMinute), 1), unit: 'MiB' },
     { name: 'RSS last minute (mean)', value: round(avg(lastMinute), 1), unit: 'MiB' },
     { name: 'RSS at end', value: finalRss === undefined ? null : round(finalRss / 2 ** 20, 1), unit: 'MiB' },
