@@ -59,6 +59,11 @@ interface Sample {
   created: number;
   /** POST until a GET of APKINDEX.tar.gz answers with the new index (its headers). */
   visible: number;
+  /**
+   * CPU time of this process (server and client, all threads) from the POST to
+   * the 201: unlike wall time, other load on the machine barely changes it.
+   */
+  cpu: number;
 }
 
 interface SizeResult {
@@ -118,6 +123,11 @@ export async function benchIndexScale(): Promise<BenchResult> {
       },
       { name: `${label}: single publish-to-visible p99`, value: round(s.singleVisibleP99, 1), unit: 'ms' },
       { name: `${label}: single 201 p50`, value: round(s.singleCreatedP50, 1), unit: 'ms' },
+      {
+        name: `${label}: single publish CPU time p50 (POST to 201)`,
+        value: round(s.singleCpuP50, 1),
+        unit: 'ms',
+      },
       {
         name: `${label}: burst of ${BURST_SIZE} publish-to-visible p50`,
         value: round(s.burstVisibleP50, 1),
@@ -193,6 +203,10 @@ function summary(r: SizeResult) {
   return {
     singleVisibleP50: percentile(singles, 50),
     singleVisibleP99: percentile(singles, 99),
+    singleCpuP50: percentile(
+      r.singles.map((s) => s.cpu),
+      50,
+    ),
     singleCreatedP50: percentile(
       r.singles.map((s) => s.created),
       50,
@@ -347,6 +361,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
 
 /** POST one package; then GET the index until it is a different one than before the POST. */
 async function publishAndSee(base: string, apk: Buffer, started: number): Promise<Sample> {
+  const cpuBefore = process.cpuUsage();
   const res = await fetch(`${base}/api/v1/repos/bench/glibc/packages`, {
     method: 'POST',
     headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/octet-stream' },
@@ -354,6 +369,8 @@ async function publishAndSee(base: string, apk: Buffer, started: number): Promis
   });
   const json = (await res.json()) as { sha256?: string };
   const created = performance.now() - started;
+  const used = process.cpuUsage(cpuBefore);
+  const cpu = (used.user + used.system) / 1000;
   if (res.status !== 201)
     throw new Error(`publish returned ${res.status}: ${JSON.stringify(json).slice(0, 300)}`);
   // Served after the 201: the response headers of a GET are what a client waits for first.
@@ -361,7 +378,7 @@ async function publishAndSee(base: string, apk: Buffer, started: number): Promis
   const visible = performance.now() - started;
   if (index.status !== 200) throw new Error(`index answered ${index.status}`);
   await index.arrayBuffer();
-  return { created, visible };
+  return { created, visible, cpu };
 }
 
 async function timeGets(url: string, times = 10): Promise<number[]> {
