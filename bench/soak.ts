@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fsck } from '../src/repo/fsck.ts';
 import { buildApk } from '../test/helpers/apk-builder.ts';
+import { indexSizesWithTar } from '../test/helpers/index-text.ts';
 import { opensslVerifyIndex } from '../test/helpers/server.ts';
 import {
   BENCH_TOKEN,
@@ -402,17 +403,7 @@ async function main(): Promise<number> {
     await writeFile(file, Buffer.from(await res.arrayBuffer()));
     const verified = opensslVerifyIndex(file, pems, work);
     check(`${arch}: index verifies with openssl`, verified.length > 0, verified.join(', '));
-    const { execFileSync } = await import('node:child_process');
-    const text = execFileSync('tar', ['-xzOf', file, 'APKINDEX'], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    const records = new Map<string, number>();
-    for (const block of text.split('\n\n').filter((b) => b.trim())) {
-      const field = (k: string) =>
-        block
-          .split('\n')
-          .find((l) => l.startsWith(`${k}:`))
-          ?.slice(2);
-      records.set(`${field('P')}-${field('V')}.apk`, Number(field('S')));
-    }
+    const records = indexSizesWithTar(file);
     listedTotal += records.size;
     const api: Array<{ filename: string; size: number; sha256: string; arch: string }> = [];
     for (let after = 0; ; ) {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { loadPublicKey } from '../../src/apk/signature.ts';
 import { fsck } from '../../src/repo/fsck.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { type ChildServer, spawnServer } from '../helpers/child-server.ts';
+import { indexSizesWithTar } from '../helpers/index-text.ts';
 import { opensslVerifyIndex, publish, removeDir } from '../helpers/server.ts';
 
 /**
@@ -60,21 +60,6 @@ function tempFiles(dataDir: string): string[] {
   return found;
 }
 
-/** P:/V:/S: of every record, read with tar and by hand (not with reef's reader). */
-function indexRecords(indexFile: string): Map<string, number> {
-  const text = execFileSync('tar', ['-xzOf', indexFile, 'APKINDEX'], { encoding: 'utf8' });
-  const records = new Map<string, number>();
-  for (const block of text.split('\n\n').filter((b) => b.trim())) {
-    const field = (k: string) =>
-      block
-        .split('\n')
-        .find((l) => l.startsWith(`${k}:`))
-        ?.slice(2);
-    records.set(`${field('P')}-${field('V')}.apk`, Number(field('S')));
-  }
-  return records;
-}
-
 /**
  * Index temp files (indexes/<repo>/<libc>/<arch>/.index.*.tmp) a kill left and
  * a restart did not remove: the indexer's recover() does not sweep them yet.
@@ -117,7 +102,7 @@ async function checkServer(
         opensslVerifyIndex(file, pems, work).length > 0,
         `${context}: ${arch} index verifies with openssl`,
       );
-      records = indexRecords(file);
+      records = indexSizesWithTar(file);
     } else {
       const index = await readIndex(chunked(bytes), {
         keys: Object.entries(pems).map(([name, pem]) => loadPublicKey(name, pem)),
