@@ -73,6 +73,7 @@ interface SizeResult {
   chunkedFullBuildMs: number;
   /** The one-pass baseline: snapshot, sort, render, gzip, sign, hash, write (median). */
   onePassRebuildMs: number[];
+  onePassCpuMs: number[];
   indexBytes: number;
   onePassBytes: number;
   gzip6Bytes: number | undefined;
@@ -127,6 +128,12 @@ export async function benchIndexScale(): Promise<BenchResult> {
         name: `${label}: single publish CPU time p50 (POST to 201)`,
         value: round(s.singleCpuP50, 1),
         unit: 'ms',
+      },
+      { name: `${label}: one-pass rebuild CPU time`, value: round(s.onePassCpu, 1), unit: 'ms' },
+      {
+        name: `${label}: one-pass rebuild CPU / single publish CPU`,
+        value: round(s.onePassCpu / s.singleCpuP50, 2),
+        unit: 'x',
       },
       {
         name: `${label}: burst of ${BURST_SIZE} publish-to-visible p50`,
@@ -214,6 +221,7 @@ function summary(r: SizeResult) {
     burstVisibleP50: percentile(bursts, 50),
     burstVisibleP99: percentile(bursts, 99),
     onePass: median(r.onePassRebuildMs),
+    onePassCpu: median(r.onePassCpuMs),
   };
 }
 
@@ -235,10 +243,12 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
     const chunkedFullBuildMs = performance.now() - buildStarted;
 
     const onePassRebuildMs: number[] = [];
+    const onePassCpuMs: number[] = [];
     let onePassBytes = 0;
     for (let i = 0; i < REBUILDS; i++) {
       const r = await onePassRebuild(services, join(temp.path, 'one-pass'));
       onePassRebuildMs.push(r.ms);
+      onePassCpuMs.push(r.cpu);
       onePassBytes = r.bytes;
     }
 
@@ -339,6 +349,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       seedMs,
       chunkedFullBuildMs,
       onePassRebuildMs,
+      onePassCpuMs,
       indexBytes,
       onePassBytes,
       gzip6Bytes,
@@ -394,8 +405,12 @@ async function timeGets(url: string, times = 10): Promise<number[]> {
 }
 
 /** What every publish cost before issue 7: the whole index from SQLite, rendered, gzipped in one pass, signed, written. */
-async function onePassRebuild(services: Services, dir: string): Promise<{ ms: number; bytes: number }> {
+async function onePassRebuild(
+  services: Services,
+  dir: string,
+): Promise<{ ms: number; cpu: number; bytes: number }> {
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const { records } = services.store.snapshotForIndex(KEY);
   const text = sortIndexEntries(records)
     .map((p) => rewriteRecordArch(p.record, p.arch, KEY.arch))
@@ -407,7 +422,8 @@ async function onePassRebuild(services: Services, dir: string): Promise<{ ms: nu
   });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   await writeFileAtomic(join(dir, `${sha256}.tar.gz`), bytes);
-  return { ms: performance.now() - started, bytes: bytes.length };
+  const used = process.cpuUsage(cpuBefore);
+  return { ms: performance.now() - started, cpu: (used.user + used.system) / 1000, bytes: bytes.length };
 }
 
 /** Chunk count, text size, and the size `gzip -6` gives the same tar in one pass. */
