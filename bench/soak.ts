@@ -227,10 +227,22 @@ async function main(): Promise<number> {
   const started = performance.now();
   const deadline = started + durationMs;
   const running = () => performance.now() < deadline;
-  const rss: Array<{ s: number; bytes: number }> = [];
+  const rss: Array<{ s: number; bytes: number; heapUsed?: number; external?: number }> = [];
   const sampler = setInterval(() => {
     const bytes = rssOf(pid);
-    if (bytes !== undefined) rss.push({ s: round((performance.now() - started) / 1000, 1), bytes });
+    if (bytes === undefined) return;
+    const sample: (typeof rss)[number] = { s: round((performance.now() - started) / 1000, 1), bytes };
+    rss.push(sample);
+    // The JS heap and off-heap buffers as the server reports them: what part of RSS grows.
+    fetch(`${server.url}/metrics`)
+      .then((r) => r.text())
+      .then((text) => {
+        const gauge = (name: string) =>
+          Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+        sample.heapUsed = gauge('nodejs_heap_size_used_bytes');
+        sample.external = gauge('nodejs_external_memory_bytes');
+      })
+      .catch(() => {});
   }, 5000);
   const progress = setInterval(() => {
     const done = Math.round((performance.now() - started) / 1000);
@@ -524,6 +536,16 @@ async function main(): Promise<number> {
     { name: 'RSS first minute (mean)', value: round(avg(firstMinute), 1), unit: 'MiB' },
     { name: 'RSS last minute (mean)', value: round(avg(lastMinute), 1), unit: 'MiB' },
     { name: 'RSS at end', value: finalRss === undefined ? null : round(finalRss / 2 ** 20, 1), unit: 'MiB' },
+    {
+      name: 'JS heap used, first sample',
+      value: round((rss[0]?.heapUsed ?? Number.NaN) / 2 ** 20, 1),
+      unit: 'MiB',
+    },
+    {
+      name: 'JS heap used, last sample',
+      value: round((rss.at(-1)?.heapUsed ?? Number.NaN) / 2 ** 20, 1),
+      unit: 'MiB',
+    },
   );
   const allOk = invariants.every((i) => i.ok);
   metrics.push({
