@@ -19,13 +19,6 @@ import type { Json } from './types.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-interface Validators {
-  spdx: ValidateFunction;
-  cdx: Record<'1.5' | '1.6', ValidateFunction>;
-}
-
-let validators: Validators | undefined;
-
 /** The directory of the official CycloneDX JSON schemas inside @cyclonedx/cyclonedx-library. */
 export function cycloneDxSchemaDir(): string {
   const require = createRequire(import.meta.url);
@@ -38,30 +31,42 @@ const IRI_REFERENCE = /^[^\u0000-\u0020<>"{}|\\^`\u007f]*$/u;
 /** RFC 6531 address, loosely: the CycloneDX schema only uses it for contact e-mails. */
 const IDN_EMAIL = /^[^\s@]+@[^\s@]+$/u;
 
-function compile(): Validators {
-  if (validators) return validators;
-  const dir = cycloneDxSchemaDir();
-  const load = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Json;
+let ajvInstance: Ajv | undefined;
+
+/** One ajv for all schemas; each schema is compiled on its first use (CycloneDX 1.6 alone takes ~1 s). */
+function ajv(): Ajv {
+  if (ajvInstance) return ajvInstance;
   // The CycloneDX schemas are draft-07 (ajv's default dialect) and carry keywords
   // ajv's strict mode rejects (meta:enum, …): strict off, formats from ajv-formats.
-  const ajv = new Ajv({ strict: false, allErrors: false });
-  addFormats(ajv);
+  const instance = new Ajv({ strict: false, allErrors: false });
+  addFormats(instance);
   // ajv-formats has no IRI or IDN formats; unknown ones would be logged and skipped.
-  ajv.addFormat('iri-reference', IRI_REFERENCE);
-  ajv.addFormat('iri', IRI_REFERENCE);
-  ajv.addFormat('idn-email', IDN_EMAIL);
+  instance.addFormat('iri-reference', IRI_REFERENCE);
+  instance.addFormat('iri', IRI_REFERENCE);
+  instance.addFormat('idn-email', IDN_EMAIL);
   // The bom schemas $ref these by their SNAPSHOT file names, relative to their own $id.
   for (const file of ['spdx.SNAPSHOT.schema.json', 'jsf-0.82.SNAPSHOT.schema.json']) {
-    ajv.addSchema({ ...load(file), $id: `http://cyclonedx.org/schema/${file}` });
+    instance.addSchema({ ...loadCycloneDxSchema(file), $id: `http://cyclonedx.org/schema/${file}` });
   }
-  validators = {
-    spdx: ajv.compile(SPDX_23_SCHEMA),
-    cdx: {
-      '1.5': ajv.compile(load('bom-1.5.SNAPSHOT.schema.json')),
-      '1.6': ajv.compile(load('bom-1.6.SNAPSHOT.schema.json')),
-    },
-  };
-  return validators;
+  ajvInstance = instance;
+  return instance;
+}
+
+function loadCycloneDxSchema(file: string): Json {
+  return JSON.parse(readFileSync(join(cycloneDxSchemaDir(), file), 'utf8')) as Json;
+}
+
+const compiled = new Map<string, ValidateFunction>();
+
+function validator(name: 'spdx' | '1.5' | '1.6'): ValidateFunction {
+  let validate = compiled.get(name);
+  if (!validate) {
+    validate = ajv().compile(
+      name === 'spdx' ? SPDX_23_SCHEMA : loadCycloneDxSchema(`bom-${name}.SNAPSHOT.schema.json`),
+    );
+    compiled.set(name, validate);
+  }
+  return validate;
 }
 
 function schemaError(what: string, error: ErrorObject | undefined): AppError {
@@ -75,12 +80,12 @@ function schemaError(what: string, error: ErrorObject | undefined): AppError {
 }
 
 export function validateCycloneDx(doc: Json, specVersion: '1.5' | '1.6'): void {
-  const validate = compile().cdx[specVersion];
+  const validate = validator(specVersion);
   if (!validate(doc)) throw schemaError(`CycloneDX ${specVersion}`, validate.errors?.[0]);
 }
 
 export function validateSpdx(doc: Json): void {
-  const validate = compile().spdx;
+  const validate = validator('spdx');
   const what = `SPDX ${String(doc.spdxVersion).replace(/^SPDX-/, '')}`;
   if (!validate(doc)) throw schemaError(what, validate.errors?.[0]);
   checkSpdxReferences(doc);
