@@ -137,16 +137,39 @@ export async function publishPackage(
       await temp.discard();
       return { outcome: 'exists' as const, pkg: existing };
     }
-    await deps.blobs.commit(temp, apk.sha256);
-    // Side blobs are written under their own locks: a delete may be collecting the same bytes.
-    await deps.locks.run(sbom.sha256, () => storeBytes(deps.blobs, sbom.bytes, sbom.sha256));
-    await deps.locks.run(attestation.sha256, () =>
-      storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
-    );
-    if (provenance) {
-      const sent = provenance;
-      await deps.locks.run(sent.sha256, () => storeBytes(deps.blobs, sent.bytes, sent.sha256));
+    const sides = [sbom, attestation, ...(provenance ? [provenance] : [])];
+    let inserted: ReturnType<typeof insertPackage>;
+    try {
+      await deps.blobs.commit(temp, apk.sha256);
+      // Side blobs are written under their own locks: a delete may be collecting the same bytes.
+      for (const side of sides) {
+        await deps.locks.run(side.sha256, () => storeBytes(deps.blobs, side.bytes, side.sha256));
+      }
+      inserted = insertPackage();
+    } catch (err) {
+      await collectWritten();
+      throw err;
     }
+    // A concurrent publish of the same name and version with other bytes won the row.
+    if (inserted.outcome === 'exists') await collectWritten();
+    return inserted;
+
+    /** The row never landed, so nothing may reference what this publish wrote: collect it (as delete does). */
+    async function collectWritten() {
+      await collectUnreferenced(deps, apk.sha256);
+      for (const side of sides) {
+        await deps.locks.run(side.sha256, () => collectUnreferenced(deps, side.sha256));
+      }
+    }
+  });
+
+  if (result.outcome === 'exists') return finishExisting(deps, result.pkg, apk);
+  // 201 only once an index listing the package is live (design invariant 1).
+  await deps.indexer.refresh(deps.store.indexesListing(result.pkg));
+  const pkg = deps.store.find(key, p.name, p.version) ?? result.pkg;
+  return { outcome: 'created', pkg, warnings: apk.warnings };
+
+  function insertPackage() {
     return deps.store.insert(
       {
         ...key,
@@ -190,13 +213,12 @@ export async function publishPackage(
         if (provenance) saveProvenance(deps, created.id, provenance);
       },
     );
-  });
+  }
+}
 
-  if (result.outcome === 'exists') return finishExisting(deps, result.pkg, apk);
-  // 201 only once an index listing the package is live (design invariant 1).
-  await deps.indexer.refresh(deps.store.indexesListing(result.pkg));
-  const pkg = deps.store.find(key, p.name, p.version) ?? result.pkg;
-  return { outcome: 'created', pkg, warnings: apk.warnings };
+/** Deletes a blob nothing references any more; the caller holds the blob's lock. */
+async function collectUnreferenced(deps: PublishDeps, sha256: string): Promise<void> {
+  if (!deps.store.isBlobReferenced(sha256)) await deps.blobs.delete(sha256).catch(() => {});
 }
 
 async function finishExisting(

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database, { type Statement } from 'better-sqlite3';
+import { AppError } from '../errors.ts';
 
 export type Db = Database.Database;
 
@@ -10,6 +11,24 @@ const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.ur
  * Opens the SQLite database in WAL mode. synchronous=FULL: a publish is only
  * acknowledged after its row is on disk (design invariant 7).
  */
+/**
+ * SQLite's own out-of-space result as reef's STORAGE_FULL (507); other
+ * errors pass unchanged. Called where a write transaction runs.
+ */
+export function translateDbError(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'SQLITE_FULL') {
+    return new AppError(
+      'STORAGE_FULL',
+      'the server has no storage space left for its database; try again later',
+      {
+        cause: err,
+      },
+    );
+  }
+  return err;
+}
+
 export function openDb(path: string): Db {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');

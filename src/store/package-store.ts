@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
-import { type Db, statementCache } from './db.ts';
+import { type Db, statementCache, translateDbError } from './db.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -242,6 +242,18 @@ export class PackageStore {
    * that lists it dirty in the same transaction, in which `alongside` runs too.
    */
   insert(pkg: NewPackage, now = Date.now(), alongside?: (created: StoredPackage) => void): InsertResult {
+    try {
+      return this.insertRow(pkg, now, alongside);
+    } catch (err) {
+      throw translateDbError(err);
+    }
+  }
+
+  private insertRow(
+    pkg: NewPackage,
+    now: number,
+    alongside?: (created: StoredPackage) => void,
+  ): InsertResult {
     let changes: IndexChange[] = [];
     const result = this.db.transaction((): InsertResult => {
       const existing = this.find(pkg, pkg.name, pkg.version);

@@ -217,8 +217,6 @@ test('file size limit (RLIMIT_FSIZE, unprivileged): 507 or 500, nothing partial,
   }
 });
 
-test('disk full: a failed publish leaves no package bytes behind', {
-  todo: 'src/repo/publish.ts keeps the committed blob when the row insert fails (SQLite write error, 500)',
-}, () => {
+test('disk full: a failed publish leaves no package bytes behind', () => {
   assert.deepEqual([...leftoverBlobs], []);
 });
