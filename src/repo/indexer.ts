@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ChunkedIndex, type ChunkingRule, DEFAULT_CHUNKING } from '../apk/index-chunks.ts';
 import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
@@ -275,7 +275,8 @@ export class Indexer {
   private async writeIndexFile(key: IndexKey, bytes: Buffer): Promise<string> {
     const dir = dirname(this.indexPath(key, 'x'));
     await mkdir(dir, { recursive: true });
-    const tmp = join(dir, `.index.${randomBytes(6).toString('hex')}.tmp`);
+    // The writer's pid in the name: recover() sweeps what dead writers left, never a live one's.
+    const tmp = join(dir, `.index.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     try {
       const fh = await open(tmp, 'wx', 0o644);
       let sha256: string;
@@ -305,6 +306,7 @@ export class Indexer {
    * missing, or that is not signed by exactly the current keys.
    */
   async recover(): Promise<IndexKey[]> {
+    await this.sweepTempFiles();
     const signedBy = this.signers()
       .map((s) => s.keyName)
       .join(',');
@@ -320,6 +322,27 @@ export class Indexer {
     const keys = uniqueKeys(todo.map(({ repo, libc, arch }) => ({ repo, libc, arch })));
     await this.refreshInTurn(keys);
     return keys;
+  }
+
+  /**
+   * Removes index temp files whose writer is gone (killed mid-write). A
+   * file of a live process (a server beside a CLI command) stays.
+   */
+  private async sweepTempFiles(): Promise<void> {
+    const root = join(this.dataDir, 'indexes');
+    const dirs = async (path: string) =>
+      (await readdir(path, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
+    for (const repo of await dirs(root)) {
+      for (const libc of await dirs(join(root, repo.name))) {
+        for (const arch of await dirs(join(root, repo.name, libc.name))) {
+          const dir = join(root, repo.name, libc.name, arch.name);
+          for (const name of await readdir(dir).catch(() => [] as string[])) {
+            const pid = /^\.index\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1];
+            if (pid !== undefined && !isAlive(Number(pid))) await rm(join(dir, name), { force: true });
+          }
+        }
+      }
+    }
   }
 
   /** Rebuilds every index (after a key rotation, or on request). */
@@ -346,6 +369,17 @@ export class Indexer {
     while (this.slots.size > 0) {
       await Promise.allSettled([...this.slots.values()].map((s) => s.running));
     }
+  }
+}
+
+/** Whether a process other than this one runs with that pid. */
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

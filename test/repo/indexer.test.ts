@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { ChunkedIndex, type ChunkingRule } from '../../src/apk/index-chunks.ts';
@@ -237,6 +237,25 @@ describe('Indexer (incremental chunks)', () => {
     await s.indexer.refresh([keyOf('x86_64')]);
     assert.deepEqual(modes(s), ['full', 'full', 'delta', 'full']);
     for (const a of ARCHES) await checkIndex(s, keyOf(a));
+    s.db.close();
+  });
+
+  test('recover() sweeps index temp files of dead writers, not of a live process', async () => {
+    const s = setup();
+    s.store.insert(pkg('t', '1.0-r0', 'x86_64'));
+    await s.indexer.refresh([keyOf('x86_64')]);
+    const dir = dirname(s.indexer.indexPath(keyOf('x86_64'), 'x'));
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const files = {
+      dead: join(dir, `.index.${dead}.0123456789ab.tmp`),
+      live: join(dir, `.index.${process.ppid}.0123456789ab.tmp`),
+      other: join(dir, 'unrelated.tmp'),
+    };
+    for (const f of Object.values(files)) writeFileSync(f, 'partial');
+    await s.indexer.recover();
+    assert.equal(existsSync(files.dead), false);
+    assert.equal(existsSync(files.live), true);
+    assert.equal(existsSync(files.other), true);
     s.db.close();
   });
 
