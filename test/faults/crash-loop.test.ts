@@ -10,6 +10,7 @@ import { fsck } from '../../src/repo/fsck.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { type ChildServer, spawnServer } from '../helpers/child-server.ts';
 import { indexSizesWithTar } from '../helpers/index-text.ts';
+import { prng } from '../helpers/prng.ts';
 import { opensslVerifyIndex, publish, removeDir } from '../helpers/server.ts';
 
 /**
@@ -23,17 +24,6 @@ import { opensslVerifyIndex, publish, removeDir } from '../helpers/server.ts';
 const ROUNDS = 20;
 const PER_ROUND = 6;
 const ARCHES = ['x86_64', 'aarch64'];
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function countBy(codes: string[]): Record<string, number> {
   const counts: Record<string, number> = {};

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { sign } from 'node:crypto';
 import zlib from 'node:zlib';
 import type { ErrorCode } from '../../src/errors.ts';
+import { prng } from '../helpers/prng.ts';
 import {
   BLOCK,
   defaultDataTar,
@@ -131,17 +132,6 @@ const MALFORMED: ErrorCode[] = [
   'APK_INVALID_ARCH',
   'APK_INVALID_DEPENDENCY',
 ];
-
-/** Deterministic PRNG (mulberry32): the corpus is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function packageCases(signer: Signer): Promise<Case[]> {
   const cases: Case[] = [];

@@ -15,6 +15,7 @@ import { Indexer } from '../../src/repo/indexer.ts';
 import { type Db, migrate, openDb } from '../../src/store/db.ts';
 import { type IndexKey, type NewPackage, PackageStore } from '../../src/store/package-store.ts';
 import { chunked, generateRsaKey } from '../helpers/apk-builder.ts';
+import { prng } from '../helpers/prng.ts';
 
 /** Small chunks, so a few hundred packages make many chunks and every update rechunks something. */
 const RULE: ChunkingRule = { averageRecords: 4, maxBytes: 3000 };
@@ -29,18 +30,6 @@ const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** A seeded PRNG (mulberry32), so a failing sequence can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function pkg(name: string, version: string, arch: string): NewPackage {
   const sha = randomBytes(32).toString('hex');
