@@ -9,12 +9,13 @@ import { benchMemoryScale } from './memory-scale.ts';
 import { benchParse } from './parse.ts';
 import { benchPublish } from './publish.ts';
 import { type BenchResult, log, runCommand } from './support.ts';
+import { benchUploadMemory } from './upload-memory.ts';
 
 /**
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download components index memory]
+ * usage: npm run bench [-- parse publish download components index memory upload-memory]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
@@ -24,6 +25,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   components: benchComponents,
   index: benchIndexScale,
   memory: benchMemoryScale,
+  'upload-memory': benchUploadMemory,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));

@@ -1,0 +1,184 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+import { gzipMember, packTar } from '../test/helpers/apk-builder.ts';
+import { BENCH_TOKEN, type BenchResult, freePort, log, MiB, makeTempDir, round, sleep } from './support.ts';
+
+/**
+ * Issue 7: server memory while it takes a 2 GiB package. A generated .apk of
+ * eight 256 MiB files of random bytes plus 20,000 small files (so the file
+ * list and the generated SBOM have some size) is streamed to a fresh
+ * `reef serve`; its RSS is sampled every 50 ms from /proc and its peak
+ * (VmHWM) read at the end. The baseline is the same server idle before the
+ * upload, in the same run. Goal: peak under 150 MB.
+ */
+
+const BIG_FILES = 8;
+const BIG_FILE_BYTES = 256 * MiB;
+const SMALL_FILES = 20_000;
+
+export async function benchUploadMemory(): Promise<BenchResult> {
+  const temp = await makeTempDir('upload-memory');
+  let child: ChildProcess | undefined;
+  try {
+    const apkPath = join(temp.path, 'bench-huge-1.0.0-r0.apk');
+    const started = performance.now();
+    await generateHugeApk(temp.path, apkPath);
+    const size = (await stat(apkPath)).size;
+    log(
+      `upload-memory: generated ${(size / MiB).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    );
+
+    const port = await freePort();
+    child = spawn(process.execPath, [fileURLToPath(new URL('../bin/reef.js', import.meta.url)), 'serve'], {
+      env: {
+        ...process.env,
+        REEF_DATA_DIR: join(temp.path, 'data'),
+        REEF_PORT: String(port),
+        REEF_ADMIN_TOKEN: BENCH_TOKEN,
+        REEF_LOG_LEVEL: 'warn',
+        REEF_KEY_BITS: '2048',
+        REEF_MAX_UPLOAD_BYTES: String(2 ** 32 - 1),
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
+      if (i > 600) throw new Error('server did not start');
+      await sleep(100);
+    }
+    await sleep(1000);
+    const idle = rssOf(child.pid!);
+
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(rssOf(child!.pid!).rss), 50);
+    const uploadStarted = performance.now();
+    const res = await fetch(`${base}/api/v1/repos/bench/glibc/packages`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${BENCH_TOKEN}`,
+        'content-type': 'application/octet-stream',
+        'content-length': String(size),
+      },
+      body: Readable.toWeb(createReadStream(apkPath)) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    const text = await res.text();
+    const uploadMs = performance.now() - uploadStarted;
+    clearInterval(sampler);
+    if (res.status !== 201) throw new Error(`publish answered ${res.status}: ${text.slice(0, 300)}`);
+    const end = rssOf(child.pid!);
+    const sorted = [...samples].sort((a, b) => a - b);
+    const p99 = sorted[Math.floor(sorted.length * 0.99)] ?? end.rss;
+    log(
+      `upload-memory: ${(size / MiB).toFixed(0)} MiB in ${(uploadMs / 1000).toFixed(1)} s; RSS idle ${idle.rss} MiB, peak ${end.peak} MiB`,
+    );
+    return {
+      name: 'upload-memory',
+      metrics: [
+        { name: 'package size', value: round(size / MiB, 0), unit: 'MiB' },
+        { name: 'server RSS idle before (baseline)', value: idle.rss, unit: 'MiB' },
+        { name: 'server RSS peak during upload (VmHWM)', value: end.peak, unit: 'MiB' },
+        { name: 'server RSS p99 of 50 ms samples', value: p99, unit: 'MiB' },
+        { name: 'peak - idle', value: end.peak - idle.rss, unit: 'MiB' },
+        { name: 'upload to 201', value: round(uploadMs / 1000, 1), unit: 's' },
+      ],
+      details: { size, idle, end, samples: samples.length, bigFiles: BIG_FILES, smallFiles: SMALL_FILES },
+      notes: ['goal (issue 7): RSS under 150 MB while a 2 GB package is uploaded'],
+    };
+  } finally {
+    child?.kill('SIGKILL');
+    await temp.cleanup();
+  }
+}
+
+/** VmRSS and VmHWM (peak) of a process, MiB, from /proc. */
+function rssOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  return { rss: Math.round(kib('VmRSS') / 1024), peak: Math.round(kib('VmHWM') / 1024) };
+}
+
+const MTIME = 1_700_000_000;
+
+function header(name: string, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  h.write(`${MTIME.toString(8).padStart(11, '0')}\0`, 136);
+  h.write('        ', 148);
+  h.write('0', 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return h;
+}
+
+const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+
+/** The data tar: big random files (incompressible, so the .apk is ~2 GiB) and many small ones. */
+async function* dataTar(): AsyncGenerator<Buffer> {
+  for (let i = 0; i < BIG_FILES; i++) {
+    yield header(`usr/share/huge/blob-${i}.bin`, BIG_FILE_BYTES);
+    for (let done = 0; done < BIG_FILE_BYTES; done += 4 * MiB) yield randomBytes(4 * MiB);
+  }
+  let batch: Buffer[] = [];
+  for (let i = 0; i < SMALL_FILES; i++) {
+    const body = Buffer.from(`small file ${i}\n`);
+    batch.push(header(`usr/share/huge/small/${i}.txt`, body.length), body, pad(body.length));
+    if (batch.length >= 3000) {
+      yield Buffer.concat(batch);
+      batch = [];
+    }
+  }
+  yield Buffer.concat([...batch, Buffer.alloc(1024)]);
+}
+
+async function generateHugeApk(dir: string, apkPath: string): Promise<void> {
+  const dataPath = join(dir, 'data.tar.gz');
+  const hash = createHash('sha256');
+  await pipeline(
+    Readable.from(dataTar()),
+    zlib.createGzip({ level: 1 }),
+    new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    }),
+    createWriteStream(dataPath),
+  );
+  const pkginfo = Buffer.from(
+    [
+      'pkgname = bench-huge',
+      'pkgver = 1.0.0-r0',
+      'pkgdesc = a 2 GiB package for the upload memory benchmark',
+      'url = https://example.org/',
+      `builddate = ${MTIME}`,
+      `size = ${BIG_FILES * BIG_FILE_BYTES}`,
+      'arch = x86_64',
+      'license = MIT',
+      `datahash = ${hash.digest('hex')}`,
+      '',
+    ].join('\n'),
+  );
+  const control = await packTar(
+    [{ header: { name: '.PKGINFO', size: pkginfo.length, mode: 0o644 }, body: pkginfo }],
+    false,
+  );
+  await writeFile(apkPath, gzipMember(control));
+  await pipeline(createReadStream(dataPath), createWriteStream(apkPath, { flags: 'a' }));
+  await unlink(dataPath);
+}
