@@ -16,6 +16,13 @@ import { sendFile } from '../send-file.ts';
 export function registerRepoFileRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
   const { store, indexer, blobs, cache } = services;
 
+  /**
+   * Packages and what sits beside them never change (design invariant 4);
+   * indexes must be revalidated. Private repos stay out of shared caches.
+   */
+  const cacheControl = (repo: string, policy: string) =>
+    `${store.getRepo(repo)?.private ? 'private' : 'public'}, ${policy}`;
+
   app.route<{ Params: { repo: string; libc: string; arch: string; file: string } }>({
     // HEAD is routed explicitly: fastify's generated HEAD route would report a zero length.
     method: ['GET', 'HEAD'],
@@ -45,7 +52,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
             size,
             lastModified: index.builtAt ?? 0,
             // Indexes change on every publish: caches may keep them but must revalidate.
-            cacheControl: store.getRepo(repo)?.private ? 'private, no-cache' : 'public, no-cache',
+            cacheControl: cacheControl(repo, 'no-cache'),
             contentType: 'application/gzip',
             bytes,
             open: (range) => createReadStream(path, range ?? {}),
@@ -59,9 +66,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           sha256: provenance.sha256,
           size: provenance.size,
           lastModified: provenance.createdAt,
-          cacheControl: store.getRepo(repo)?.private
-            ? 'private, max-age=31536000, immutable'
-            : 'public, max-age=31536000, immutable',
+          cacheControl: cacheControl(repo, IMMUTABLE),
           contentType: provenance.contentType,
           bytes: await cache.get(provenance.sha256, provenance.size, () => blobs.readAll(provenance.sha256)),
           open: (range) => blobs.read(provenance.sha256, range),
@@ -78,9 +83,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           sha256: rendered.sha256,
           size: rendered.bytes.length,
           lastModified: rendered.stored.createdAt,
-          cacheControl: store.getRepo(repo)?.private
-            ? 'private, max-age=31536000, immutable'
-            : 'public, max-age=31536000, immutable',
+          cacheControl: cacheControl(repo, IMMUTABLE),
           contentType: side.contentType,
           bytes: rendered.bytes,
           open: () => Readable.from([rendered.bytes]),
@@ -94,9 +97,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           size: pkg.size,
           lastModified: pkg.uploadedAt,
           // A name-version-arch never changes content (design invariant 4); private ones stay out of shared caches.
-          cacheControl: store.getRepo(repo)?.private
-            ? 'private, max-age=31536000, immutable'
-            : 'public, max-age=31536000, immutable',
+          cacheControl: cacheControl(repo, IMMUTABLE),
           contentType: 'application/vnd.apk',
           bytes: await cache.get(pkg.sha256, pkg.size, () => blobs.readAll(pkg.sha256)),
           open: (range) => blobs.read(pkg.sha256, range),
@@ -169,6 +170,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
 }
 
 const MELANGE_SUFFIX = '.attest.tar.gz';
+const IMMUTABLE = 'max-age=31536000, immutable';
 
 const SIDE_FILES = [
   { suffix: '.spdx.json', format: 'spdx', contentType: 'application/spdx+json' },
