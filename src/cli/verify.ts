@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -9,7 +9,8 @@ import { loadPublicKey, type PublicKeyEntry } from '../apk/signature.ts';
 import { provenancePolicySchema } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { PUBLISH_PREDICATE } from '../provenance/publish-statement.ts';
-import { parseDsseBundle } from '../provenance/verify-bundle.ts';
+import { bindSubject, parseStatement } from '../provenance/statement.ts';
+import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
 import { ProvenancePolicies } from '../repo/provenance.ts';
 import { checkDescribes, parseSbom } from '../sbom/parse.ts';
 import { readClientEnv } from './client-env.ts';
@@ -139,6 +140,20 @@ export async function runVerify(args: string[], ctx: CliContext): Promise<number
     const attestationPem = values['attestation-key']
       ? await readFile(values['attestation-key'])
       : await getBytes(`${serverRoot}/keys/${listing.attestation}`, 'keys');
+    let attestationKey: KeyObject;
+    try {
+      attestationKey = createPublicKey(attestationPem);
+    } catch (err) {
+      throw new StepFailure('keys', `the attestation key is not a PEM public key: ${describe(err)}`);
+    }
+    // Trusts that one key and nothing else: no CA, no log, whatever the bundle's key hint says.
+    const attestationVerifier = new BundleVerifier({
+      keys: [{ name: basename(values['attestation-key'] ?? listing.attestation), key: attestationKey }],
+      identities: [],
+      trustedRoot: undefined,
+      identityThresholds: { tlog: 1, ctlog: 1, timestamp: 1 },
+      keyThresholds: { tlog: 0, timestamp: 0 },
+    });
     ok(
       'keys',
       `${indexKeys.map((k) => k.name).join(', ')}${values.key ? ' (pinned)' : ' (as served: trusted on first use; pin with --key)'}`,
@@ -184,11 +199,7 @@ export async function runVerify(args: string[], ctx: CliContext): Promise<number
 
     // attestation (read before the SBOM check: it names which SBOM document reef stored)
     const publishBytes = await getBytes(`${dir}/${target.filename}.publish.json`, 'attestation');
-    const attestationKeyPolicy = new ProvenancePolicies(
-      { '*': provenancePolicySchema.parse({ mode: 'require', keys: [attestationPem.toString('utf8')] }) },
-      process.cwd(),
-    );
-    const statement = await verifyReefAttestation(attestationKeyPolicy, publishBytes, apk);
+    const statement = verifyReefAttestation(attestationVerifier, publishBytes, apk);
 
     // sbom
     const sbomMeta = statement.predicate.sbom as { sha256?: string; format?: string } | undefined;
@@ -259,28 +270,27 @@ export async function runVerify(args: string[], ctx: CliContext): Promise<number
   }
 }
 
-async function verifyReefAttestation(
-  policy: ProvenancePolicies,
+/** reef's own record of the publish: signed by the attestation key, about this very .apk. */
+function verifyReefAttestation(
+  verifier: BundleVerifier,
   bytes: Buffer,
   apk: ApkPackage,
-): Promise<{ predicate: Record<string, unknown> }> {
+): { predicate: Record<string, unknown> } {
   try {
     const { bundle, payload } = parseDsseBundle(bytes);
-    // The same verifier as for publishers, trusting only the attestation key.
-    const verdict = policy.verifierFor('*').verify(bundle);
+    const verdict = verifier.verify(bundle);
     if (!verdict.verified) throw new AppError('PROVENANCE_UNVERIFIED', verdict.reason);
-    const statement = JSON.parse(payload.toString('utf8'));
-    if (statement.predicateType !== PUBLISH_PREDICATE) {
-      throw new AppError(
-        'PROVENANCE_INVALID',
-        `predicateType is ${statement.predicateType}, not ${PUBLISH_PREDICATE}`,
-      );
-    }
-    const digests = (statement.subject ?? []).map((s: { digest?: { sha256?: string } }) => s.digest?.sha256);
-    if (!digests.includes(apk.sha256)) {
+    const statement = parseStatement(payload, PUBLISH_PREDICATE);
+    const target = {
+      filename: `${apk.pkginfo.name}-${apk.pkginfo.version}.apk`,
+      sha256: apk.sha256,
+      datahash: apk.dataSha256,
+    };
+    // reef names the whole file, never the datahash.
+    if (bindSubject(statement, target) !== 'sha256') {
       throw new AppError(
         'PROVENANCE_SUBJECT_MISMATCH',
-        `it names ${digests.join(', ')}, not this .apk (${apk.sha256})`,
+        `it names the datahash, not this .apk (${apk.sha256})`,
       );
     }
     return statement;

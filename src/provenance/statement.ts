@@ -1,4 +1,5 @@
 import { AppError } from '../errors.ts';
+import { IN_TOTO_STATEMENT } from './publish-statement.ts';
 
 /**
  * Publisher provenance statements: an in-toto Statement v1 with a SLSA
@@ -11,7 +12,6 @@ import { AppError } from '../errors.ts';
  * the package and a signature binds it to a signer.
  */
 
-export const IN_TOTO_STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
 
 export interface StatementSubject {
@@ -52,8 +52,12 @@ function invalid(message: string): AppError {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Parses a statement payload; throws PROVENANCE_INVALID saying what is wrong. */
-export function parseStatement(payload: Buffer): ProvenanceStatement {
+/**
+ * Parses a statement payload with the expected predicate type (a publisher's
+ * SLSA provenance, or reef's own publish record); throws PROVENANCE_INVALID
+ * saying what is wrong.
+ */
+export function parseStatement(payload: Buffer, predicateType = SLSA_PROVENANCE_V1): ProvenanceStatement {
   let json: unknown;
   try {
     json = JSON.parse(payload.toString('utf8'));
@@ -61,12 +65,12 @@ export function parseStatement(payload: Buffer): ProvenanceStatement {
     throw invalid('the attestation payload is not JSON; expected an in-toto Statement v1');
   }
   if (!isObject(json)) throw invalid('the attestation payload is not a JSON object');
-  if (json._type !== IN_TOTO_STATEMENT_V1) {
-    throw invalid(`the statement's _type is ${JSON.stringify(json._type)}; expected ${IN_TOTO_STATEMENT_V1}`);
+  if (json._type !== IN_TOTO_STATEMENT) {
+    throw invalid(`the statement's _type is ${JSON.stringify(json._type)}; expected ${IN_TOTO_STATEMENT}`);
   }
-  if (json.predicateType !== SLSA_PROVENANCE_V1) {
+  if (json.predicateType !== predicateType) {
     throw invalid(
-      `the statement's predicateType is ${JSON.stringify(json.predicateType)}; expected ${SLSA_PROVENANCE_V1}`,
+      `the statement's predicateType is ${JSON.stringify(json.predicateType)}; expected ${predicateType}`,
     );
   }
   if (!isObject(json.predicate)) throw invalid('the statement has no predicate object');

@@ -224,11 +224,6 @@ export class ProvenancePolicies {
     return this.byRepo.get(repo) ?? this.fallback;
   }
 
-  /** The signature verifier of a repository's policy (reef verify checks reef's own bundles with one). */
-  verifierFor(repo: string): BundleVerifier {
-    return this.policyFor(repo).verifier;
-  }
-
   modeOf(repo: string): ProvenanceMode {
     return this.policyFor(repo).mode;
   }
