@@ -103,3 +103,8 @@ export class ByteSource {
     }
   }
 }
+
+/** Bytes already in memory as the async byte stream the readers take. */
+export async function* streamOf(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}

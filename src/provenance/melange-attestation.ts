@@ -1,3 +1,4 @@
+import { streamOf } from '../apk/byte-source.ts';
 import { readGzipMembers } from '../apk/gzip-members.ts';
 import { parseSignatureName, type SignatureEntry } from '../apk/signature.ts';
 import { printable, type TarEntry, TarReader } from '../apk/tar-reader.ts';
@@ -25,10 +26,6 @@ const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 
 export function isGzip(bytes: Buffer): boolean {
   return bytes.subarray(0, 2).equals(GZIP_MAGIC);
-}
-
-async function* once(bytes: Buffer): AsyncGenerator<Uint8Array> {
-  yield bytes;
 }
 
 function invalid(message: string): AppError {
@@ -109,7 +106,7 @@ async function readAttestation(bytes: Buffer): Promise<MelangeAttestation> {
   );
 
   await readGzipMembers(
-    once(bytes),
+    streamOf(bytes),
     {
       memberStart(index) {
         if (index > 1) throw invalid('it has more than two gzip members');

@@ -3,10 +3,12 @@ import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { streamOf } from '../apk/byte-source.ts';
 import { readIndex } from '../apk/index-reader.ts';
 import { readApk } from '../apk/read-apk.ts';
 import { loadPublicKey, type PublicKeyEntry } from '../apk/signature.ts';
 import { AppError, isAppError } from '../errors.ts';
+import { indexFilePath } from './indexer.ts';
 
 /**
  * `reef fsck`: checks a data folder against its database. Every stored blob
@@ -396,7 +398,7 @@ async function checkOnce(
       }
       continue;
     }
-    const path = join(dataDir, 'indexes', row.repo, row.libc, row.arch, `${row.sha256}.tar.gz`);
+    const path = indexFilePath(dataDir, row, row.sha256);
     liveIndexFiles.add(path);
     let bytes: Buffer;
     try {
@@ -430,7 +432,7 @@ async function checkOnce(
     }
     let records: Awaited<ReturnType<typeof readIndex>>;
     try {
-      records = await readIndex(once(bytes), { keys, requireValidSignature: true });
+      records = await readIndex(streamOf(bytes), { keys, requireValidSignature: true });
     } catch (err) {
       const code = isAppError(err, 'INDEX_SIGNATURE_INVALID') || isAppError(err, 'INDEX_UNSIGNED');
       problems.push({
@@ -552,10 +554,6 @@ async function checkOnce(
     problems,
     garbage,
   };
-}
-
-async function* once(bytes: Buffer): AsyncGenerator<Uint8Array> {
-  yield bytes;
 }
 
 async function hashFile(path: string): Promise<string> {

@@ -29,6 +29,15 @@ export interface IndexObserver {
   removeIndex(key: IndexKey): void;
 }
 
+/** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz: an index file is named by its own SHA-256. */
+export function indexFilePath(
+  dataDir: string,
+  key: { repo: string; libc: string; arch: string },
+  sha256: string,
+): string {
+  return join(dataDir, 'indexes', key.repo, key.libc, key.arch, `${sha256}.tar.gz`);
+}
+
 export class Indexer {
   /** Set by the app that serves metrics. */
   observer: IndexObserver | undefined;
@@ -81,7 +90,7 @@ export class Indexer {
 
   /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz; names were validated before they got here. */
   indexPath(key: IndexKey, sha256: string): string {
-    return join(this.dataDir, 'indexes', key.repo, key.libc, key.arch, `${sha256}.tar.gz`);
+    return indexFilePath(this.dataDir, key, sha256);
   }
 
   private scratchOf(size: number): Buffer {
