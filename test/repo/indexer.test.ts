@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,8 +13,9 @@ import { type IndexSigner, loadPublicKey } from '../../src/apk/signature.ts';
 import { createLogger } from '../../src/log.ts';
 import { Indexer } from '../../src/repo/indexer.ts';
 import { type Db, migrate, openDb } from '../../src/store/db.ts';
-import { type IndexKey, type NewPackage, PackageStore } from '../../src/store/package-store.ts';
+import { type IndexKey, PackageStore } from '../../src/store/package-store.ts';
 import { chunked, generateRsaKey } from '../helpers/apk-builder.ts';
+import { newPackage } from '../helpers/new-package.ts';
 import { prng } from '../helpers/prng.ts';
 
 /** Small chunks, so a few hundred packages make many chunks and every update rechunks something. */
@@ -30,36 +31,6 @@ const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function pkg(name: string, version: string, arch: string): NewPackage {
-  const sha = randomBytes(32).toString('hex');
-  return {
-    repo: 'main',
-    libc: 'glibc',
-    arch,
-    name,
-    version,
-    filename: `${name}-${version}.apk`,
-    sha256: sha,
-    size: 1234,
-    checksum: `Q1${randomBytes(20).toString('base64')}`,
-    datahash: sha,
-    installedSize: 4096,
-    description: `${name} for the indexer test`,
-    url: 'https://example.org/',
-    license: 'MIT',
-    origin: name,
-    maintainer: '',
-    builddate: 1_700_000_000,
-    commit: '',
-    providerPriority: undefined,
-    depends: ['so:libc.so.6'],
-    provides: [],
-    installIf: [],
-    pkginfo: [],
-    signatures: [],
-  };
-}
 
 interface Setup {
   dir: string;
@@ -146,7 +117,7 @@ describe('Indexer (incremental chunks)', () => {
     const live: Array<{ name: string; version: string; arch: string }> = [];
     // Seeded in one go, then built once (a full build).
     for (let i = 0; i < 150; i++) {
-      const p = pkg(names[i % names.length]!, `1.${i}-r0`, i % 9 === 0 ? 'noarch' : ARCHES[i % 2]!);
+      const p = newPackage(names[i % names.length]!, `1.${i}-r0`, i % 9 === 0 ? 'noarch' : ARCHES[i % 2]!);
       s.store.insert(p);
       live.push(p);
     }
@@ -164,7 +135,7 @@ describe('Indexer (incremental chunks)', () => {
           waits.push(s.indexer.refresh(removed.indexes));
         } else {
           const arch = random() < 0.15 ? 'noarch' : ARCHES[Math.floor(random() * 2)]!;
-          const p = pkg(names[Math.floor(random() * names.length)]!, `2.${step}.${j}-r0`, arch);
+          const p = newPackage(names[Math.floor(random() * names.length)]!, `2.${step}.${j}-r0`, arch);
           const inserted = s.store.insert(p);
           assert.equal(inserted.outcome, 'created');
           live.push(p);
@@ -185,29 +156,29 @@ describe('Indexer (incremental chunks)', () => {
 
   test('a change made without the listener (another process) or rolled back leads to a full build, still exact', async () => {
     const s = setup();
-    for (let i = 0; i < 60; i++) s.store.insert(pkg(`p${i}`, '1.0-r0', 'x86_64'));
+    for (let i = 0; i < 60; i++) s.store.insert(newPackage(`p${i}`, '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
 
     // Another process: its own store on the same file; this indexer hears nothing.
     const otherDb = openDb(join(s.dir, 'reef.db'));
     const other = new PackageStore(otherDb, ARCHES);
-    other.insert(pkg('from-elsewhere', '1.0-r0', 'x86_64'));
+    other.insert(newPackage('from-elsewhere', '1.0-r0', 'x86_64'));
     other.remove(keyOf('x86_64'), 'p7', '1.0-r0');
     otherDb.close();
-    s.store.insert(pkg('local', '1.0-r0', 'x86_64'));
+    s.store.insert(newPackage('local', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
 
     // An insert inside a transaction that rolls back: the listener heard it, the database has none of it.
     assert.throws(() =>
       s.db.transaction(() => {
-        s.store.insert(pkg('ghost', '1.0-r0', 'x86_64'));
+        s.store.insert(newPackage('ghost', '1.0-r0', 'x86_64'));
         throw new Error('roll back');
       })(),
     );
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
-    s.store.insert(pkg('after-ghost', '1.0-r0', 'x86_64'));
+    s.store.insert(newPackage('after-ghost', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
     assert.deepEqual(modes(s), ['full', 'full', 'full', 'delta']);
@@ -217,12 +188,12 @@ describe('Indexer (incremental chunks)', () => {
   test('over the cache budget the least recently built index is dropped, and rebuilt in full when next needed', async () => {
     // Room for about one of the two indexes.
     const s = setup(undefined, 1);
-    for (let i = 0; i < 40; i++) s.store.insert(pkg(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
+    for (let i = 0; i < 40; i++) s.store.insert(newPackage(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
     await s.indexer.refresh([keyOf('x86_64')]);
     await s.indexer.refresh([keyOf('aarch64')]);
-    s.store.insert(pkg('again', '1.0-r0', 'aarch64'));
+    s.store.insert(newPackage('again', '1.0-r0', 'aarch64'));
     await s.indexer.refresh([keyOf('aarch64')]);
-    s.store.insert(pkg('again', '1.0-r0', 'x86_64'));
+    s.store.insert(newPackage('again', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
     assert.deepEqual(modes(s), ['full', 'full', 'delta', 'full']);
     for (const a of ARCHES) await checkIndex(s, keyOf(a));
@@ -231,7 +202,7 @@ describe('Indexer (incremental chunks)', () => {
 
   test('recover() sweeps index temp files of dead writers, not of a live process', async () => {
     const s = setup();
-    s.store.insert(pkg('t', '1.0-r0', 'x86_64'));
+    s.store.insert(newPackage('t', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
     const dir = dirname(s.indexer.indexPath(keyOf('x86_64'), 'x'));
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
@@ -250,9 +221,9 @@ describe('Indexer (incremental chunks)', () => {
 
   test('after a restart the first build is full and gives the same file; unchanged re-signing is a delta of nothing', async () => {
     const first = setup();
-    for (let i = 0; i < 80; i++) first.store.insert(pkg(`r${i}`, `1.${i}-r0`, 'x86_64'));
+    for (let i = 0; i < 80; i++) first.store.insert(newPackage(`r${i}`, `1.${i}-r0`, 'x86_64'));
     await first.indexer.refresh([keyOf('x86_64')]);
-    first.store.insert(pkg('one-more', '1-r0', 'x86_64'));
+    first.store.insert(newPackage('one-more', '1-r0', 'x86_64'));
     await first.indexer.refresh([keyOf('x86_64')]);
     const before = first.store.getIndex(keyOf('x86_64'))!.sha256;
     await first.indexer.rebuildAll();

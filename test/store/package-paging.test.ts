@@ -1,44 +1,16 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { migrate, openDb } from '../../src/store/db.ts';
-import { type IndexKey, type NewPackage, PackageStore } from '../../src/store/package-store.ts';
+import { type IndexKey, PackageStore } from '../../src/store/package-store.ts';
+import { newPackage } from '../helpers/new-package.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-paging-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function pkg(name: string, arch: string): NewPackage {
-  const sha = randomBytes(32).toString('hex');
-  return {
-    repo: 'main',
-    libc: 'glibc',
-    arch,
-    name,
-    version: '1.0-r0',
-    filename: `${name}-1.0-r0.apk`,
-    sha256: sha,
-    size: 1,
-    checksum: `Q1${randomBytes(20).toString('base64')}`,
-    datahash: sha,
-    installedSize: 1,
-    description: '',
-    url: '',
-    license: 'MIT',
-    origin: name,
-    maintainer: '',
-    builddate: undefined,
-    commit: '',
-    providerPriority: undefined,
-    depends: [],
-    provides: [],
-    installIf: [],
-    pkginfo: [],
-    signatures: [],
-  };
-}
+const pkg = (name: string, arch: string) => newPackage(name, '1.0-r0', arch);
 
 test('paging by id returns every published package of an index once, noarch included, in id order', () => {
   const db = openDb(join(dir, 'reef.db'));
