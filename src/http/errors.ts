@@ -31,10 +31,26 @@ export interface ErrorBody {
   details?: Record<string, unknown>;
 }
 
+/**
+ * A route's own answer to a body over its limit (route `config.tooLarge`): a
+ * document attached on its own is too large as that document, not as an upload.
+ */
+export interface TooLargeConfig {
+  tooLarge?: { code: ErrorCode; what: string; maxBytes: number };
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig extends TooLargeConfig {}
+}
+
 /** Fastify's own errors (bad JSON, body limits, …) mapped onto reef codes. */
-function fromFastify(err: FastifyError): AppError | undefined {
+function fromFastify(err: FastifyError, request: FastifyRequest): AppError | undefined {
   const status = err.statusCode ?? 500;
-  if (status === 413) return new AppError('PUBLISH_TOO_LARGE', err.message);
+  if (status === 413) {
+    const own = request.routeOptions.config?.tooLarge;
+    if (own) return new AppError(own.code, `the ${own.what} is larger than ${own.maxBytes} bytes`);
+    return new AppError('PUBLISH_TOO_LARGE', err.message);
+  }
   if (status === 404) return new AppError('NOT_FOUND', err.message);
   if (status >= 400 && status < 500) return new AppError('BAD_REQUEST', err.message);
   return undefined;
@@ -45,7 +61,7 @@ export function errorHandler(
   request: FastifyRequest,
   reply: FastifyReply,
 ): void {
-  const appErr = err instanceof AppError ? err : fromFastify(err as FastifyError);
+  const appErr = err instanceof AppError ? err : fromFastify(err as FastifyError, request);
   if (!appErr || appErr.kind === 'internal') {
     // 5xx bodies say nothing of internals; the log has the details.
     request.log.error({ err }, 'request failed');

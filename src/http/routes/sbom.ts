@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import semver from 'semver';
 import parseSpdx from 'spdx-expression-parse';
 import spdxSatisfies from 'spdx-satisfies';
@@ -13,7 +13,6 @@ import type { Services } from '../../repo/services.ts';
 import { checkDescribes, parseSbom } from '../../sbom/parse.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
 import type { Authenticator } from '../auth.ts';
-import { errorHandler } from '../errors.ts';
 import { parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
 import { indexKeyOf } from './repo-files.ts';
@@ -84,18 +83,6 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_SBOM_BYTES }, (_req, body, done) =>
       done(null, body),
     );
-    // A body over the limit is the document's fault: its own code, not the package upload's.
-    scope.setErrorHandler((err, request, reply) => {
-      if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-        const provenance = request.routeOptions.url?.endsWith('/provenance') === true;
-        const tooLarge = new AppError(
-          provenance ? 'PROVENANCE_TOO_LARGE' : 'SBOM_TOO_LARGE',
-          `the ${provenance ? 'provenance' : 'SBOM'} is larger than ${MAX_SBOM_BYTES} bytes`,
-        );
-        return errorHandler(tooLarge, request, reply);
-      }
-      return errorHandler(err as FastifyError, request, reply);
-    });
     scope.removeContentTypeParser('application/json');
     scope.addContentTypeParser(
       'application/json',
@@ -104,6 +91,11 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     );
     scope.put<{ Params: PackageParams }>(
       '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
+      {
+        config: {
+          tooLarge: { code: 'SBOM_TOO_LARGE', what: 'SBOM', maxBytes: MAX_SBOM_BYTES },
+        },
+      },
       async (request) => {
         const p = request.params;
         const token = auth.require(request, p.repo, 'publish');
@@ -143,6 +135,11 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     );
     scope.put<{ Params: PackageParams }>(
       '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
+      {
+        config: {
+          tooLarge: { code: 'PROVENANCE_TOO_LARGE', what: 'provenance', maxBytes: MAX_SBOM_BYTES },
+        },
+      },
       async (request, reply) => {
         const p = request.params;
         const token = auth.require(request, p.repo, 'publish');
