@@ -2,9 +2,11 @@ import multipart, { type Multipart, type MultipartFile } from '@fastify/multipar
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, isAppError } from '../../errors.ts';
+import { MAX_ATTESTATION_BYTES } from '../../provenance/melange-attestation.ts';
 import { deletePackage, publishPackage } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
 import type { TokenInfo } from '../../repo/tokens.ts';
+import { DEFAULT_SBOM_LIMITS } from '../../sbom/parse.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
 import type { Metrics } from '../metrics.ts';
@@ -147,8 +149,8 @@ export function registerPackageRoutes(
 
 /** Documents that may travel beside the package in a multipart upload, each bounded while read. */
 const SIDE_FIELDS = {
-  sbom: { maxBytes: 16 * 2 ** 20, code: 'SBOM_TOO_LARGE', what: 'SBOM' },
-  provenance: { maxBytes: 4 * 2 ** 20, code: 'PROVENANCE_TOO_LARGE', what: 'provenance' },
+  sbom: { maxBytes: DEFAULT_SBOM_LIMITS.maxBytes, code: 'SBOM_TOO_LARGE', what: 'SBOM' },
+  provenance: { maxBytes: MAX_ATTESTATION_BYTES, code: 'PROVENANCE_TOO_LARGE', what: 'provenance' },
 } as const;
 type SideField = keyof typeof SIDE_FIELDS;
 type Extras = Partial<Record<SideField, Buffer>>;
