@@ -142,6 +142,13 @@ const SCHEMAS: Record<string, Json> = {
     },
     ['name', 'checksums'],
   ),
+  PackageKey: obj({
+    repo: str(),
+    libc: str(undefined, { enum: [...LIBCS] }),
+    arch: str(),
+    name: str(),
+    version: str(),
+  }),
   Package: obj({
     repo: str(),
     libc: str(undefined, { enum: [...LIBCS] }),
@@ -722,12 +729,18 @@ const OPERATIONS: OperationSpec[] = [
     tag: 'sbom',
     operationId: 'findComponents',
     summary: 'Which packages contain a component (by name or purl, optionally in a version range)',
+    description:
+      'Only packages of repositories the caller may read. Ordered by name or purl, then package; ' +
+      'a page holds `limit` matches unless they run out. Pass `next` as `after` for the next page.',
     access: { kind: 'public' },
     query: componentQuery,
     responses: {
       200: ok(
         'the packages',
-        obj({ matches: arr(obj({ package: { type: 'object' }, component: ref('Component') })) }),
+        obj({
+          matches: arr(obj({ package: ref('PackageKey'), component: ref('Component') })),
+          next: orNull(str('an opaque cursor: the `after` of the next page; null on the last page')),
+        }),
       ),
       400: 'BadRequest',
     },
@@ -738,10 +751,21 @@ const OPERATIONS: OperationSpec[] = [
     tag: 'sbom',
     operationId: 'findByLicense',
     summary: 'Packages whose declared licence satisfies (or conflicts with) approved licences',
+    description:
+      'Only packages of repositories the caller may read. Ordered by licence, then package; ' +
+      'pass `next` as `after` for the next page.',
     access: { kind: 'public' },
     query: licenseQuery,
     responses: {
-      200: ok('the packages', obj({ expression: str(), mode: str(), packages: arr({ type: 'object' }) })),
+      200: ok(
+        'the packages',
+        obj({
+          expression: str(),
+          mode: str(undefined, { enum: ['satisfies', 'conflicts'] }),
+          packages: arr({ allOf: [ref('PackageKey'), obj({ license: str('the declared licence (`L:`)') })] }),
+          next: orNull(str('an opaque cursor: the `after` of the next page; null on the last page')),
+        }),
+      ),
       400: 'BadRequest',
     },
   },

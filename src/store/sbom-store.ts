@@ -1,4 +1,5 @@
 import type { Statement } from 'better-sqlite3';
+import { AppError } from '../errors.ts';
 import type { SbomComponent, SbomFormat } from '../sbom/types.ts';
 import { type Db, statementCache } from './db.ts';
 import type { Libc } from './package-store.ts';
@@ -48,6 +49,16 @@ interface ComponentRow {
   license: string | null;
   supplier: string | null;
   checksums: string;
+}
+
+interface PackagedComponentRow extends ComponentRow {
+  id: number;
+  package_id: number;
+  p_repo: string;
+  p_libc: Libc;
+  p_arch: string;
+  p_name: string;
+  p_version: string;
 }
 
 function toComponent(r: ComponentRow): SbomComponent {
@@ -118,34 +129,183 @@ export class SbomStore {
     ).map(toComponent);
   }
 
-  /** Components by exact name or purl (a purl without `@version` matches every version), in published packages. */
-  findComponents(query: { name?: string; purl?: string }, limit: number): ComponentHit[] {
-    let where: string;
-    let params: unknown[];
-    if (query.purl !== undefined) {
-      // pkg:type/ns/name matches pkg:type/ns/name@version?qualifiers too.
-      where = query.purl.includes('@') ? 'c.purl = ?' : '(c.purl = ? OR c.purl GLOB ?)';
-      params = query.purl.includes('@') ? [query.purl] : [query.purl, `${globEscape(query.purl)}@*`];
-    } else {
-      where = 'c.name = ?';
-      params = [query.name];
+  /**
+   * One page of components found by exact name or purl (a purl without `@version`
+   * matches every version), in published packages of `repos`, in index order:
+   * (name or purl, package id, component id). Rows that `accept` refuses (a
+   * version constraint) are skipped and reading goes on, so a page is only short
+   * when the matches have run out. Each range is walked in the order of its
+   * index (components_by_name / components_by_purl), so a page costs what it
+   * reads, not what matches in total.
+   */
+  findComponents(
+    query: { name?: string; purl?: string },
+    page: {
+      repos: readonly string[];
+      limit: number;
+      after?: ComponentCursor;
+      accept?: (component: SbomComponent) => boolean;
+    },
+  ): { hits: ComponentHit[]; next: ComponentCursor | undefined } {
+    const ranges = componentRanges(query);
+    let first = 0;
+    if (page.after !== undefined) {
+      const key = page.after.key;
+      first = ranges.findIndex((r) => (r.kind === 'equal' ? key === r.value : key.startsWith(r.prefix)));
+      if (first < 0) throw new AppError('BAD_REQUEST', 'the cursor `after` belongs to another query');
     }
-    const rows = this.stmt(
-      `SELECT c.*, p.repo AS p_repo, p.libc AS p_libc, p.arch AS p_arch, p.name AS p_name, p.version AS p_version
-       FROM components c JOIN packages p ON p.id = c.package_id
-       WHERE ${where} AND p.published_at IS NOT NULL
-       ORDER BY p.repo, p.libc, p.arch, p.name, p.id LIMIT ?`,
-    ).all(...params, limit) as Array<
-      ComponentRow & { p_repo: string; p_libc: Libc; p_arch: string; p_name: string; p_version: string }
-    >;
-    return rows.map((r) => ({
-      component: toComponent(r),
-      package: { repo: r.p_repo, libc: r.p_libc, arch: r.p_arch, name: r.p_name, version: r.p_version },
-    }));
+    const repos = JSON.stringify(page.repos);
+    const found: Array<{ hit: ComponentHit; cursor: ComponentCursor }> = [];
+    for (let i = first; i < ranges.length && found.length <= page.limit; i++) {
+      const range = ranges[i]!;
+      const after = i === first ? page.after : undefined;
+      const column = range.column;
+      // CROSS JOIN keeps components as the outer loop: the index order is the page order.
+      const select = `SELECT c.*, p.repo AS p_repo, p.libc AS p_libc, p.arch AS p_arch, p.name AS p_name,
+           p.version AS p_version
+         FROM components c CROSS JOIN packages p ON p.id = c.package_id`;
+      const visible = 'p.published_at IS NOT NULL AND p.repo IN (SELECT value FROM json_each(?))';
+      const rows =
+        range.kind === 'equal'
+          ? this.stmt(
+              `${select} WHERE c.${column} = ? AND (c.package_id, c.id) > (?, ?) AND ${visible}
+               ORDER BY c.package_id, c.id`,
+            ).iterate(range.value, after?.packageId ?? 0, after?.id ?? 0, repos)
+          : this.stmt(
+              `${select} WHERE (c.${column}, c.package_id, c.id) > (?, ?, ?) AND c.${column} < ? AND ${visible}
+               ORDER BY c.${column}, c.package_id, c.id`,
+            ).iterate(after?.key ?? range.prefix, after?.packageId ?? 0, after?.id ?? 0, range.end, repos);
+      for (const row of rows as Iterable<PackagedComponentRow>) {
+        const component = toComponent(row);
+        if (page.accept && !page.accept(component)) continue;
+        found.push({
+          hit: {
+            component,
+            package: {
+              repo: row.p_repo,
+              libc: row.p_libc,
+              arch: row.p_arch,
+              name: row.p_name,
+              version: row.p_version,
+            },
+          },
+          cursor: { key: row[column]!, packageId: row.package_id, id: row.id },
+        });
+        if (found.length > page.limit) break;
+      }
+    }
+    const more = found.length > page.limit;
+    const kept = found.slice(0, page.limit);
+    return { hits: kept.map((f) => f.hit), next: more ? kept.at(-1)!.cursor : undefined };
+  }
+
+  /**
+   * Every distinct declared licence of a published package, in SQLite's order.
+   * A skip scan of packages_by_license: one index seek per distinct licence
+   * (hundreds), not a read of every package (a million).
+   */
+  publishedLicenses(): string[] {
+    return (
+      this.stmt(
+        `WITH RECURSIVE l(license) AS (
+           SELECT MIN(license) FROM packages WHERE published_at IS NOT NULL
+           UNION ALL
+           SELECT (SELECT MIN(license) FROM packages WHERE published_at IS NOT NULL AND license > l.license)
+           FROM l WHERE l.license IS NOT NULL
+         )
+         SELECT license FROM l WHERE license IS NOT NULL`,
+      ).all() as Array<{ license: string }>
+    ).map((r) => r.license);
+  }
+
+  /**
+   * One page of the published packages of `repos` whose declared licence is one
+   * of `licenses`, in (licence, id) order: the rest of the cursor's licence,
+   * then the licences after it, each a range of packages_by_license.
+   */
+  findByLicense(
+    licenses: readonly string[],
+    page: { repos: readonly string[]; limit: number; after?: LicenseCursor },
+  ): { packages: LicensedPackage[]; next: LicenseCursor | undefined } {
+    const columns = 'id, repo, libc, arch, name, version, license';
+    const visible = 'published_at IS NOT NULL AND repo IN (SELECT value FROM json_each(@repos))';
+    const repos = JSON.stringify(page.repos);
+    const rows: Array<LicensedPackage & { id: number }> = [];
+    if (page.after !== undefined) {
+      rows.push(
+        ...(this.stmt(
+          `SELECT ${columns} FROM packages WHERE license = @license AND id > @id AND ${visible}
+           ORDER BY id LIMIT @limit`,
+        ).all({ ...page.after, repos, limit: page.limit + 1 }) as typeof rows),
+      );
+    }
+    if (rows.length <= page.limit) {
+      // A row-value bound (license, id) > (?, ?) would be a filter here, not a seek:
+      // the licences after the cursor's are chosen before the IN list is walked.
+      rows.push(
+        ...(this.stmt(
+          `SELECT ${columns} FROM packages
+           WHERE license IN (SELECT value FROM json_each(@licenses) WHERE @after IS NULL OR value > @after)
+             AND ${visible}
+           ORDER BY license, id LIMIT @limit`,
+        ).all({
+          licenses: JSON.stringify(licenses),
+          after: page.after?.license ?? null,
+          repos,
+          limit: page.limit + 1 - rows.length,
+        }) as typeof rows),
+      );
+    }
+    const kept = rows.slice(0, page.limit);
+    const last = kept.at(-1);
+    return {
+      packages: kept.map(({ id: _, ...p }) => p),
+      next: rows.length > page.limit && last ? { license: last.license, id: last.id } : undefined,
+    };
   }
 }
 
-/** GLOB treats * ? [ as wildcards; a purl may contain none of them legitimately, but be exact anyway. */
-function globEscape(s: string): string {
-  return s.replace(/[*?[]/g, (c) => `[${c}]`);
+/** Where a page of components ended: the index key of its last row. */
+export interface ComponentCursor {
+  /** The name or purl of the last row, whichever the query searched by. */
+  key: string;
+  packageId: number;
+  id: number;
+}
+
+/** Where a page of licensed packages ended. */
+export interface LicenseCursor {
+  license: string;
+  id: number;
+}
+
+/** A published package and its declared licence (`L:`). */
+export interface LicensedPackage {
+  repo: string;
+  libc: Libc;
+  arch: string;
+  name: string;
+  version: string;
+  license: string;
+}
+
+type ComponentRange =
+  | { kind: 'equal'; column: 'name' | 'purl'; value: string }
+  /** Every value starting with `prefix`: the index range [prefix, end). */
+  | { kind: 'prefix'; column: 'purl'; prefix: string; end: string };
+
+/**
+ * The index ranges a query reads, in key order. A purl without a version is
+ * itself, then pkg:type/ns/name@… (`@` is percent-encoded anywhere else in a
+ * purl, so it ends the name); the second range is a prefix range rather than
+ * a GLOB so that pkg:…/glibc-dev@… is never read for pkg:…/glibc.
+ */
+function componentRanges(query: { name?: string; purl?: string }): ComponentRange[] {
+  if (query.purl === undefined) return [{ kind: 'equal', column: 'name', value: query.name ?? '' }];
+  if (query.purl.includes('@')) return [{ kind: 'equal', column: 'purl', value: query.purl }];
+  // Under SQLite's BINARY order, the strings starting with `X@` are exactly those in [`X@`, `XA`).
+  return [
+    { kind: 'equal', column: 'purl', value: query.purl },
+    { kind: 'prefix', column: 'purl', prefix: `${query.purl}@`, end: `${query.purl}A` },
+  ];
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import semver from 'semver';
 import parseSpdx from 'spdx-expression-parse';
 import spdxSatisfies from 'spdx-satisfies';
@@ -17,6 +17,9 @@ import { parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
 import { indexKeyOf } from './repo-files.ts';
 
+/** A cursor holds a purl or licence of at most 2,000 characters, base64url-encoded JSON. */
+const MAX_CURSOR_CHARS = 4_000;
+
 export const sbomQuery = z.object({ format: z.enum(['spdx', 'cyclonedx']).default('spdx') });
 
 export const componentQuery = z
@@ -26,6 +29,7 @@ export const componentQuery = z
     /** Space-separated constraints, e.g. `>=1.2 <2`: apk rules for apk components, semver where the purl type uses it. */
     version: z.string().min(1).max(200).optional(),
     limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+    after: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
   })
   .refine((q) => (q.name === undefined) !== (q.purl === undefined), {
     message: 'give exactly one of name or purl',
@@ -37,6 +41,7 @@ export const licenseQuery = z.object({
   /** satisfies: declared licence is satisfied by the list; conflicts: it is not (or is not SPDX). */
   mode: z.enum(['satisfies', 'conflicts']).default('satisfies'),
   limit: z.coerce.number().int().min(1).max(100_000).default(10_000),
+  after: z.string().min(1).max(MAX_CURSOR_CHARS).optional(),
 });
 
 export const diffQuery = z.object({ against: z.string().min(1).max(200) });
@@ -191,50 +196,60 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     },
   );
 
+  /** The repositories the caller may read: only their packages are searched. */
+  const readableRepos = (request: FastifyRequest) => {
+    const token = auth.identify(request);
+    return store
+      .listRepos()
+      .filter((r) => auth.canRead(token, r))
+      .map((r) => r.name);
+  };
+
   app.get('/api/v1/components', async (request) => {
     const q = parseQuery(componentQuery, request.query);
-    const token = auth.identify(request);
-    const readable = new Map<string, boolean>();
-    const canRead = (repo: string) => {
-      let ok = readable.get(repo);
-      if (ok === undefined) {
-        const info = store.getRepo(repo);
-        ok = info ? auth.canRead(token, info) : false;
-        readable.set(repo, ok);
-      }
-      return ok;
-    };
     const constraints = q.version === undefined ? [] : parseConstraints(q.version);
-    const hits = sboms
-      .findComponents({ name: q.name, purl: q.purl }, q.limit)
-      .filter((h) => canRead(h.package.repo) && versionMatches(h.component, constraints));
-    return { matches: hits.map((h) => ({ package: h.package, component: h.component })) };
+    const after = q.after === undefined ? undefined : decodeCursor(componentCursor, q.after);
+    const page = sboms.findComponents(
+      { name: q.name, purl: q.purl },
+      {
+        repos: readableRepos(request),
+        limit: q.limit,
+        after: after && { key: after[0], packageId: after[1], id: after[2] },
+        accept: constraints.length === 0 ? undefined : (c) => versionMatches(c, constraints),
+      },
+    );
+    return {
+      matches: page.hits.map((h) => ({ package: h.package, component: h.component })),
+      next: page.next ? encodeCursor([page.next.key, page.next.packageId, page.next.id]) : null,
+    };
   });
 
   app.get('/api/v1/licenses', async (request) => {
     const q = parseQuery(licenseQuery, request.query);
     const approved = approvedList(q.expression);
-    const token = auth.identify(request);
-    const verdicts = new Map<string, boolean>();
+    const after = q.after === undefined ? undefined : decodeCursor(licenseCursor, q.after);
+    const repos = readableRepos(request);
     const satisfied = (license: string) => {
-      let ok = verdicts.get(license);
-      if (ok === undefined) {
-        try {
-          ok = license !== '' && spdxSatisfies(license, approved);
-        } catch {
-          ok = false; // not an SPDX expression: satisfies nothing
-        }
-        verdicts.set(license, ok);
+      try {
+        return license !== '' && spdxSatisfies(license, approved);
+      } catch {
+        return false; // not an SPDX expression: satisfies nothing
       }
-      return ok;
     };
+    // Each distinct licence is judged once (hundreds of them), then only a page of packages is read.
     const want = q.mode === 'satisfies';
-    const repos = new Map(store.listRepos().map((r) => [r.name, auth.canRead(token, r)]));
-    const packages = store
-      .listPublishedLicenses()
-      .filter((p) => repos.get(p.repo) && satisfied(p.license) === want)
-      .slice(0, q.limit);
-    return { expression: q.expression, mode: q.mode, packages };
+    const licenses = sboms.publishedLicenses().filter((l) => satisfied(l) === want);
+    const page = sboms.findByLicense(licenses, {
+      repos,
+      limit: q.limit,
+      after: after && { license: after[0], id: after[1] },
+    });
+    return {
+      expression: q.expression,
+      mode: q.mode,
+      packages: page.packages,
+      next: page.next ? encodeCursor([page.next.license, page.next.id]) : null,
+    };
   });
 
   app.get<{ Params: PackageParams }>(
@@ -280,6 +295,32 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     }
     return reply.header('Content-Type', 'application/x-ndjson').send(Readable.from(lines()));
   });
+}
+
+/** The sort key of a page's last row: [name or purl, package id, component id] / [licence, package id]. */
+const componentCursor = z.tuple([z.string(), z.number().int().min(0), z.number().int().min(0)]);
+const licenseCursor = z.tuple([z.string(), z.number().int().min(0)]);
+
+/** Opaque to clients: they pass `next` back as `after`. */
+function encodeCursor(key: z.infer<typeof componentCursor> | z.infer<typeof licenseCursor>): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+function decodeCursor<T extends z.ZodType>(schema: T, text: string): z.infer<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new AppError(
+      'BAD_REQUEST',
+      'query parameter after: not a cursor; pass the `next` of the previous page',
+    );
+  }
+  return parsed.data;
 }
 
 function sha256Of(bytes: Buffer): string {

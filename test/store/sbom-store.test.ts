@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { migrate, openDb } from '../../src/store/db.ts';
+import { PackageStore } from '../../src/store/package-store.ts';
+import { SbomStore } from '../../src/store/sbom-store.ts';
+import { newPackage } from '../helpers/new-package.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'reef-sbom-store-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * Sublinear without a stopwatch: every statement the auditor queries run is
+ * an index search, never a scan of packages or components nor a sort of all
+ * matches (issue 7: 1,000,000 packages). The statements are the store's own,
+ * recorded as it prepares them, and explained by SQLite.
+ */
+test('the auditor queries read index ranges: no scan of packages or components, no sort', () => {
+  const db = openDb(join(dir, 'reef.db'));
+  migrate(db);
+  const packages = new PackageStore(db, ['x86_64']);
+  const prepared: string[] = [];
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    prepared.push(sql);
+    return prepare(sql);
+  }) as typeof db.prepare;
+  const sboms = new SbomStore(db);
+  for (let i = 0; i < 20; i++) {
+    const { pkg } = packages.insert({
+      ...newPackage(`p${i}`, '1.0-r0', 'x86_64'),
+      license: i % 2 ? 'MIT' : 'GPL-2.0-only',
+    });
+    sboms.save(pkg.id, {
+      source: 'generated',
+      format: 'spdx',
+      specVersion: '2.3',
+      sha256: '0'.repeat(64),
+      size: 1,
+      components: [{ name: 'libc', version: '2.40', purl: `pkg:apk/wolfi/libc@2.40-r${i}`, checksums: [] }],
+    });
+  }
+  db.prepare('UPDATE packages SET published_at = 1').run();
+  prepared.length = 0;
+
+  const repos = ['main'];
+  const byName = sboms.findComponents({ name: 'libc' }, { repos, limit: 3 });
+  sboms.findComponents({ name: 'libc' }, { repos, limit: 3, after: byName.next });
+  const byPurl = sboms.findComponents({ purl: 'pkg:apk/wolfi/libc' }, { repos, limit: 3 });
+  sboms.findComponents({ purl: 'pkg:apk/wolfi/libc' }, { repos, limit: 3, after: byPurl.next });
+  sboms.findComponents({ purl: 'pkg:apk/wolfi/libc@2.40-r1' }, { repos, limit: 3 });
+  const licenses = sboms.publishedLicenses();
+  assert.deepEqual(licenses, ['GPL-2.0-only', 'MIT']);
+  const first = sboms.findByLicense(licenses, { repos, limit: 3 });
+  sboms.findByLicense(licenses, { repos, limit: 3, after: first.next });
+
+  const queries = [...new Set(prepared)];
+  assert.ok(queries.length >= 6, `the queries were recorded: ${queries.length}`);
+  for (const sql of queries) {
+    const named = [...sql.matchAll(/@(\w+)/g)].map((m) => m[1]!);
+    const params = named.length
+      ? [Object.fromEntries(named.map((n) => [n, null]))]
+      : (sql.match(/\?/g) ?? []).map(() => null);
+    const plan = (prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map(
+      (r) => r.detail,
+    );
+    const text = plan.join('\n');
+    assert.ok(!/^SCAN (packages|components|c|p)\b/m.test(text), `a table scan:\n${sql}\n${text}`);
+    assert.ok(!/TEMP B-TREE/.test(text), `a sort of every match:\n${sql}\n${text}`);
+    assert.match(text, /SEARCH (packages|c) USING INDEX (packages_by_license|components_by_(name|purl))/);
+  }
+  db.close();
+});
