@@ -10,6 +10,12 @@ import { compareVersions } from './version.ts';
  * a final empty block + CRC-32 (combined from per-chunk CRCs) + ISIZE, one
  * ordinary member that gzip, apk-tools and apko read (apk-format.md §3.2).
  *
+ * Once a member is written, the indexer lets go of the fragments: a chunk
+ * keeps only where its fragment sits in that member (and a CRC-32 of it),
+ * and the bytes are read back from the file when the next member is put
+ * together (a FragmentSource). An index of 100,000 entries then costs about
+ * 200 KB of memory between builds instead of its 10 MB of fragments.
+ *
  * Chunk boundaries are a pure function of the set of records, so applying
  * inserts and deletes gives byte for byte what a build from scratch gives:
  * a record ends a chunk when a hash of its first line (`C:`, itself a digest)
@@ -40,9 +46,31 @@ export interface ChunkedIndexOptions {
   mtime: number;
 }
 
+/**
+ * Copies `length` bytes of the member last written (see `written`), from
+ * `offset` in it, into `target` at `at`; throws when it cannot.
+ */
+export type FragmentSource = (target: Buffer, at: number, offset: number, length: number) => void;
+
+/** A gzip member as planned: its length, and how to write it. */
+export interface MemberPlan {
+  length: number;
+  /**
+   * Writes the member into `out` at `at`, reading the fragments of the last
+   * written member through `source`, each checked against its CRC-32.
+   */
+  writeTo(out: Buffer, at: number, source?: FragmentSource): void;
+}
+
 interface Chunk {
-  /** Raw deflate, ended by Z_FULL_FLUSH; no final block. */
-  fragment: Buffer;
+  /** Raw deflate, ended by Z_FULL_FLUSH; no final block. Held until a member holding it is written. */
+  fragment: Buffer | undefined;
+  /** Where the fragment starts in the last written member; -1 until it is in one. */
+  offset: number;
+  fragmentLength: number;
+  /** CRC-32 of the fragment: bytes read back from a file are checked against it before they are reused. */
+  fragmentCrc: number;
+  /** CRC-32 of the text. */
   crc: number;
   /** Uncompressed bytes. */
   length: number;
@@ -51,7 +79,7 @@ interface Chunk {
   last: RecordKey;
   /** Ends at a content-defined cut (not at maxBytes, nor merely at the end of the index). */
   natural: boolean;
-  /** The records, while this chunk is fresh from a build or an update (dropped after). */
+  /** The records, while an update works on this chunk (dropped after). */
   records?: RecordKey[];
 }
 
@@ -72,38 +100,47 @@ const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03]
 
 export class ChunkedIndex {
   private chunks: Chunk[] = [];
+  /** Where each chunk's fragment went in the member last planned (applied by `written`). */
+  private planned: number[] | undefined;
 
   private constructor(private readonly rule: ChunkingRule) {}
 
   /** From scratch: sorts `records` (APKINDEX records, each ending with an empty line) and chunks them. */
   static build(records: string[], rule: ChunkingRule = DEFAULT_CHUNKING): ChunkedIndex {
-    const index = new ChunkedIndex(rule);
-    index.chunks = index.makeChunks(sortedKeys(records));
-    index.forgetRecords();
-    return index;
+    const builder = ChunkedIndex.builder(rule);
+    builder.add(records);
+    return builder.finish();
   }
 
   /**
-   * As build, the same bytes, giving the event loop a turn every ~20 ms: a
-   * full build of 100,000 entries compresses ~35 MB (about a second), which
-   * would otherwise hold every request for that long. (zlib's asynchronous
-   * calls, one per chunk, measured twice as slow in total.)
+   * From scratch, a run of records at a time, each compressed as soon as its
+   * chunk is complete: a full build holds one chunk of text, not the index.
+   * Each `add` takes records that all sort after those of earlier calls (in
+   * any order among themselves); the result is the bytes of `build`.
    */
-  static async buildAsync(records: string[], rule: ChunkingRule = DEFAULT_CHUNKING): Promise<ChunkedIndex> {
+  static builder(rule: ChunkingRule = DEFAULT_CHUNKING): {
+    add(records: string[]): void;
+    finish(): ChunkedIndex;
+  } {
     const index = new ChunkedIndex(rule);
-    const groups = index.split(sortedKeys(records));
     const chunks: Chunk[] = [];
-    let turn = performance.now();
-    for (const g of groups) {
-      chunks.push(index.makeChunk(g.records, g.natural, []));
-      if (performance.now() - turn > 20) {
-        await new Promise((resolve) => setImmediate(resolve));
-        turn = performance.now();
-      }
-    }
-    index.chunks = chunks;
-    index.forgetRecords();
-    return index;
+    const splitter = new Splitter(rule, (records, natural) => chunks.push(compressChunk(records, natural)));
+    let previous: RecordKey | undefined;
+    return {
+      add(records) {
+        for (const r of sortedKeys(records)) {
+          if (previous && compareRecords(previous, r) >= 0)
+            throw new Error('index records added out of order');
+          splitter.push(r);
+          previous = r;
+        }
+      },
+      finish() {
+        splitter.end();
+        index.chunks = chunks;
+        return index;
+      },
+    };
   }
 
   get count(): number {
@@ -116,10 +153,10 @@ export class ChunkedIndex {
     return this.chunks.length;
   }
 
-  /** Bytes of the cached fragments (what this index holds in memory). */
-  get compressedBytes(): number {
+  /** Bytes of the fragments held in memory (none once a member holding them is written). */
+  get heldBytes(): number {
     let n = 0;
-    for (const c of this.chunks) n += c.fragment.length;
+    for (const c of this.chunks) n += c.fragment?.length ?? 0;
     return n;
   }
 
@@ -133,10 +170,11 @@ export class ChunkedIndex {
   /**
    * Removes and adds records (exact texts). Touches only the chunks the
    * records fall in, plus their neighbours when a content-defined cut comes
-   * or goes. Throws, leaving the index as it was, when a removed record is
-   * absent or an added one present.
+   * or goes; `source` gives back the fragments of those already written.
+   * Throws, leaving the index as it was, when a removed record is absent or
+   * an added one present.
    */
-  update(changes: { add: string[]; remove: string[] }): void {
+  update(changes: { add: string[]; remove: string[] }, source?: FragmentSource): void {
     if (changes.add.length === 0 && changes.remove.length === 0) return;
     const old = this.chunks;
     if (old.length === 0) {
@@ -160,7 +198,7 @@ export class ChunkedIndex {
     for (const t of changes.remove) place(removes, recordKey(t), true);
     for (const t of changes.add) place(adds, recordKey(t), false);
     try {
-      this.chunks = this.rechunk(old, adds, removes);
+      this.chunks = this.rechunk(old, adds, removes, source);
     } finally {
       // Inflated records are only needed while rechunking; kept, they would double the memory.
       for (const c of old) c.records = undefined;
@@ -169,7 +207,12 @@ export class ChunkedIndex {
   }
 
   /** The new chunk list: untouched chunks as they are, each touched span rechunked. */
-  private rechunk(old: Chunk[], adds: Map<number, RecordKey[]>, removes: Map<number, RecordKey[]>): Chunk[] {
+  private rechunk(
+    old: Chunk[],
+    adds: Map<number, RecordKey[]>,
+    removes: Map<number, RecordKey[]>,
+    source: FragmentSource | undefined,
+  ): Chunk[] {
     const out: Chunk[] = [];
     let i = 0;
     while (i < old.length) {
@@ -181,11 +224,11 @@ export class ChunkedIndex {
       // A span runs from just after a content-defined cut to the next one.
       const span: Chunk[] = [];
       while (out.length > 0 && !out[out.length - 1]!.natural) span.unshift(out.pop()!);
-      const records: RecordKey[] = span.flatMap((c) => this.recordsOf(c));
+      const records: RecordKey[] = span.flatMap((c) => this.recordsOf(c, source));
       const take = () => {
         const c = old[i]!;
         span.push(c);
-        let rs = this.recordsOf(c);
+        let rs = this.recordsOf(c, source);
         const gone = removes.get(i);
         const come = adds.get(i);
         if (gone || come) rs = applyChanges(rs, come ?? [], gone ?? []);
@@ -208,15 +251,10 @@ export class ChunkedIndex {
   /**
    * The gzip member holding DESCRIPTION then APKINDEX (a tar ended by two
    * zero blocks, the layout of reef's one-pass writer): every byte of text
-   * comes from a cached fragment; only the tar headers and the padding are
+   * comes from a fragment; only the tar headers and the padding are
    * compressed here.
    */
-  assemble(options: ChunkedIndexOptions): Buffer {
-    return Buffer.concat(this.assembleParts(options));
-  }
-
-  /** The member as the list of its pieces, in order (to copy once into a bigger buffer). */
-  assembleParts(options: ChunkedIndexOptions): Buffer[] {
+  member(options: ChunkedIndexOptions): MemberPlan {
     const description = Buffer.from(options.description).subarray(0, MAX_DESCRIPTION);
     const textLength = this.textLength;
     const prefix = Buffer.concat([
@@ -232,19 +270,73 @@ export class ChunkedIndex {
     const trailer = Buffer.alloc(8);
     trailer.writeUInt32LE(crc >>> 0, 0);
     trailer.writeUInt32LE((prefix.length + textLength + suffix.length) % 2 ** 32, 4);
-    return [
-      GZIP_HEADER,
-      deflateFragment(prefix),
-      ...this.chunks.map((c) => c.fragment),
-      deflateFragment(suffix),
-      FINAL_BLOCK,
-      trailer,
-    ];
+    const head = Buffer.concat([GZIP_HEADER, deflateFragment(prefix)]);
+    const tail = Buffer.concat([deflateFragment(suffix), FINAL_BLOCK, trailer]);
+    const chunks = this.chunks;
+    let length = head.length + tail.length;
+    for (const c of chunks) length += c.fragmentLength;
+    return {
+      length,
+      writeTo: (out, at, source) => {
+        const placed: number[] = [];
+        let pos = head.copy(out, at);
+        for (let i = 0; i < chunks.length; ) {
+          const c = chunks[i]!;
+          placed.push(pos);
+          if (c.fragment) {
+            pos += c.fragment.copy(out, at + pos);
+            i++;
+            continue;
+          }
+          // A run of fragments that lay back to back in the last member: one read.
+          let j = i + 1;
+          let runLength = c.fragmentLength;
+          while (j < chunks.length && !chunks[j]!.fragment && chunks[j]!.offset === c.offset + runLength) {
+            placed.push(pos + runLength);
+            runLength += chunks[j]!.fragmentLength;
+            j++;
+          }
+          readBack(source, out, at + pos, c.offset, runLength);
+          for (let k = i; k < j; k++) checkFragment(chunks[k]!, out, at + placed[k]!);
+          pos += runLength;
+          i = j;
+        }
+        tail.copy(out, at + pos);
+        this.planned = placed;
+      },
+    };
+  }
+
+  /** The member in a buffer of its own (tests, and indexes that were never written). */
+  assemble(options: ChunkedIndexOptions, source?: FragmentSource): Buffer {
+    const plan = this.member(options);
+    const out = Buffer.allocUnsafe(plan.length);
+    plan.writeTo(out, 0, source);
+    return out;
+  }
+
+  /**
+   * The member last written by `member(…).writeTo` is stored: from now on
+   * the fragments are read back from it, and their buffers are let go.
+   */
+  written(): void {
+    const placed = this.planned;
+    if (!placed || placed.length !== this.chunks.length)
+      throw new Error('no member of these chunks was written');
+    for (const [i, c] of this.chunks.entries()) {
+      c.offset = placed[i]!;
+      c.fragment = undefined;
+    }
+    this.planned = undefined;
   }
 
   /** Every record in index order (tests and diagnostics; linear in the index). */
-  records(): string[] {
-    return this.chunks.flatMap((c) => this.recordsOf(c).map((r) => r.text));
+  records(source?: FragmentSource): string[] {
+    return this.chunks.flatMap((c) => {
+      const texts = this.recordsOf(c, source).map((r) => r.text);
+      c.records = undefined;
+      return texts;
+    });
   }
 
   /** How the records are split: records per chunk (tests compare chunkings). */
@@ -265,7 +357,7 @@ export class ChunkedIndex {
   }
 
   private isCut(r: RecordKey): boolean {
-    return cutHash(r.text) % this.rule.averageRecords === 0;
+    return isCut(r, this.rule);
   }
 
   /**
@@ -273,50 +365,29 @@ export class ChunkedIndex {
    * A chunk whose records are exactly those of one in `reuse` keeps its
    * fragment instead of being recompressed.
    */
-  private makeChunks(records: RecordKey[], reuse: Chunk[] = []): Chunk[] {
-    return this.split(records).map((g) => this.makeChunk(g.records, g.natural, reuse));
+  private makeChunks(records: RecordKey[], reuse: Chunk[]): Chunk[] {
+    const chunks: Chunk[] = [];
+    const splitter = new Splitter(this.rule, (group, natural) => {
+      const same = reuse.find((c) => c.records && sameRecords(c.records, group));
+      chunks.push(same ? { ...same, natural } : compressChunk(group, natural));
+    });
+    for (const r of records) splitter.push(r);
+    splitter.end();
+    return chunks;
   }
 
-  /** Where the chunks of `records` (sorted, starting right after a cut) end. */
-  private split(records: RecordKey[]): Array<{ records: RecordKey[]; natural: boolean }> {
-    const groups: Array<{ records: RecordKey[]; natural: boolean }> = [];
-    let start = 0;
-    let bytes = 0;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      bytes += Buffer.byteLength(r.text);
-      const natural = this.isCut(r);
-      if (natural || bytes >= this.rule.maxBytes || i === records.length - 1) {
-        groups.push({ records: records.slice(start, i + 1), natural });
-        start = i + 1;
-        bytes = 0;
-      }
-    }
-    return groups;
-  }
-
-  private makeChunk(records: RecordKey[], natural: boolean, reuse: Chunk[]): Chunk {
-    for (const c of reuse) {
-      if (c.records && sameRecords(c.records, records)) return { ...c, natural };
-    }
-    const text = Buffer.from(records.map((r) => r.text).join(''));
-    return {
-      fragment: deflateFragment(text),
-      crc: zlib.crc32(text),
-      length: text.length,
-      count: records.length,
-      last: records[records.length - 1]!,
-      natural,
-      records,
-    };
-  }
-
-  /** A chunk's records: kept while fresh, else inflated from its own fragment. */
-  private recordsOf(c: Chunk): RecordKey[] {
+  /** A chunk's records: kept while fresh, else inflated from its fragment (read back when not held). */
+  private recordsOf(c: Chunk, source: FragmentSource | undefined): RecordKey[] {
     if (c.records) return c.records;
+    let fragment = c.fragment;
+    if (!fragment) {
+      fragment = Buffer.allocUnsafe(c.fragmentLength);
+      readBack(source, fragment, 0, c.offset, c.fragmentLength);
+      checkFragment(c, fragment, 0);
+    }
     // The fragment is reef's own output; its size is known, and bounded by it.
     const text = zlib
-      .inflateRawSync(c.fragment, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: c.length })
+      .inflateRawSync(fragment, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: c.length })
       .toString('utf8');
     const records = splitRecords(text).map(recordKey);
     if (records.length !== c.count) throw new Error('index chunk does not hold its records');
@@ -326,6 +397,94 @@ export class ChunkedIndex {
 
   private forgetRecords(): void {
     for (const c of this.chunks) c.records = undefined;
+  }
+}
+
+/**
+ * Where chunks end, fed one sorted record at a time: after a record that is
+ * a content-defined cut, or once the chunk's text reaches maxBytes.
+ */
+class Splitter {
+  private records: RecordKey[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly rule: ChunkingRule,
+    private readonly emit: (records: RecordKey[], natural: boolean) => void,
+  ) {}
+
+  push(r: RecordKey): void {
+    this.records.push(r);
+    this.bytes += Buffer.byteLength(r.text);
+    const natural = isCut(r, this.rule);
+    if (natural || this.bytes >= this.rule.maxBytes) this.flush(natural);
+  }
+
+  /** The last chunk, unless the last record was a cut. */
+  end(): void {
+    if (this.records.length > 0) this.flush(false);
+  }
+
+  private flush(natural: boolean): void {
+    const records = this.records;
+    this.records = [];
+    this.bytes = 0;
+    this.emit(records, natural);
+  }
+}
+
+function isCut(r: RecordKey, rule: ChunkingRule): boolean {
+  return cutHash(r.text) % rule.averageRecords === 0;
+}
+
+function compressChunk(records: RecordKey[], natural: boolean): Chunk {
+  const text = Buffer.from(records.map((r) => r.text).join(''));
+  const fragment = deflateFragment(text);
+  return {
+    fragment,
+    offset: -1,
+    fragmentLength: fragment.length,
+    fragmentCrc: zlib.crc32(fragment),
+    crc: zlib.crc32(text),
+    length: text.length,
+    count: records.length,
+    last: detached(records[records.length - 1]!),
+    natural,
+  };
+}
+
+/**
+ * A copy of a record's key holding no reference to the text it was sliced
+ * from: V8 keeps a slice's parent string alive, and a chunk's last record
+ * sliced from its inflated text would keep all of that text.
+ */
+function detached(r: RecordKey): RecordKey {
+  return JSON.parse(JSON.stringify(r)) as RecordKey;
+}
+
+/** Written fragments could not be read back as they were: the index must be built from its records. */
+export class ChunkReadBackError extends Error {
+  override name = 'ChunkReadBackError';
+}
+
+function readBack(
+  source: FragmentSource | undefined,
+  target: Buffer,
+  at: number,
+  offset: number,
+  length: number,
+): void {
+  if (!source || offset < 0) throw new ChunkReadBackError('index chunk bytes are neither held nor written');
+  try {
+    source(target, at, offset, length);
+  } catch (err) {
+    throw new ChunkReadBackError('index chunk bytes could not be read back', { cause: err });
+  }
+}
+
+function checkFragment(c: Chunk, bytes: Buffer, at: number): void {
+  if (zlib.crc32(bytes.subarray(at, at + c.fragmentLength)) !== c.fragmentCrc) {
+    throw new ChunkReadBackError('index chunk read back does not match its CRC-32');
   }
 }
 
@@ -371,6 +530,19 @@ function sameRecords(a: RecordKey[], b: RecordKey[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i]!.text !== b[i]!.text) return false;
   return true;
+}
+
+/**
+ * Items (packages) in index order by name and version; one name-version in
+ * two arches, which only the record text orders, comes out side by side.
+ */
+export function sortForIndex<T extends { name: string; version: string }>(items: T[]): T[] {
+  const keyed = items.map((item) => ({
+    item,
+    key: { lower: item.name.toLowerCase(), name: item.name, version: item.version, text: '' },
+  }));
+  keyed.sort((a, b) => compareRecords(a.key, b.key));
+  return keyed.map((k) => k.item);
 }
 
 /**

@@ -1,7 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ChunkedIndex, type ChunkingRule, DEFAULT_CHUNKING } from '../apk/index-chunks.ts';
+import {
+  ChunkedIndex,
+  type ChunkingRule,
+  ChunkReadBackError,
+  DEFAULT_CHUNKING,
+  type FragmentSource,
+  sortForIndex,
+} from '../apk/index-chunks.ts';
 import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
 import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
@@ -15,10 +23,14 @@ import { uniqueKeys } from '../store/package-store.ts';
  * costs one build in flight plus one queued, whatever its size (group commit),
  * and each caller resumes once an index containing its change is live.
  *
- * Each index's text is kept in memory as compressed chunks (index-chunks.ts).
- * The first build after start reads every record from the database; later
- * builds apply only the changes the store reported since (its change
- * listener), recompressing the chunks they touch. Those changes are trusted
+ * Each index's text is kept as compressed chunks (index-chunks.ts). Once an
+ * index file is written, the indexer keeps only where each chunk lies in it
+ * (about 200 KB per 100,000 entries, so every index stays cached), and the
+ * next build reads the untouched chunks back from that file, each checked
+ * against its CRC-32. The first build after start reads every record from
+ * the database, a run at a time; later builds apply only the changes the
+ * store reported since (its change listener), recompressing the chunks they
+ * touch. Those changes are trusted
  * only when their generations run without a gap from the generation the
  * chunks were built at to the database's current one; anything else (another
  * process wrote, a transaction rolled back, a build failed) means a full build.
@@ -44,16 +56,11 @@ export class Indexer {
 
   private readonly slots = new Map<string, { running: Promise<void>; next?: Deferred }>();
   /** The chunks of each index as last written, with the generation and file they match. */
-  private readonly cached = new Map<
-    string,
-    { index: ChunkedIndex; generation: number; sha256: string; bytes: number }
-  >();
-  private cachedBytes = 0;
+  private readonly cached = new Map<string, CachedIndex>();
   /** One buffer the index bytes are written into, reused by whichever build is not waiting on another. */
   private scratch: Buffer | undefined;
   private scratchInUse = false;
   private readonly chunking: ChunkingRule;
-  private readonly cacheBytes: number;
   /** Changes reported by the store since each index's last build started. */
   private readonly pending = new Map<string, IndexChange[]>();
 
@@ -63,18 +70,9 @@ export class Indexer {
     /** Read at every build, so a key rotation applies to the next index written. */
     private readonly signers: () => IndexSigner[],
     private readonly log: Logger,
-    options: {
-      chunking?: ChunkingRule;
-      /**
-       * Compressed chunks kept across all indexes; the least recently built
-       * go first (their next build is a full one). ~10-13 MB per 100,000 entries;
-       * 64 MiB by default, so that 1,000,000 packages fit the 300 MB RSS goal.
-       */
-      cacheBytes?: number;
-    } = {},
+    options: { chunking?: ChunkingRule } = {},
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
-    this.cacheBytes = options.cacheBytes ?? 64 * 2 ** 20;
     store.onIndexChange((changes) => {
       for (const c of changes) {
         const id = indexId(c.key);
@@ -99,24 +97,7 @@ export class Indexer {
     return this.scratch;
   }
 
-  /** Keeps an index's chunks, most recent last, within the byte budget. */
-  private remember(
-    id: string,
-    entry: { index: ChunkedIndex; generation: number; sha256: string; bytes: number },
-  ): void {
-    this.forget(id);
-    this.cached.set(id, entry);
-    this.cachedBytes += entry.bytes;
-    for (const [oldest] of this.cached) {
-      if (this.cachedBytes <= this.cacheBytes || oldest === id) break;
-      this.forget(oldest);
-    }
-  }
-
   private forget(id: string): void {
-    const entry = this.cached.get(id);
-    if (!entry) return;
-    this.cachedBytes -= entry.bytes;
     this.cached.delete(id);
   }
 
@@ -168,27 +149,29 @@ export class Indexer {
    * The chunks for the database as it is now, with the generation they show
    * and the packages they list that were not yet published. Synchronous from
    * reading the generation to taking the pending changes (or the snapshot),
-   * so no change can fall between the two.
+   * so no change can fall between the two. A delta build also returns the
+   * open file its untouched chunks are read back from; the caller closes it.
    */
-  private async currentChunks(
-    id: string,
-    key: IndexKey,
-  ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[]; mode: 'delta' | 'full' }> {
-    const state = this.store.getIndex(key);
-    const changes = this.pending.get(id) ?? [];
-    this.pending.delete(id);
+  private async currentChunks(id: string, key: IndexKey): Promise<CurrentChunks> {
     const cache = this.cached.get(id);
     this.forget(id);
-    const generation = state?.generation ?? 0;
-    if (
-      cache &&
-      state &&
-      cache.generation === state.builtGeneration &&
-      cache.sha256 === state.sha256 &&
-      changes.every((c, i) => c.generation === cache.generation + 1 + i) &&
-      cache.generation + changes.length === generation
-    ) {
-      try {
+    let file: IndexFile | undefined;
+    try {
+      // Opened first: whatever happens to the path later, this build reads the file it was planned on.
+      if (cache) file = openIndexFile(this.indexPath(key, cache.sha256), cache.memberOffset);
+      const state = this.store.getIndex(key);
+      const changes = this.pending.get(id) ?? [];
+      this.pending.delete(id);
+      const generation = state?.generation ?? 0;
+      if (
+        cache &&
+        file &&
+        state &&
+        cache.generation === state.builtGeneration &&
+        cache.sha256 === state.sha256 &&
+        changes.every((c, i) => c.generation === cache.generation + 1 + i) &&
+        cache.generation + changes.length === generation
+      ) {
         const add: string[] = [];
         const remove: string[] = [];
         const newIds: number[] = [];
@@ -204,26 +187,90 @@ export class Indexer {
             else remove.push(text);
           }
         }
-        cache.index.update({ add, remove });
-        return { index: cache.index, generation, newIds, mode: 'delta' };
-      } catch (err) {
-        this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
+        cache.index.update({ add, remove }, file.source);
+        return { index: cache.index, generation, newIds, mode: 'delta', file };
       }
+    } catch (err) {
+      this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
     }
-    const snapshot = this.store.snapshotForIndex(key);
-    const index = await ChunkedIndex.buildAsync(
-      snapshot.records.map((p) => rewriteRecordArch(p.record, p.arch, key.arch)),
-      this.chunking,
-    );
-    const newIds = snapshot.records.filter((p) => !p.published).map((p) => p.id);
-    return { index, generation: snapshot.generation, newIds, mode: 'full' };
+    file?.close();
+    return { ...(await this.fullBuild(id, key)), mode: 'full' };
+  }
+
+  /**
+   * Every record of the index from the database, sorted by name and version
+   * first and then read and compressed a run at a time, giving the event
+   * loop a turn every ~20 ms: 100,000 entries are ~35 MB of text and a second
+   * of compression, which would otherwise hold memory and every request.
+   */
+  private async fullBuild(
+    id: string,
+    key: IndexKey,
+  ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[] }> {
+    for (let attempt = 1; ; attempt++) {
+      // Together with the snapshot: the changes pending from here on are those after its generation.
+      this.pending.delete(id);
+      const { entries, generation } = this.store.indexEntries(key);
+      const sorted = sortForIndex(entries);
+      const builder = ChunkedIndex.builder(this.chunking);
+      // A third attempt reads without a break, so no delete can come between its reads.
+      const breaks = attempt < 3;
+      let complete = true;
+      let turn = performance.now();
+      for (let i = 0; i < sorted.length; ) {
+        let j = Math.min(i + RECORD_RUN, sorted.length);
+        // One name-version in two arches is ordered by its text: such a pair is read in one run.
+        while (
+          j < sorted.length &&
+          sorted[j]!.name === sorted[j - 1]!.name &&
+          sorted[j]!.version === sorted[j - 1]!.version
+        )
+          j++;
+        const rows = this.store.indexRecords(sorted.slice(i, j).map((e) => e.id));
+        if (rows.length !== j - i) {
+          complete = false;
+          break;
+        }
+        builder.add(rows.map((r) => rewriteRecordArch(r.record, r.arch, key.arch)));
+        i = j;
+        if (breaks && performance.now() - turn > 20) {
+          await new Promise((resolve) => setImmediate(resolve));
+          turn = performance.now();
+        }
+      }
+      if (complete) {
+        const newIds = entries.filter((e) => !e.published).map((e) => e.id);
+        return { index: builder.finish(), generation, newIds };
+      }
+      if (!breaks) throw new Error('packages of the index changed while it was read');
+      this.log.info(
+        { index: key, attempt },
+        'a package was deleted while the index was read; reading it again',
+      );
+    }
   }
 
   private async buildOnce(id: string, key: IndexKey): Promise<void> {
     const started = performance.now();
+    const current = await this.currentChunks(id, key);
+    try {
+      await this.publishBuild(key, current, started);
+    } catch (err) {
+      // A chunk of the live file no longer reads back as written (changed on disk): never sign that.
+      if (!(err instanceof ChunkReadBackError)) throw err;
+      this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
+      await this.publishBuild(key, { ...(await this.fullBuild(id, key)), mode: 'full' }, started);
+    } finally {
+      current.file?.close();
+    }
+  }
+
+  /** Signs and writes a build's index file, records it, and keeps its chunks for the next build. */
+  private async publishBuild(key: IndexKey, build: CurrentChunks, started: number): Promise<void> {
+    const { index, generation, newIds, mode, file } = build;
+    const id = indexId(key);
     const signers = this.signers();
     const previous = this.store.getIndex(key);
-    const { index, generation, newIds, mode } = await this.currentChunks(id, key);
     const packageCount = index.count;
     if (packageCount === 0) {
       this.store.recordIndex(key, generation, undefined);
@@ -235,13 +282,15 @@ export class Indexer {
     const useScratch = !this.scratchInUse;
     this.scratchInUse ||= useScratch;
     let bytes: Buffer;
+    let memberOffset: number;
     let sha256: string;
     try {
-      bytes = await writeIndexFromChunks(index, {
+      ({ bytes, memberOffset } = await writeIndexFromChunks(index, {
         description: `${key.repo}/${key.libc}`,
         signers,
         alloc: useScratch ? (size) => this.scratchOf(size) : undefined,
-      });
+        source: file?.source,
+      }));
       sha256 = await this.writeIndexFile(key, bytes);
     } finally {
       if (useScratch) this.scratchInUse = false;
@@ -259,7 +308,9 @@ export class Indexer {
       if (this.store.getIndex(key)?.sha256 !== sha256) await rm(this.indexPath(key, sha256), { force: true });
       return;
     }
-    this.remember(id, { index, generation, sha256, bytes: index.compressedBytes });
+    // From now on the chunks are read back from this file: only their places stay in memory.
+    index.written();
+    this.cached.set(id, { index, generation, sha256, memberOffset });
     this.observer?.observeIndexBuild(key, (performance.now() - started) / 1000, bytes.length, packageCount);
     if (previous?.sha256 && previous.sha256 !== sha256) {
       await rm(this.indexPath(key, previous.sha256), { force: true });
@@ -390,6 +441,50 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Reads per index full build: ~200 KB of records held at a time. */
+const RECORD_RUN = 512;
+
+interface CachedIndex {
+  index: ChunkedIndex;
+  generation: number;
+  sha256: string;
+  /** Where the index member starts in the file (after the signatures). */
+  memberOffset: number;
+}
+
+interface CurrentChunks {
+  index: ChunkedIndex;
+  generation: number;
+  newIds: number[];
+  mode: 'delta' | 'full';
+  /** The previous index file, for a delta build's untouched chunks. */
+  file?: IndexFile;
+}
+
+interface IndexFile {
+  source: FragmentSource;
+  close(): void;
+}
+
+/**
+ * An index file opened to read its member's chunks back. Synchronous reads:
+ * the file was written by the previous build, so it is in the page cache,
+ * and a few MB copy in about a millisecond.
+ */
+function openIndexFile(path: string, memberOffset: number): IndexFile {
+  const fd = openSync(path, 'r');
+  return {
+    source(target, at, offset, length) {
+      for (let done = 0; done < length; ) {
+        const n = readSync(fd, target, at + done, length - done, memberOffset + offset + done);
+        if (n === 0) throw new Error(`index file ${path} ends before its chunks`);
+        done += n;
+      }
+    },
+    close: () => closeSync(fd),
+  };
 }
 
 function indexId(key: IndexKey): string {

@@ -19,6 +19,13 @@ export interface StoredPackage extends IndexEntry {
 export type Libc = 'glibc' | 'musl';
 
 /** One package as an index build needs it: its pre-rendered record and what sorts it. */
+export interface IndexEntryRow {
+  id: number;
+  name: string;
+  version: string;
+  published: boolean;
+}
+
 export interface IndexRecordRow {
   id: number;
   name: string;
@@ -377,6 +384,42 @@ export class PackageStore {
           ).all(key.repo, key.libc, key.arch, afterId, key.repo, key.libc, afterId, limit)
     ) as PackageRow[];
     return rows.map(toPackage);
+  }
+
+  /**
+   * What an index lists, without the records' text: a full build sorts
+   * these, then reads the records a run at a time (indexRecords), so it
+   * never holds every record of a large index at once.
+   */
+  indexEntries(key: IndexKey): { entries: IndexEntryRow[]; generation: number } {
+    return this.db.transaction(() => {
+      const rows = this.stmt(
+        `SELECT id, name, version, published_at IS NOT NULL AS published FROM packages
+         WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
+      ).all(key.repo, key.libc, key.arch) as Array<{
+        id: number;
+        name: string;
+        version: string;
+        published: number;
+      }>;
+      const entries = rows.map((r) => ({
+        id: r.id,
+        name: r.name,
+        version: r.version,
+        published: r.published === 1,
+      }));
+      return { entries, generation: this.getIndex(key)?.generation ?? 0 };
+    })();
+  }
+
+  /**
+   * The index records of these packages, in no particular order; a package
+   * deleted since is missing. A package's record never changes once stored.
+   */
+  indexRecords(ids: number[]): Array<{ id: number; arch: string; record: string }> {
+    return this.stmt(
+      `SELECT id, arch, index_record AS record FROM packages WHERE id IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify(ids)) as Array<{ id: number; arch: string; record: string }>;
   }
 
   /**

@@ -70,7 +70,7 @@ test('apk-tools verifies and lists an index assembled from chunks, after updates
   const index = ChunkedIndex.build(records.slice(0, 1500), { averageRecords: 64, maxBytes: 64 * 1024 });
   index.update({ add: records.slice(1500), remove: records.slice(0, 300) });
   assert.ok(index.chunkCount > 5);
-  const bytes = await writeIndexFromChunks(index, {
+  const { bytes } = await writeIndexFromChunks(index, {
     description: 'reef/chunks',
     signers: [{ keyName, privateKey: signer.privateKey, algorithms: ['RSA256', 'RSA'] }],
   });

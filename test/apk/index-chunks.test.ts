@@ -7,7 +7,12 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
-import { ChunkedIndex, type ChunkingRule, crc32Combine } from '../../src/apk/index-chunks.ts';
+import {
+  ChunkedIndex,
+  type ChunkingRule,
+  crc32Combine,
+  type FragmentSource,
+} from '../../src/apk/index-chunks.ts';
 import { parseIndexText, readIndex } from '../../src/apk/index-reader.ts';
 import {
   type IndexEntry,
@@ -18,6 +23,7 @@ import {
 } from '../../src/apk/index-writer.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import { chunked, fixturesDir, generateRsaKey } from '../helpers/apk-builder.ts';
+import { prng } from '../helpers/prng.ts';
 import { opensslVerifyIndex } from '../helpers/server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-index-chunks-'));
@@ -69,6 +75,14 @@ function pool(): string[] {
 
 const gunzip = (b: Buffer) => zlib.gunzipSync(b);
 
+/** A written member as the place its fragments are read back from (the indexer reads the index file). */
+function memberSource(member: Buffer): FragmentSource {
+  return (target, at, offset, length) => {
+    if (offset + length > member.length) throw new Error('read past the member');
+    member.copy(target, at, offset, offset + length);
+  };
+}
+
 describe('crc32Combine', () => {
   test('equals the CRC-32 of the concatenation, for many lengths', () => {
     for (const len of [0, 1, 2, 7, 64, 1000, 65_537, 1_000_003]) {
@@ -99,6 +113,10 @@ describe('ChunkedIndex', () => {
             initial.map((i) => records[i]!),
             TINY,
           );
+          const options = { description: 'prop', mtime: 0 };
+          // As the indexer does: write the member, let go of the fragments, read them back from it.
+          let written = index.assemble(options);
+          index.written();
           for (const batch of batches) {
             const add: string[] = [];
             const remove: string[] = [];
@@ -114,19 +132,19 @@ describe('ChunkedIndex', () => {
                 present.delete(i);
               }
             }
-            index.update({ add, remove });
+            index.update({ add, remove }, memberSource(written));
             const scratch = ChunkedIndex.build(
               [...present].map((i) => records[i]!),
               TINY,
             );
             assert.deepEqual(index.layout(), scratch.layout());
-            const options = { description: 'prop', mtime: 0 };
-            assert.ok(
-              index.assemble(options).equals(scratch.assemble(options)),
-              'same bytes as from scratch',
-            );
+            const member = index.assemble(options, memberSource(written));
+            assert.ok(member.equals(scratch.assemble(options)), 'same bytes as from scratch');
+            index.written();
+            assert.equal(index.heldBytes, 0, 'no fragment held once written');
+            written = member;
             assert.deepEqual(
-              [...index.records()].sort(),
+              [...index.records(memberSource(written))].sort(),
               [...present].map((i) => records[i]!).sort(),
               'exactly the records present',
             );
@@ -135,6 +153,39 @@ describe('ChunkedIndex', () => {
       ),
       { seed: 7, numRuns: 150 },
     );
+  });
+
+  test('a builder fed sorted runs of any size gives the bytes of build; a run out of order throws', () => {
+    const all = ChunkedIndex.build(records, TINY);
+    const sorted = all.records();
+    const options = { description: 'runs', mtime: 0 };
+    const random = prng(11);
+    for (let round = 0; round < 20; round++) {
+      const builder = ChunkedIndex.builder(TINY);
+      for (let i = 0; i < sorted.length; ) {
+        const run = sorted.slice(i, i + 1 + Math.floor(random() * 12));
+        // Within a run, any order.
+        builder.add(run.slice().reverse());
+        i += run.length;
+      }
+      assert.ok(builder.finish().assemble(options).equals(all.assemble(options)));
+    }
+    const builder = ChunkedIndex.builder(TINY);
+    builder.add(sorted.slice(10, 20));
+    assert.throws(() => builder.add(sorted.slice(5, 6)), /out of order/);
+  });
+
+  test('a chunk read back that does not match its CRC-32 is refused, not reused', () => {
+    const index = ChunkedIndex.build(records, TINY);
+    const options = { description: 'crc', mtime: 0 };
+    const member = index.assemble(options);
+    index.written();
+    const flipped = Buffer.from(member);
+    flipped[Math.floor(member.length / 2)]! ^= 0x40;
+    assert.throws(() => index.assemble(options, memberSource(flipped)), /CRC-32/);
+    assert.throws(() => index.assemble(options), /neither held nor written/);
+    assert.ok(index.assemble(options, memberSource(member)).equals(member));
+    assert.throws(() => index.update({ add: [], remove: [records[0]!] }, memberSource(flipped)), /CRC-32/);
   });
 
   test("records come in apk's order (the one-pass writer's sort)", () => {
@@ -203,11 +254,6 @@ describe('the assembled member', () => {
     const index = ChunkedIndex.build(reordered);
     assert.ok(index.chunkCount > 10, `${index.chunkCount} chunks`);
     const member = index.assemble({ description: 'main/musl', mtime: 0 });
-    const async = await ChunkedIndex.buildAsync(reordered);
-    assert.ok(
-      async.assemble({ description: 'main/musl', mtime: 0 }).equals(member),
-      'buildAsync gives the same bytes',
-    );
     const file = join(dir, 'unsigned.tar.gz');
     writeFileSync(file, member);
     execFileSync('gzip', ['-t', file]);
@@ -255,7 +301,7 @@ print(len(t))`,
     const signer = generateRsaKey();
     const keyName = 'reef-chunks.rsa.pub';
     const index = ChunkedIndex.build(reordered.slice(0, 700));
-    const bytes = await writeIndexFromChunks(index, {
+    const { bytes, memberOffset } = await writeIndexFromChunks(index, {
       description: 'main/musl',
       signers: [{ keyName, privateKey: signer.privateKey, algorithms: ['RSA256', 'RSA'] }],
     });
@@ -264,6 +310,7 @@ print(len(t))`,
     execFileSync('gzip', ['-t', file]);
     const unsigned = index.assemble({ description: 'main/musl', mtime: 0 });
     assert.ok(bytes.subarray(bytes.length - unsigned.length).equals(unsigned));
+    assert.equal(memberOffset, bytes.length - unsigned.length);
     // openssl over the signed part as Python's zlib splits it off, one call per .SIGN entry.
     assert.deepEqual(opensslVerifyIndex(file, { [keyName]: signer.publicPem }, dir).sort(), [
       `.SIGN.RSA.${keyName}`,

@@ -40,7 +40,7 @@ interface Setup {
   logs: Array<Record<string, unknown>>;
 }
 
-function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-')), cacheBytes?: number): Setup {
+function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-'))): Setup {
   if (!dirs.includes(dir)) dirs.push(dir);
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
@@ -52,10 +52,7 @@ function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-')), cacheBytes?: 
       cb();
     },
   });
-  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', sink), {
-    chunking: RULE,
-    cacheBytes,
-  });
+  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', sink), { chunking: RULE });
   return { dir, db, store, indexer, logs };
 }
 
@@ -66,7 +63,7 @@ async function fromScratch(store: PackageStore, k: IndexKey): Promise<Buffer> {
     records.map((r) => rewriteRecordArch(r.record, r.arch, k.arch)),
     RULE,
   );
-  return writeIndexFromChunks(index, { description: `${k.repo}/${k.libc}`, signers: SIGNERS });
+  return (await writeIndexFromChunks(index, { description: `${k.repo}/${k.libc}`, signers: SIGNERS })).bytes;
 }
 
 /** The live index file: bytes equal to a build from scratch, and listing exactly the database's packages. */
@@ -185,18 +182,42 @@ describe('Indexer (incremental chunks)', () => {
     s.db.close();
   });
 
-  test('over the cache budget the least recently built index is dropped, and rebuilt in full when next needed', async () => {
-    // Room for about one of the two indexes.
-    const s = setup(undefined, 1);
-    for (let i = 0; i < 40; i++) s.store.insert(newPackage(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
-    await s.indexer.refresh([keyOf('x86_64')]);
-    await s.indexer.refresh([keyOf('aarch64')]);
-    s.store.insert(newPackage('again', '1.0-r0', 'aarch64'));
-    await s.indexer.refresh([keyOf('aarch64')]);
-    s.store.insert(newPackage('again', '1.0-r0', 'x86_64'));
-    await s.indexer.refresh([keyOf('x86_64')]);
-    assert.deepEqual(modes(s), ['full', 'full', 'delta', 'full']);
+  test('every index stays incremental: chunks are read back from each live file, not held', async () => {
+    const s = setup();
+    for (let i = 0; i < 60; i++) s.store.insert(newPackage(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
+    for (const round of [0, 1, 2]) {
+      for (const a of ARCHES) {
+        s.store.insert(newPackage(`again-${round}`, '1.0-r0', a));
+        await s.indexer.refresh([keyOf(a)]);
+      }
+    }
+    assert.deepEqual(modes(s), ['full', 'full', 'delta', 'delta', 'delta', 'delta']);
     for (const a of ARCHES) await checkIndex(s, keyOf(a));
+    s.db.close();
+  });
+
+  test('a live index file changed or removed on disk: the next build notices and builds in full, still exact', async () => {
+    const s = setup();
+    for (let i = 0; i < 80; i++) s.store.insert(newPackage(`d${i}`, '1.0-r0', 'x86_64'));
+    const k = keyOf('x86_64');
+    await s.indexer.refresh([k]);
+    // A flipped byte in the middle of the chunks (the file's own name no longer matches; reef must not sign it again).
+    const path = s.indexer.indexPath(k, s.store.getIndex(k)!.sha256!);
+    const bytes = readFileSync(path);
+    bytes[bytes.length - Math.floor(bytes.length / 3)]! ^= 0x01;
+    writeFileSync(path, bytes);
+    s.store.insert(newPackage('after-flip', '1.0-r0', 'x86_64'));
+    await s.indexer.refresh([k]);
+    await checkIndex(s, k);
+    rmSync(s.indexer.indexPath(k, s.store.getIndex(k)!.sha256!));
+    s.store.insert(newPackage('after-rm', '1.0-r0', 'x86_64'));
+    await s.indexer.refresh([k]);
+    await checkIndex(s, k);
+    assert.deepEqual(modes(s), ['full', 'full', 'full']);
+    const warnings = s.logs.filter(
+      (l) => l.msg === 'index changes did not apply to the cached chunks; full build',
+    );
+    assert.equal(warnings.length, 2);
     s.db.close();
   });
 
