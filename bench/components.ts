@@ -282,6 +282,11 @@ export async function benchComponents(): Promise<BenchResult> {
       () => `/api/v1/components?purl=${encodeURIComponent(rarePurl())}`,
     );
     await measure('by name + version >=3.3 (openssl)', () => `/api/v1/components?name=openssl&version=${ge}`);
+    // The worst case: every glibc row is read and refused (the version verdict is cached).
+    await measure(
+      'by name + version matching none (glibc >=9), worst case',
+      () => `/api/v1/components?name=glibc&version=${encodeURIComponent('>=9')}`,
+    );
     await measure(
       'by purl + semver range, rare',
       () => `/api/v1/components?purl=${encodeURIComponent(rarePurl())}&version=${encodeURIComponent('>=2')}`,

@@ -144,7 +144,8 @@ export class SbomStore {
       repos: readonly string[];
       limit: number;
       after?: ComponentCursor;
-      accept?: (component: SbomComponent) => boolean;
+      /** Decides on version and purl alone, before the rest of the row is decoded. */
+      accept?: (component: Pick<SbomComponent, 'version' | 'purl'>) => boolean;
     },
   ): { hits: ComponentHit[]; next: ComponentCursor | undefined } {
     const ranges = componentRanges(query);
@@ -176,8 +177,10 @@ export class SbomStore {
                ORDER BY c.${column}, c.package_id, c.id`,
             ).iterate(after?.key ?? range.prefix, after?.packageId ?? 0, after?.id ?? 0, range.end, repos);
       for (const row of rows as Iterable<PackagedComponentRow>) {
+        if (page.accept && !page.accept({ version: row.version ?? undefined, purl: row.purl ?? undefined })) {
+          continue;
+        }
         const component = toComponent(row);
-        if (page.accept && !page.accept(component)) continue;
         found.push({
           hit: {
             component,

@@ -215,7 +215,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
         repos: readableRepos(request),
         limit: q.limit,
         after: after && { key: after[0], packageId: after[1], id: after[2] },
-        accept: constraints.length === 0 ? undefined : (c) => versionMatches(c, constraints),
+        accept: constraints.length === 0 ? undefined : versionFilter(constraints),
       },
     );
     return {
@@ -378,12 +378,37 @@ function parseConstraints(text: string): Constraint[] {
     });
 }
 
+/**
+ * versionMatches with its verdict remembered per (purl type, version): a
+ * common component has a handful of versions across a million packages, and
+ * a page may have to read far past rows that miss the constraint.
+ */
+function versionFilter(constraints: Constraint[]): (c: Pick<SbomComponent, 'version' | 'purl'>) => boolean {
+  const verdicts = new Map<string, boolean>();
+  return (component) => {
+    const key = `${purlTypeOf(component.purl) ?? ''}\0${component.version ?? ''}`;
+    let ok = verdicts.get(key);
+    if (ok === undefined) {
+      ok = versionMatches(component, constraints);
+      if (verdicts.size < 10_000) verdicts.set(key, ok);
+    }
+    return ok;
+  };
+}
+
+function purlTypeOf(purl: string | undefined): string | undefined {
+  return /^pkg:([a-z0-9.+-]+)\//i.exec(purl ?? '')?.[1]?.toLowerCase();
+}
+
 /** apk rules (§4) for apk components and plain names; semver for purl types that use it. */
-function versionMatches(component: SbomComponent, constraints: Constraint[]): boolean {
+function versionMatches(
+  component: Pick<SbomComponent, 'version' | 'purl'>,
+  constraints: Constraint[],
+): boolean {
   if (constraints.length === 0) return true;
   const version = component.version;
   if (!version) return false;
-  const type = /^pkg:([a-z0-9.+-]+)\//i.exec(component.purl ?? '')?.[1]?.toLowerCase();
+  const type = purlTypeOf(component.purl);
   if (type && SEMVER_TYPES.has(type)) {
     const v = semver.coerce(version, { loose: true });
     if (!v) return false;
