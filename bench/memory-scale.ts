@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IndexKey, Libc } from '../src/store/package-store.ts';
@@ -9,11 +10,13 @@ import { syntheticPackage } from './publish.ts';
 import {
   BENCH_TOKEN,
   type BenchResult,
+  checkCommand,
   freePort,
   log,
   makeTempDir,
   percentile,
   round,
+  runCommand,
   sleep,
   startBenchServices,
 } from './support.ts';
@@ -26,7 +29,11 @@ import {
  * the package list. RSS and peak RSS are the server's, from /proc.
  * Goal: under 300 MB.
  *
- * env: REEF_BENCH_MEMORY_PACKAGES (default 1000000).
+ * The server runs as `npm start` runs it: the esbuild bundle on plain node.
+ *
+ * env: REEF_BENCH_MEMORY_PACKAGES (default 1000000); REEF_BENCH_MEMORY_SEED,
+ * a folder that keeps the seeded data between runs (seeding takes minutes);
+ * REEF_BENCH_MEMORY_ENV, extra server settings as JSON (e.g. a cache size).
  */
 
 const PACKAGES = Number(process.env.REEF_BENCH_MEMORY_PACKAGES ?? 1_000_000);
@@ -44,43 +51,49 @@ export async function benchMemoryScale(): Promise<BenchResult> {
     for (let i = 0; i * PER_INDEX < PACKAGES; i++) {
       keys.push({ repo: 'bench', libc: LIBCS[i % 2]!, arch: ARCHES[Math.floor(i / 2) % ARCHES.length]! });
     }
-    // Seeded by this process; the server measured is a fresh `reef serve` on the same folder.
-    const { services } = await startBenchServices(dataDir);
     const seedStarted = performance.now();
-    try {
-      for (const [k, key] of keys.entries()) {
-        const count = Math.min(PER_INDEX, PACKAGES - k * PER_INDEX);
-        services.db.transaction(() => {
-          for (let i = 0; i < count; i++)
-            services.store.insert({ ...syntheticPackage(k * PER_INDEX + i), ...key });
-        })();
-        log(`memory: ${k * PER_INDEX + count} packages seeded`);
-      }
-    } finally {
-      await services.close();
+    const seed = process.env.REEF_BENCH_MEMORY_SEED;
+    const seedDir = seed ? join(seed, `data-${PACKAGES}`) : dataDir;
+    if (!existsSync(join(seedDir, 'reef.db'))) {
+      await rm(seedDir, { recursive: true, force: true });
+      await seedPackages(seedDir, keys);
+    } else {
+      log(`memory: reusing the seeded folder ${seedDir}`);
+    }
+    if (seedDir !== dataDir) {
+      await mkdir(dataDir, { recursive: true });
+      await cp(seedDir, dataDir, { recursive: true });
     }
     const seedMs = performance.now() - seedStarted;
 
     // Its start builds every index (they were never built): the first build of each is a full one.
+    checkCommand('npm run build', await runCommand('npm', ['run', 'build']));
+    const serverEnv = JSON.parse(process.env.REEF_BENCH_MEMORY_ENV ?? '{}') as Record<string, string>;
     const port = await freePort();
     const startStarted = performance.now();
-    child = spawn(process.execPath, [fileURLToPath(new URL('../bin/reef.js', import.meta.url)), 'serve'], {
-      env: {
-        ...process.env,
-        REEF_DATA_DIR: dataDir,
-        REEF_PORT: String(port),
-        REEF_ADMIN_TOKEN: BENCH_TOKEN,
-        REEF_LOG_LEVEL: 'warn',
+    child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('../dist/cli/main.mjs', import.meta.url)), 'serve'],
+      {
+        env: {
+          ...process.env,
+          REEF_DATA_DIR: dataDir,
+          REEF_PORT: String(port),
+          REEF_ADMIN_TOKEN: BENCH_TOKEN,
+          REEF_LOG_LEVEL: 'warn',
+          ...serverEnv,
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    );
     const base = `http://127.0.0.1:${port}`;
     await waitReady(`${base}/readyz`, 15 * 60_000);
     const startMs = performance.now() - startStarted;
     const rssStarted = rssOf(child.pid!);
+    const heapStarted = await heapOf(base);
 
-    // One publish into each index, two rounds. Indexes beyond the chunk cache budget
-    // (64 MiB: about six of 100,000 entries) are rebuilt in full when published to.
+    // One publish into each index, two rounds: the first publish to an index after a
+    // start is a delta on the chunks its start-up build left.
     const publishMs: number[][] = [[], []];
     for (const round of [0, 1]) {
       for (const [k, key] of keys.entries()) {
@@ -114,9 +127,10 @@ export async function benchMemoryScale(): Promise<BenchResult> {
       }
     }
     const rssServing = rssOf(child.pid!);
+    const heapServing = await heapOf(base);
     log(
       `memory: server RSS ${rssStarted.rss} MiB after start, ${rssServing.rss} MiB serving ` +
-        `${PACKAGES} packages (peak ${rssServing.peak} MiB)`,
+        `${PACKAGES} packages (peak ${rssServing.peak} MiB); heap ${JSON.stringify(heapServing)}`,
     );
     return {
       name: 'memory',
@@ -155,8 +169,11 @@ export async function benchMemoryScale(): Promise<BenchResult> {
         indexes: keys.length,
         seedMs,
         startMs,
+        serverEnv,
         rssStarted,
         rssServing,
+        heapStarted,
+        heapServing,
         publishMs,
         pageMs,
       },
@@ -170,6 +187,39 @@ export async function benchMemoryScale(): Promise<BenchResult> {
     }
     await temp.cleanup();
   }
+}
+
+/** Inserts the generated packages through the store, one transaction per index. */
+async function seedPackages(dataDir: string, keys: IndexKey[]): Promise<void> {
+  const { services } = await startBenchServices(dataDir);
+  try {
+    for (const [k, key] of keys.entries()) {
+      const count = Math.min(PER_INDEX, PACKAGES - k * PER_INDEX);
+      services.db.transaction(() => {
+        for (let i = 0; i < count; i++)
+          services.store.insert({ ...syntheticPackage(k * PER_INDEX + i), ...key });
+      })();
+      log(`memory: ${k * PER_INDEX + count} packages seeded`);
+    }
+  } finally {
+    await services.close();
+  }
+}
+
+/** The server's own view of its memory (prom-client's process and Node.js gauges), MiB. */
+async function heapOf(base: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const name of [
+    'process_resident_memory_bytes',
+    'nodejs_heap_size_total_bytes',
+    'nodejs_heap_size_used_bytes',
+    'nodejs_external_memory_bytes',
+  ]) {
+    const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1];
+    out[name.replace(/_bytes$/, '')] = round(Number(value) / 2 ** 20, 1);
+  }
+  return out;
 }
 
 /** VmRSS and VmHWM (peak) of a process, MiB, from /proc. */
