@@ -70,6 +70,9 @@ export function migrate(db: Db, dir = MIGRATIONS_DIR): MigrationResult {
     })();
     applied.push(file);
   }
+  // A migration may rewrite or index a whole table (tens of MB at a million packages): fold those
+  // pages into the database and cut the WAL back, rather than leave it that size on disk.
+  if (applied.length > 0) db.pragma('wal_checkpoint(TRUNCATE)');
   const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
   return { applied, version: row.v ?? 0 };
 }
