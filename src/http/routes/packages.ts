@@ -276,12 +276,18 @@ export function auditor(
       services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
     },
     rejected(err: unknown) {
-      services.audit.record({
-        ...base,
-        target,
-        result: 'rejected',
-        code: isAppError(err) ? err.code : 'INTERNAL',
-      });
+      try {
+        services.audit.record({
+          ...base,
+          target,
+          result: 'rejected',
+          code: isAppError(err) ? err.code : 'INTERNAL',
+        });
+      } catch (auditErr) {
+        // The request's own error is what the client must see (a full disk is 507, not 500);
+        // the audit row that could not be written is logged instead.
+        request.log.error({ err: auditErr, action, target }, 'audit log write failed');
+      }
     },
   };
 }
