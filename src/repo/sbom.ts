@@ -3,7 +3,7 @@ import type { ApkPackage } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import { cycloneDxToSpdx, spdxToCycloneDx } from '../sbom/convert.ts';
 import { generateSpdx } from '../sbom/generate.ts';
-import { checkDescribes, parseSbom } from '../sbom/parse.ts';
+import { checkDescribes, checkSbomSize, parseSbom, parseSbomDocument } from '../sbom/parse.ts';
 import type { ParsedSbom, SbomFormat } from '../sbom/types.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { SbomSource, SbomStore, StoredSbom } from '../store/sbom-store.ts';
@@ -33,12 +33,11 @@ export function prepareSbom(input: {
   const describe = { name: apk.pkginfo.name, version: apk.pkginfo.version };
   let source: SbomSource;
   let bytes: Buffer;
-  if (input.uploaded) {
-    source = 'uploaded';
-    bytes = input.uploaded;
-  } else if (apk.sbom) {
-    source = 'embedded';
-    bytes = apk.sbom;
+  let parsed: ParsedSbom;
+  if (input.uploaded || apk.sbom) {
+    source = input.uploaded ? 'uploaded' : 'embedded';
+    bytes = (input.uploaded ?? apk.sbom)!;
+    parsed = withSource(source, () => parseSbom(bytes));
   } else {
     source = 'generated';
     const doc = generateSpdx({
@@ -54,8 +53,12 @@ export function prepareSbom(input: {
       namespaceBase: input.namespaceBase,
     });
     bytes = Buffer.from(`${JSON.stringify(doc, null, 2)}\n`);
+    // The same checks as a sent document, on the tree just built rather than on a parse of its bytes.
+    parsed = withSource(source, () => {
+      checkSbomSize(bytes.length);
+      return parseSbomDocument(doc);
+    });
   }
-  const parsed = withSource(source, () => parseSbom(bytes));
   withSource(source, () => checkDescribes(parsed, describe));
   return { source, bytes, sha256: createHash('sha256').update(bytes).digest('hex'), parsed };
 }
