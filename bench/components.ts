@@ -100,12 +100,24 @@ function pickLicense(random: () => number): string {
   return `LicenseRef-vendor-${Math.floor(random() * 200)}`;
 }
 
-/** Raw inserts into a closed database (its own connection, a big cache, no fsync): seconds per 50,000 packages. */
+/** Raw inserts into a database no server has open (its own connection, a big cache, no fsync). */
 function seedDatabase(path: string): void {
   const db = openDb(path);
   migrate(db);
   db.pragma('synchronous = OFF');
   db.pragma('cache_size = -262144');
+  // Indexes are built once at the end, by sorting, instead of by 10,000,000 random inserts.
+  const indexes = (
+    db
+      .prepare(
+        `SELECT name, sql FROM sqlite_master
+         WHERE type = 'index' AND tbl_name IN ('packages', 'components') AND sql IS NOT NULL`,
+      )
+      .all() as Array<{ name: string; sql: string }>
+  ).map((index) => {
+    db.exec(`DROP INDEX ${index.name}`);
+    return index.sql;
+  });
   const random = prng(7);
   const now = Date.now();
   const insertRepo = db.prepare('INSERT OR IGNORE INTO repos (name, private, created_at) VALUES (?, ?, ?)');
@@ -162,6 +174,8 @@ function seedDatabase(path: string): void {
     })();
     log(`components: ${Math.min(PACKAGES, start + BATCH)} packages seeded`);
   }
+  for (const sql of indexes) db.exec(sql);
+  log(`components: ${indexes.length} indexes rebuilt`);
   db.close();
 }
 
