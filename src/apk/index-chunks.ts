@@ -143,6 +143,79 @@ export class ChunkedIndex {
     };
   }
 
+  /**
+   * The chunks of a member written with the same rule (the live index file,
+   * after a restart), found without recompressing anything: each fragment
+   * ends with the empty stored block of its full flush (00 00 FF FF), and a
+   * candidate is accepted only if it inflates to records that are exactly a
+   * chunk the rule cuts. The head, the tail and the trailer's CRC-32 and
+   * length must then be what `member` writes. Anything else throws a
+   * ChunkReadBackError, and the caller builds from the records instead.
+   * Holds one chunk of text at a time.
+   */
+  static fromMember(
+    member: Buffer,
+    options: ChunkedIndexOptions,
+    rule: ChunkingRule = DEFAULT_CHUNKING,
+  ): ChunkedIndex {
+    const fail = (why: string) =>
+      new ChunkReadBackError(`the index member does not read back as chunks: ${why}`);
+    if (!member.subarray(0, GZIP_HEADER.length).equals(GZIP_HEADER)) throw fail('not the header reef writes');
+    const description = Buffer.from(options.description).subarray(0, MAX_DESCRIPTION);
+    const prefixLength = 1024 + description.length + tarPadding(description.length);
+    // The tar headers come first, in a fragment of their own.
+    const head = nextFragment(member, GZIP_HEADER.length, prefixLength, (text) =>
+      text.length === prefixLength ? text : undefined,
+    );
+    if (!head) throw fail('no DESCRIPTION and APKINDEX headers');
+    const apkindex = head.value.subarray(prefixLength - 512);
+    const textLength = Number.parseInt(apkindex.subarray(124, 136).toString('latin1').trim(), 8);
+    if (!Number.isSafeInteger(textLength) || textLength < 0) throw fail('no APKINDEX size');
+    const prefix = Buffer.concat([
+      ustarHeader('DESCRIPTION', description.length, options.mtime),
+      description,
+      Buffer.alloc(tarPadding(description.length)),
+      ustarHeader('APKINDEX', textLength, options.mtime),
+    ]);
+    if (!prefix.equals(head.value)) throw fail('other tar headers than reef writes');
+
+    const index = new ChunkedIndex(rule);
+    let at = head.end;
+    let seen = 0;
+    let previous: RecordKey | undefined;
+    while (seen < textLength) {
+      const found = nextFragment(member, at, textLength - seen, (text) => {
+        const records = chunkRecords(text, rule, previous, seen + text.length === textLength);
+        return records && { text, records };
+      });
+      if (!found) throw fail(`no chunk at byte ${at}`);
+      const { text, records } = found.value;
+      const fragment = member.subarray(at, found.end);
+      index.chunks.push({
+        fragment: undefined,
+        offset: at,
+        fragmentLength: fragment.length,
+        fragmentCrc: zlib.crc32(fragment),
+        crc: zlib.crc32(text),
+        length: text.length,
+        count: records.length,
+        last: detached(records[records.length - 1]!),
+        natural: isCut(records[records.length - 1]!, rule),
+      });
+      previous = records[records.length - 1];
+      seen += text.length;
+      at = found.end;
+    }
+    // What `member` would write around these chunks, trailer included, must be what is there.
+    const plan = index.member(options);
+    if (plan.length !== member.length) throw fail('its length is not that of its chunks');
+    const out = Buffer.allocUnsafe(plan.length);
+    plan.writeTo(out, 0, (target, to, offset, length) => member.copy(target, to, offset, offset + length));
+    if (!out.equals(member)) throw fail('its head or tail differs from what its chunks give');
+    index.written();
+    return index;
+  }
+
   get count(): number {
     let n = 0;
     for (const c of this.chunks) n += c.count;
@@ -460,6 +533,85 @@ function compressChunk(records: RecordKey[], natural: boolean): Chunk {
  */
 function detached(r: RecordKey): RecordKey {
   return JSON.parse(JSON.stringify(r)) as RecordKey;
+}
+
+/** The empty stored block a full flush ends with. */
+const FLUSH_END = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+/**
+ * The first fragment of `member` from `at` (ended by FLUSH_END, at most
+ * `maxText` bytes inflated) whose text `accept` takes. A false end (the
+ * four bytes inside compressed data) inflates to a strict prefix of the real
+ * text, which `accept` must refuse.
+ */
+function nextFragment<T>(
+  member: Buffer,
+  at: number,
+  maxText: number,
+  accept: (text: Buffer) => T | undefined,
+): { value: T; end: number } | undefined {
+  for (let q = member.indexOf(FLUSH_END, at); q >= 0; q = member.indexOf(FLUSH_END, q + 1)) {
+    let text: Buffer;
+    try {
+      text = zlib.inflateRawSync(member.subarray(at, q + FLUSH_END.length), {
+        finishFlush: zlib.constants.Z_SYNC_FLUSH,
+        maxOutputLength: Math.max(1, maxText),
+      });
+    } catch {
+      continue; // cut inside a block, or more text than is left
+    }
+    const value = accept(text);
+    if (value !== undefined) return { value, end: q + FLUSH_END.length };
+  }
+  return undefined;
+}
+
+/**
+ * The records of `text` if they are exactly one chunk under `rule`: sorted
+ * after `previous`, no cut and no full chunk before the last record, and the
+ * last one a cut, a full chunk, or the end of the index.
+ */
+function chunkRecords(
+  text: Buffer,
+  rule: ChunkingRule,
+  previous: RecordKey | undefined,
+  atEnd: boolean,
+): RecordKey[] | undefined {
+  let records: RecordKey[];
+  try {
+    const string = text.toString('utf8');
+    if (Buffer.byteLength(string) !== text.length) return undefined;
+    records = splitRecords(string).map(recordKey);
+  } catch {
+    return undefined;
+  }
+  let bytes = 0;
+  for (const [i, r] of records.entries()) {
+    if (previous && compareRecords(previous, r) >= 0) return undefined;
+    previous = r;
+    bytes += Buffer.byteLength(r.text);
+    const ends = isCut(r, rule) || bytes >= rule.maxBytes;
+    if (i < records.length - 1 ? ends : !(ends || atEnd)) return undefined;
+  }
+  return records.length > 0 ? records : undefined;
+}
+
+/**
+ * Where the APKINDEX member of an index file starts: after the signature
+ * member when the first member is one (its first entry is a `.SIGN.` file,
+ * apk-format.md §3.4), else at 0.
+ */
+export function indexMemberOffset(file: Buffer): number {
+  if (!file.subarray(0, GZIP_HEADER.length).equals(GZIP_HEADER))
+    throw new ChunkReadBackError('not a gzip file reef wrote');
+  const body = file.subarray(GZIP_HEADER.length);
+  const start = zlib.inflateRawSync(body.subarray(0, 2048), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  if (!start.subarray(0, 6).equals(Buffer.from('.SIGN.'))) return 0;
+  // zlib stops at the end of the deflate stream; what it consumed is where the trailer starts.
+  const { engine } = zlib.inflateRawSync(body, { info: true }) as unknown as {
+    engine: { bytesWritten: number };
+  };
+  return GZIP_HEADER.length + engine.bytesWritten + 8;
 }
 
 /** Written fragments could not be read back as they were: the index must be built from its records. */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   ChunkedIndex,
@@ -8,6 +8,7 @@ import {
   ChunkReadBackError,
   DEFAULT_CHUNKING,
   type FragmentSource,
+  indexMemberOffset,
   sortForIndex,
 } from '../apk/index-chunks.ts';
 import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
@@ -61,8 +62,8 @@ export class Indexer {
   private scratch: Buffer | undefined;
   private scratchInUse = false;
   private readonly chunking: ChunkingRule;
-  /** Changes reported by the store since each index's last build started. */
-  private readonly pending = new Map<string, IndexChange[]>();
+  /** Changes reported by the store since each index's last build started ('overflow': too many to keep). */
+  private readonly pending = new Map<string, IndexChange[] | 'overflow'>();
 
   constructor(
     private readonly store: PackageStore,
@@ -76,11 +77,11 @@ export class Indexer {
     store.onIndexChange((changes) => {
       for (const c of changes) {
         const id = indexId(c.key);
-        // Without chunks (and no build under way that will leave some), the next build is a
-        // full one and would drop these anyway: a bulk import does not pile them up here.
-        if (!this.cached.has(id) && !this.slots.has(id)) continue;
         const list = this.pending.get(id);
-        if (list) list.push(c);
+        if (list === 'overflow') continue;
+        // A bulk import does not pile changes up here: past the bound, the next build is a full one.
+        if (list && list.length >= MAX_PENDING) this.pending.set(id, 'overflow');
+        else if (list) list.push(c);
         else this.pending.set(id, [c]);
       }
     });
@@ -153,8 +154,9 @@ export class Indexer {
    * open file its untouched chunks are read back from; the caller closes it.
    */
   private async currentChunks(id: string, key: IndexKey): Promise<CurrentChunks> {
-    const cache = this.cached.get(id);
+    let cache = this.cached.get(id);
     this.forget(id);
+    cache ??= await this.reopen(id, key);
     let file: IndexFile | undefined;
     try {
       // Opened first: whatever happens to the path later, this build reads the file it was planned on.
@@ -167,6 +169,7 @@ export class Indexer {
         cache &&
         file &&
         state &&
+        changes !== 'overflow' &&
         cache.generation === state.builtGeneration &&
         cache.sha256 === state.sha256 &&
         changes.every((c, i) => c.generation === cache.generation + 1 + i) &&
@@ -195,6 +198,42 @@ export class Indexer {
     }
     file?.close();
     return { ...(await this.fullBuild(id, key)), mode: 'full' };
+  }
+
+  /**
+   * After a start (or a failed build): the chunks of the live index file,
+   * found again in it without recompressing (ChunkedIndex.fromMember), so
+   * the first publish after a restart is a delta too. Only when the changes
+   * since that file was built are all pending here, and only for a file
+   * whose bytes still hash to its name: nothing but what reef wrote and
+   * recorded is ever signed again.
+   */
+  private async reopen(id: string, key: IndexKey): Promise<CachedIndex | undefined> {
+    const state = this.store.getIndex(key);
+    const pending = this.pending.get(id) ?? [];
+    if (
+      !state?.sha256 ||
+      pending === 'overflow' ||
+      state.generation - state.builtGeneration !== pending.length
+    ) {
+      return undefined;
+    }
+    try {
+      const bytes = await readFile(this.indexPath(key, state.sha256));
+      if (createHash('sha256').update(bytes).digest('hex') !== state.sha256) {
+        throw new ChunkReadBackError('the index file does not hash to its name');
+      }
+      const memberOffset = indexMemberOffset(bytes);
+      const index = ChunkedIndex.fromMember(
+        bytes.subarray(memberOffset),
+        { description: describe(key), mtime: 0 },
+        this.chunking,
+      );
+      return { index, generation: state.builtGeneration, sha256: state.sha256, memberOffset };
+    } catch (err) {
+      this.log.info({ index: key, err }, 'the live index file does not read back as chunks; full build');
+      return undefined;
+    }
   }
 
   /**
@@ -286,7 +325,7 @@ export class Indexer {
     let sha256: string;
     try {
       ({ bytes, memberOffset } = await writeIndexFromChunks(index, {
-        description: `${key.repo}/${key.libc}`,
+        description: describe(key),
         signers,
         alloc: useScratch ? (size) => this.scratchOf(size) : undefined,
         source: file?.source,
@@ -442,6 +481,14 @@ function isAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** DESCRIPTION of an index: its repository base. */
+function describe(key: IndexKey): string {
+  return `${key.repo}/${key.libc}`;
+}
+
+/** Changes kept per index between builds (~0.5 MB); a bulk import past it gets a full build. */
+const MAX_PENDING = 1024;
 
 /** Reads per index full build: ~200 KB of records held at a time. */
 const RECORD_RUN = 512;

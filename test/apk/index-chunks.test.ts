@@ -12,6 +12,7 @@ import {
   type ChunkingRule,
   crc32Combine,
   type FragmentSource,
+  indexMemberOffset,
 } from '../../src/apk/index-chunks.ts';
 import { parseIndexText, readIndex } from '../../src/apk/index-reader.ts';
 import {
@@ -143,6 +144,10 @@ describe('ChunkedIndex', () => {
             index.written();
             assert.equal(index.heldBytes, 0, 'no fragment held once written');
             written = member;
+            // As after a restart: the same chunks found again in the written member alone.
+            const reopened = ChunkedIndex.fromMember(member, options, TINY);
+            assert.deepEqual(reopened.layout(), scratch.layout());
+            assert.ok(reopened.assemble(options, memberSource(member)).equals(member));
             assert.deepEqual(
               [...index.records(memberSource(written))].sort(),
               [...present].map((i) => records[i]!).sort(),
@@ -173,6 +178,33 @@ describe('ChunkedIndex', () => {
     const builder = ChunkedIndex.builder(TINY);
     builder.add(sorted.slice(10, 20));
     assert.throws(() => builder.add(sorted.slice(5, 6)), /out of order/);
+  });
+
+  test('fromMember finds the chunks of a written member; another rule, description or writer, or a changed byte, is refused', async () => {
+    const options = { description: 'main/glibc', mtime: 0 };
+    const index = ChunkedIndex.build(records, TINY);
+    const member = index.assemble(options);
+    const reopened = ChunkedIndex.fromMember(member, options, TINY);
+    assert.deepEqual(reopened.layout(), index.layout());
+    assert.deepEqual(reopened.records(memberSource(member)), index.records());
+    // It goes on as the original would: an update gives the bytes of a build from scratch.
+    reopened.update({ add: [], remove: records.slice(3, 9) }, memberSource(member));
+    index.update({ add: [], remove: records.slice(3, 9) });
+    assert.ok(reopened.assemble(options, memberSource(member)).equals(index.assemble(options)));
+
+    const refused = (bytes: Buffer, opts = options, rule = TINY) =>
+      assert.throws(() => ChunkedIndex.fromMember(bytes, opts, rule), { name: 'ChunkReadBackError' });
+    refused(member, options, { averageRecords: 5, maxBytes: 1200 });
+    refused(member, { description: 'main/musl', mtime: 0 });
+    refused(
+      await writeUnsignedIndexText(index.records().join(''), { arch: 'x86_64', description: 'main/glibc' }),
+    );
+    for (const at of [12, Math.floor(member.length / 2), member.length - 6]) {
+      const flipped = Buffer.from(member);
+      flipped[at]! ^= 0x08;
+      refused(flipped);
+    }
+    refused(member.subarray(0, member.length - 1));
   });
 
   test('a chunk read back that does not match its CRC-32 is refused, not reused', () => {
@@ -254,6 +286,8 @@ describe('the assembled member', () => {
     const index = ChunkedIndex.build(reordered);
     assert.ok(index.chunkCount > 10, `${index.chunkCount} chunks`);
     const member = index.assemble({ description: 'main/musl', mtime: 0 });
+    const reopened = ChunkedIndex.fromMember(member, { description: 'main/musl', mtime: 0 });
+    assert.deepEqual(reopened.layout(), index.layout(), 'the same chunks found again in 4,929 real records');
     const file = join(dir, 'unsigned.tar.gz');
     writeFileSync(file, member);
     execFileSync('gzip', ['-t', file]);
@@ -311,6 +345,8 @@ print(len(t))`,
     const unsigned = index.assemble({ description: 'main/musl', mtime: 0 });
     assert.ok(bytes.subarray(bytes.length - unsigned.length).equals(unsigned));
     assert.equal(memberOffset, bytes.length - unsigned.length);
+    assert.equal(indexMemberOffset(bytes), memberOffset, 'the member is found after the signature');
+    assert.equal(indexMemberOffset(unsigned), 0);
     // openssl over the signed part as Python's zlib splits it off, one call per .SIGN entry.
     assert.deepEqual(opensslVerifyIndex(file, { [keyName]: signer.publicPem }, dir).sort(), [
       `.SIGN.RSA.${keyName}`,

@@ -240,7 +240,7 @@ describe('Indexer (incremental chunks)', () => {
     s.db.close();
   });
 
-  test('after a restart the first build is full and gives the same file; unchanged re-signing is a delta of nothing', async () => {
+  test('after a restart the chunks are found again in the live file: the first publish is a delta; a stale or changed file gets a full build', async () => {
     const first = setup();
     for (let i = 0; i < 80; i++) first.store.insert(newPackage(`r${i}`, `1.${i}-r0`, 'x86_64'));
     await first.indexer.refresh([keyOf('x86_64')]);
@@ -252,12 +252,42 @@ describe('Indexer (incremental chunks)', () => {
     assert.deepEqual(modes(first), ['full', 'delta', 'delta']);
     first.db.close();
 
+    // A restart: re-signing finds the chunks in the file (nothing recompressed), and so does a publish.
     const second = setup(first.dir);
     await second.indexer.rebuildAll();
     assert.equal(second.store.getIndex(keyOf('x86_64'))!.sha256, before);
-    assert.deepEqual(modes(second), ['full']);
-    await checkIndex(second, keyOf('x86_64'));
-    execFileSync('gzip', ['-t', second.indexer.indexPath(keyOf('x86_64'), before!)]);
+    const third = setup(first.dir);
+    third.store.insert(newPackage('after-restart', '1-r0', 'x86_64'));
+    await third.indexer.refresh([keyOf('x86_64')]);
+    await checkIndex(third, keyOf('x86_64'));
+    assert.deepEqual([...modes(second), ...modes(third)], ['delta', 'delta']);
     second.db.close();
+    third.db.close();
+
+    // Published while no indexer listened (stale at start): the changes are unknown, so a full build.
+    const fourth = setup(first.dir);
+    fourth.store.insert(newPackage('unheard', '1-r0', 'x86_64'));
+    const fifth = setup(first.dir);
+    await fifth.indexer.recover();
+    await checkIndex(fifth, keyOf('x86_64'));
+    assert.deepEqual(modes(fifth), ['full']);
+    fourth.db.close();
+
+    // The live file changed on disk: not signed again, a full build.
+    const path = fifth.indexer.indexPath(keyOf('x86_64'), fifth.store.getIndex(keyOf('x86_64'))!.sha256!);
+    fifth.db.close();
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 100]! ^= 0x02;
+    writeFileSync(path, bytes);
+    const sixth = setup(first.dir);
+    sixth.store.insert(newPackage('after-flip', '1-r0', 'x86_64'));
+    await sixth.indexer.refresh([keyOf('x86_64')]);
+    await checkIndex(sixth, keyOf('x86_64'));
+    assert.deepEqual(modes(sixth), ['full']);
+    execFileSync('gzip', [
+      '-t',
+      sixth.indexer.indexPath(keyOf('x86_64'), sixth.store.getIndex(keyOf('x86_64'))!.sha256!),
+    ]);
+    sixth.db.close();
   });
 });
