@@ -730,8 +730,10 @@ const OPERATIONS: OperationSpec[] = [
     operationId: 'findComponents',
     summary: 'Which packages contain a component (by name or purl, optionally in a version range)',
     description:
-      'Only packages of repositories the caller may read. Ordered by name or purl, then package; ' +
-      'a page holds `limit` matches unless they run out. Pass `next` as `after` for the next page.',
+      'Only packages of repositories the caller may read. Ordered by name or purl, then package. ' +
+      'A page holds at most `limit` matches. It may hold fewer, even none, while `next` is not null: ' +
+      'one request reads at most 20,000 component rows (a version range that matches little of a ' +
+      'common component). Pass `next` as `after` until it is null.',
     access: { kind: 'public' },
     query: componentQuery,
     responses: {

@@ -146,8 +146,14 @@ export class SbomStore {
       after?: ComponentCursor;
       /** Decides on version and purl alone, before the rest of the row is decoded. */
       accept?: (component: Pick<SbomComponent, 'version' | 'purl'>) => boolean;
+      /**
+       * Rows read at most (matching `accept` or not) before the page ends, short, with
+       * a cursor after the last row read: one request never holds the server for long.
+       */
+      maxRows?: number;
     },
   ): { hits: ComponentHit[]; next: ComponentCursor | undefined } {
+    const maxRows = page.maxRows ?? MAX_COMPONENT_ROWS;
     const ranges = componentRanges(query);
     let first = 0;
     if (page.after !== undefined) {
@@ -157,7 +163,9 @@ export class SbomStore {
     }
     const repos = JSON.stringify(page.repos);
     const found: Array<{ hit: ComponentHit; cursor: ComponentCursor }> = [];
-    for (let i = first; i < ranges.length && found.length <= page.limit; i++) {
+    let read = 0;
+    let lastRead: ComponentCursor | undefined;
+    for (let i = first; i < ranges.length && found.length <= page.limit && read < maxRows; i++) {
       const range = ranges[i]!;
       const after = i === first ? page.after : undefined;
       const column = range.column;
@@ -177,7 +185,10 @@ export class SbomStore {
                ORDER BY c.${column}, c.package_id, c.id`,
             ).iterate(after?.key ?? range.prefix, after?.packageId ?? 0, after?.id ?? 0, range.end, repos);
       for (const row of rows as Iterable<PackagedComponentRow>) {
+        read++;
+        lastRead = { key: row[column]!, packageId: row.package_id, id: row.id };
         if (page.accept && !page.accept({ version: row.version ?? undefined, purl: row.purl ?? undefined })) {
+          if (read >= maxRows) break;
           continue;
         }
         const component = toComponent(row);
@@ -192,14 +203,17 @@ export class SbomStore {
               version: row.p_version,
             },
           },
-          cursor: { key: row[column]!, packageId: row.package_id, id: row.id },
+          cursor: lastRead,
         });
-        if (found.length > page.limit) break;
+        if (found.length > page.limit || read >= maxRows) break;
       }
     }
-    const more = found.length > page.limit;
-    const kept = found.slice(0, page.limit);
-    return { hits: kept.map((f) => f.hit), next: more ? kept.at(-1)!.cursor : undefined };
+    if (found.length > page.limit) {
+      const kept = found.slice(0, page.limit);
+      return { hits: kept.map((f) => f.hit), next: kept.at(-1)!.cursor };
+    }
+    // Out of budget: a short page (maybe empty), resumed after the last row read.
+    return { hits: found.map((f) => f.hit), next: read >= maxRows ? lastRead : undefined };
   }
 
   /**
@@ -269,6 +283,14 @@ export class SbomStore {
 }
 
 /** Where a page of components ended: the index key of its last row. */
+/**
+ * Component rows one request reads at most (~0.2 s). A version range that
+ * matches little of a component most packages have (glibc) would otherwise
+ * read all of its rows in one go (810,000 rows, 8 s, at a million packages),
+ * and better-sqlite3 holds the event loop while it reads.
+ */
+const MAX_COMPONENT_ROWS = 20_000;
+
 export interface ComponentCursor {
   /** The name or purl of the last row, whichever the query searched by. */
   key: string;

@@ -73,3 +73,50 @@ test('the auditor queries read index ranges: no scan of packages or components, 
   }
   db.close();
 });
+
+test('a component page stops after its row budget, short or empty, and the cursor resumes after the last row read: every match once', () => {
+  const db = openDb(join(dir, 'budget.db'));
+  migrate(db);
+  const packages = new PackageStore(db, ['x86_64']);
+  const sboms = new SbomStore(db);
+  // 60 packages with glibc; only every seventh at a version the query wants.
+  for (let i = 0; i < 60; i++) {
+    const { pkg } = packages.insert(newPackage(`b${i}`, '1.0-r0', 'x86_64'));
+    sboms.save(pkg.id, {
+      source: 'generated',
+      format: 'spdx',
+      specVersion: '2.3',
+      sha256: '0'.repeat(64),
+      size: 1,
+      components: [{ name: 'glibc', version: i % 7 === 0 ? '9.0' : '2.40', checksums: [] }],
+    });
+  }
+  db.prepare('UPDATE packages SET published_at = 1').run();
+  const accept = (c: { version?: string }) => c.version === '9.0';
+  const query = { repos: ['main'], limit: 4, accept };
+  const all = sboms.findComponents({ name: 'glibc' }, { ...query, limit: 1000 });
+  assert.equal(all.hits.length, 9);
+  assert.equal(all.next, undefined);
+
+  const seen: string[] = [];
+  let after: ReturnType<typeof sboms.findComponents>['next'];
+  let pages = 0;
+  let short = 0;
+  do {
+    const page = sboms.findComponents({ name: 'glibc' }, { ...query, after, maxRows: 5 });
+    assert.ok(page.hits.length <= 4);
+    if (page.hits.length < 4 && page.next) short++;
+    seen.push(...page.hits.map((h) => h.package.name));
+    after = page.next;
+    pages++;
+    assert.ok(pages < 100, 'paging ends');
+  } while (after);
+  assert.deepEqual(
+    seen,
+    all.hits.map((h) => h.package.name),
+  );
+  assert.ok(short > 0, 'some pages ended on the budget, not on the limit');
+  // 60 rows at 5 per request: 12 requests read them all (one more may find the end).
+  assert.ok(pages >= 12 && pages <= 13, `${pages} pages`);
+  db.close();
+});
