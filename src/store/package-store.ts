@@ -47,12 +47,6 @@ export interface IndexChange {
   row: IndexRecordRow;
 }
 
-export interface PackageLicense extends IndexKey {
-  name: string;
-  version: string;
-  license: string;
-}
-
 /** What serving a package file needs, and nothing more (the download path is hot). */
 export interface PackageFile {
   id: number;
@@ -449,13 +443,6 @@ export class PackageStore {
       }));
       return { records, generation: this.getIndex(key)?.generation ?? 0 };
     })();
-  }
-
-  /** Every published package's declared licence (the licence query scans these). */
-  listPublishedLicenses(): PackageLicense[] {
-    return this.stmt(
-      'SELECT repo, libc, arch, name, version, license FROM packages WHERE published_at IS NOT NULL ORDER BY repo, name, id',
-    ).all() as PackageLicense[];
   }
 
   /** Published packages of a whole repository (every libc and arch), paged by id. */
