@@ -128,7 +128,96 @@ function namedTargets(tokens: string[]): NamedTarget[] {
   return [...byName.values()].sort(byKey((e) => e.name));
 }
 
+/**
+ * The generated document in parts, so that it can be written and checked
+ * without ever holding its whole tree (issue 7: 20,000 files make a ~15 MB
+ * tree and an 8 MB text). `document` is every member in the order JSON text
+ * lists them, except what grows with the file count: `files` is an empty
+ * placeholder (present only when there are files) and `relationships` holds
+ * only the DESCRIBES, dependency and provides entries. File entry `i` and
+ * its CONTAINS relationship (appended after those) come from `file(i)` and
+ * `contains(i)`, the one place either is built.
+ */
+export interface SpdxParts {
+  document: Json;
+  fileCount: number;
+  file(i: number): Json;
+  contains(i: number): Json;
+}
+
+/** The whole SPDX document as a tree: what the streamed text and the checks in windows must equal. */
 export function generateSpdx(input: GenerateInput): Json {
+  const parts = generateSpdxParts(input);
+  return spdxWindow(parts, 0, parts.fileCount);
+}
+
+/**
+ * The document with files `start` to `end` (exclusive) and their CONTAINS
+ * relationships, everything else whole: a valid document of its own, so a
+ * window can be validated and read like any SPDX document. (0, fileCount) is
+ * the whole document.
+ */
+export function spdxWindow(parts: SpdxParts, start: number, end: number): Json {
+  const doc: Json = { ...parts.document };
+  const files: Json[] = [];
+  const contains: Json[] = [];
+  for (let i = start; i < end; i++) {
+    files.push(parts.file(i));
+    contains.push(parts.contains(i));
+  }
+  // Assigning an existing key keeps its place in the member order.
+  if ('files' in doc) doc.files = files;
+  doc.relationships = [...(parts.document.relationships as Json[]), ...contains];
+  return doc;
+}
+
+/**
+ * The document's JSON text in pieces, byte for byte
+ * `JSON.stringify(generateSpdx(input), null, 2) + '\n'` (stored bytes and
+ * ETags depend on it), one file entry or relationship at a time. Each
+ * member and element is stringified on its own and indented to its depth:
+ * JSON.stringify escapes newlines inside strings, so every '\n' of its
+ * output is a line break that takes the indent.
+ */
+export function* spdxJsonText(parts: SpdxParts): Generator<string> {
+  const fixed = parts.document.relationships as Json[];
+  let first = true;
+  for (const [key, value] of Object.entries(parts.document)) {
+    yield `${first ? '{' : ','}\n  ${JSON.stringify(key)}: `;
+    first = false;
+    if (key === 'files') {
+      yield* arrayText(counted(parts.fileCount, parts.file));
+    } else if (key === 'relationships') {
+      yield* arrayText(chained(fixed, counted(parts.fileCount, parts.contains)));
+    } else {
+      yield indented(JSON.stringify(value, null, 2), '  ');
+    }
+  }
+  yield first ? '{}\n' : '\n}\n';
+}
+
+/** A member array of the document as JSON.stringify(…, null, 2) writes it at depth 1: `[]` when empty. */
+function* arrayText(elements: Iterable<Json>): Generator<string> {
+  let first = true;
+  for (const element of elements) {
+    yield `${first ? '[' : ','}\n    ${indented(JSON.stringify(element, null, 2), '    ')}`;
+    first = false;
+  }
+  yield first ? '[]' : '\n  ]';
+}
+
+const indented = (text: string, pad: string) => text.replaceAll('\n', `\n${pad}`);
+
+function* counted(n: number, element: (i: number) => Json): Generator<Json> {
+  for (let i = 0; i < n; i++) yield element(i);
+}
+
+function* chained(head: Json[], tail: Iterable<Json>): Generator<Json> {
+  yield* head;
+  yield* tail;
+}
+
+export function generateSpdxParts(input: GenerateInput): SpdxParts {
   const p = input.pkginfo;
   const mainId = `SPDXRef-Package-${spdxIdPart(p.name)}`;
   const licenses = createLicenseTable();
@@ -230,11 +319,12 @@ export function generateSpdx(input: GenerateInput): Json {
       `apk provides: ${p.name} satisfies dependencies on this name${c.length ? ` (${c.join(' ')})` : ''}`,
   );
 
-  const files = listed.map((f, i) => {
-    const id = uniqueId(`SPDXRef-File-${i + 1}`);
-    relationships.push({ spdxElementId: mainId, relationshipType: 'CONTAINS', relatedSpdxElement: id });
+  // Allocated before any entry is built, in file order, as the whole tree allocated them.
+  const fileIds = listed.map((_, i) => uniqueId(`SPDXRef-File-${i + 1}`));
+  const file = (i: number): Json => {
+    const f = listed[i]!;
     return {
-      SPDXID: id,
+      SPDXID: fileIds[i],
       // §8.1: relative to the package root, prefixed "./".
       fileName: `./${f.path.replace(/^(\.?\/)+/, '')}`,
       checksums: [{ algorithm: 'SHA1', checksumValue: f.sha1 }],
@@ -245,13 +335,18 @@ export function generateSpdx(input: GenerateInput): Json {
           }
         : {}),
     };
+  };
+  const contains = (i: number): Json => ({
+    spdxElementId: mainId,
+    relationshipType: 'CONTAINS',
+    relatedSpdxElement: fileIds[i],
   });
 
   const extracted = licenses.entries();
   const nameVersion = `${p.name}-${p.version}`;
   const base = input.namespaceBase.replace(/#.*$/, '').replace(/\/+$/, '');
   const path = [input.repo, input.libc, input.arch].map(encodeURIComponent).join('/');
-  return {
+  const document: Json = {
     spdxVersion: 'SPDX-2.3',
     dataLicense: 'CC0-1.0',
     SPDXID: 'SPDXRef-DOCUMENT',
@@ -266,8 +361,9 @@ export function generateSpdx(input: GenerateInput): Json {
     },
     documentDescribes: [mainId],
     packages,
-    ...(files.length > 0 ? { files } : {}),
+    ...(listed.length > 0 ? { files: [] } : {}),
     relationships,
     ...(extracted.length > 0 ? { hasExtractedLicensingInfos: extracted } : {}),
   };
+  return { document, fileCount: listed.length, file, contains };
 }

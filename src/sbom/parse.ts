@@ -1,6 +1,7 @@
 import { AppError } from '../errors.ts';
 import { spdxChecksumAlgorithm } from './checksum.ts';
 import { CDX_PROPERTY } from './cyclonedx-properties.ts';
+import { type SpdxParts, spdxWindow } from './generate.ts';
 import { arr, asserted, obj, str, strs } from './json.ts';
 import { cdxLicenseExpression } from './license.ts';
 import type { Json, ParsedSbom, SbomComponent } from './types.ts';
@@ -83,6 +84,60 @@ export function parseSbomDocument(doc: unknown): ParsedSbom {
     'SBOM_UNKNOWN_FORMAT',
     `the document is neither SPDX 2.3 JSON (spdxVersion) nor CycloneDX 1.5/1.6 JSON (bomFormat)${spdx3}`,
   );
+}
+
+/** Files per window: small next to the document, large enough that the packages checked again per window cost little. */
+const GENERATED_WINDOW_FILES = 1000;
+
+/**
+ * parseSbomDocument for reef's own generated SPDX, without its whole tree
+ * (issue 7): the document is checked and read in windows (spdxWindow), each
+ * a complete document with every member but a slice of the files and of their
+ * CONTAINS relationships. Every window passes the full SPDX schema and
+ * reference rules, so every element is checked in the context the schema
+ * gives it; still a runtime check because file names, link targets, SHA-1s
+ * and every .PKGINFO value in the document are the uploader's (a pax SHA-1
+ * that is not hex fails the checksum pattern). What windows cannot see, an
+ * SPDXID used in two windows, cannot happen: one allocator hands out every id
+ * (generate.ts). The components are the packages once, then every window's
+ * files in order: what parseSbomDocument gives for the whole tree. Errors
+ * name the path in the whole document.
+ */
+export function parseGeneratedSpdx(
+  parts: SpdxParts,
+  windowFiles = GENERATED_WINDOW_FILES,
+): Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'> {
+  const packageCount = arr(parts.document.packages).length;
+  const fixedRelationships = arr(parts.document.relationships).length;
+  let first: ParsedSbom | undefined;
+  const components: SbomComponent[] = [];
+  for (let start = 0; start === 0 || start < parts.fileCount; start += windowFiles) {
+    const window = spdxWindow(parts, start, Math.min(start + windowFiles, parts.fileCount));
+    let parsed: ParsedSbom;
+    try {
+      parsed = parseSbomDocument(window);
+    } catch (err) {
+      throw inWholeDocument(err, start, fixedRelationships);
+    }
+    first ??= parsed;
+    for (let i = start === 0 ? 0 : packageCount; i < parsed.components.length; i++) {
+      components.push(parsed.components[i]!);
+    }
+  }
+  return { format: first!.format, specVersion: first!.specVersion, describes: first!.describes, components };
+}
+
+/** A window's `/files/j…` is `/files/(start + j)…` of the whole document; a CONTAINS relationship likewise. */
+function inWholeDocument(err: unknown, start: number, fixedRelationships: number): unknown {
+  if (start === 0 || !(err instanceof AppError)) return err;
+  const path = err.details?.path;
+  const m = typeof path === 'string' ? /^\/(files|relationships)\/(\d+)/.exec(path) : null;
+  if (!m || (m[1] === 'relationships' && Number(m[2]) < fixedRelationships)) return err;
+  const whole = `/${m[1]}/${Number(m[2]) + start}${(path as string).slice(m[0].length)}`;
+  return new AppError(err.code, err.message.replace(`'${path}'`, `'${whole}'`), {
+    cause: err,
+    details: { ...err.details, path: whole },
+  });
 }
 
 export function checkSbomSize(size: number, limits: SbomLimits = DEFAULT_SBOM_LIMITS): void {
@@ -280,7 +335,10 @@ function readCycloneDx(d: Json): ParsedSbom {
  * `-rN` (apk-format.md §6.1); a tool that only knows the upstream version
  * writes it without, so that is accepted too, but a different `-rN` is not.
  */
-export function checkDescribes(sbom: ParsedSbom, pkg: { name: string; version: string }): void {
+export function checkDescribes(
+  sbom: Pick<ParsedSbom, 'describes'>,
+  pkg: { name: string; version: string },
+): void {
   const upstream = pkg.version.replace(/-r\d+$/, '');
   const ok = sbom.describes.some(
     (d) =>
