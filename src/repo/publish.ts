@@ -89,6 +89,8 @@ export async function publishPackage(
   const temp = await deps.blobs.createTemp();
   let apk: ApkPackage;
   let sbom: PreparedSbom;
+  /** Set once prepared: a generated SBOM is then in a temp blob that a failure must discard. */
+  let prepared: PreparedSbom | undefined;
   let provenance: PublisherProvenance | undefined;
   let attestation: { bytes: Buffer; sha256: string };
   try {
@@ -104,13 +106,14 @@ export async function publishPackage(
     }
     deps.provenance.checkPackageSignature(repo, apk);
     const extras = (await options.extras?.()) ?? {};
-    sbom = prepareSbom({
+    sbom = prepared = await prepareSbom({
       repo,
       libc,
       apk,
       uploaded: extras.sbom,
       namespaceBase: deps.sbomNamespace,
       now: new Date(),
+      blobs: deps.blobs,
     });
     const p = apk.pkginfo;
     provenance =
@@ -126,6 +129,7 @@ export async function publishPackage(
     attestation = await attest(deps, apk, sbom, { repo, libc }, options.publishedBy, provenance);
   } catch (err) {
     await temp.discard();
+    await prepared?.discard();
     throw err;
   }
 
@@ -135,18 +139,35 @@ export async function publishPackage(
     const existing = deps.store.find(key, p.name, p.version);
     if (existing) {
       await temp.discard();
+      await sbom.discard();
       return { outcome: 'exists' as const, pkg: existing };
     }
-    const sides = [sbom, attestation, ...(provenance ? [provenance] : [])];
+    const sides = [
+      sbom,
+      {
+        sha256: attestation.sha256,
+        store: () => storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
+      },
+      ...(provenance
+        ? [
+            {
+              sha256: provenance.sha256,
+              store: () => storeBytes(deps.blobs, provenance.bytes, provenance.sha256),
+            },
+          ]
+        : []),
+    ];
     let inserted: ReturnType<typeof insertPackage>;
     try {
       await deps.blobs.commit(temp, apk.sha256);
       // Side blobs are written under their own locks: a delete may be collecting the same bytes.
       for (const side of sides) {
-        await deps.locks.run(side.sha256, () => storeBytes(deps.blobs, side.bytes, side.sha256));
+        await deps.locks.run(side.sha256, () => side.store(deps.blobs));
       }
       inserted = insertPackage();
     } catch (err) {
+      // The generated SBOM's temp blob, when the failure came before its commit.
+      await sbom.discard();
       await collectWritten();
       throw err;
     }
@@ -202,7 +223,7 @@ export async function publishPackage(
           format: sbom.parsed.format,
           specVersion: sbom.parsed.specVersion,
           sha256: sbom.sha256,
-          size: sbom.bytes.length,
+          size: sbom.size,
           components: sbom.parsed.components,
         });
         deps.store.saveAttestation(created.id, {

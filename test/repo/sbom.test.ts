@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { ApkFile, ApkPackage } from '../../src/apk/read-apk.ts';
+import { isAppError } from '../../src/errors.ts';
+import { prepareSbom } from '../../src/repo/sbom.ts';
+import { generateSpdx } from '../../src/sbom/generate.ts';
+import { parseSbomDocument } from '../../src/sbom/parse.ts';
+import { DiskBlobStore } from '../../src/store/blob-store.ts';
+import { fixturePackages } from '../sbom/sbom-fixtures.ts';
+
+const NAMESPACE = 'https://reef.example/spdxdocs';
+const NOW = new Date(0);
+
+async function withBlobs(fn: (blobs: DiskBlobStore, dir: string) => Promise<void>) {
+  const dir = mkdtempSync(join(tmpdir(), 'reef-repo-sbom-'));
+  try {
+    const blobs = new DiskBlobStore(dir);
+    await blobs.init();
+    await fn(blobs, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const treeOf = (apk: ApkPackage) =>
+  generateSpdx({
+    repo: 'main',
+    libc: 'musl',
+    arch: apk.pkginfo.arch,
+    pkginfo: apk.pkginfo,
+    files: apk.files,
+    sha256: apk.sha256,
+    checksum: apk.checksum,
+    created: apk.pkginfo.builddate ? new Date(apk.pkginfo.builddate * 1000) : NOW,
+    namespaceBase: NAMESPACE,
+  });
+
+/** A fixture package without an SBOM of its own, with `count` more files. */
+async function manyFiles(count: number, nameLength: number): Promise<ApkPackage> {
+  const found = (await fixturePackages()).find((p) => p.file === 'abuild-alpine-base-3.12.0-r0.apk');
+  assert.ok(found && !found.apk.sbom);
+  const extra: ApkFile[] = Array.from({ length: count }, (_, i) => ({
+    name: `usr/share/${String(i).padStart(nameLength, 'x')}`,
+    type: 'file',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    mtime: 0,
+    sha1: createHash('sha1').update(String(i)).digest('hex'),
+  }));
+  return { ...found.apk, files: [...found.apk.files, ...extra] };
+}
+
+const tempFiles = (dir: string) => readdirSync(join(dir, 'tmp'));
+
+describe('prepareSbom for a package without an SBOM', () => {
+  test('the generated document is streamed into its blob: the bytes and components of the whole tree', async () => {
+    const apk = await manyFiles(3000, 1);
+    await withBlobs(async (blobs, dir) => {
+      const prepared = await prepareSbom({
+        repo: 'main',
+        libc: 'musl',
+        apk,
+        uploaded: undefined,
+        namespaceBase: NAMESPACE,
+        now: NOW,
+        blobs,
+      });
+      const tree = treeOf(apk);
+      const expected = Buffer.from(`${JSON.stringify(tree, null, 2)}\n`);
+      assert.equal(prepared.source, 'generated');
+      assert.equal(prepared.size, expected.length);
+      assert.equal(prepared.sha256, createHash('sha256').update(expected).digest('hex'));
+      assert.deepEqual(prepared.parsed.components, parseSbomDocument(tree).components);
+      await prepared.store(blobs);
+      assert.deepEqual(await blobs.readAll(prepared.sha256), expected);
+      assert.deepEqual(tempFiles(dir), []);
+    });
+  });
+
+  test('discard before store leaves no temp blob and no blob', async () => {
+    const apk = await manyFiles(10, 1);
+    await withBlobs(async (blobs, dir) => {
+      const input = {
+        repo: 'main',
+        libc: 'musl',
+        apk,
+        uploaded: undefined,
+        namespaceBase: NAMESPACE,
+        now: NOW,
+      };
+      const prepared = await prepareSbom({ ...input, blobs });
+      assert.equal(tempFiles(dir).length, 1);
+      await prepared.discard();
+      assert.deepEqual(tempFiles(dir), []);
+      assert.equal(await blobs.has(prepared.sha256), false);
+    });
+  });
+
+  test('the size limit applies to the streamed size; nothing is left behind', async () => {
+    // ~45,000 files with long names: over 16 MiB of SPDX text.
+    const apk = await manyFiles(45_000, 300);
+    await withBlobs(async (blobs, dir) => {
+      await assert.rejects(
+        prepareSbom({
+          repo: 'main',
+          libc: 'musl',
+          apk,
+          uploaded: undefined,
+          namespaceBase: NAMESPACE,
+          now: NOW,
+          blobs,
+        }),
+        (err) => isAppError(err, 'SBOM_TOO_LARGE'),
+      );
+      assert.deepEqual(tempFiles(dir), []);
+    });
+  });
+});
