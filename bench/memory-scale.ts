@@ -19,6 +19,7 @@ import {
   runCommand,
   sleep,
   startBenchServices,
+  startNodeFlags,
 } from './support.ts';
 
 /**
@@ -29,7 +30,8 @@ import {
  * the package list. RSS and peak RSS are the server's, from /proc.
  * Goal: under 300 MB.
  *
- * The server runs as `npm start` runs it: the esbuild bundle on plain node.
+ * The server runs as `npm start` runs it: the esbuild bundle on plain node,
+ * with the start script's node flags.
  *
  * env: REEF_BENCH_MEMORY_PACKAGES (default 1000000); REEF_BENCH_MEMORY_SEED,
  * a folder that keeps the seeded data between runs (seeding takes minutes);
@@ -71,9 +73,10 @@ export async function benchMemoryScale(): Promise<BenchResult> {
     const serverEnv = JSON.parse(process.env.REEF_BENCH_MEMORY_ENV ?? '{}') as Record<string, string>;
     const port = await freePort();
     const startStarted = performance.now();
+    const nodeFlags = startNodeFlags();
     child = spawn(
       process.execPath,
-      [fileURLToPath(new URL('../dist/cli/main.mjs', import.meta.url)), 'serve'],
+      [...nodeFlags, fileURLToPath(new URL('../dist/cli/main.mjs', import.meta.url)), 'serve'],
       {
         env: {
           ...process.env,
@@ -170,6 +173,7 @@ export async function benchMemoryScale(): Promise<BenchResult> {
         seedMs,
         startMs,
         serverEnv,
+        nodeFlags,
         rssStarted,
         rssServing,
         heapStarted,

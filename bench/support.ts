@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -150,4 +151,12 @@ export async function startBenchServices(dataDir: string): Promise<{ services: S
   });
   const logger = createLogger(config.logLevel);
   return { services: await createServices(config, logger), logger };
+}
+
+/** The node flags `npm start` passes (`node <flags> dist/cli/main.mjs serve`), so the server runs as it does. */
+export function startNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const match = /\bnode((?:\s+--\S+)*)\s+dist\/cli\/main\.mjs\b/.exec(String(pkg.scripts?.start ?? ''));
+  if (!match) throw new Error("package.json's start script no longer runs node dist/cli/main.mjs");
+  return match[1]!.split(/\s+/).filter(Boolean);
 }

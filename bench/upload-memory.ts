@@ -19,6 +19,7 @@ import {
   round,
   runCommand,
   sleep,
+  startNodeFlags,
 } from './support.ts';
 
 /**
@@ -137,14 +138,6 @@ export async function benchUploadMemory(): Promise<BenchResult> {
     child?.kill('SIGKILL');
     await temp.cleanup();
   }
-}
-
-/** The node flags `npm start` passes (`node <flags> dist/cli/main.mjs serve`), so the server runs as it does. */
-function startNodeFlags(): string[] {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-  const match = /\bnode((?:\s+--\S+)*)\s+dist\/cli\/main\.mjs\b/.exec(String(pkg.scripts?.start ?? ''));
-  if (!match) throw new Error("package.json's start script no longer runs node dist/cli/main.mjs");
-  return match[1]!.split(/\s+/).filter(Boolean);
 }
 
 /** VmRSS and VmHWM (peak) of a process, MiB, from /proc. */
