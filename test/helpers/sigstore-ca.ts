@@ -64,6 +64,18 @@ async function serve(handlers: Record<string, HandlerFn>): Promise<{ server: Ser
 }
 
 /**
+ * A time for the mock TSA to stamp: a whole second (its trimmed fractions
+ * trip @sigstore/core's parser, sigstore.md gotcha 11), two seconds ahead.
+ * The mock's root and TSA certificates are valid from the second they are
+ * created, and a stamp from before that second fails as TIMESTAMP_ERROR:
+ * a stamp at the current second, floored, did so whenever creating the CAs
+ * crossed into the next second.
+ */
+export function stampTime(): Date {
+  return new Date(Math.floor(Date.now() / 1000) * 1000 + 2_000);
+}
+
+/**
  * `certTime` is when certificates are issued (valid for 10 minutes, as
  * Fulcio's); `timestampTime` when the TSA stamps. A stamp after the
  * certificate expired makes an expired-certificate bundle.
@@ -71,9 +83,8 @@ async function serve(handlers: Record<string, HandlerFn>): Promise<{ server: Ser
 export async function startTestSigstore(
   options: { certTime?: Date; timestampTime?: Date } = {},
 ): Promise<TestSigstore> {
-  // Whole seconds: the mock TSA's trimmed fractions trip @sigstore/core's parser (sigstore.md gotcha 11).
-  const certTime = options.certTime ?? new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
-  const timestampTime = options.timestampTime ?? new Date(certTime.getTime() + 60_000);
+  const timestampTime = options.timestampTime ?? stampTime();
+  const certTime = options.certTime ?? new Date(timestampTime.getTime() - 60_000);
   const ctlog = await initializeCTLog(p256(), certTime);
   const ca = await initializeCA(p256(), ctlog, certTime);
   const tsa = await initializeTSA(p256(), timestampTime);

@@ -11,7 +11,13 @@ import { isAppError } from '../../src/errors.ts';
 import { ProvenancePolicies } from '../../src/repo/provenance.ts';
 import { generateRsaKey, gzipMember, packTar } from '../helpers/apk-builder.ts';
 import { removeDir } from '../helpers/server.ts';
-import { signWithKey, slsaStatement, startTestSigstore, type TestSigstore } from '../helpers/sigstore-ca.ts';
+import {
+  signWithKey,
+  slsaStatement,
+  stampTime,
+  startTestSigstore,
+  type TestSigstore,
+} from '../helpers/sigstore-ca.ts';
 
 const sigstoreDir = fileURLToPath(new URL('../../../shared/fixtures/sigstore/', import.meta.url));
 const artifact = readFileSync(join(sigstoreDir, 'a.txt'));
@@ -241,9 +247,12 @@ describe('provenance policy: keyless bundles from a test CA standing in for Fulc
     dir = mkdtempSync(join(tmpdir(), 'reef-prov-ca-'));
     sigstore = await startTestSigstore();
     writeFileSync(join(dir, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
-    const certTime = new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000);
     // Stamped an hour after issue: Fulcio certificates live 10 minutes.
-    expired = await startTestSigstore({ certTime, timestampTime: new Date(certTime.getTime() + 3_600_000) });
+    const timestampTime = stampTime();
+    expired = await startTestSigstore({
+      certTime: new Date(timestampTime.getTime() - 3_600_000),
+      timestampTime,
+    });
     writeFileSync(join(dir, 'expired_root.json'), JSON.stringify(expired.trustedRoot));
   });
   after(async () => {
