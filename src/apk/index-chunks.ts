@@ -190,19 +190,14 @@ export class ChunkedIndex {
       });
       if (!found) throw fail(`no chunk at byte ${at}`);
       const { text, records } = found.value;
-      const fragment = member.subarray(at, found.end);
+      const last = records[records.length - 1]!;
+      // Found in a written member: its place is known, its bytes are not held.
       index.chunks.push({
+        ...chunkOf(member.subarray(at, found.end), text, records, isCut(last, rule)),
         fragment: undefined,
         offset: at,
-        fragmentLength: fragment.length,
-        fragmentCrc: zlib.crc32(fragment),
-        crc: zlib.crc32(text),
-        length: text.length,
-        count: records.length,
-        last: detached(records[records.length - 1]!),
-        natural: isCut(records[records.length - 1]!, rule),
       });
-      previous = records[records.length - 1];
+      previous = last;
       seen += text.length;
       at = found.end;
     }
@@ -512,7 +507,11 @@ function isCut(r: RecordKey, rule: ChunkingRule): boolean {
 
 function compressChunk(records: RecordKey[], natural: boolean): Chunk {
   const text = Buffer.from(records.map((r) => r.text).join(''));
-  const fragment = deflateFragment(text);
+  return chunkOf(deflateFragment(text), text, records, natural);
+}
+
+/** The chunk of `records`, whose text is `text` and compressed bytes `fragment` (held, not yet written). */
+function chunkOf(fragment: Buffer, text: Buffer, records: RecordKey[], natural: boolean): Chunk {
   return {
     fragment,
     offset: -1,

@@ -417,8 +417,10 @@ export class PackageStore {
   }
 
   /**
-   * What a build of `key` renders: its records (only the index columns, one
-   * query) and the generation they represent, read atomically.
+   * Every record `key` lists (only the index columns, one query) and the
+   * generation they represent, read atomically: what a build from scratch
+   * renders, held all at once. The indexer reads indexEntries and
+   * indexRecords instead; tests and the one-pass benchmark baseline use this.
    */
   snapshotForIndex(key: IndexKey): { records: IndexRecordRow[]; generation: number } {
     return this.db.transaction(() => {
