@@ -1,25 +1,21 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { IndexKey, Libc } from '../src/store/package-store.ts';
 import { buildApk } from '../test/helpers/apk-builder.ts';
 import { syntheticPackage } from './publish.ts';
 import {
   BENCH_TOKEN,
   type BenchResult,
-  checkCommand,
-  freePort,
   log,
   makeTempDir,
   percentile,
   round,
-  runCommand,
-  sleep,
+  rssOf,
   startBenchServices,
-  startNodeFlags,
+  startBundledServer,
 } from './support.ts';
 
 /**
@@ -69,28 +65,11 @@ export async function benchMemoryScale(): Promise<BenchResult> {
     const seedMs = performance.now() - seedStarted;
 
     // Its start builds every index (they were never built): the first build of each is a full one.
-    checkCommand('npm run build', await runCommand('npm', ['run', 'build']));
     const serverEnv = JSON.parse(process.env.REEF_BENCH_MEMORY_ENV ?? '{}') as Record<string, string>;
-    const port = await freePort();
     const startStarted = performance.now();
-    const nodeFlags = startNodeFlags();
-    child = spawn(
-      process.execPath,
-      [...nodeFlags, fileURLToPath(new URL('../dist/cli/main.mjs', import.meta.url)), 'serve'],
-      {
-        env: {
-          ...process.env,
-          REEF_DATA_DIR: dataDir,
-          REEF_PORT: String(port),
-          REEF_ADMIN_TOKEN: BENCH_TOKEN,
-          REEF_LOG_LEVEL: 'warn',
-          ...serverEnv,
-        },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
-    const base = `http://127.0.0.1:${port}`;
-    await waitReady(`${base}/readyz`, 15 * 60_000);
+    const server = await startBundledServer({ REEF_DATA_DIR: dataDir, ...serverEnv }, 15 * 60_000);
+    child = server.child;
+    const { base, nodeFlags } = server;
     const startMs = performance.now() - startStarted;
     const rssStarted = rssOf(child.pid!);
     const heapStarted = await heapOf(base);
@@ -224,25 +203,4 @@ async function heapOf(base: string): Promise<Record<string, number>> {
     out[name.replace(/_bytes$/, '')] = round(Number(value) / 2 ** 20, 1);
   }
   return out;
-}
-
-/** VmRSS and VmHWM (peak) of a process, MiB, from /proc. */
-function rssOf(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string) =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rss: Math.round(kib('VmRSS') / 1024), peak: Math.round(kib('VmHWM') / 1024) };
-}
-
-async function waitReady(url: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const ok = await fetch(url).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await sleep(500);
-  }
-  throw new Error(`${url} not ready after ${timeoutMs} ms`);
 }

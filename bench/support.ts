@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.ts';
 import { createLogger, type Logger } from '../src/log.ts';
 import { createServices, type Services } from '../src/repo/services.ts';
@@ -159,4 +160,51 @@ export function startNodeFlags(): string[] {
   const match = /\bnode((?:\s+--\S+)*)\s+dist\/cli\/main\.mjs\b/.exec(String(pkg.scripts?.start ?? ''));
   if (!match) throw new Error("package.json's start script no longer runs node dist/cli/main.mjs");
   return match[1]!.split(/\s+/).filter(Boolean);
+}
+
+/**
+ * reef as `npm start` runs it: the bundle built now, on plain node with the
+ * start script's flags, on a free port, with `env` over the benchmark's own
+ * settings. Resolves once /readyz answers (a start may build indexes first).
+ */
+export async function startBundledServer(
+  env: Record<string, string>,
+  readyTimeoutMs: number,
+): Promise<{ child: ChildProcess; base: string; nodeFlags: string[] }> {
+  checkCommand('npm run build', await runCommand('npm', ['run', 'build']));
+  const port = await freePort();
+  const nodeFlags = startNodeFlags();
+  const child = spawn(
+    process.execPath,
+    [...nodeFlags, fileURLToPath(new URL('../dist/cli/main.mjs', import.meta.url)), 'serve'],
+    {
+      env: {
+        ...process.env,
+        REEF_PORT: String(port),
+        REEF_ADMIN_TOKEN: BENCH_TOKEN,
+        REEF_LOG_LEVEL: 'warn',
+        ...env,
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const base = `http://127.0.0.1:${port}`;
+  const until = Date.now() + readyTimeoutMs;
+  for (;;) {
+    if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
+    if (child.exitCode !== null || Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error(`${base}/readyz not ready after ${readyTimeoutMs} ms`);
+    }
+    await sleep(200);
+  }
+  return { child, base, nodeFlags };
+}
+
+/** VmRSS and VmHWM (peak) of a process, MiB, from /proc. */
+export function rssOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rss: Math.round(kib('VmRSS') / 1024), peak: Math.round(kib('VmHWM') / 1024) };
 }

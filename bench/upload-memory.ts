@@ -1,25 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { gzipMember, packTar } from '../test/helpers/apk-builder.ts';
 import {
   BENCH_TOKEN,
   type BenchResult,
-  checkCommand,
-  freePort,
   log,
   MiB,
   makeTempDir,
   round,
-  runCommand,
+  rssOf,
   sleep,
-  startNodeFlags,
+  startBundledServer,
 } from './support.ts';
 
 /**
@@ -49,31 +46,16 @@ export async function benchUploadMemory(): Promise<BenchResult> {
     );
 
     // The server as `npm start` runs it: the esbuild bundle on plain node.
-    checkCommand('npm run build', await runCommand('npm', ['run', 'build']));
-    const port = await freePort();
-    const nodeFlags = startNodeFlags();
-    child = spawn(
-      process.execPath,
-      [...nodeFlags, fileURLToPath(new URL('../dist/cli/main.mjs', import.meta.url)), 'serve'],
+    const server = await startBundledServer(
       {
-        env: {
-          ...process.env,
-          REEF_DATA_DIR: join(temp.path, 'data'),
-          REEF_PORT: String(port),
-          REEF_ADMIN_TOKEN: BENCH_TOKEN,
-          REEF_LOG_LEVEL: 'warn',
-          REEF_KEY_BITS: '2048',
-          REEF_MAX_UPLOAD_BYTES: String(2 ** 32 - 1),
-        },
-        stdio: ['ignore', 'ignore', 'inherit'],
+        REEF_DATA_DIR: join(temp.path, 'data'),
+        REEF_KEY_BITS: '2048',
+        REEF_MAX_UPLOAD_BYTES: String(2 ** 32 - 1),
       },
+      60_000,
     );
-    const base = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
-      if (i > 600) throw new Error('server did not start');
-      await sleep(100);
-    }
+    child = server.child;
+    const { base, nodeFlags } = server;
     await sleep(1000);
     const idle = rssOf(child.pid!);
 
@@ -141,11 +123,6 @@ export async function benchUploadMemory(): Promise<BenchResult> {
 }
 
 /** VmRSS and VmHWM (peak) of a process, MiB, from /proc. */
-function rssOf(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-  return { rss: Math.round(kib('VmRSS') / 1024), peak: Math.round(kib('VmHWM') / 1024) };
-}
 
 const MTIME = 1_700_000_000;
 
