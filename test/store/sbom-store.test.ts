@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import type { SbomComponent } from '../../src/sbom/types.ts';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { PackageStore } from '../../src/store/package-store.ts';
 import { SbomStore } from '../../src/store/sbom-store.ts';
@@ -10,6 +11,18 @@ import { newPackage } from '../helpers/new-package.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-sbom-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A package's SBOM as far as the component index is concerned: its components. */
+function saveComponents(sboms: SbomStore, packageId: number, components: SbomComponent[]): void {
+  sboms.save(packageId, {
+    source: 'generated',
+    format: 'spdx',
+    specVersion: '2.3',
+    sha256: '0'.repeat(64),
+    size: 1,
+    components,
+  });
+}
 
 /**
  * Sublinear without a stopwatch: every statement the auditor queries run is
@@ -33,14 +46,9 @@ test('the auditor queries read index ranges: no scan of packages or components, 
       ...newPackage(`p${i}`, '1.0-r0', 'x86_64'),
       license: i % 2 ? 'MIT' : 'GPL-2.0-only',
     });
-    sboms.save(pkg.id, {
-      source: 'generated',
-      format: 'spdx',
-      specVersion: '2.3',
-      sha256: '0'.repeat(64),
-      size: 1,
-      components: [{ name: 'libc', version: '2.40', purl: `pkg:apk/wolfi/libc@2.40-r${i}`, checksums: [] }],
-    });
+    saveComponents(sboms, pkg.id, [
+      { name: 'libc', version: '2.40', purl: `pkg:apk/wolfi/libc@2.40-r${i}`, checksums: [] },
+    ]);
   }
   db.prepare('UPDATE packages SET published_at = 1').run();
   prepared.length = 0;
@@ -82,14 +90,7 @@ test('a component page stops after its row budget, short or empty, and the curso
   // 60 packages with glibc; only every seventh at a version the query wants.
   for (let i = 0; i < 60; i++) {
     const { pkg } = packages.insert(newPackage(`b${i}`, '1.0-r0', 'x86_64'));
-    sboms.save(pkg.id, {
-      source: 'generated',
-      format: 'spdx',
-      specVersion: '2.3',
-      sha256: '0'.repeat(64),
-      size: 1,
-      components: [{ name: 'glibc', version: i % 7 === 0 ? '9.0' : '2.40', checksums: [] }],
-    });
+    saveComponents(sboms, pkg.id, [{ name: 'glibc', version: i % 7 === 0 ? '9.0' : '2.40', checksums: [] }]);
   }
   db.prepare('UPDATE packages SET published_at = 1').run();
   const accept = (c: { version?: string }) => c.version === '9.0';
