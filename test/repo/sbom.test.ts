@@ -10,7 +10,7 @@ import { prepareSbom } from '../../src/repo/sbom.ts';
 import { generateSpdx } from '../../src/sbom/generate.ts';
 import { parseSbomDocument } from '../../src/sbom/parse.ts';
 import { DiskBlobStore } from '../../src/store/blob-store.ts';
-import { fixturePackages } from '../sbom/sbom-fixtures.ts';
+import { apkFile, fixturePackages, spdxInputOf } from '../sbom/sbom-fixtures.ts';
 
 const NAMESPACE = 'https://reef.example/spdxdocs';
 const NOW = new Date(0);
@@ -27,32 +27,22 @@ async function withBlobs(fn: (blobs: DiskBlobStore, dir: string) => Promise<void
 }
 
 const treeOf = (apk: ApkPackage) =>
-  generateSpdx({
-    repo: 'main',
-    libc: 'musl',
-    arch: apk.pkginfo.arch,
-    pkginfo: apk.pkginfo,
-    files: apk.files,
-    sha256: apk.sha256,
-    checksum: apk.checksum,
-    created: apk.pkginfo.builddate ? new Date(apk.pkginfo.builddate * 1000) : NOW,
-    namespaceBase: NAMESPACE,
-  });
+  generateSpdx(
+    spdxInputOf(apk, {
+      created: apk.pkginfo.builddate ? new Date(apk.pkginfo.builddate * 1000) : NOW,
+      namespaceBase: NAMESPACE,
+    }),
+  );
 
 /** A fixture package without an SBOM of its own, with `count` more files. */
 async function manyFiles(count: number, nameLength: number): Promise<ApkPackage> {
   const found = (await fixturePackages()).find((p) => p.file === 'abuild-alpine-base-3.12.0-r0.apk');
   assert.ok(found && !found.apk.sbom);
-  const extra: ApkFile[] = Array.from({ length: count }, (_, i) => ({
-    name: `usr/share/${String(i).padStart(nameLength, 'x')}`,
-    type: 'file',
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    size: 0,
-    mtime: 0,
-    sha1: createHash('sha1').update(String(i)).digest('hex'),
-  }));
+  const extra: ApkFile[] = Array.from({ length: count }, (_, i) =>
+    apkFile(`usr/share/${String(i).padStart(nameLength, 'x')}`, {
+      sha1: createHash('sha1').update(String(i)).digest('hex'),
+    }),
+  );
   return { ...found.apk, files: [...found.apk.files, ...extra] };
 }
 

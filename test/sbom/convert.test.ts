@@ -9,6 +9,7 @@ import {
   fixtureSboms,
   officialCycloneDxValidator,
   sampleCycloneDx,
+  spdxInputOf,
 } from './sbom-fixtures.ts';
 
 const validateCdx16 = officialCycloneDxValidator('1.6');
@@ -56,17 +57,9 @@ async function spdxDocuments(): Promise<Array<[string, Buffer]>> {
   const out: Array<[string, Buffer]> = (await fixtureSboms()).map((s) => [s.file, s.bytes]);
   for (const { file, apk } of await fixturePackages()) {
     if (apk.sbom) continue;
-    const doc = generateSpdx({
-      repo: 'main',
-      libc: 'musl',
-      arch: apk.pkginfo.arch,
-      pkginfo: apk.pkginfo,
-      files: apk.files,
-      sha256: apk.sha256,
-      checksum: apk.checksum,
-      created: new Date(0),
-      namespaceBase: 'https://reef.example/spdxdocs',
-    });
+    const doc = generateSpdx(
+      spdxInputOf(apk, { created: new Date(0), namespaceBase: 'https://reef.example/spdxdocs' }),
+    );
     out.push([`generated from ${file}`, Buffer.from(JSON.stringify(doc))]);
   }
   return out;

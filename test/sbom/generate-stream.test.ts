@@ -11,7 +11,7 @@ import {
   spdxJsonText,
 } from '../../src/sbom/generate.ts';
 import { parseGeneratedSpdx, parseSbomDocument } from '../../src/sbom/parse.ts';
-import { fixturePackages } from './sbom-fixtures.ts';
+import { apkFile, fixturePackages, spdxInputOf } from './sbom-fixtures.ts';
 
 /**
  * The generated SBOM is written and checked in pieces (issue 7); these tests
@@ -68,17 +68,6 @@ const pkginfo = (extra: Partial<PkgInfo> = {}): PkgInfo => ({
   ...extra,
 });
 
-const entry = (name: string, extra: Partial<ApkFile> = {}): ApkFile => ({
-  name,
-  type: 'file',
-  mode: 0o644,
-  uid: 0,
-  gid: 0,
-  size: 0,
-  mtime: 0,
-  ...extra,
-});
-
 const HOSTILE = [
   'quote"d',
   'back\\slash',
@@ -100,14 +89,14 @@ function hostileFiles(count: number): ApkFile[] {
   for (let i = 0; i < count; i++) {
     const name = `usr/share/${HOSTILE[i % HOSTILE.length]}/${i}`;
     if (i % 97 === 0)
-      files.push(entry(name)); // no SHA-1: named in the comment, not listed
+      files.push(apkFile(name)); // no SHA-1: named in the comment, not listed
     else if (i % 11 === 0) {
       const target = `../${HOSTILE[(i + 3) % HOSTILE.length]}`;
-      files.push(entry(name, { type: 'symlink', linkTarget: target, sha1: sha1(target) }));
+      files.push(apkFile(name, { type: 'symlink', linkTarget: target, sha1: sha1(target) }));
     } else if (i % 13 === 0) {
-      files.push(entry(name, { type: 'hardlink', linkTarget: files[i - 1]!.name }));
-    } else files.push(entry(name, { sha1: sha1(name).toUpperCase() }));
-    if (i % 5 === 0) files.push(entry(`usr/share/${i}`, { type: 'directory' }));
+      files.push(apkFile(name, { type: 'hardlink', linkTarget: files[i - 1]!.name }));
+    } else files.push(apkFile(name, { sha1: sha1(name).toUpperCase() }));
+    if (i % 5 === 0) files.push(apkFile(`usr/share/${i}`, { type: 'directory' }));
   }
   return files;
 }
@@ -130,17 +119,10 @@ describe('the generated SBOM in pieces', () => {
     assert.ok(packages.length > 0);
     for (const { file, apk } of packages) {
       assertSameAsTree(
-        {
-          repo: 'main',
-          libc: 'musl',
-          arch: apk.pkginfo.arch,
-          pkginfo: apk.pkginfo,
-          files: apk.files,
-          sha256: apk.sha256,
-          checksum: apk.checksum,
+        spdxInputOf(apk, {
           created: new Date((apk.pkginfo.builddate ?? 0) * 1000),
           namespaceBase: 'https://reef.example/spdxdocs/',
-        },
+        }),
         file,
       );
     }
@@ -157,13 +139,13 @@ describe('the generated SBOM in pieces', () => {
   });
 
   test('no files, no dependencies, no provides: no files member, relationships hold DESCRIBES alone', () => {
-    const bare = input([entry('etc', { type: 'directory' })], pkginfo({ depends: [], provides: [] }));
+    const bare = input([apkFile('etc', { type: 'directory' })], pkginfo({ depends: [], provides: [] }));
     const text = assertSameAsTree(bare, 'bare');
     const doc = JSON.parse(text) as Record<string, unknown>;
     assert.equal('files' in doc, false);
     assert.equal((doc.relationships as unknown[]).length, 1);
     // Unlisted entries only: the comment names them, files stays absent.
-    assertSameAsTree(input([entry('usr/bin/x')], pkginfo({ depends: [] })), 'unlisted only');
+    assertSameAsTree(input([apkFile('usr/bin/x')], pkginfo({ depends: [] })), 'unlisted only');
   });
 
   test('a file SHA-1 that is not hex fails the schema at its path in the whole document', () => {

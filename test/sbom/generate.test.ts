@@ -6,7 +6,7 @@ import type { PkgInfo } from '../../src/apk/pkginfo.ts';
 import type { ApkFile, ApkPackage } from '../../src/apk/read-apk.ts';
 import { apkPurl, generateSpdx, packageVerificationCode } from '../../src/sbom/generate.ts';
 import { parseSbom } from '../../src/sbom/parse.ts';
-import { FIXTURES, fixturePackages, tarEntries, tarExtract } from './sbom-fixtures.ts';
+import { apkFile, FIXTURES, fixturePackages, tarEntries, tarExtract } from './sbom-fixtures.ts';
 
 type Doc = {
   documentNamespace: string;
@@ -204,16 +204,6 @@ describe('generateSpdx on synthetic file lists', () => {
     triggers: [],
     fields: [],
   };
-  const file = (name: string, extra: Partial<ApkFile>): ApkFile => ({
-    name,
-    type: 'file',
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    size: 0,
-    mtime: 0,
-    ...extra,
-  });
   const run = (files: ApkFile[]) =>
     generateSpdx({
       repo: 'main',
@@ -230,12 +220,12 @@ describe('generateSpdx on synthetic file lists', () => {
   test('hard links take their target SHA1; entries without a SHA1 are named, not listed; later entries win', () => {
     const a = sha1('a');
     const doc = run([
-      file('usr/bin/a', { sha1: a }),
-      file('usr/bin/a-again', { type: 'hardlink', linkTarget: 'usr/bin/a' }),
-      file('usr/bin/unknown', {}),
-      file('usr/bin/twice', { sha1: sha1('old') }),
-      file('usr/bin/twice', { sha1: sha1('new') }),
-      file('usr/share', { type: 'directory' }),
+      apkFile('usr/bin/a', { sha1: a }),
+      apkFile('usr/bin/a-again', { type: 'hardlink', linkTarget: 'usr/bin/a' }),
+      apkFile('usr/bin/unknown', {}),
+      apkFile('usr/bin/twice', { sha1: sha1('old') }),
+      apkFile('usr/bin/twice', { sha1: sha1('new') }),
+      apkFile('usr/share', { type: 'directory' }),
     ]);
     assert.deepEqual(
       doc.files.map((f) => [f.fileName, f.checksums[0]!.checksumValue]),

@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { type ApkPackage, readApk } from '../../src/apk/read-apk.ts';
+import { type ApkFile, type ApkPackage, readApk } from '../../src/apk/read-apk.ts';
+import type { GenerateInput } from '../../src/sbom/generate.ts';
 import { fixturesDir } from '../helpers/apk-builder.ts';
 
 /** The real SBOMs of ../shared/fixtures/real, and an oracle for the official CycloneDX schema. */
@@ -180,4 +181,26 @@ export function sampleCycloneDx(): Record<string, unknown> {
       { ref: 'pkg:npm/left-pad@1.3.0', dependsOn: [] },
     ],
   };
+}
+
+/** What reef generates an SPDX document from, for a package of main/musl (as prepareSbom fills it in). */
+export function spdxInputOf(
+  apk: ApkPackage,
+  options: { created: Date; namespaceBase: string },
+): GenerateInput {
+  return {
+    repo: 'main',
+    libc: 'musl',
+    arch: apk.pkginfo.arch,
+    pkginfo: apk.pkginfo,
+    files: apk.files,
+    sha256: apk.sha256,
+    checksum: apk.checksum,
+    ...options,
+  };
+}
+
+/** A data-tar entry as readApk reports it: a root-owned 0644 regular file unless `extra` says otherwise. */
+export function apkFile(name: string, extra: Partial<ApkFile> = {}): ApkFile {
+  return { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, ...extra };
 }
