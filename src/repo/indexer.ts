@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   ChunkedIndex,
@@ -14,9 +14,9 @@ import {
 import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
 import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
-import { fsyncDir, translateFsError } from '../store/blob-store.ts';
 import type { IndexChange, IndexKey, PackageStore } from '../store/package-store.ts';
 import { uniqueKeys } from '../store/package-store.ts';
+import { writeNamedAtomic } from './atomic-file.ts';
 
 /**
  * Regenerates signed indexes, one writer per (repo, libc, arch). A refresh
@@ -367,37 +367,18 @@ export class Indexer {
   }
 
   /**
-   * Writes an index as writeFileAtomic does (temporary file, fsync, rename,
-   * fsync of the folder), hashing the bytes for the file's name while the
-   * kernel writes them: at 100,000 entries that hash is ~10 ms of the publish.
+   * Writes an index atomically under its own SHA-256, hashed while the
+   * kernel writes the bytes: at 100,000 entries that hash is ~10 ms of the publish.
    */
   private async writeIndexFile(key: IndexKey, bytes: Buffer): Promise<string> {
-    const dir = dirname(this.indexPath(key, 'x'));
-    await mkdir(dir, { recursive: true });
-    // The writer's pid in the name: recover() sweeps what dead writers left, never a live one's.
-    const tmp = join(dir, `.index.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      const fh = await open(tmp, 'wx', 0o644);
-      let sha256: string;
-      try {
-        // One write call for the whole buffer, so the kernel copies it while this thread hashes.
-        const written = (async () => {
-          for (let at = 0; at < bytes.length; )
-            at += (await fh.write(bytes, at, bytes.length - at, at)).bytesWritten;
-          await fh.sync();
-        })();
-        sha256 = createHash('sha256').update(bytes).digest('hex');
-        await written;
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.indexPath(key, sha256));
-      await fsyncDir(dir);
-      return sha256;
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw translateFsError(err);
-    }
+    const name = await writeNamedAtomic(
+      dirname(this.indexPath(key, 'x')),
+      // The writer's pid in the name: recover() sweeps what dead writers left, never a live one's.
+      `.index.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+      bytes,
+      () => `${createHash('sha256').update(bytes).digest('hex')}.tar.gz`,
+    );
+    return name.slice(0, -'.tar.gz'.length);
   }
 
   /**
