@@ -48,19 +48,23 @@ async function manyFiles(count: number, nameLength: number): Promise<ApkPackage>
 
 const tempFiles = (dir: string) => readdirSync(join(dir, 'tmp'));
 
+/** The SBOM reef prepares for a package of main/musl that sent none. */
+const generated = (apk: ApkPackage, blobs: DiskBlobStore) =>
+  prepareSbom({
+    repo: 'main',
+    libc: 'musl',
+    apk,
+    uploaded: undefined,
+    namespaceBase: NAMESPACE,
+    now: NOW,
+    blobs,
+  });
+
 describe('prepareSbom for a package without an SBOM', () => {
   test('the generated document is streamed into its blob: the bytes and components of the whole tree', async () => {
     const apk = await manyFiles(3000, 1);
     await withBlobs(async (blobs, dir) => {
-      const prepared = await prepareSbom({
-        repo: 'main',
-        libc: 'musl',
-        apk,
-        uploaded: undefined,
-        namespaceBase: NAMESPACE,
-        now: NOW,
-        blobs,
-      });
+      const prepared = await generated(apk, blobs);
       const tree = treeOf(apk);
       const expected = Buffer.from(`${JSON.stringify(tree, null, 2)}\n`);
       assert.equal(prepared.source, 'generated');
@@ -76,15 +80,7 @@ describe('prepareSbom for a package without an SBOM', () => {
   test('discard before store leaves no temp blob and no blob', async () => {
     const apk = await manyFiles(10, 1);
     await withBlobs(async (blobs, dir) => {
-      const input = {
-        repo: 'main',
-        libc: 'musl',
-        apk,
-        uploaded: undefined,
-        namespaceBase: NAMESPACE,
-        now: NOW,
-      };
-      const prepared = await prepareSbom({ ...input, blobs });
+      const prepared = await generated(apk, blobs);
       assert.equal(tempFiles(dir).length, 1);
       await prepared.discard();
       assert.deepEqual(tempFiles(dir), []);
@@ -96,18 +92,7 @@ describe('prepareSbom for a package without an SBOM', () => {
     // ~45,000 files with long names: over 16 MiB of SPDX text.
     const apk = await manyFiles(45_000, 300);
     await withBlobs(async (blobs, dir) => {
-      await assert.rejects(
-        prepareSbom({
-          repo: 'main',
-          libc: 'musl',
-          apk,
-          uploaded: undefined,
-          namespaceBase: NAMESPACE,
-          now: NOW,
-          blobs,
-        }),
-        (err) => isAppError(err, 'SBOM_TOO_LARGE'),
-      );
+      await assert.rejects(generated(apk, blobs), (err) => isAppError(err, 'SBOM_TOO_LARGE'));
       assert.deepEqual(tempFiles(dir), []);
     });
   });
