@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { AppError } from '../errors.ts';
+import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { type GzipLimits, readGzipMembers } from './gzip-members.ts';
 import { type PkgInfo, parsePkgInfo } from './pkginfo.ts';
 import { parseSignatureName, type SignatureAlgorithm } from './signature.ts';
@@ -90,7 +91,8 @@ export const DEFAULT_APK_LIMITS: ApkLimits = {
   maxPkginfoLines: 100_000,
   maxEntries: 500_000,
   maxNameLength: 4096,
-  maxSbomBytes: 32 * 2 ** 20,
+  // SECURITY: the embedded SBOM is kept in memory; keeping more than is accepted would be waste.
+  maxSbomBytes: MAX_SBOM_BYTES,
 };
 
 export interface ReadApkOptions {

@@ -4,6 +4,7 @@ import { CDX_PROPERTY } from './cyclonedx-properties.ts';
 import { type SpdxParts, spdxWindow } from './generate.ts';
 import { arr, asserted, obj, str, strs } from './json.ts';
 import { cdxLicenseExpression } from './license.ts';
+import { MAX_SBOM_BYTES } from './limits.ts';
 import type { Json, ParsedSbom, SbomComponent } from './types.ts';
 import { validateCycloneDx, validateSpdx } from './validate.ts';
 
@@ -23,7 +24,7 @@ export interface SbomLimits {
   maxDepth: number;
 }
 
-export const DEFAULT_SBOM_LIMITS: SbomLimits = { maxBytes: 16 * 2 ** 20, maxDepth: 64 };
+export const DEFAULT_SBOM_LIMITS: SbomLimits = { maxBytes: MAX_SBOM_BYTES, maxDepth: 64 };
 
 const UTF8_BOM = [0xef, 0xbb, 0xbf];
 

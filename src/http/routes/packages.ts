@@ -6,7 +6,7 @@ import { MAX_ATTESTATION_BYTES } from '../../provenance/melange-attestation.ts';
 import { deletePackage, publishPackage } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
 import type { TokenInfo } from '../../repo/tokens.ts';
-import { DEFAULT_SBOM_LIMITS } from '../../sbom/parse.ts';
+import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
 import type { Metrics } from '../metrics.ts';
@@ -149,7 +149,7 @@ export function registerPackageRoutes(
 
 /** Documents that may travel beside the package in a multipart upload, each bounded while read. */
 const SIDE_FIELDS = {
-  sbom: { maxBytes: DEFAULT_SBOM_LIMITS.maxBytes, code: 'SBOM_TOO_LARGE', what: 'SBOM' },
+  sbom: { maxBytes: MAX_SBOM_BYTES, code: 'SBOM_TOO_LARGE', what: 'SBOM' },
   provenance: { maxBytes: MAX_ATTESTATION_BYTES, code: 'PROVENANCE_TOO_LARGE', what: 'provenance' },
 } as const;
 type SideField = keyof typeof SIDE_FIELDS;

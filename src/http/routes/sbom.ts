@@ -10,7 +10,8 @@ import { AppError } from '../../errors.ts';
 import { attachProvenance } from '../../repo/publish.ts';
 import { renderSbom, storeBytes } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
-import { checkDescribes, DEFAULT_SBOM_LIMITS, parseSbom } from '../../sbom/parse.ts';
+import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
+import { checkDescribes, parseSbom } from '../../sbom/parse.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
 import type { Authenticator } from '../auth.ts';
 import { parseQuery } from '../query.ts';
@@ -47,7 +48,6 @@ export const licenseQuery = z.object({
 export const diffQuery = z.object({ against: z.string().min(1).max(200) });
 export const exportQuery = z.object({ repo: z.string().min(1).max(64) });
 
-const MAX_SBOM_BYTES = DEFAULT_SBOM_LIMITS.maxBytes;
 /** purl types whose versions are semantic versions. */
 const SEMVER_TYPES = new Set(['npm', 'cargo', 'golang', 'gem', 'hex', 'pub', 'swift', 'composer', 'nuget']);
 
