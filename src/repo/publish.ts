@@ -135,38 +135,39 @@ export async function publishPackage(
 
   const p = apk.pkginfo;
   const key: IndexKey = { repo, libc, arch: p.arch };
-  const result = await deps.locks.run(apk.sha256, async () => {
+  const sides = [
+    sbom,
+    {
+      sha256: attestation.sha256,
+      store: () => storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
+    },
+    ...(provenance
+      ? [
+          {
+            sha256: provenance.sha256,
+            store: () => storeBytes(deps.blobs, provenance.bytes, provenance.sha256),
+          },
+        ]
+      : []),
+  ];
+  const blobKeys = [apk.sha256, ...sides.map((side) => side.sha256)];
+  // Every blob this publish writes stays locked from its store to the row insert: a delete
+  // sharing any of them (an SBOM sent with two packages) must not collect it in between.
+  const result = await deps.locks.runAll(blobKeys, async () => {
     const existing = deps.store.find(key, p.name, p.version);
     if (existing) {
       await temp.discard();
       await sbom.discard();
       return { outcome: 'exists' as const, pkg: existing };
     }
-    const sides = [
-      sbom,
-      {
-        sha256: attestation.sha256,
-        store: () => storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
-      },
-      ...(provenance
-        ? [
-            {
-              sha256: provenance.sha256,
-              store: () => storeBytes(deps.blobs, provenance.bytes, provenance.sha256),
-            },
-          ]
-        : []),
-    ];
     let inserted: ReturnType<typeof insertPackage>;
     try {
       await deps.blobs.commit(temp, apk.sha256);
-      // Side blobs are written under their own locks: a delete may be collecting the same bytes.
-      for (const side of sides) {
-        await deps.locks.run(side.sha256, () => side.store(deps.blobs));
-      }
+      for (const side of sides) await side.store(deps.blobs);
       inserted = insertPackage();
     } catch (err) {
-      // The generated SBOM's temp blob, when the failure came before its commit.
+      // The temp blobs (package, generated SBOM) when the failure came before their commit.
+      await temp.discard();
       await sbom.discard();
       await collectWritten();
       throw err;
@@ -177,10 +178,7 @@ export async function publishPackage(
 
     /** The row never landed, so nothing may reference what this publish wrote: collect it (as delete does). */
     async function collectWritten() {
-      await collectUnreferenced(deps, apk.sha256);
-      for (const side of sides) {
-        await deps.locks.run(side.sha256, () => collectUnreferenced(deps, side.sha256));
-      }
+      for (const sha256 of blobKeys) await collectUnreferenced(deps, sha256);
     }
   });
 
@@ -294,6 +292,14 @@ export async function deletePackage(
  * Serializes work per key. Publishing a blob (commit + insert) and collecting
  * it (check + delete) run under the blob's lock, so a delete can never remove
  * bytes that a concurrent publish has just started to reference.
+ *
+ * A write that references several blobs holds all their locks, from its first
+ * store until its row commits (`runAll`). Pins of in-flight blobs recorded in
+ * the database would not be enough on their own: a collector's check and its
+ * unlink are two steps, and a pin taken between them still loses the file, so
+ * pins need this same per-blob exclusion. Replicas sharing one database keep
+ * the protocol by swapping this class for a cross-process lock (PostgreSQL's
+ * `pg_advisory_xact_lock` keyed by digest, taken in the same sorted order).
  */
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();
@@ -311,6 +317,17 @@ export class KeyedLock {
     } finally {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
+  }
+
+  /**
+   * Runs `fn` holding every key's lock. Keys are taken in sorted order, so two
+   * callers sharing keys cannot deadlock; `fn` must not `run` a key it holds.
+   */
+  async runAll<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const from = (i: number): Promise<T> =>
+      i === sorted.length ? fn() : this.run(sorted[i]!, () => from(i + 1));
+    return from(0);
   }
 }
 
@@ -365,24 +382,27 @@ export async function attachProvenance(
     deps.provenance.enforce(key.repo, provenance);
     const previous = deps.store.getAttestation(pkg.id);
     const attestation = await reissueAttestation(deps, previous?.sha256, provenance);
-    await deps.locks.run(provenance.sha256, () =>
-      storeBytes(deps.blobs, provenance.bytes, provenance.sha256),
-    );
-    await deps.locks.run(attestation.sha256, () =>
-      storeBytes(deps.blobs, attestation.bytes, attestation.sha256),
-    );
-    deps.store.transaction(() => {
-      saveProvenance(deps, pkg.id, provenance);
-      deps.store.replaceAttestation(pkg.id, {
-        sha256: attestation.sha256,
-        size: attestation.bytes.length,
-        keyName: deps.attestationKey.keyName,
-      });
+    const written = [provenance.sha256, attestation.sha256];
+    // Both blobs stay locked until the rows referencing them commit (see KeyedLock).
+    await deps.locks.runAll(written, async () => {
+      try {
+        await storeBytes(deps.blobs, provenance.bytes, provenance.sha256);
+        await storeBytes(deps.blobs, attestation.bytes, attestation.sha256);
+        deps.store.transaction(() => {
+          saveProvenance(deps, pkg.id, provenance);
+          deps.store.replaceAttestation(pkg.id, {
+            sha256: attestation.sha256,
+            size: attestation.bytes.length,
+            keyName: deps.attestationKey.keyName,
+          });
+        });
+      } catch (err) {
+        for (const sha256 of written) await collectUnreferenced(deps, sha256);
+        throw err;
+      }
     });
     if (previous && previous.sha256 !== attestation.sha256) {
-      await deps.locks.run(previous.sha256, async () => {
-        if (!deps.store.isBlobReferenced(previous.sha256)) await deps.blobs.delete(previous.sha256);
-      });
+      await deps.locks.run(previous.sha256, () => collectUnreferenced(deps, previous.sha256));
     }
     return { outcome: 'created' as const, pkg };
   });

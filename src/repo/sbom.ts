@@ -142,17 +142,21 @@ function withSource<T>(source: SbomSource, fn: () => T): T {
   }
 }
 
-/** Writes bytes held in memory (an SBOM, an attestation) as a blob: content-addressed, fsynced. */
+/**
+ * Writes bytes held in memory (an SBOM, an attestation) as a blob:
+ * content-addressed, fsynced. A failed commit leaves no temp file; a blob it
+ * may have placed is the caller's to collect, under the blob's lock.
+ */
 export async function storeBytes(blobs: BlobStore, bytes: Buffer, sha256: string): Promise<void> {
   const temp = await blobs.createTemp();
   try {
     await temp.write(bytes);
     await temp.finish();
+    await blobs.commit(temp, sha256);
   } catch (err) {
     await temp.discard();
     throw err;
   }
-  await blobs.commit(temp, sha256);
 }
 
 export interface RenderedSbom {

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fsck } from '../../src/repo/fsck.ts';
+import { deletePackage, publishPackage } from '../../src/repo/publish.ts';
+import type { BlobStore, TempBlob } from '../../src/store/blob-store.ts';
+import { buildApk, chunked, fixturesDir } from '../helpers/apk-builder.ts';
+import { publishForm, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+
+const GOLDEN = readFileSync(
+  join(fixturesDir(), 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'),
+);
+const GOLDEN_SHA256 = createHash('sha256').update(GOLDEN).digest('hex');
+
+/**
+ * The server's own blob store, passed through, except that once `armAfter`'s
+ * blob has been committed the next `createTemp` waits until `release()`: a
+ * publish held between storing that blob and storing the next one.
+ */
+class HeldBlobStore implements BlobStore {
+  private armed = false;
+  private held = false;
+  private gate!: () => void;
+  /** Settles when a publish is being held. */
+  readonly holding: Promise<void>;
+  private startHolding!: () => void;
+  /** Settles when `delete` is called for `armAfter`'s blob. */
+  readonly deletedArmed: Promise<void>;
+  private sawDelete!: () => void;
+
+  constructor(
+    private readonly inner: BlobStore,
+    private readonly armAfter: string,
+  ) {
+    this.holding = new Promise((resolve) => {
+      this.startHolding = resolve;
+    });
+    this.deletedArmed = new Promise((resolve) => {
+      this.sawDelete = resolve;
+    });
+  }
+
+  release(): void {
+    this.gate?.();
+  }
+
+  async createTemp(): Promise<TempBlob> {
+    if (this.armed && !this.held) {
+      this.held = true;
+      const opened = new Promise<void>((resolve) => {
+        this.gate = resolve;
+      });
+      this.startHolding();
+      await opened;
+    }
+    return this.inner.createTemp();
+  }
+
+  async commit(temp: TempBlob, sha256: string): Promise<void> {
+    await this.inner.commit(temp, sha256);
+    if (sha256 === this.armAfter) this.armed = true;
+  }
+
+  has(sha256: string) {
+    return this.inner.has(sha256);
+  }
+  size(sha256: string) {
+    return this.inner.size(sha256);
+  }
+  read(sha256: string, range?: { start: number; end: number }) {
+    return this.inner.read(sha256, range);
+  }
+  readAll(sha256: string) {
+    return this.inner.readAll(sha256);
+  }
+  async delete(sha256: string): Promise<void> {
+    if (sha256 === this.armAfter) this.sawDelete();
+    await this.inner.delete(sha256);
+  }
+}
+
+async function assertClean(server: TestServer): Promise<void> {
+  const report = await fsck(server.dataDir, { graceMs: 0, recheckDelayMs: 0 });
+  assert.deepEqual(report.problems, []);
+  assert.deepEqual(report.garbage, []);
+}
+
+/** A test with its own server, closed and removed after. */
+async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
+  const server = await startServer();
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+    removeDir(server.dataDir);
+  }
+}
+
+test('a delete between a publish storing a shared SBOM and inserting its row keeps the SBOM', () =>
+  withServer(async (server) => {
+    // One SBOM sent with two builds of crane (other bytes, other repositories).
+    const first = await buildApk({
+      name: 'crane',
+      version: '0.20.2-r1',
+      description: 'first build',
+      depends: [],
+    });
+    const second = await buildApk({
+      name: 'crane',
+      version: '0.20.2-r1',
+      description: 'second build',
+      depends: [],
+    });
+    const a = await publishForm(server, 'shared-a', 'glibc', { package: first, sbom: GOLDEN });
+    assert.equal(a.status, 201, JSON.stringify(a.json));
+
+    const blobs = new HeldBlobStore(server.services.blobs, GOLDEN_SHA256);
+    const deps = { ...server.services, blobs };
+    const publishing = publishPackage(deps, { repo: 'shared-b', libc: 'glibc' }, chunked(second), {
+      extras: async () => ({ sbom: GOLDEN }),
+    });
+    // The second publish has stored the SBOM blob and not yet inserted its row.
+    await blobs.holding;
+    const deleting = deletePackage(
+      deps,
+      { repo: 'shared-a', libc: 'glibc', arch: 'x86_64' },
+      'crane',
+      '0.20.2-r1',
+    );
+    // Without blob locks held through the insert, the delete collects the SBOM now; with them it waits.
+    await Promise.race([deleting, blobs.deletedArmed, new Promise((r) => setTimeout(r, 1000))]);
+    blobs.release();
+    assert.equal((await publishing).outcome, 'created');
+    await deleting;
+
+    const sbom = await fetch(`${server.url}/api/v1/packages/shared-b/glibc/x86_64/crane/0.20.2-r1/sbom`);
+    assert.equal(sbom.status, 200);
+    assert.ok(Buffer.from(await sbom.arrayBuffer()).equals(GOLDEN));
+    const exported = await fetch(`${server.url}/api/v1/sbom/export?repo=shared-b`);
+    assert.equal(exported.status, 200);
+    const lines = (await exported.text()).split('\n').filter(Boolean);
+    assert.equal(lines.length, 1);
+    assert.deepEqual(JSON.parse(lines[0]!).sbom, JSON.parse(GOLDEN.toString('utf8')));
+    await assertClean(server);
+  }));
