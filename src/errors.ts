@@ -80,6 +80,7 @@ export const ERROR_CODES = {
   // publishing and serving
   PUBLISH_LIBC_MISMATCH: 'unprocessable',
   PUBLISH_VERSION_EXISTS: 'conflict',
+  PUBLISH_VERSION_DELETED: 'conflict',
   PUBLISH_BAD_REPO: 'invalid',
   PUBLISH_NO_BODY: 'invalid',
   PUBLISH_TOO_LARGE: 'too_large',

@@ -147,14 +147,6 @@ export class Metrics {
     this.indexSize.set(labels, bytes);
     this.indexPackages.set(labels, packages);
   }
-
-  /** The index is gone (its last package was deleted): drop its series. */
-  removeIndex(key: IndexLabels): void {
-    const labels = labelsOf(key);
-    this.indexBuildDuration.remove(labels);
-    this.indexSize.remove(labels);
-    this.indexPackages.remove(labels);
-  }
 }
 
 function labelsOf(key: IndexLabels): { repo: string; libc: string; arch: string } {

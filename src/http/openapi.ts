@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { APK_ARCHES } from '../apk/pkginfo.ts';
 import { ERROR_CODES } from '../errors.ts';
 import { LIBCS } from '../repo/publish.ts';
-import { auditQuery, createTokenBody, repoSettingsBody } from './routes/admin.ts';
+import { auditQuery, createTokenBody, deletedQuery, repoSettingsBody } from './routes/admin.ts';
 import { pageQuery } from './routes/packages.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
 
@@ -276,6 +276,18 @@ const SCHEMAS: Record<string, Json> = {
     },
     ['id', 'at', 'action', 'target', 'result'],
   ),
+  DeletedVersion: obj({
+    name: str(),
+    version: str(),
+    arch: str(),
+    sha256: str('SHA-256 of the file the slot is reserved to'),
+    checksum: str('its C: identity as it was served'),
+    deletedAt: time(),
+  }),
+  DeletedPage: obj({
+    deleted: arr(ref('DeletedVersion')),
+    next: orNull(str('the `after` of the next page; null on the last page')),
+  }),
   AuditPage: obj({
     entries: arr(ref('AuditEntry'), 'newest first'),
     next: orNull(int('the `before` of the next page; null on the last page')),
@@ -295,7 +307,9 @@ const RESPONSES: Record<string, Json> = {
   }),
   Forbidden: errorResponse('the token lacks the scope (AUTH_FORBIDDEN)'),
   NotFound: errorResponse('no such repository, index, package, key or token'),
-  Conflict: errorResponse('different bytes for an existing name-version-arch (PUBLISH_VERSION_EXISTS)'),
+  Conflict: errorResponse(
+    'different bytes for a name and version that exist (PUBLISH_VERSION_EXISTS: the same version as apk compares it, noarch and arch builds sharing one slot) or existed and were deleted (PUBLISH_VERSION_DELETED)',
+  ),
   TooLarge: errorResponse('a size limit was exceeded (PUBLISH_TOO_LARGE, APK_*_TOO_LARGE, …)'),
   Unprocessable: errorResponse(
     'well-formed but breaks a rule (APK_DATAHASH_MISMATCH, PUBLISH_LIBC_MISMATCH)',
@@ -528,7 +542,10 @@ const OPERATIONS: OperationSpec[] = [
     tag: 'packages',
     operationId: 'deletePackage',
     summary: 'Delete a package',
-    description: 'Its index is rewritten; deleting the last package of an index removes that index.',
+    description:
+      'Its index is rewritten; an index emptied by deletes stays, signed and empty. The name, version and arch ' +
+      'stay reserved to the deleted bytes: only the identical file may be published there again. A noarch ' +
+      'package is deleted under `noarch`.',
     access: { kind: 'scope', scope: '{repo}:delete' },
     responses: { 204: { description: 'deleted' }, 404: 'NotFound' },
   },
@@ -617,6 +634,19 @@ const OPERATIONS: OperationSpec[] = [
     description: 'The key stops signing; every index is re-signed without it.',
     access: { kind: 'scope', scope: '*:admin' },
     responses: { 200: ok('retired', ref('KeyRetired')), 400: 'BadRequest', 404: 'NotFound' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/repos/{repo}/{libc}/deleted',
+    tag: 'admin',
+    operationId: 'listDeletedVersions',
+    summary: 'Deleted versions, reserved to their bytes',
+    description:
+      'Every name, version and arch deleted from this repository and libc, with the bytes it stays reserved ' +
+      'to: publishing other bytes there (or at a version apk compares equal) answers 409 PUBLISH_VERSION_DELETED.',
+    access: { kind: 'scope', scope: '{repo}:admin' },
+    query: deletedQuery,
+    responses: { 200: ok('one page, by name, version and arch', ref('DeletedPage')), 400: 'BadRequest' },
   },
   {
     method: 'get',

@@ -39,7 +39,6 @@ import { writeNamedAtomic } from './atomic-file.ts';
 /** What the indexer reports; http/metrics.ts's Metrics fits. */
 export interface IndexObserver {
   observeIndexBuild(key: IndexKey, seconds: number, bytes: number, packages: number): void;
-  removeIndex(key: IndexKey): void;
 }
 
 /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz: an index file is named by its own SHA-256. */
@@ -311,13 +310,6 @@ export class Indexer {
     const signers = this.signers();
     const previous = this.store.getIndex(key);
     const packageCount = index.count;
-    if (packageCount === 0) {
-      this.store.recordIndex(key, generation, undefined);
-      this.observer?.removeIndex(key);
-      if (previous?.sha256) await rm(this.indexPath(key, previous.sha256), { force: true });
-      this.log.info({ index: key }, 'index removed: no packages left');
-      return;
-    }
     const useScratch = !this.scratchInUse;
     this.scratchInUse ||= useScratch;
     let bytes: Buffer;

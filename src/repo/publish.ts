@@ -4,9 +4,10 @@ import { readApk } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import { type AttestationKey, publishStatement, signStatement } from '../provenance/publish-statement.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
-import type { IndexKey, Libc, PackageStore, StoredPackage } from '../store/package-store.ts';
+import type { IndexKey, Libc, PackageStore, SlotHolder, StoredPackage } from '../store/package-store.ts';
 import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
+import { requirePublishedPackage } from './lookup.ts';
 import type { ProvenancePolicies, PublisherProvenance } from './provenance.ts';
 import { type PreparedSbom, prepareSbom, storeBytes } from './sbom.ts';
 
@@ -154,11 +155,12 @@ export async function publishPackage(
   // Every blob this publish writes stays locked from its store to the row insert: a delete
   // sharing any of them (an SBOM sent with two packages) must not collect it in between.
   const result = await deps.locks.runAll(blobKeys, async () => {
-    const existing = deps.store.find(key, p.name, p.version);
-    if (existing) {
+    const holder = deps.store.slotHolder(key, p.name, p.version);
+    // A deleted version's own bytes may come back (an undo): they go on to the insert.
+    if (holder && !(holder.kind === 'deleted' && holder.deleted.sha256 === apk.sha256)) {
       await temp.discard();
       await sbom.discard();
-      return { outcome: 'exists' as const, pkg: existing };
+      return { outcome: 'held' as const, holder };
     }
     let inserted: ReturnType<typeof insertPackage>;
     try {
@@ -172,9 +174,14 @@ export async function publishPackage(
       await collectWritten();
       throw err;
     }
-    // A concurrent publish of the same name and version with other bytes won the row.
-    if (inserted.outcome === 'exists') await collectWritten();
-    return inserted;
+    if (inserted.outcome === 'created') return inserted;
+    // A concurrent publish of the same name and version with other bytes won the slot.
+    await collectWritten();
+    const won: SlotHolder =
+      inserted.outcome === 'exists'
+        ? { kind: 'package', pkg: inserted.pkg }
+        : { kind: 'deleted', deleted: inserted.deleted };
+    return { outcome: 'held' as const, holder: won };
 
     /** The row never landed, so nothing may reference what this publish wrote: collect it (as delete does). */
     async function collectWritten() {
@@ -182,7 +189,7 @@ export async function publishPackage(
     }
   });
 
-  if (result.outcome === 'exists') return finishExisting(deps, result.pkg, apk);
+  if (result.outcome === 'held') return finishExisting(deps, result.holder, apk);
   // 201 only once an index listing the package is live (design invariant 1).
   await deps.indexer.refresh(deps.store.indexesListing(result.pkg));
   const pkg = deps.store.find(key, p.name, p.version) ?? result.pkg;
@@ -242,14 +249,32 @@ async function collectUnreferenced(deps: PublishDeps, sha256: string): Promise<v
 
 async function finishExisting(
   deps: PublishDeps,
-  existing: StoredPackage,
+  holder: SlotHolder,
   apk: ApkPackage,
 ): Promise<PublishResult> {
+  const p = apk.pkginfo;
+  const target = `${p.name}-${p.version} (${p.arch})`;
+  if (holder.kind === 'deleted') {
+    const d = holder.deleted;
+    throw new AppError(
+      'PUBLISH_VERSION_DELETED',
+      `${target} was published in ${d.repo}/${d.libc} before${sameSlotAs(d, p)} and deleted on ${new Date(d.deletedAt).toISOString()}; a version once served never changes its bytes (caches keep them), so only the identical file may come back: bump pkgrel to publish a new build`,
+      { details: { name: d.name, version: d.version, arch: d.arch, sha256: d.sha256 } },
+    );
+  }
+  const existing = holder.pkg;
   if (existing.sha256 !== apk.sha256) {
     throw new AppError(
       'PUBLISH_VERSION_EXISTS',
-      `${existing.name}-${existing.version} (${existing.arch}) already exists in ${existing.repo}/${existing.libc} with different content; bump pkgrel to publish a new build`,
-      { details: { sha256: existing.sha256 } },
+      `${target} already exists in ${existing.repo}/${existing.libc}${sameSlotAs(existing, p)} with different content; bump pkgrel to publish a new build`,
+      {
+        details: {
+          name: existing.name,
+          version: existing.version,
+          arch: existing.arch,
+          sha256: existing.sha256,
+        },
+      },
     );
   }
   // Identical bytes: idempotent. Make sure a publish interrupted before its index is finished now.
@@ -264,6 +289,19 @@ async function finishExisting(
   return { outcome: 'exists', pkg: existing, warnings: [] };
 }
 
+/** ", as hello-01.0-r0 (noarch)," when the holder is spelled or built otherwise than the upload. */
+function sameSlotAs(
+  holder: { name: string; version: string; arch: string },
+  upload: { version: string; arch: string },
+): string {
+  if (holder.version === upload.version && holder.arch === upload.arch) return '';
+  const why =
+    holder.arch !== upload.arch
+      ? "noarch packages share every arch's index"
+      : 'apk compares the two versions as equal';
+  return ` as ${holder.name}-${holder.version} (${holder.arch}), the same package to apk (${why})`;
+}
+
 export async function deletePackage(
   deps: PublishDeps,
   key: { repo: string; libc: string; arch: string },
@@ -271,11 +309,15 @@ export async function deletePackage(
   version: string,
 ): Promise<StoredPackage> {
   validateRepo(key.repo, key.libc);
-  const removed = deps.store.remove({ ...key, libc: key.libc }, name, version);
+  const indexKey: IndexKey = { ...key, libc: key.libc };
+  const removed = deps.store.remove(indexKey, name, version);
   if (!removed) {
+    const noarch = key.arch !== 'noarch' && deps.store.findListed(indexKey, name, version);
     throw new AppError(
       'PACKAGE_NOT_FOUND',
-      `${name}-${version} (${key.arch}) is not in ${key.repo}/${key.libc}`,
+      noarch
+        ? `${name}-${version} is a noarch package, listed in every arch's index of ${key.repo}/${key.libc}: delete it as /api/v1/repos/${key.repo}/${key.libc}/noarch/${name}/${version}, which removes it from all of them`
+        : `${name}-${version} (${key.arch}) is not in ${key.repo}/${key.libc}`,
     );
   }
   // The index stops listing the package before its bytes go (design invariant 1).
@@ -355,13 +397,7 @@ export async function attachProvenance(
   bytes: Buffer,
 ): Promise<{ outcome: 'created' | 'exists'; pkg: StoredPackage }> {
   validateRepo(key.repo, key.libc);
-  const pkg = deps.store.find(key, name, version);
-  if (!pkg || pkg.publishedAt === undefined) {
-    throw new AppError(
-      'PACKAGE_NOT_FOUND',
-      `${name}-${version} (${key.arch}) is not in ${key.repo}/${key.libc}`,
-    );
-  }
+  const pkg = requirePublishedPackage(deps.store, key, name, version);
   const provenance = await deps.provenance.evaluate(key.repo, bytes, {
     filename: pkg.filename,
     sha256: pkg.sha256,

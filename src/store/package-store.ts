@@ -1,5 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
+import { compareVersions } from '../apk/version.ts';
 import { type Db, statementCache, translateDbError } from './db.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
@@ -191,9 +192,57 @@ function toIndexState(r: IndexRow): IndexState {
   };
 }
 
+/** A deleted name, version and arch: reserved to the bytes once served there. */
+export interface DeletedVersion extends IndexKey {
+  name: string;
+  version: string;
+  sha256: string;
+  checksum: string;
+  deletedAt: number;
+}
+
+interface DeletedVersionRow {
+  repo: string;
+  libc: Libc;
+  arch: string;
+  name: string;
+  version: string;
+  sha256: string;
+  checksum: string;
+  deleted_at: number;
+}
+
+function toDeletedVersion(r: DeletedVersionRow): DeletedVersion {
+  return {
+    repo: r.repo,
+    libc: r.libc,
+    arch: r.arch,
+    name: r.name,
+    version: r.version,
+    sha256: r.sha256,
+    checksum: r.checksum,
+    deletedAt: r.deleted_at,
+  };
+}
+
+/**
+ * What holds the slot a package would take (design invariant 4): a stored
+ * package, or a deleted version whose bytes the slot stays reserved to.
+ */
+export type SlotHolder =
+  | { kind: 'package'; pkg: StoredPackage }
+  | { kind: 'deleted'; deleted: DeletedVersion };
+
 export type InsertResult =
   | { outcome: 'created'; pkg: StoredPackage }
-  | { outcome: 'exists'; pkg: StoredPackage };
+  | { outcome: 'exists'; pkg: StoredPackage }
+  | { outcome: 'reserved'; deleted: DeletedVersion };
+
+/**
+ * Whether two arches share an index: noarch packages are listed in every
+ * arch's index, so noarch and any arch are one slot there.
+ */
+const SHARED_ARCH_SQL = "(? = 'noarch' OR arch = ? OR arch = 'noarch')";
 
 export class PackageStore {
   private readonly stmt: (sql: string) => Statement;
@@ -227,6 +276,66 @@ export class PackageStore {
     return row && toPackage(row);
   }
 
+  /** The package listed as `name`-`version` in `key`'s index: its own arch's, else a noarch one. */
+  findListed(key: IndexKey, name: string, version: string): StoredPackage | undefined {
+    const row = this.stmt(
+      `SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND version = ?
+       AND (arch = ? OR arch = 'noarch') ORDER BY arch = 'noarch' LIMIT 1`,
+    ).get(key.repo, key.libc, name, version, key.arch) as PackageRow | undefined;
+    return row && toPackage(row);
+  }
+
+  /**
+   * The package or deleted version holding the slot of `name`-`version` in
+   * the indexes `key.arch` is listed in: the same name, a version apk
+   * compares equal (`1.0-r0` = `01.0-r0` = `1.0-r00`, apk-tools
+   * src/version.c), and an arch sharing an index with it (noarch shares
+   * every arch's). An index may then never list two records a client sees
+   * as the same package, and a client pinned to a version never gets other
+   * bytes than the first ever served under it. A stored package wins over a
+   * deleted version; an exact spelling over an equal one.
+   */
+  slotHolder(key: IndexKey, name: string, version: string): SlotHolder | undefined {
+    const args = [key.repo, key.libc, name, key.arch, key.arch];
+    const exactFirst = (a: { arch: string; version: string }, b: { arch: string; version: string }) =>
+      Number(b.arch === key.arch && b.version === version) -
+      Number(a.arch === key.arch && a.version === version);
+    const rows = (
+      this.stmt(`SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND ${SHARED_ARCH_SQL}`).all(
+        ...args,
+      ) as PackageRow[]
+    )
+      .filter((r) => compareVersions(r.version, version) === 0)
+      .sort(exactFirst);
+    if (rows[0]) return { kind: 'package', pkg: toPackage(rows[0]) };
+    const deleted = (
+      this.stmt(
+        `SELECT * FROM deleted_versions WHERE repo = ? AND libc = ? AND name = ? AND ${SHARED_ARCH_SQL}`,
+      ).all(...args) as DeletedVersionRow[]
+    )
+      .filter((r) => compareVersions(r.version, version) === 0)
+      .sort(exactFirst);
+    return deleted[0] && { kind: 'deleted', deleted: toDeletedVersion(deleted[0]) };
+  }
+
+  /** Deleted versions of a repository's libc, reserved to their bytes; paged by (name, version, arch). */
+  listDeletedVersions(
+    repo: string,
+    libc: Libc,
+    limit: number,
+    after?: { name: string; version: string; arch: string },
+  ): DeletedVersion[] {
+    const rows = after
+      ? this.stmt(
+          `SELECT * FROM deleted_versions WHERE repo = ? AND libc = ? AND (name, version, arch) > (?, ?, ?)
+           ORDER BY name, version, arch LIMIT ?`,
+        ).all(repo, libc, after.name, after.version, after.arch, limit)
+      : this.stmt(
+          'SELECT * FROM deleted_versions WHERE repo = ? AND libc = ? ORDER BY name, version, arch LIMIT ?',
+        ).all(repo, libc, limit);
+    return (rows as DeletedVersionRow[]).map(toDeletedVersion);
+  }
+
   /** A published package file as apk requests it: under its own arch, or noarch under any arch. */
   findPublishedFile(key: IndexKey, filename: string): PackageFile | undefined {
     const row = this.stmt(
@@ -257,8 +366,12 @@ export class PackageStore {
   ): InsertResult {
     let changes: IndexChange[] = [];
     const result = this.db.transaction((): InsertResult => {
-      const existing = this.find(pkg, pkg.name, pkg.version);
-      if (existing) return { outcome: 'exists', pkg: existing };
+      const holder = this.slotHolder(pkg, pkg.name, pkg.version);
+      if (holder?.kind === 'package') return { outcome: 'exists', pkg: holder.pkg };
+      // The identical bytes may come back (an undo); nothing else may take a deleted version's slot.
+      if (holder?.kind === 'deleted' && holder.deleted.sha256 !== pkg.sha256) {
+        return { outcome: 'reserved', deleted: holder.deleted };
+      }
       this.stmt('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(pkg.repo, now);
       const info = this.stmt(
         `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
@@ -301,6 +414,7 @@ export class PackageStore {
     key: IndexKey,
     name: string,
     version: string,
+    now = Date.now(),
   ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined {
     let changes: IndexChange[] = [];
     const result = this.db.transaction(() => {
@@ -317,6 +431,11 @@ export class PackageStore {
       const before = this.indexesListing(pkg);
       // The package's SBOM, components and attestation go with it (ON DELETE CASCADE).
       this.stmt('DELETE FROM packages WHERE id = ?').run(pkg.id);
+      // Its slot stays reserved to these bytes (the first delete's time is kept).
+      this.stmt(
+        `INSERT OR IGNORE INTO deleted_versions (repo, libc, arch, name, version, sha256, checksum, deleted_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(pkg.repo, pkg.libc, pkg.arch, pkg.name, pkg.version, pkg.sha256, pkg.checksum, now);
       const after = this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
       const dirty = this.markDirty(indexes);
@@ -339,12 +458,16 @@ export class PackageStore {
     return this.archesOf(pkg.repo, pkg.libc).map((arch) => ({ ...base, arch }));
   }
 
-  /** Arches with an index: those with arch-specific packages, plus the defaults when noarch ones exist. */
+  /**
+   * Arches with an index: every index that ever existed (one emptied by
+   * deletes stays, signed, so configured clients keep updating), those with
+   * arch-specific packages, plus the defaults when noarch ones exist.
+   */
   archesOf(repo: string, libc: Libc): string[] {
-    const rows = this.stmt('SELECT DISTINCT arch FROM packages WHERE repo = ? AND libc = ?').all(
-      repo,
-      libc,
-    ) as Array<{ arch: string }>;
+    const rows = this.stmt(
+      `SELECT DISTINCT arch FROM packages WHERE repo = ? AND libc = ?
+       UNION SELECT arch FROM indexes WHERE repo = ? AND libc = ?`,
+    ).all(repo, libc, repo, libc) as Array<{ arch: string }>;
     const arches = new Set(rows.map((r) => r.arch));
     if (arches.delete('noarch')) for (const a of this.defaultArches) arches.add(a);
     return [...arches].sort();
@@ -456,41 +579,33 @@ export class PackageStore {
   }
 
   /**
-   * Records a freshly written index (or its removal when it lists nothing) and
-   * marks the packages it lists as published, in one transaction: from the
-   * commit on, clients get the new index and may fetch those packages.
-   * Returns false when a build of a newer generation was recorded first.
+   * Records a freshly written index and marks the packages it lists as
+   * published, in one transaction: from the commit on, clients get the new
+   * index and may fetch those packages. An index listing nothing is written
+   * and recorded like any other (never removed: clients configured for it
+   * would fail `apk update`). Returns false when a build of a newer
+   * generation was recorded first.
    */
   recordIndex(
     key: IndexKey,
     generation: number,
-    index:
-      | {
-          sha256: string;
-          size: number;
-          packageCount: number;
-          /** Listed packages not yet marked published (usually the few just uploaded). */
-          newIds: number[];
-          signedBy: string;
-          builtAt: number;
-        }
-      | undefined,
+    index: {
+      sha256: string;
+      size: number;
+      packageCount: number;
+      /** Listed packages not yet marked published (usually the few just uploaded). */
+      newIds: number[];
+      signedBy: string;
+      builtAt: number;
+    },
   ): boolean {
     return this.db.transaction(() => {
-      const set = this.stmt(
+      // A build of an older generation (another process's, finishing late) must not replace a newer one.
+      const applied = this.stmt(
         `UPDATE indexes SET sha256 = @sha256, size = @size, package_count = @count, signed_by = @signedBy,
            built_at = @builtAt, built_generation = @generation
          WHERE repo = @repo AND libc = @libc AND arch = @arch AND built_generation <= @generation`,
-      );
-      if (!index) {
-        set.run({ ...key, sha256: null, size: null, count: 0, signedBy: null, builtAt: null, generation });
-        this.stmt(
-          'DELETE FROM indexes WHERE repo = ? AND libc = ? AND arch = ? AND generation = built_generation',
-        ).run(key.repo, key.libc, key.arch);
-        return true;
-      }
-      // A build of an older generation (another process's, finishing late) must not replace a newer one.
-      const applied = set.run({
+      ).run({
         ...key,
         sha256: index.sha256,
         size: index.size,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { NewPackage } from '../../src/store/package-store.ts';
+import type { NewPackage, PackageStore, StoredPackage } from '../../src/store/package-store.ts';
 
 /** A package row for store-level tests (no .apk behind it): random digests, the rest plain. */
 export function newPackage(name: string, version: string, arch: string): NewPackage {
@@ -30,4 +30,12 @@ export function newPackage(name: string, version: string, arch: string): NewPack
     pkginfo: [],
     signatures: [],
   };
+}
+
+/** Inserts a row that must be new (store-level tests): the created package. */
+export function insertNew(store: PackageStore, pkg: NewPackage): StoredPackage {
+  const result = store.insert(pkg);
+  if (result.outcome !== 'created')
+    throw new Error(`${pkg.name}-${pkg.version} was not inserted: ${result.outcome}`);
+  return result.pkg;
 }

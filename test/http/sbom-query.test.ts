@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SbomComponent } from '../../src/sbom/types.ts';
 import type { IndexKey } from '../../src/store/package-store.ts';
-import { newPackage } from '../helpers/new-package.ts';
+import { insertNew, newPackage } from '../helpers/new-package.ts';
 import { removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
 
 /**
@@ -32,7 +32,7 @@ function component(name: string, version: string, purl = `pkg:generic/${name}@${
 }
 
 function seed(server: TestServer, repo: string, name: string, license: string, components: SbomComponent[]) {
-  const { pkg } = server.services.store.insert({ ...newPackage(name, '1.0-r0', 'x86_64'), repo, license });
+  const pkg = insertNew(server.services.store, { ...newPackage(name, '1.0-r0', 'x86_64'), repo, license });
   server.services.sboms.save(pkg.id, {
     source: 'uploaded',
     format: 'spdx',

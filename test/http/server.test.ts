@@ -245,7 +245,7 @@ describe('rejections leave nothing behind', () => {
     assert.equal(put.status, 201);
   });
 
-  test('delete republishes the index and drops the last index', async () => {
+  test('delete republishes the index; the last delete leaves it signed and empty', async () => {
     assert.equal((await publish(server, 'gone', 'musl', await buildApk({ name: 'a' }))).status, 201);
     assert.equal((await publish(server, 'gone', 'musl', await buildApk({ name: 'b' }))).status, 201);
     const del = (name: string) =>
@@ -266,7 +266,29 @@ describe('rejections leave nothing behind', () => {
     assert.equal((await fetch(`${server.url}/gone/musl/x86_64/a-1.0.0-r0.apk`)).status, 404);
     assert.equal((await del('a')).status, 404);
     assert.equal((await del('b')).status, 204);
-    assert.equal((await fetch(`${server.url}/gone/musl/x86_64/APKINDEX.tar.gz`)).status, 404);
+    // The emptied index stays, signed: clients configured for it keep updating (apk would fail on a 404).
+    const keyName = server.services.signingKeys[0]!.keyName;
+    const pem = await (await fetch(`${server.url}/keys/${keyName}`)).text();
+    const empty = await fetch(`${server.url}/gone/musl/x86_64/APKINDEX.tar.gz`);
+    assert.equal(empty.status, 200);
+    const work = mkdtempSync(join(tmpdir(), 'reef-emptied-'));
+    const file = join(work, 'emptied.tar.gz');
+    writeFileSync(file, Buffer.from(await empty.arrayBuffer()));
+    execFileSync('gzip', ['-t', file]);
+    assert.ok(opensslVerifyIndex(file, { [keyName]: pem }, work).length > 0, 'the empty index is signed');
+    const emptied = await readIndex(chunked(readFileSync(file)), {
+      keys: [loadPublicKey(keyName, pem)],
+      requireValidSignature: true,
+    });
+    assert.equal(emptied.records.length, 0);
+    removeDir(work);
+    const listed = (await (await fetch(`${server.url}/api/v1/repos`)).json()) as {
+      repos: Array<{ name: string; indexes: Array<{ arch: string; packages: number }> }>;
+    };
+    assert.deepEqual(
+      listed.repos.find((r) => r.name === 'gone')?.indexes.map((i) => [i.arch, i.packages]),
+      [['x86_64', 0]],
+    );
     const blobs = server.services.db
       .prepare("SELECT count(*) AS n FROM packages WHERE repo = 'gone'")
       .get() as { n: number };

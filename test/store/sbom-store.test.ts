@@ -7,7 +7,7 @@ import type { SbomComponent } from '../../src/sbom/types.ts';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { PackageStore } from '../../src/store/package-store.ts';
 import { SbomStore } from '../../src/store/sbom-store.ts';
-import { newPackage } from '../helpers/new-package.ts';
+import { insertNew, newPackage } from '../helpers/new-package.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-sbom-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,7 +42,7 @@ test('the auditor queries read index ranges: no scan of packages or components, 
   }) as typeof db.prepare;
   const sboms = new SbomStore(db);
   for (let i = 0; i < 20; i++) {
-    const { pkg } = packages.insert({
+    const pkg = insertNew(packages, {
       ...newPackage(`p${i}`, '1.0-r0', 'x86_64'),
       license: i % 2 ? 'MIT' : 'GPL-2.0-only',
     });
@@ -89,7 +89,7 @@ test('a component page stops after its row budget, short or empty, and the curso
   const sboms = new SbomStore(db);
   // 60 packages with glibc; only every seventh at a version the query wants.
   for (let i = 0; i < 60; i++) {
-    const { pkg } = packages.insert(newPackage(`b${i}`, '1.0-r0', 'x86_64'));
+    const pkg = insertNew(packages, newPackage(`b${i}`, '1.0-r0', 'x86_64'));
     saveComponents(sboms, pkg.id, [{ name: 'glibc', version: i % 7 === 0 ? '9.0' : '2.40', checksums: [] }]);
   }
   db.prepare('UPDATE packages SET published_at = 1').run();

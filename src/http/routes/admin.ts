@@ -36,6 +36,15 @@ export const auditQuery = z.object({
   before: z.coerce.number().int().min(1).optional(),
 });
 
+/** A page of deleted versions: `after` is the `next` of the page before (`<name>/<version>/<arch>`). */
+export const deletedQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z
+    .string()
+    .regex(/^[^/]+\/[^/]+\/[^/]+$/, 'the `next` value of the previous page')
+    .optional(),
+});
+
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
 function tokenJson(t: TokenRecord) {
@@ -104,6 +113,35 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
       throw err;
     }
   });
+
+  app.get<{ Params: { repo: string; libc: string } }>(
+    '/api/v1/repos/:repo/:libc/deleted',
+    async (request) => {
+      const { repo, libc } = request.params;
+      auth.require(request, repo, 'admin');
+      validateRepo(repo, libc);
+      const q = parseQuery(deletedQuery, request.query);
+      const [name, version, arch] = q.after?.split('/') ?? [];
+      const page = services.store.listDeletedVersions(
+        repo,
+        libc,
+        q.limit,
+        q.after ? { name: name!, version: version!, arch: arch! } : undefined,
+      );
+      const last = page.at(-1);
+      return {
+        deleted: page.map((d) => ({
+          name: d.name,
+          version: d.version,
+          arch: d.arch,
+          sha256: d.sha256,
+          checksum: d.checksum,
+          deletedAt: new Date(d.deletedAt).toISOString(),
+        })),
+        next: page.length === q.limit && last ? `${last.name}/${last.version}/${last.arch}` : null,
+      };
+    },
+  );
 
   app.get('/api/v1/keys', async (request) => {
     auth.require(request, '*', 'admin');

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, isAppError } from '../../errors.ts';
 import { MAX_ATTESTATION_BYTES } from '../../provenance/melange-attestation.ts';
+import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { deletePackage, publishPackage } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
 import type { TokenInfo } from '../../repo/tokens.ts';
@@ -74,11 +75,7 @@ export function registerPackageRoutes(
       const { repo, libc, arch, name, version } = request.params;
       const key = indexKeyOf(repo, libc, arch);
       auth.requireRead(request, repo);
-      const pkg = store.find(key, name, version);
-      if (!pkg || pkg.publishedAt === undefined) {
-        throw new AppError('PACKAGE_NOT_FOUND', `${name}-${version} (${arch}) is not in ${repo}/${libc}`);
-      }
-      return packageJson(pkg, request, services);
+      return packageJson(requirePublishedPackage(store, key, name, version), request, services);
     },
   );
 

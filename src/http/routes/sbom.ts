@@ -7,6 +7,7 @@ import spdxSatisfies from 'spdx-satisfies';
 import { z } from 'zod';
 import { isValidVersion, matchVersion, type VersionOp } from '../../apk/version.ts';
 import { AppError } from '../../errors.ts';
+import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { attachProvenance } from '../../repo/publish.ts';
 import { renderSbom, storeBytes } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
@@ -57,16 +58,8 @@ type PackageParams = { repo: string; libc: string; arch: string; name: string; v
 export function registerSbomRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
   const { store, sboms } = services;
 
-  const publishedPackage = (p: PackageParams) => {
-    const pkg = store.find(indexKeyOf(p.repo, p.libc, p.arch), p.name, p.version);
-    if (!pkg || pkg.publishedAt === undefined) {
-      throw new AppError(
-        'PACKAGE_NOT_FOUND',
-        `${p.name}-${p.version} (${p.arch}) is not in ${p.repo}/${p.libc}`,
-      );
-    }
-    return pkg;
-  };
+  const publishedPackage = (p: PackageParams) =>
+    requirePublishedPackage(store, indexKeyOf(p.repo, p.libc, p.arch), p.name, p.version);
 
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
