@@ -45,6 +45,8 @@ export const ERROR_CODES = {
   APK_PKGINFO_NOT_UTF8: 'invalid',
   APK_PKGINFO_MISSING_KEY: 'invalid',
   APK_PKGINFO_BAD_VALUE: 'invalid',
+  APK_PKGINFO_FIELD_TOO_LONG: 'invalid',
+  APK_INDEX_RECORD_TOO_LONG: 'invalid',
   APK_INVALID_NAME: 'invalid',
   APK_INVALID_VERSION: 'invalid',
   APK_INVALID_ARCH: 'invalid',

@@ -1,5 +1,6 @@
 import { AppError } from '../errors.ts';
 import { parseDependencyList } from './dependency.ts';
+import { MAX_INDEX_LINE, PKGINFO_FIELD_LIMITS } from './index-limits.ts';
 import { isValidVersion } from './version.ts';
 
 /**
@@ -84,14 +85,28 @@ const LIST_KEYS = {
   install_if: 'installIf',
   replaces: 'replaces',
 } as const;
-/** apk reads index lines into a 128 KiB buffer (apk-format.md §3.3); stay well below. */
-const MAX_INDEX_LINE = 120 * 1024;
 
 export function validatePackageName(name: string): void {
-  if (!NAME_RE.test(name) || name.length > 255) {
+  if (!NAME_RE.test(name) || name.length > PKGINFO_FIELD_LIMITS.pkgname!) {
     throw new AppError(
       'APK_INVALID_NAME',
-      `package name '${name.slice(0, 100)}' is invalid: use letters, digits and . _ + -, starting with a letter or digit`,
+      `package name '${name.slice(0, 100)}' is invalid: use at most ${PKGINFO_FIELD_LIMITS.pkgname} letters, digits and . _ + -, starting with a letter or digit`,
+    );
+  }
+}
+
+/**
+ * SECURITY: a value longer than apk can read back makes the index, or the
+ * client's installed database, unreadable for every package (index-limits.ts).
+ */
+function checkFieldLength(field: string, value: string, limit = PKGINFO_FIELD_LIMITS[field]): void {
+  if (limit === undefined) return;
+  const bytes = Buffer.byteLength(value);
+  if (bytes > limit) {
+    throw new AppError(
+      'APK_PKGINFO_FIELD_TOO_LONG',
+      `.PKGINFO ${field} is ${bytes} bytes; at most ${limit} are accepted, so that apk 2 and 3 can read the index and their installed database`,
+      { details: { field, bytes, limit } },
     );
   }
 }
@@ -121,7 +136,15 @@ export function parsePkgInfo(bytes: Buffer, limits: PkgInfoLimits): PkgInfo {
     replaces: [] as string[],
   };
   const triggers: string[] = [];
-  for (const line of lines) {
+  for (const [i, line] of lines.entries()) {
+    // apk reads .PKGINFO at install with the same 128 KiB line buffer as the index (index-limits.ts).
+    if (Buffer.byteLength(line) >= MAX_INDEX_LINE) {
+      const sep = line.indexOf(SEPARATOR);
+      const key = sep > 0 && sep <= 64 ? line.slice(0, sep) : `line ${i + 1}`;
+      // A field's own, lower limit names the problem better than the line's.
+      checkFieldLength(key, line.slice(sep + SEPARATOR.length));
+      checkFieldLength(key, line, MAX_INDEX_LINE - 1);
+    }
     if (line.startsWith('#')) continue;
     // apk splits at the first " = "; lines without it are ignored (§2.1).
     const sep = line.indexOf(SEPARATOR);
@@ -145,6 +168,12 @@ export function parsePkgInfo(bytes: Buffer, limits: PkgInfoLimits): PkgInfo {
       scalars.set(key, value);
     }
   }
+
+  for (const [key, value] of scalars) checkFieldLength(key, value);
+  const license = joinLicenses(licenses);
+  checkFieldLength('license', license);
+  for (const [key, field] of Object.entries(LIST_KEYS)) checkFieldLength(key, lists[field].join(' '));
+  checkFieldLength('triggers', triggers.join(' '));
 
   const required = (key: string): string => {
     const value = scalars.get(key);
@@ -189,9 +218,6 @@ export function parsePkgInfo(bytes: Buffer, limits: PkgInfoLimits): PkgInfo {
       }
       throw err;
     }
-    if (list.join(' ').length > MAX_INDEX_LINE) {
-      throw new AppError('APK_PKGINFO_BAD_VALUE', `.PKGINFO ${key} is too long for an apk index line`);
-    }
   }
 
   return {
@@ -202,7 +228,7 @@ export function parsePkgInfo(bytes: Buffer, limits: PkgInfoLimits): PkgInfo {
     datahash: datahash.toLowerCase(),
     description: scalars.get('pkgdesc') ?? '',
     url: scalars.get('url') ?? '',
-    license: joinLicenses(licenses),
+    license,
     origin: scalars.get('origin') ?? '',
     maintainer: scalars.get('maintainer') ?? '',
     builddate: optionalInt(scalars, 'builddate', UINT_RE),

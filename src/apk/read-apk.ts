@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { AppError } from '../errors.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
+import { checkIndexRecord } from './check-index-record.ts';
 import { type GzipLimits, readGzipMembers } from './gzip-members.ts';
 import { type PkgInfo, parsePkgInfo } from './pkginfo.ts';
 import { parseSignatureName, type SignatureAlgorithm } from './signature.ts';
@@ -391,12 +392,14 @@ export async function readApk(
     );
   }
   const controlMember = Buffer.concat(controlRaw, controlRawBytes);
+  const checksum = `Q1${createHash('sha1').update(controlMember).digest('base64')}`;
+  checkIndexRecord({ ...pkginfo, checksum, size: summary.compressedBytes });
   return {
     pkginfo,
     scripts,
     controlEntries,
     signatures,
-    checksum: `Q1${createHash('sha1').update(controlMember).digest('base64')}`,
+    checksum,
     controlMember,
     size: summary.compressedBytes,
     sha256: whole.digest('hex'),

@@ -127,6 +127,8 @@ const MALFORMED: ErrorCode[] = [
   'APK_PKGINFO_NOT_UTF8',
   'APK_PKGINFO_MISSING_KEY',
   'APK_PKGINFO_BAD_VALUE',
+  'APK_PKGINFO_FIELD_TOO_LONG',
+  'APK_INDEX_RECORD_TOO_LONG',
   'APK_INVALID_NAME',
   'APK_INVALID_VERSION',
   'APK_INVALID_ARCH',
@@ -770,7 +772,7 @@ export async function packageCases(signer: Signer): Promise<Case[]> {
       'APK_INVALID_VERSION',
     );
   }
-  for (const n of ['../evil', 'a/b', '-x', '.hidden', 'a b', 'ü', 'n'.repeat(256), 'x\ty']) {
+  for (const n of ['../evil', 'a/b', '-x', '.hidden', 'a b', 'ü', 'x\ty']) {
     add(
       `.PKGINFO: invalid name '${n.slice(0, 20)}'`,
       withPkginfo((h) => replace(pkginfoLines(h), 'pkgname', n)),
@@ -807,7 +809,33 @@ export async function packageCases(signer: Signer): Promise<Case[]> {
       ...pkginfoLines(h),
       `depend = ${Array.from({ length: 20000 }, (_, i) => `dep${i}`).join(' ')}`,
     ]),
-    'APK_PKGINFO_BAD_VALUE',
+    'APK_PKGINFO_FIELD_TOO_LONG',
+  );
+  // Longer than apk 2 and 3 read back from an index or their installed database (index-limits.ts).
+  for (const [key, value] of [
+    ['pkgname', 'n'.repeat(256)],
+    ['pkgver', `${'1'.repeat(200)}-r0`],
+    ['url', `https://example.org/${'u'.repeat(130 * 1024)}`],
+    ['pkgdesc', 'd'.repeat(513)],
+    ['replaces', 'r'.repeat(1025)],
+  ] as const) {
+    add(
+      `.PKGINFO: ${key} of ${value.length} bytes`,
+      withPkginfo((h) => [...replace(pkginfoLines(h), key, undefined), `${key} = ${value}`]),
+      'APK_PKGINFO_FIELD_TOO_LONG',
+    );
+  }
+  add(
+    ".PKGINFO: fields each within bounds, together over apk's 2048-byte record buffer",
+    withPkginfo((h) => [
+      ...replace(pkginfoLines(h), 'license', undefined),
+      `pkgdesc = ${'d'.repeat(512)}`,
+      `url = ${'u'.repeat(512)}`,
+      `license = ${'l'.repeat(512)}`,
+      `maintainer = ${'m'.repeat(256)}`,
+      `commit = ${'c'.repeat(128)}`,
+    ]),
+    'APK_INDEX_RECORD_TOO_LONG',
   );
   for (const d of ['foo>>1', 'foo=', '=1.0', 'foo<=1.0x!']) {
     add(
