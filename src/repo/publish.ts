@@ -3,6 +3,8 @@ import type { ApkLimits, ApkPackage } from '../apk/read-apk.ts';
 import { readApk } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import { type AttestationKey, publishStatement, signStatement } from '../provenance/publish-statement.ts';
+import { checkDescribes, parseSbom } from '../sbom/parse.ts';
+import type { SbomFormat } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { IndexKey, Libc, PackageStore, SlotHolder, StoredPackage } from '../store/package-store.ts';
 import type { SbomStore } from '../store/sbom-store.ts';
@@ -441,6 +443,49 @@ export async function attachProvenance(
       await deps.locks.run(previous.sha256, () => collectUnreferenced(deps, previous.sha256));
     }
     return { outcome: 'created' as const, pkg };
+  });
+}
+
+/**
+ * Replaces a published package's SBOM with one its publisher sends
+ * (`PUT …/sbom`); the document must describe the package. The blob it
+ * replaces is collected once nothing references it, and a failure collects
+ * the new one: neither is left behind unreferenced.
+ */
+export async function attachSbom(
+  deps: PublishDeps,
+  key: IndexKey,
+  name: string,
+  version: string,
+  bytes: Buffer,
+): Promise<{ pkg: StoredPackage; sbom: { format: SbomFormat; specVersion: string; sha256: string } }> {
+  validateRepo(key.repo, key.libc);
+  const pkg = requirePublishedPackage(deps.store, key, name, version);
+  const parsed = parseSbom(bytes);
+  checkDescribes(parsed, { name: pkg.name, version: pkg.version });
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const sbom = { format: parsed.format, specVersion: parsed.specVersion, sha256 };
+  // One replacement of a package's SBOM at a time, so each knows the blob it replaces.
+  return deps.locks.run(`sbom:${pkg.id}`, async () => {
+    const previous = deps.sboms.get(pkg.id)?.sha256;
+    await deps.locks.run(sha256, async () => {
+      try {
+        await storeBytes(deps.blobs, bytes, sha256);
+        deps.sboms.save(pkg.id, {
+          source: 'uploaded',
+          ...sbom,
+          size: bytes.length,
+          components: parsed.components,
+        });
+      } catch (err) {
+        await collectUnreferenced(deps, sha256);
+        throw err;
+      }
+    });
+    if (previous && previous !== sha256) {
+      await deps.locks.run(previous, () => collectUnreferenced(deps, previous));
+    }
+    return { pkg, sbom };
   });
 }
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fsck } from '../../src/repo/fsck.ts';
-import { deletePackage, publishPackage } from '../../src/repo/publish.ts';
+import { deletePackage, KeyedLock, publishPackage } from '../../src/repo/publish.ts';
 import type { BlobStore, TempBlob } from '../../src/store/blob-store.ts';
 import { buildApk, chunked, fixturesDir } from '../helpers/apk-builder.ts';
-import { publishForm, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+import { publishForm, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
 
 const GOLDEN = readFileSync(
   join(fixturesDir(), 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'),
@@ -81,6 +81,12 @@ class HeldBlobStore implements BlobStore {
   }
 }
 
+/** Files under the content-addressed blob folder. */
+function blobFiles(dataDir: string): string[] {
+  const root = join(dataDir, 'blobs', 'sha256');
+  return readdirSync(root).flatMap((dir) => readdirSync(join(root, dir)));
+}
+
 async function assertClean(server: TestServer): Promise<void> {
   const report = await fsck(server.dataDir, { graceMs: 0, recheckDelayMs: 0 });
   assert.deepEqual(report.problems, []);
@@ -145,3 +151,61 @@ test('a delete between a publish storing a shared SBOM and inserting its row kee
     assert.deepEqual(JSON.parse(lines[0]!).sbom, JSON.parse(GOLDEN.toString('utf8')));
     await assertClean(server);
   }));
+
+test('PUT …/sbom collects the SBOM it replaces, and a failed one leaves no blob behind', () =>
+  withServer(async (server) => {
+    const pkg = await buildApk({ name: 'crane', version: '0.20.2-r1', description: 'replaced', depends: [] });
+    const r = await publishForm(server, 'replace', 'glibc', { package: pkg });
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+    const url = `${server.url}/api/v1/packages/replace/glibc/x86_64/crane/0.20.2-r1/sbom`;
+    const put = (body: Buffer) =>
+      fetch(url, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+        body: new Uint8Array(body),
+      });
+    const files = blobFiles(server.dataDir).length;
+    // The generated SBOM, then the golden one, then the same document spelled on one line.
+    const oneLine = Buffer.from(JSON.stringify(JSON.parse(GOLDEN.toString('utf8'))));
+    for (const body of [GOLDEN, oneLine]) {
+      const res = await put(body);
+      assert.equal(res.status, 200, await res.text());
+      assert.equal(blobFiles(server.dataDir).length, files, 'one SBOM blob replaced by one');
+      await assertClean(server);
+    }
+
+    server.services.db.exec(
+      `CREATE TRIGGER refuse_sbom BEFORE UPDATE ON sboms BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+    );
+    try {
+      assert.equal((await put(GOLDEN)).status, 500);
+    } finally {
+      server.services.db.exec('DROP TRIGGER refuse_sbom');
+    }
+    assert.equal(blobFiles(server.dataDir).length, files);
+    const served = await fetch(url);
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(oneLine), 'the SBOM before the failure stays');
+    await assertClean(server);
+  }));
+
+test('KeyedLock.runAll: callers sharing keys in any order exclude each other and never deadlock', {
+  timeout: 10_000,
+}, async () => {
+  const locks = new KeyedLock();
+  const inside = new Set<string>();
+  const clashes: string[] = [];
+  const hold = (keys: string[]) => async () => {
+    for (const k of keys) if (inside.has(k)) clashes.push(k);
+    for (const k of keys) inside.add(k);
+    await new Promise((r) => setTimeout(r, 1));
+    for (const k of keys) inside.delete(k);
+  };
+  const orders = [['a', 'b', 'c'], ['c', 'b', 'a', 'a'], ['b']];
+  await Promise.all(
+    Array.from({ length: 60 }, (_, i) => {
+      const keys = orders[i % 3]!;
+      return keys.length === 1 ? locks.run(keys[0]!, hold(keys)) : locks.runAll(keys, hold(keys));
+    }),
+  );
+  assert.deepEqual(clashes, []);
+});

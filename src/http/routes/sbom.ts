@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import semver from 'semver';
@@ -8,11 +7,10 @@ import { z } from 'zod';
 import { isValidVersion, matchVersion, type VersionOp } from '../../apk/version.ts';
 import { AppError } from '../../errors.ts';
 import { requirePublishedPackage } from '../../repo/lookup.ts';
-import { attachProvenance } from '../../repo/publish.ts';
-import { renderSbom, storeBytes } from '../../repo/sbom.ts';
+import { attachProvenance, attachSbom } from '../../repo/publish.ts';
+import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
-import { checkDescribes, parseSbom } from '../../sbom/parse.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
 import type { Authenticator } from '../auth.ts';
 import { parseQuery } from '../query.ts';
@@ -100,31 +98,13 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
         const target = `${p.repo}/${p.libc}/${p.arch}/${p.name}-${p.version}`;
         const audit = auditor(services, request, token, 'sbom.attach', target);
         try {
-          const pkg = publishedPackage(p);
+          const key = indexKeyOf(p.repo, p.libc, p.arch);
           const bytes = request.body as Buffer | undefined;
           if (!bytes?.length)
             throw new AppError('SBOM_INVALID_JSON', 'the request body holds no SBOM document');
-          const parsed = parseSbom(bytes);
-          checkDescribes(parsed, { name: pkg.name, version: pkg.version });
-          const prepared = { source: 'uploaded' as const, bytes, sha256: sha256Of(bytes), parsed };
-          await services.locks.run(prepared.sha256, async () => {
-            await storeBytes(services.blobs, bytes, prepared.sha256);
-            sboms.save(pkg.id, {
-              source: 'uploaded',
-              format: parsed.format,
-              specVersion: parsed.specVersion,
-              sha256: prepared.sha256,
-              size: bytes.length,
-              components: parsed.components,
-            });
-          });
-          audit.ok(target, { sha256: prepared.sha256, format: parsed.format });
-          return {
-            source: 'uploaded',
-            format: parsed.format,
-            specVersion: parsed.specVersion,
-            sha256: prepared.sha256,
-          };
+          const { sbom } = await attachSbom(services, key, p.name, p.version, bytes);
+          audit.ok(target, { sha256: sbom.sha256, format: sbom.format });
+          return { source: 'uploaded', ...sbom };
         } catch (err) {
           audit.rejected(err);
           throw err;
@@ -314,10 +294,6 @@ function decodeCursor<T extends z.ZodType>(schema: T, text: string): z.infer<T> 
     );
   }
   return parsed.data;
-}
-
-function sha256Of(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** `A OR B OR C` → [A, B, C]; spdx-satisfies takes a list of approved licences, not AND. */
