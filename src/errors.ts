@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   APK_TAR_TOO_MANY_ENTRIES: 'too_large',
   APK_TAR_END_IN_CONTROL: 'invalid',
   APK_TAR_UNALIGNED_MEMBER: 'invalid',
+  APK_DUPLICATE_PATH: 'invalid',
   APK_SIGNATURE_MEMBER_INVALID: 'invalid',
   APK_CONTROL_MEMBER_INVALID: 'invalid',
   // .PKGINFO (apk-format.md §2)

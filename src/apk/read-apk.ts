@@ -145,6 +145,8 @@ export async function readApk(
 
   /** Data entries that are symlinks: nothing may be installed through them. */
   const symlinks = new Set<string>();
+  /** Every data path as installed, with the type of its first entry. */
+  const paths = new Map<string, TarEntryType>();
 
   const roleOf = (index: number): MemberRole | undefined => {
     if (index === 0) return undefined; // decided by its first entry
@@ -239,6 +241,7 @@ export async function readApk(
             warnings.push('.INSTALL is obsolete: apk 2 warns about it and apk 3 rejects the package');
           }
         } else {
+          checkNewPath(entry, paths);
           checkNotUnderSymlink(entry.name, symlinks, 'entry');
           if (entry.type === 'hardlink') checkNotUnderSymlink(entry.linkName!, symlinks, 'hard link target');
           if (entry.type === 'symlink') symlinks.add(normalizedPath(entry.name));
@@ -418,6 +421,34 @@ function normalizedPath(name: string): string {
     .split('/')
     .filter((c) => c !== '' && c !== '.')
     .join('/');
+}
+
+/** Whether a name is already as installed: no empty or `.` component (`./a`, `a/`, `a//b`). */
+const UNNORMAL_PATH = /(?:^|\/)\.?(?:\/|$)/;
+
+/**
+ * A path may come once in the data tar, directories excepted: apk 2 and 3 fail
+ * to install a package that holds a file, link or device twice, or a file and a
+ * directory at one path (apk 2 "failed to rename", apk 3 "failed to commit"),
+ * while a repeated directory only sets its mode again. Paths compare as
+ * installed, so `./a`, `a/` and `a//b` are `a`, `a` and `a/b`.
+ */
+function checkNewPath(entry: TarEntry, paths: Map<string, TarEntryType>): void {
+  // Most names are already normal; keeping them as they are shares the string with `files`.
+  const path = UNNORMAL_PATH.test(entry.name) ? normalizedPath(entry.name) : entry.name;
+  if (path === '') return; // `./`: the install root itself
+  const first = paths.get(path);
+  if (first === undefined) {
+    paths.set(path, entry.type);
+    return;
+  }
+  if (first === 'directory' && entry.type === 'directory') return;
+  const how = first === entry.type ? `twice (as a ${first})` : `as a ${first} and as a ${entry.type}`;
+  throw new AppError(
+    'APK_DUPLICATE_PATH',
+    `the data tar holds '${printable(path)}' ${how}; apk 2 and 3 cannot install a package that does`,
+    { details: { path: path.length > 200 ? `${path.slice(0, 200)}…` : path } },
+  );
 }
 
 /**

@@ -7,7 +7,14 @@ import zlib from 'node:zlib';
 import { DEFAULT_APK_LIMITS, type ReadApkOptions, readApk } from '../../src/apk/read-apk.ts';
 import { loadPublicKey, verifySignatures } from '../../src/apk/signature.ts';
 import { type ErrorCode, isAppError } from '../../src/errors.ts';
-import { buildApk, chunked, fixturesDir, generateRsaKey, gzipMember } from '../helpers/apk-builder.ts';
+import {
+  type BuildFile,
+  buildApk,
+  chunked,
+  fixturesDir,
+  generateRsaKey,
+  gzipMember,
+} from '../helpers/apk-builder.ts';
 
 interface ManifestApk {
   file: string;
@@ -352,5 +359,66 @@ describe('readApk on built packages', () => {
   test('the default limits are sane', () => {
     assert.ok(DEFAULT_APK_LIMITS.maxCompressedBytes < 2 ** 32, 'apk 2 reads S: as a 32-bit unsigned integer');
     assert.ok(DEFAULT_APK_LIMITS.maxRatio >= 100);
+  });
+});
+
+describe('readApk: one path, one entry', () => {
+  const dirs: BuildFile[] = [
+    { name: 'usr/', type: 'directory' },
+    { name: 'usr/share/', type: 'directory' },
+  ];
+  const file: BuildFile = { name: 'usr/share/a', content: 'a\n' };
+
+  test('a path held twice, or as a file and a directory, is refused naming it', async () => {
+    for (const files of [
+      [...dirs, file, { ...file, content: 'again\n' }],
+      [...dirs, file, { name: 'usr/share/a/', type: 'directory' }],
+      [...dirs, { name: 'usr/share/a/', type: 'directory' }, file],
+      [...dirs, { name: 'usr/share/a', type: 'symlink', linkTarget: 'b' }, file],
+      [...dirs, file, { name: 'usr/share/a', type: 'link', linkTarget: 'usr/share/a' }],
+      // Compared as installed: `./`, doubled and trailing slashes do not make another path.
+      [...dirs, file, { name: './usr/share/a', content: 'x' }],
+      [...dirs, file, { name: 'usr//share/a', content: 'x' }],
+      [
+        ...dirs,
+        { name: 'usr/share/a', type: 'symlink', linkTarget: 'b' },
+        { name: 'usr/share/a/', type: 'directory' },
+      ],
+    ] as BuildFile[][]) {
+      await assert.rejects(readApk(chunked(await buildApk({ files }))), (err) => {
+        assert.ok(isAppError(err, 'APK_DUPLICATE_PATH'), `${files.map((f) => f.name)}: ${err}`);
+        assert.equal(err.details?.path, 'usr/share/a');
+        return true;
+      });
+    }
+  });
+
+  test('a repeated directory is accepted: apk only sets its mode again', async () => {
+    const pkg = await readApk(
+      chunked(await buildApk({ files: [...dirs, file, { name: 'usr/share', type: 'directory' }, ...dirs] })),
+    );
+    assert.equal(pkg.files.length, 6);
+  });
+
+  test('a long duplicate path is cut in the message and details', async () => {
+    const name = `usr/${'d'.repeat(3000)}`;
+    await assert.rejects(
+      readApk(
+        chunked(
+          await buildApk({
+            files: [
+              { name, content: '1' },
+              { name, content: '2' },
+            ],
+          }),
+        ),
+      ),
+      (err) => {
+        assert.ok(isAppError(err, 'APK_DUPLICATE_PATH'));
+        assert.ok(err.message.length < 400, err.message);
+        assert.equal(String(err.details?.path).length, 201);
+        return true;
+      },
+    );
   });
 });

@@ -120,6 +120,7 @@ const MALFORMED: ErrorCode[] = [
   'APK_TAR_TOO_MANY_ENTRIES',
   'APK_TAR_END_IN_CONTROL',
   'APK_TAR_UNALIGNED_MEMBER',
+  'APK_DUPLICATE_PATH',
   'APK_SIGNATURE_MEMBER_INVALID',
   'APK_CONTROL_MEMBER_INVALID',
   'APK_MISSING_PKGINFO',
@@ -672,6 +673,30 @@ export async function packageCases(signer: Signer): Promise<Case[]> {
     ],
     ['pax record without =', [{ name: 'PaxHeader', type: 'x', body: '9 pathx\n\n' }, bin], 'APK_TAR_CORRUPT'],
     ['file size past the end', [{ name: 'usr/bin/big', body: 'x', size: 2 ** 30 }], 'APK_TRUNCATED'],
+    [
+      'the same file twice',
+      [
+        { name: 'usr/bin/x', body: '1' },
+        { name: 'usr/bin/x', body: '2' },
+      ],
+      'APK_DUPLICATE_PATH',
+    ],
+    [
+      'a file and a directory at one path',
+      [
+        { name: 'usr/bin/x', body: '1' },
+        { name: 'usr/bin/x/', type: '5' },
+      ],
+      'APK_DUPLICATE_PATH',
+    ],
+    [
+      './a beside a',
+      [
+        { name: 'usr/bin/x', body: '1' },
+        { name: './usr/bin/x', body: '2' },
+      ],
+      'APK_DUPLICATE_PATH',
+    ],
   ];
   for (const [what, entries, code] of names) add(`data tar: ${what}`, withData(tar(entries, true)), code);
   {
