@@ -69,6 +69,8 @@ export const ERROR_CODES = {
   SBOM_UNKNOWN_FORMAT: 'unprocessable',
   SBOM_WRONG_PACKAGE: 'unprocessable',
   SBOM_NOT_FOUND: 'not_found',
+  // too many SBOM bytes held for other uploads at once: retry (503 with Retry-After)
+  SBOM_BUSY: 'unavailable',
   // publisher provenance (issue 6): every defect, and every refusal by policy, is a 422
   PROVENANCE_INVALID: 'unprocessable',
   PROVENANCE_TOO_LARGE: 'unprocessable',

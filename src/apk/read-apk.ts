@@ -100,6 +100,11 @@ export interface ReadApkOptions {
   limits?: Partial<ApkLimits>;
   /** Throw APK_DATAHASH_MISMATCH (the default) or only report it. */
   requireDatahash?: boolean;
+  /**
+   * Told the embedded SBOM's size before its body is kept in memory; throws
+   * to refuse it. The caller bounds what all uploads together keep.
+   */
+  reserveSbom?: (bytes: number) => void;
 }
 
 const SCRIPTS = new Set([
@@ -268,6 +273,7 @@ export async function readApk(
                 `the embedded SBOM is larger than ${limits.maxSbomBytes} bytes`,
               );
             }
+            options.reserveSbom?.(entry.size);
             collecting = { kind: 'sbom', parts: [], bytes: 0 };
           }
         }

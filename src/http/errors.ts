@@ -72,6 +72,10 @@ export function errorHandler(
   if (status >= 500) request.log.error({ err: appErr }, 'request failed');
   else request.log.info({ code: appErr.code, msg: appErr.message }, 'request rejected');
   if (status === 401) reply.header('WWW-Authenticate', 'Basic realm="reef"');
+  const retryAfter = appErr.details?.retryAfterSeconds;
+  if ((status === 503 || status === 429) && typeof retryAfter === 'number') {
+    reply.header('Retry-After', String(retryAfter));
+  }
   const body: ErrorBody = { code: appErr.code, message: appErr.message };
   if (appErr.details) body.details = appErr.details;
   reply.code(status).send(body);

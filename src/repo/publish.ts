@@ -11,7 +11,9 @@ import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
 import { requirePublishedPackage } from './lookup.ts';
 import type { ProvenancePolicies, PublisherProvenance } from './provenance.ts';
-import { type PreparedSbom, prepareSbom, storeBytes } from './sbom.ts';
+import { type PreparedSbom, prepareSbom, type SbomBlob, storeBytes } from './sbom.ts';
+import type { SbomMemory } from './sbom-memory.ts';
+import type { SbomParser } from './sbom-parser.ts';
 
 /**
  * Publishing and deleting packages: the service behind the upload API and the
@@ -31,6 +33,10 @@ export interface PublishDeps {
   indexer: Indexer;
   locks: KeyedLock;
   limits?: Partial<ApkLimits>;
+  /** Parses sent and embedded SBOMs off the event loop. */
+  sbomParser: SbomParser;
+  /** Bounds the embedded SBOM bytes all uploads hold at once. */
+  sbomMemory: SbomMemory;
 }
 
 export interface PublishResult {
@@ -82,7 +88,7 @@ export async function publishPackage(
   body: AsyncIterable<Uint8Array>,
   options: {
     /** An SBOM and provenance sent with the package; called once the package body is consumed. */
-    extras?: () => Promise<{ sbom?: Buffer; provenance?: Buffer }>;
+    extras?: () => Promise<{ sbom?: SbomBlob | Buffer; provenance?: Buffer }>;
     /** Who publishes, for reef's attestation. */
     publishedBy?: { tokenId: number | null; tokenName: string };
   } = {},
@@ -96,8 +102,9 @@ export async function publishPackage(
   let prepared: PreparedSbom | undefined;
   let provenance: PublisherProvenance | undefined;
   let attestation: { bytes: Buffer; sha256: string };
+  const sbomHold = deps.sbomMemory.hold();
   try {
-    apk = await readApk(teeToBlob(body, temp), { limits: deps.limits });
+    apk = await readApk(teeToBlob(body, temp), { limits: deps.limits, reserveSbom: sbomHold.take });
     await temp.finish();
     const detected = detectLibc(apk.pkginfo.depends);
     if (detected && detected.libc !== libc) {
@@ -117,6 +124,8 @@ export async function publishPackage(
       namespaceBase: deps.sbomNamespace,
       now: new Date(),
       blobs: deps.blobs,
+      parser: deps.sbomParser,
+      hold: sbomHold,
     });
     const p = apk.pkginfo;
     provenance =
@@ -131,6 +140,7 @@ export async function publishPackage(
     deps.provenance.enforce(repo, provenance);
     attestation = await attest(deps, apk, sbom, { repo, libc }, options.publishedBy, provenance);
   } catch (err) {
+    sbomHold.release();
     await temp.discard();
     await prepared?.discard();
     throw err;

@@ -3,10 +3,13 @@ import type { ApkPackage } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import { cycloneDxToSpdx, spdxToCycloneDx } from '../sbom/convert.ts';
 import { generateSpdxParts, type SpdxParts, spdxJsonText } from '../sbom/generate.ts';
-import { checkDescribes, checkSbomSize, parseGeneratedSpdx, parseSbom } from '../sbom/parse.ts';
+import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
+import { checkDescribes, checkSbomSize, DEFAULT_SBOM_LIMITS, parseGeneratedSpdx } from '../sbom/parse.ts';
 import type { ParsedSbom, SbomFormat } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { SbomSource, SbomStore, StoredSbom } from '../store/sbom-store.ts';
+import type { SbomHold } from './sbom-memory.ts';
+import type { SbomParser } from './sbom-parser.ts';
 
 /**
  * Where a package's SBOM comes from (issue 5): one sent with it, else the one
@@ -20,37 +23,54 @@ export interface PreparedSbom {
   size: number;
   /** What the database keeps; not the document's tree, which is let go once read. */
   parsed: Pick<ParsedSbom, 'format' | 'specVersion' | 'components'>;
-  /** Writes the document as its blob (content-addressed, fsynced); the caller holds the blob's lock. */
+  /** Commits the document's temp blob (content-addressed, fsynced); the caller holds the blob's lock. */
   store(blobs: BlobStore): Promise<void>;
   /** Removes what prepareSbom wrote and store did not commit; a no-op otherwise. */
   discard(): Promise<void>;
+}
+
+/** A sent or embedded document written to a temp blob, hashed and size-limited on the way. */
+export interface SbomBlob {
+  temp: TempBlob;
+  sha256: string;
+  size: number;
 }
 
 export async function prepareSbom(input: {
   repo: string;
   libc: string;
   apk: ApkPackage;
-  uploaded: Buffer | undefined;
+  /** A document sent with the package: streamed to a temp blob by the route, or in memory. */
+  uploaded: SbomBlob | Buffer | undefined;
   namespaceBase: string;
   now: Date;
   blobs: BlobStore;
+  parser: SbomParser;
+  /** What the embedded SBOM took from the memory budget while the package was read; released here. */
+  hold?: SbomHold;
 }): Promise<PreparedSbom> {
   const { apk } = input;
   const describe = { name: apk.pkginfo.name, version: apk.pkginfo.version };
-  if (input.uploaded || apk.sbom) {
+  let sent: SbomBlob | undefined;
+  try {
+    const bytes = input.uploaded ?? apk.sbom;
+    sent = bytes instanceof Uint8Array ? await writeSbomBlob(input.blobs, bytes) : bytes;
+  } finally {
+    // The embedded bytes are on disk now (or not wanted): let them and their budget go.
+    apk.sbom = undefined;
+    input.hold?.release();
+  }
+  if (sent) {
     const source = input.uploaded ? 'uploaded' : 'embedded';
-    const bytes = (input.uploaded ?? apk.sbom)!;
-    const parsed = withSource(source, () => parseSbom(bytes));
-    withSource(source, () => checkDescribes(parsed, describe));
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    return {
-      source,
-      sha256,
-      size: bytes.length,
-      parsed: { format: parsed.format, specVersion: parsed.specVersion, components: parsed.components },
-      store: (blobs) => storeBytes(blobs, bytes, sha256),
-      discard: async () => {},
-    };
+    let parsed: Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
+    try {
+      parsed = await input.parser.parse(sent.temp.path);
+      checkDescribes(parsed, describe);
+    } catch (err) {
+      await sent.temp.discard();
+      throw fromSource(source, err);
+    }
+    return preparedBlob(source, sent, parsed);
   }
   const source = 'generated';
   const parts = generateSpdxParts({
@@ -68,7 +88,14 @@ export async function prepareSbom(input: {
   // The same checks as a sent document, in windows of the document rather than on its whole tree.
   const parsed = withSource(source, () => parseGeneratedSpdx(parts));
   withSource(source, () => checkDescribes(parsed, describe));
-  const written = await writeGenerated(input.blobs, parts);
+  return preparedBlob(source, await writeGenerated(input.blobs, parts), parsed);
+}
+
+function preparedBlob(
+  source: SbomSource,
+  written: SbomBlob,
+  parsed: Pick<ParsedSbom, 'format' | 'specVersion' | 'components'>,
+): PreparedSbom {
   let pending = true;
   return {
     source,
@@ -86,18 +113,43 @@ export async function prepareSbom(input: {
   };
 }
 
+/**
+ * A sent or embedded document into a temp blob, hashed and bounded as it
+ * arrives (SBOM_TOO_LARGE past `maxBytes`): a document streamed from the
+ * request is never held in memory. Nothing is left behind on failure.
+ */
+export async function writeSbomBlob(
+  blobs: BlobStore,
+  source: AsyncIterable<Uint8Array> | Uint8Array,
+  maxBytes = MAX_SBOM_BYTES,
+): Promise<SbomBlob> {
+  const temp = await blobs.createTemp();
+  try {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of source instanceof Uint8Array ? [source] : source) {
+      size += chunk.length;
+      checkSbomSize(size, { ...DEFAULT_SBOM_LIMITS, maxBytes });
+      hash.update(chunk);
+      await temp.write(chunk);
+    }
+    await temp.finish();
+    return { temp, sha256: hash.digest('hex'), size };
+  } catch (err) {
+    await temp.discard();
+    throw err;
+  }
+}
+
 /** Bytes are gathered to about this many before a write: one write per file entry would be 40,000 syscalls. */
 const WRITE_CHUNK = 64 * 1024;
 
 /**
- * The generated document's text streamed into a temp blob, hashed and
- * size-limited as it goes: the whole text (8 MB for 20,000 files) is never
- * in memory. Nothing is left behind on failure.
+ * The generated document's text streamed into a temp blob, hashed as it
+ * goes: the whole text (8 MB for 20,000 files) is never in memory. Nothing
+ * is left behind on failure.
  */
-async function writeGenerated(
-  blobs: BlobStore,
-  parts: SpdxParts,
-): Promise<{ temp: TempBlob; sha256: string; size: number }> {
+async function writeGenerated(blobs: BlobStore, parts: SpdxParts): Promise<SbomBlob> {
   const temp = await blobs.createTemp();
   try {
     const hash = createHash('sha256');
@@ -132,14 +184,15 @@ function withSource<T>(source: SbomSource, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof AppError && source !== 'uploaded') {
-      throw new AppError(err.code, `the ${source} SBOM: ${err.message}`, {
-        cause: err,
-        details: err.details,
-      });
-    }
-    throw err;
+    throw fromSource(source, err);
   }
+}
+
+function fromSource(source: SbomSource, err: unknown): unknown {
+  if (err instanceof AppError && source !== 'uploaded' && err.kind !== 'internal') {
+    return new AppError(err.code, `the ${source} SBOM: ${err.message}`, { cause: err, details: err.details });
+  }
+  return err;
 }
 
 /**

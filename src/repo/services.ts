@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
@@ -12,6 +13,8 @@ import { Indexer } from './indexer.ts';
 import { KeyRing, loadOrCreateAttestationKey, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
 import { ProvenancePolicies } from './provenance.ts';
 import { KeyedLock, type PublishDeps } from './publish.ts';
+import { SbomMemory } from './sbom-memory.ts';
+import { SbomParser } from './sbom-parser.ts';
 import { TokenService } from './tokens.ts';
 
 /** Everything the server and the CLI work with, wired once. */
@@ -55,6 +58,7 @@ export async function createServices(
     const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
     const attestationKey = await loadOrCreateAttestationKey(config.dataDir);
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
+    const sbomParser = new SbomParser();
     const indexer = new Indexer(
       store,
       config.dataDir,
@@ -77,6 +81,9 @@ export async function createServices(
       blobs,
       indexer,
       locks: new KeyedLock(),
+      sbomParser,
+      // Four largest embedded SBOMs at once, or hundreds of ordinary ones (tens of KB each).
+      sbomMemory: new SbomMemory(4 * MAX_SBOM_BYTES),
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
       audit: new AuditLog(db),
@@ -89,6 +96,7 @@ export async function createServices(
       generatedKey: created,
       async close() {
         await indexer.idle();
+        await sbomParser.close();
         db.close();
       },
     };

@@ -3,10 +3,11 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import type { ApkFile, ApkPackage } from '../../src/apk/read-apk.ts';
 import { isAppError } from '../../src/errors.ts';
 import { prepareSbom } from '../../src/repo/sbom.ts';
+import { SbomParser } from '../../src/repo/sbom-parser.ts';
 import { generateSpdx } from '../../src/sbom/generate.ts';
 import { parseSbomDocument } from '../../src/sbom/parse.ts';
 import { DiskBlobStore } from '../../src/store/blob-store.ts';
@@ -14,6 +15,8 @@ import { apkFile, fixturePackages, spdxInputOf } from '../sbom/sbom-fixtures.ts'
 
 const NAMESPACE = 'https://reef.example/spdxdocs';
 const NOW = new Date(0);
+const parser = new SbomParser();
+after(() => parser.close());
 
 async function withBlobs(fn: (blobs: DiskBlobStore, dir: string) => Promise<void>) {
   const dir = mkdtempSync(join(tmpdir(), 'reef-repo-sbom-'));
@@ -58,6 +61,7 @@ const generated = (apk: ApkPackage, blobs: DiskBlobStore) =>
     namespaceBase: NAMESPACE,
     now: NOW,
     blobs,
+    parser,
   });
 
 describe('prepareSbom for a package without an SBOM', () => {

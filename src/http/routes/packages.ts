@@ -5,9 +5,11 @@ import { AppError, isAppError } from '../../errors.ts';
 import { MAX_ATTESTATION_BYTES } from '../../provenance/melange-attestation.ts';
 import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { deletePackage, publishPackage } from '../../repo/publish.ts';
+import { type SbomBlob, writeSbomBlob } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import type { TokenInfo } from '../../repo/tokens.ts';
 import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
 import type { Metrics } from '../metrics.ts';
@@ -94,7 +96,7 @@ export function registerPackageRoutes(
       const audit = auditor(services, request, token, 'package.publish', `${repo}/${libc}`);
       try {
         const maxBytes = store.getRepo(repo)?.maxUploadBytes ?? services.config.maxUploadBytes;
-        const result = await receive(request, maxBytes, (body, extras) =>
+        const result = await receive(request, maxBytes, services.blobs, (body, extras) =>
           publishPackage(
             { ...services, limits: { ...services.limits, maxCompressedBytes: maxBytes } },
             request.params,
@@ -150,7 +152,8 @@ const SIDE_FIELDS = {
   provenance: { maxBytes: MAX_ATTESTATION_BYTES, code: 'PROVENANCE_TOO_LARGE', what: 'provenance' },
 } as const;
 type SideField = keyof typeof SIDE_FIELDS;
-type Extras = Partial<Record<SideField, Buffer>>;
+/** A sent SBOM goes to a temp blob as it arrives; provenance stays in memory. */
+type Extras = { sbom?: SbomBlob; provenance?: Buffer };
 
 const isSideField = (name: string): name is SideField => Object.hasOwn(SIDE_FIELDS, name);
 
@@ -158,13 +161,30 @@ const isSideField = (name: string): name is SideField => Object.hasOwn(SIDE_FIEL
  * Hands the upload body (raw, or multipart field `package`) to `consume`,
  * with a loader for the documents sent beside it (multipart fields `sbom` and
  * `provenance`, before or after the package), turning a body cut at the size
- * limit into PUBLISH_TOO_LARGE.
+ * limit into PUBLISH_TOO_LARGE. A sent SBOM's temp blob does not outlive
+ * the request: `consume` commits it, or it is discarded here.
  */
 async function receive<T>(
   request: FastifyRequest,
   maxBytes: number,
+  blobs: BlobStore,
   consume: (body: AsyncIterable<Uint8Array>, extras: () => Promise<Extras>) => Promise<T>,
 ): Promise<T> {
+  const sent: Extras = {};
+  try {
+    return await receiveBody(request, maxBytes, { blobs, sent }, consume);
+  } finally {
+    await sent.sbom?.temp.discard();
+  }
+}
+
+async function receiveBody<T>(
+  request: FastifyRequest,
+  maxBytes: number,
+  side: { blobs: BlobStore; sent: Extras },
+  consume: (body: AsyncIterable<Uint8Array>, extras: () => Promise<Extras>) => Promise<T>,
+): Promise<T> {
+  const { sent } = side;
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   const tooLarge = () =>
     new AppError('PUBLISH_TOO_LARGE', `the upload exceeds this repository's limit of ${maxBytes} bytes`);
@@ -177,17 +197,25 @@ async function receive<T>(
     const parts = request
       .parts({ limits: { fileSize: maxBytes, fieldSize: SIDE_FIELDS.sbom.maxBytes, files: 3 } })
       [Symbol.asyncIterator]();
-    const sent: Extras = {};
     const takeSide = async (part: Multipart, field: SideField) => {
       const limit = SIDE_FIELDS[field];
       // busboy cuts a text field at fieldSize and only flags it: a cut document is too large, not malformed.
       if (part.type !== 'file' && part.valueTruncated) throw sideTooLarge(field);
+      if (field === 'sbom') {
+        // SECURITY: streamed to disk while hashed and bounded, never held: uploads at once add up.
+        const value = part.type === 'file' ? part.file : Buffer.from(String(part.value));
+        const previous = sent.sbom;
+        sent.sbom = undefined;
+        await previous?.temp.discard();
+        sent.sbom = await writeSbomBlob(side.blobs, value);
+        return;
+      }
       const bytes =
         part.type === 'file'
           ? await readBounded(part.file, limit.maxBytes, field)
           : Buffer.from(String(part.value));
       if (bytes.length > limit.maxBytes) throw sideTooLarge(field);
-      sent[field] = bytes;
+      sent.provenance = bytes;
     };
     let packagePart: MultipartFile | undefined;
     for (;;) {

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { MAX_SBOM_BYTES } from '../../src/sbom/limits.ts';
+import { buildApk } from '../helpers/apk-builder.ts';
+import {
+  publish,
+  publishForm,
+  removeDir,
+  snapshotData,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
+
+/**
+ * What SBOMs cost the server while packages arrive: the one size limit, the
+ * budget of embedded SBOM bytes held across uploads at once, and documents
+ * parsed off the event loop. Behaviour only: codes, headers, nothing left.
+ */
+
+/** A valid SPDX document about name-version, padded with JSON whitespace to `size` bytes. */
+function spdxOf(name: string, version: string, size = 0): Buffer {
+  const text = JSON.stringify({
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name: `apk-${name}-${version}`,
+    documentNamespace: `https://example.org/spdxdocs/${name}-${version}`,
+    creationInfo: { created: '2024-01-01T00:00:00Z', creators: ['Tool: reef-test'] },
+    packages: [{ SPDXID: 'SPDXRef-Package', name, versionInfo: version, downloadLocation: 'NOASSERTION' }],
+    documentDescribes: ['SPDXRef-Package'],
+  });
+  return Buffer.concat([Buffer.from(text), Buffer.alloc(Math.max(0, size - text.length), 0x20)]);
+}
+
+describe('SBOM memory while packages arrive', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server.close();
+    removeDir(server.dataDir);
+  });
+  const tempFiles = () => readdirSync(join(server.dataDir, 'tmp'));
+
+  test('an embedded SBOM is accepted up to the limit a sent one has, and refused at its header past it', async () => {
+    const atLimit = await buildApk({
+      name: 'at-limit',
+      depends: [],
+      sbom: spdxOf('at-limit', '1.0.0-r0', MAX_SBOM_BYTES),
+    });
+    const ok = await publish(server, 'mem', 'glibc', atLimit);
+    assert.equal(ok.status, 201, JSON.stringify(ok.json));
+    const api = await fetch(`${server.url}/api/v1/packages/mem/glibc/x86_64/at-limit/1.0.0-r0/sbom`);
+    assert.equal(api.headers.get('x-reef-sbom-source'), 'embedded');
+    assert.equal(Number(api.headers.get('content-length')), MAX_SBOM_BYTES);
+    await api.arrayBuffer();
+
+    const before = snapshotData(server);
+    const over = await buildApk({
+      name: 'over',
+      depends: [],
+      sbom: spdxOf('over', '1.0.0-r0', MAX_SBOM_BYTES + 1),
+    });
+    const refused = await publish(server, 'mem', 'glibc', over);
+    assert.equal(refused.status, 413);
+    assert.equal(refused.json.code, 'APK_SBOM_TOO_LARGE');
+    assert.equal(snapshotData(server), before);
+    assert.deepEqual(tempFiles(), []);
+    assert.equal(server.services.sbomMemory.inUse, 0);
+  });
+
+  test('an upload that finds the SBOM budget spent gets 503 SBOM_BUSY with Retry-After, and a retry succeeds', async () => {
+    const apk = await buildApk({ name: 'busy', depends: [], sbom: spdxOf('busy', '1.0.0-r0') });
+    const others = server.services.sbomMemory.hold();
+    others.take(server.services.sbomMemory.capacity);
+    const before = snapshotData(server);
+    const res = await fetch(`${server.url}/api/v1/repos/mem/glibc/packages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(apk),
+    });
+    const body = (await res.json()) as { code: string };
+    assert.equal(res.status, 503);
+    assert.equal(body.code, 'SBOM_BUSY');
+    assert.ok(Number(res.headers.get('retry-after')) > 0);
+    assert.equal(snapshotData(server), before);
+    assert.deepEqual(tempFiles(), []);
+    assert.equal(server.services.sbomMemory.inUse, server.services.sbomMemory.capacity);
+
+    others.release();
+    const retried = await publish(server, 'mem', 'glibc', apk);
+    assert.equal(retried.status, 201, JSON.stringify(retried.json));
+    assert.equal(server.services.sbomMemory.inUse, 0);
+  });
+
+  test('the budget and temp blobs are given back on every refusal', async () => {
+    const wrong = await buildApk({
+      name: 'wrong',
+      depends: [],
+      sbom: spdxOf('someone-else', '1.0.0-r0', 4096),
+    });
+    const res = await publish(server, 'mem', 'glibc', wrong);
+    assert.equal(res.status, 422);
+    assert.equal(res.json.code, 'SBOM_WRONG_PACKAGE');
+    const libc = await buildApk({ name: 'libc', sbom: spdxOf('libc', '1.0.0-r0', 4096) });
+    assert.equal((await publish(server, 'mem', 'glibc', libc)).json.code, 'PUBLISH_LIBC_MISMATCH');
+    const sent = await publishForm(server, 'mem', 'glibc', {
+      sbom: Buffer.from('{"spdxVersion": '),
+      package: await buildApk({ name: 'sent', depends: [] }),
+    });
+    assert.equal(sent.json.code, 'SBOM_INVALID_JSON');
+    const large = await publishForm(server, 'mem', 'glibc', {
+      sbom: spdxOf('large', '1.0.0-r0', MAX_SBOM_BYTES + 1),
+      package: await buildApk({ name: 'large', depends: [] }),
+    });
+    assert.equal(large.json.code, 'SBOM_TOO_LARGE');
+    assert.deepEqual(tempFiles(), []);
+    assert.equal(server.services.sbomMemory.inUse, 0);
+  });
+
+  test('sixteen SBOMs sent at once are each parsed and stored with their package', async () => {
+    const names = Array.from({ length: 16 }, (_, i) => `many${i}`);
+    const results = await Promise.all(
+      names.map(async (name) =>
+        publishForm(server, 'mem', 'glibc', {
+          sbom: spdxOf(name, '1.0.0-r0', 256 * 1024),
+          package: await buildApk({ name, depends: [] }),
+        }),
+      ),
+    );
+    for (const r of results) assert.equal(r.status, 201, JSON.stringify(r.json));
+    for (const name of names) {
+      const res = await fetch(`${server.url}/api/v1/packages/mem/glibc/x86_64/${name}/1.0.0-r0/sbom`);
+      assert.equal(res.headers.get('x-reef-sbom-source'), 'uploaded');
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(spdxOf(name, '1.0.0-r0', 256 * 1024)));
+    }
+    assert.deepEqual(tempFiles(), []);
+  });
+});
