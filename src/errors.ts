@@ -62,6 +62,8 @@ export const ERROR_CODES = {
   INDEX_TOO_LARGE: 'too_large',
   INDEX_BAD_RECORD: 'invalid',
   INDEX_SIGNATURE_INVALID: 'unprocessable',
+  // reef never writes an index without a signature
+  INDEX_NO_SIGNER: 'internal',
   // SBOMs (issue 5): every defect of a sent or embedded SBOM is a 422
   SBOM_INVALID_JSON: 'unprocessable',
   SBOM_TOO_LARGE: 'unprocessable',

@@ -2,6 +2,7 @@ import { buffer } from 'node:stream/consumers';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
+import { AppError } from '../errors.ts';
 import type { ChunkedIndex, FragmentSource } from './index-chunks.ts';
 import { type IndexSigner, signatureEntryName, signBytes } from './signature.ts';
 import { compareVersions } from './version.ts';
@@ -143,13 +144,23 @@ export async function writeUnsignedIndexText(text: string, options: IndexOptions
   return gzipMember(tarBytes);
 }
 
-/** The signature member over `unsigned`, one `.SIGN.*` entry per key and algorithm. */
+/**
+ * The signature member over `unsigned`, one `.SIGN.*` entry per key and
+ * algorithm. With no signature at all it throws: apk refuses an unsigned
+ * index (UNTRUSTED signature), so serving one would break every client.
+ */
 export async function writeIndexSignature(
   unsigned: Buffer,
   signers: IndexSigner[],
   mtime = 0,
 ): Promise<Buffer> {
   const sigs = signBytes(unsigned, signers);
+  if (sigs.length === 0) {
+    throw new AppError(
+      'INDEX_NO_SIGNER',
+      'no signing key to sign the index with; an index is never written unsigned',
+    );
+  }
   const files = sigs.map((s): [string, Buffer] => [
     signatureEntryName(s.algorithm as 'RSA256', s.keyName),
     s.signature,
@@ -170,7 +181,6 @@ export async function writeIndexText(
   options: IndexOptions & { signers: IndexSigner[] },
 ): Promise<Buffer> {
   const unsigned = await writeUnsignedIndexText(text, options);
-  if (options.signers.length === 0) return unsigned;
   const signature = await writeIndexSignature(unsigned, options.signers, options.mtime ?? 0);
   return Buffer.concat([signature, unsigned]);
 }
@@ -198,11 +208,10 @@ export async function writeIndexFromChunks(
   },
 ): Promise<{ bytes: Buffer; memberOffset: number }> {
   const member = index.member({ description: options.description ?? '', mtime: options.mtime ?? 0 });
-  const room = options.signers.length === 0 ? 0 : SIGNATURE_ROOM;
+  const room = SIGNATURE_ROOM;
   const out = options.alloc?.(room + member.length) ?? Buffer.allocUnsafe(room + member.length);
   member.writeTo(out, room, options.source);
   const unsigned = out.subarray(room, room + member.length);
-  if (options.signers.length === 0) return { bytes: unsigned, memberOffset: 0 };
   const signature = await writeIndexSignature(unsigned, options.signers, options.mtime ?? 0);
   if (signature.length > room)
     return { bytes: Buffer.concat([signature, unsigned]), memberOffset: signature.length };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -289,5 +289,28 @@ describe('Indexer (incremental chunks)', () => {
       sixth.indexer.indexPath(keyOf('x86_64'), sixth.store.getIndex(keyOf('x86_64'))!.sha256!),
     ]);
     sixth.db.close();
+  });
+
+  test('with no key to sign with, no index is written: the build fails and the live index stays', async () => {
+    const s = setup();
+    let signers = SIGNERS;
+    const indexer = new Indexer(s.store, s.dir, () => signers, createLogger('silent'), { chunking: RULE });
+    s.store.insert(newPackage('signed', '1.0-r0', 'x86_64'));
+    await indexer.refresh([keyOf('x86_64')]);
+    const live = s.store.getIndex(keyOf('x86_64'))!.sha256!;
+    const liveBytes = readFileSync(indexer.indexPath(keyOf('x86_64'), live));
+
+    for (const none of [[], [{ ...SIGNERS[0]!, algorithms: [] }]] as IndexSigner[][]) {
+      signers = none;
+      s.store.insert(newPackage(`unsigned${none.length}`, '1.0-r0', 'x86_64'));
+      await assert.rejects(indexer.refresh([keyOf('x86_64')]), { code: 'INDEX_NO_SIGNER' });
+      assert.equal(s.store.getIndex(keyOf('x86_64'))!.sha256, live);
+      assert.deepEqual(readdirSync(dirname(indexer.indexPath(keyOf('x86_64'), live))), [`${live}.tar.gz`]);
+      assert.ok(readFileSync(indexer.indexPath(keyOf('x86_64'), live)).equals(liveBytes));
+    }
+    signers = SIGNERS;
+    await indexer.refresh([keyOf('x86_64')]);
+    await checkIndex({ ...s, indexer }, keyOf('x86_64'));
+    s.db.close();
   });
 });
