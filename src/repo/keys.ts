@@ -94,9 +94,16 @@ export function toIndexSigners(keys: SigningKey[], sha1: boolean): IndexSigner[]
  * The set of keys that sign indexes. Rotation: `generate` adds a key that
  * signs alongside the others; `retire` moves a key to keys/retired/, after
  * which it signs nothing. The caller re-signs every index after a change.
+ *
+ * Changes run one at a time, each checking the keys on disk: two retirements
+ * at once must not both find a second key and leave none. No other process
+ * removes keys (`reef key retire` goes through this server), so no lock
+ * across processes is needed for it.
  */
 export class KeyRing {
   private keys: SigningKey[];
+  /** The change in progress; the next one starts after it settles. */
+  private changing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly dataDir: string,
@@ -119,29 +126,45 @@ export class KeyRing {
     return this.keys.find((k) => k.keyName === keyName);
   }
 
-  async generate(prefix = 'reef'): Promise<SigningKey> {
-    const key = await generateSigningKey(this.dataDir, this.bits, prefix);
-    this.keys = await loadSigningKeys(this.dataDir);
-    return key;
+  generate(prefix = 'reef'): Promise<SigningKey> {
+    return this.change(async () => {
+      const key = await generateSigningKey(this.dataDir, this.bits, prefix);
+      this.keys = await loadSigningKeys(this.dataDir);
+      return key;
+    });
   }
 
-  async retire(keyName: string): Promise<void> {
-    if (!this.find(keyName)) throw new AppError('KEY_NOT_FOUND', `no active signing key named ${keyName}`);
-    if (this.keys.length === 1) {
-      throw new AppError(
-        'KEY_INVALID',
-        `${keyName} is the only signing key; generate its successor before retiring it`,
-      );
-    }
-    const dir = join(this.dataDir, 'keys');
-    const retired = join(dir, 'retired');
-    await mkdir(retired, { recursive: true, mode: 0o700 });
-    const base = keyName.replace(/\.pub$/, '');
-    // The private key goes first: from then on the key no longer loads as a signer.
-    await rename(join(dir, base), join(retired, base));
-    await rename(join(dir, `${base}.pub`), join(retired, `${base}.pub`));
-    await fsyncDir(dir);
-    this.keys = await loadSigningKeys(this.dataDir);
+  retire(keyName: string): Promise<void> {
+    return this.change(async () => {
+      // The keys on disk, not those in memory: a key added by another process counts too.
+      const keys = await loadSigningKeys(this.dataDir);
+      if (!keys.some((k) => k.keyName === keyName)) {
+        throw new AppError('KEY_NOT_FOUND', `no active signing key named ${keyName}`);
+      }
+      if (keys.length === 1) {
+        throw new AppError(
+          'KEY_INVALID',
+          `${keyName} is the only signing key; generate its successor before retiring it`,
+        );
+      }
+      const dir = join(this.dataDir, 'keys');
+      const retired = join(dir, 'retired');
+      await mkdir(retired, { recursive: true, mode: 0o700 });
+      const base = keyName.replace(/\.pub$/, '');
+      // The private key goes first: from then on the key no longer loads as a signer.
+      await rename(join(dir, base), join(retired, base));
+      await rename(join(dir, `${base}.pub`), join(retired, `${base}.pub`));
+      await fsyncDir(dir);
+      await fsyncDir(retired);
+      this.keys = await loadSigningKeys(this.dataDir);
+    });
+  }
+
+  /** Runs a change once every change before it has settled. */
+  private change<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.changing.then(run);
+    this.changing = result.catch(() => {});
+    return result;
   }
 }
 

@@ -55,3 +55,46 @@ test('key rotation: a new key co-signs every index, then the old one is retired'
     removeDir(work);
   }
 });
+
+test('two keys retired at once: one answers 200, the other KEY_INVALID; the index stays signed', async () => {
+  const server = await startServer({ REEF_INDEX_SHA1: 'false' });
+  const work = mkdtempSync(join(tmpdir(), 'reef-retire-race-'));
+  try {
+    assert.equal((await publish(server, 'r', 'musl', await buildApk({ name: 'race' }))).status, 201);
+    const generated = await fetch(`${server.url}/api/v1/keys`, { method: 'POST', headers: admin });
+    assert.equal(generated.status, 201);
+    const names = server.services.signingKeys.map((k) => k.keyName);
+    const pems = Object.fromEntries(server.services.signingKeys.map((k) => [k.keyName, k.publicPem]));
+    assert.equal(names.length, 2);
+
+    const answers = await Promise.all(
+      names.map(async (name) => {
+        const res = await fetch(`${server.url}/api/v1/keys/${name}/retire`, {
+          method: 'POST',
+          headers: admin,
+        });
+        return { name, status: res.status, code: ((await res.json()) as { code?: string }).code };
+      }),
+    );
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 400], JSON.stringify(answers));
+    assert.equal(answers.find((a) => a.status === 400)!.code, 'KEY_INVALID');
+    const kept = answers.find((a) => a.status === 400)!.name;
+
+    const listed = (await (await fetch(`${server.url}/api/v1/keys`, { headers: admin })).json()) as {
+      keys: Array<{ name: string }>;
+    };
+    assert.deepEqual(
+      listed.keys.map((k) => k.name),
+      [kept],
+    );
+    const res = await fetch(`${server.url}/r/musl/x86_64/APKINDEX.tar.gz`);
+    assert.equal(res.status, 200);
+    const indexFile = join(work, 'APKINDEX.tar.gz');
+    writeFileSync(indexFile, Buffer.from(await res.arrayBuffer()));
+    assert.deepEqual(opensslVerifyIndex(indexFile, pems, work), [`.SIGN.RSA256.${kept}`]);
+  } finally {
+    await server.close();
+    removeDir(server.dataDir);
+    removeDir(work);
+  }
+});
