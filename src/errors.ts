@@ -84,6 +84,8 @@ export const ERROR_CODES = {
   // keys
   KEY_INVALID: 'invalid',
   KEY_NOT_FOUND: 'not_found',
+  // no active key, yet indexes were signed before: the server does not start
+  KEY_NONE_ACTIVE: 'unavailable',
   // publishing and serving
   PUBLISH_LIBC_MISMATCH: 'unprocessable',
   PUBLISH_VERSION_EXISTS: 'conflict',

@@ -1,8 +1,11 @@
+import { initSigningKey, isKeyName, restoreSigningKey } from '../repo/keys.ts';
 import { readClientEnv } from './client-env.ts';
 import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
+import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { keyOptions } from './options.ts';
 
-const USAGE = `usage: reef key <list|generate|rotate|retire NAME> [options]
+const USAGE = `usage: reef key <list|generate|rotate|retire NAME> [--url URL] [--token TOKEN]
+       reef key <init|restore NAME> [--data DIR]
 
 Manages the keys that sign the indexes of a running server, through its
 admin API (needs a token with *:admin). Rotation is two steps:
@@ -13,9 +16,16 @@ admin API (needs a token with *:admin). Rotation is two steps:
                            without it. The last key cannot be retired.
 'generate' is the same as 'rotate'.
 
+A server whose data folder has no active key, but whose indexes were signed
+before, does not start (a new key would sign indexes no client trusts).
+These two work on that data folder, without a server:
+  reef key restore NAME    moves a retired key (keys/retired/) back into use
+  reef key init            generates a new key; give clients its public key
+
 options:
   --url URL       REEF_URL    the server (http://127.0.0.1:8080)
   --token TOKEN   REEF_TOKEN  an admin token (prefer the variable)
+${DATA_OPTION_USAGE}
   -h, --help
 
 ${EXIT_CODES}`;
@@ -28,6 +38,9 @@ export async function runKey(args: string[], ctx: CliContext): Promise<number> {
   }
   const [action, name, ...extra] = positionals;
   if (extra.length > 0) throw usageError(`unexpected argument '${extra[0]}'`);
+  if (action === 'init' || action === 'restore') return runOffline(action, name, values, ctx);
+  if (values.data !== undefined)
+    throw usageError(`'reef key ${action ?? ''}' talks to a server; --data is for init and restore`);
   const env = readClientEnv(ctx.env);
   const url = (values.url ?? env.url).replace(/\/$/, '');
   const token = values.token ?? env.token;
@@ -67,7 +80,36 @@ export async function runKey(args: string[], ctx: CliContext): Promise<number> {
     }
     default:
       throw usageError(
-        action ? `unknown key action '${action}'` : 'reef key needs an action: list, rotate or retire',
+        action
+          ? `unknown key action '${action}'`
+          : 'reef key needs an action: list, rotate, retire, init or restore',
       );
   }
+}
+
+/** init and restore: on the data folder of a server that does not run for want of a key. */
+async function runOffline(
+  action: 'init' | 'restore',
+  name: string | undefined,
+  values: { data?: string; url?: string; token?: string },
+  ctx: CliContext,
+): Promise<number> {
+  if (values.url !== undefined || values.token !== undefined) {
+    throw usageError(`'reef key ${action}' works on the data folder (--data), not through a server`);
+  }
+  const config = configFromFlags(ctx, values);
+  if (action === 'init') {
+    if (name !== undefined) throw usageError("'reef key init' takes no name");
+    const key = await initSigningKey(config.dataDir, config.keyBits);
+    ctx.stdout.write(`${key.keyName}\n`);
+    ctx.stderr.write(
+      `new key ${key.keyName} in ${config.dataDir}; give clients its public key (GET /keys/${key.keyName})\n`,
+    );
+    return 0;
+  }
+  if (!name) throw usageError('reef key restore needs the key name');
+  if (!isKeyName(name)) throw usageError(`'${name}' is not a key name (NAME.rsa.pub)`, 'KEY_INVALID');
+  const key = await restoreSigningKey(config.dataDir, name);
+  ctx.stderr.write(`restored ${key.keyName}; it signs the indexes from the server's next start\n`);
+  return 0;
 }

@@ -60,6 +60,7 @@ export const publishOptions = {
 export const keyOptions = {
   url: { type: 'string' },
   token: { type: 'string' },
+  data: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
 

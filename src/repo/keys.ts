@@ -5,7 +5,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { IndexSigner } from '../apk/signature.ts';
@@ -73,13 +73,107 @@ export async function generateSigningKey(
   return { keyName, privateKey, publicPem };
 }
 
+/** The keys `retire` moved to keys/retired/, by key name. */
+export async function listRetiredKeys(dataDir: string): Promise<string[]> {
+  const files = await readdir(join(dataDir, 'keys', 'retired')).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return files
+    .filter((f) => f.endsWith('.rsa'))
+    .sort()
+    .map((f) => `${f}.pub`);
+}
+
+/**
+ * The active keys, or a first key for a new data folder. A folder with no
+ * active key whose indexes were signed before (a retired key, or an index
+ * the database says some key signed) gets no new key: apk clients trust
+ * only the keys they were given, so a new one would break every install.
+ * The operator restores a key, or chooses a new one, with `reef key`.
+ */
 export async function loadOrCreateSigningKeys(
   dataDir: string,
   bits: number,
+  /** Names of the keys that signed the indexes recorded in the database. */
+  signedBefore: string[] = [],
 ): Promise<{ keys: SigningKey[]; created: boolean }> {
   const keys = await loadSigningKeys(dataDir);
   if (keys.length > 0) return { keys, created: false };
+  const retired = await listRetiredKeys(dataDir);
+  if (retired.length > 0 || signedBefore.length > 0) throw noActiveKey(dataDir, retired, signedBefore);
   return { keys: [await generateSigningKey(dataDir, bits)], created: true };
+}
+
+function noActiveKey(dataDir: string, retired: string[], signedBefore: string[]): AppError {
+  const signers = [...new Set(signedBefore)].sort();
+  const facts = [
+    signers.length > 0 ? `the indexes were signed by ${signers.join(', ')}` : '',
+    retired.length > 0 ? `retired keys: ${retired.join(', ')}` : '',
+  ].filter(Boolean);
+  const data = `--data ${dataDir}`;
+  const restore =
+    retired.length > 0
+      ? `restore a retired key with 'reef key restore ${retired.length === 1 ? retired[0] : 'NAME'} ${data}', or `
+      : 'restore keys/ from a backup, or ';
+  return new AppError(
+    'KEY_NONE_ACTIVE',
+    `no active index signing key in ${join(dataDir, 'keys')} (${facts.join('; ')}); a new key would ` +
+      `sign indexes no client trusts, so none is generated. To start, ${restore}generate a new key ` +
+      `with 'reef key init ${data}' and give its public key to every client`,
+    { details: { retired, signedBefore: signers } },
+  );
+}
+
+/**
+ * A first key for a data folder with no active key, which the server will
+ * not make on its own once indexes were signed (loadOrCreateSigningKeys).
+ * Clients must be given its public key. A folder with an active key keeps
+ * it: a key is added beside others through the server (KeyRing.generate).
+ */
+export async function initSigningKey(dataDir: string, bits: number): Promise<SigningKey> {
+  const active = await loadSigningKeys(dataDir);
+  if (active.length > 0) {
+    throw new AppError(
+      'KEY_INVALID',
+      `${join(dataDir, 'keys')} has an active key (${active.map((k) => k.keyName).join(', ')}); ` +
+        "add another through the running server with 'reef key rotate'",
+    );
+  }
+  return generateSigningKey(dataDir, bits);
+}
+
+/** Moves a retired key back into keys/; a server signs with it from its next start. */
+export async function restoreSigningKey(dataDir: string, keyName: string): Promise<SigningKey> {
+  // SECURITY: the name becomes a path; only a key file name, never a path, gets that far.
+  if (!isKeyName(keyName)) throw new AppError('KEY_INVALID', `'${keyName}' is not a key name (NAME.rsa.pub)`);
+  const dir = join(dataDir, 'keys');
+  const retired = join(dir, 'retired');
+  const base = keyName.replace(/\.pub$/, '');
+  let pem: Buffer;
+  try {
+    pem = await readFile(join(retired, base));
+  } catch (err) {
+    throw new AppError('KEY_NOT_FOUND', `no retired key named ${keyName} in ${retired}`, { cause: err });
+  }
+  let publicPem: string;
+  try {
+    publicPem = createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'pem' }).toString();
+  } catch (err) {
+    throw new AppError('KEY_INVALID', `retired key ${keyName} cannot be read as a PEM private key`, {
+      cause: err,
+    });
+  }
+  // The public half from the private one (the retired copy may be gone); the private key goes
+  // last, as in generateSigningKey: a key is only loaded once both halves exist.
+  await writeFileAtomic(join(dir, `${base}.pub`), publicPem, 0o644);
+  await rename(join(retired, base), join(dir, base));
+  await fsyncDir(dir);
+  await rm(join(retired, `${base}.pub`), { force: true });
+  await fsyncDir(retired);
+  const key = (await loadSigningKeys(dataDir)).find((k) => k.keyName === keyName);
+  if (!key) throw new AppError('KEY_INVALID', `restored key ${keyName} does not load`);
+  return key;
 }
 
 export function toIndexSigners(keys: SigningKey[], sha1: boolean): IndexSigner[] {
@@ -96,9 +190,10 @@ export function toIndexSigners(keys: SigningKey[], sha1: boolean): IndexSigner[]
  * which it signs nothing. The caller re-signs every index after a change.
  *
  * Changes run one at a time, each checking the keys on disk: two retirements
- * at once must not both find a second key and leave none. No other process
- * removes keys (`reef key retire` goes through this server), so no lock
- * across processes is needed for it.
+ * at once must not both find a second key and leave none. Other processes
+ * on the data folder only ever add keys (`reef key init`, `restore`; `reef
+ * key retire` goes through this server), and adding cannot break "the last
+ * active key stays", so no lock across processes is needed for it.
  */
 export class KeyRing {
   private keys: SigningKey[];

@@ -54,7 +54,8 @@ export async function createServices(
     const blobs = new DiskBlobStore(config.dataDir);
     await blobs.init();
     const store = new PackageStore(db, config.defaultArches);
-    const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits);
+    const signedBefore = store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
+    const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits, signedBefore);
     const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
     const attestationKey = await loadOrCreateAttestationKey(config.dataDir);
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');

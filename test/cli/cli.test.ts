@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -415,6 +415,54 @@ test('key rotate and retire re-sign the indexes; openssl verifies two signatures
       rmSync(work, { recursive: true, force: true });
     }
   });
+});
+
+test('key restore and key init bring back a data folder whose keys were all retired', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'reef-cli-nokey-'));
+  try {
+    let server = await startServer({}, dataDir);
+    assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_TEST))).status, 201);
+    const name = server.services.signingKeys[0]!.keyName;
+    await server.close();
+    const keys = join(dataDir, 'keys');
+    mkdirSync(join(keys, 'retired'));
+    for (const f of [name.replace(/\.pub$/, ''), name]) renameSync(join(keys, f), join(keys, 'retired', f));
+
+    const refused = await reef(['reindex', '--data', dataDir]);
+    assertExit(refused, 1);
+    assert.match(refused.stderr, /KEY_NONE_ACTIVE/);
+    assert.ok(refused.stderr.includes(`reef key restore ${name} --data ${dataDir}`), refused.stderr);
+    assertExit(await reef(['key', 'restore', 'nope.rsa.pub', '--data', dataDir]), 1);
+    assertExit(await reef(['key', 'restore', '../x.rsa.pub', '--data', dataDir]), 2);
+    assertExit(await reef(['key', 'restore', name, '--data', dataDir, '--url', 'http://x']), 2);
+    assertExit(await reef(['key', 'restore', name, '--data', dataDir]), 0);
+    assertExit(await reef(['reindex', '--data', dataDir]), 0);
+
+    // init only where no key is active: beside a key, a new one is a rotation through the server.
+    const beside = await reef(['key', 'init', '--data', dataDir]);
+    assertExit(beside, 1);
+    assert.match(beside.stderr, /KEY_INVALID/);
+    for (const f of [name.replace(/\.pub$/, ''), name]) rmSync(join(keys, f));
+    const init = await reef(['key', 'init', '--data', dataDir], { REEF_KEY_BITS: '2048' });
+    assertExit(init, 0);
+    const chosen = init.stdout.trim();
+    assert.match(chosen, /^reef-[0-9a-f]{8}\.rsa\.pub$/);
+    server = await startServer({}, dataDir);
+    try {
+      assert.deepEqual(
+        server.services.signingKeys.map((k) => k.keyName),
+        [chosen],
+      );
+      assert.equal(
+        server.services.store.getIndex({ repo: 'r', libc: 'glibc', arch: 'x86_64' })?.signedBy,
+        chosen,
+      );
+    } finally {
+      await server.close();
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
 
 test('backup copies a live data folder that serve can start from', async () => {

@@ -1,11 +1,20 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
-import { generateSigningKey } from '../../src/repo/keys.ts';
+import type { AppError } from '../../src/errors.ts';
+import { generateSigningKey, initSigningKey, restoreSigningKey } from '../../src/repo/keys.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { publish, removeDir, startServer, TEST_TOKEN } from '../helpers/server.ts';
 
@@ -61,6 +70,59 @@ describe('start-up recovery and keys', () => {
       ]);
       const keys = (await (await fetch(`${server.url}/keys`)).json()) as { keys: string[] };
       assert.deepEqual(keys.keys.sort(), [newKey.keyName, oldKey.keyName].sort());
+      await server.close();
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+
+  test('no active key after indexes were signed: the server refuses to start until a key is restored or chosen', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'reef-nokey-'));
+    const verifiedBy = async (url: string, pems: Array<{ keyName: string; publicPem: string }>) => {
+      const index = await readIndex(chunked(await fetchIndex(`${url}/r/musl/x86_64/APKINDEX.tar.gz`)), {
+        keys: pems.map((k) => loadPublicKey(k.keyName, k.publicPem)),
+        requireValidSignature: true,
+      });
+      return index.verification?.checks.filter((c) => c.verdict === 'verified').map((c) => c.keyName);
+    };
+    try {
+      let server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
+      assert.equal((await publish(server, 'r', 'musl', await buildApk({ name: 'kept' }))).status, 201);
+      const oldKey = server.services.signingKeys[0]!;
+      await server.close();
+      const keysDir = join(dataDir, 'keys');
+      const base = oldKey.keyName.replace(/\.pub$/, '');
+      // What two retirements at once used to leave: every key in retired/.
+      mkdirSync(join(keysDir, 'retired'), { recursive: true });
+      for (const f of [base, `${base}.pub`]) renameSync(join(keysDir, f), join(keysDir, 'retired', f));
+      const activeKeys = () => readdirSync(keysDir).filter((f) => f.endsWith('.rsa'));
+
+      await assert.rejects(startServer({}, dataDir), (err: AppError) => {
+        assert.equal(err.code, 'KEY_NONE_ACTIVE');
+        assert.deepEqual(err.details, { retired: [oldKey.keyName], signedBefore: [oldKey.keyName] });
+        assert.ok(err.message.includes(`reef key restore ${oldKey.keyName}`), err.message);
+        return true;
+      });
+      assert.deepEqual(activeKeys(), [], 'no key no client trusts was generated');
+
+      await restoreSigningKey(dataDir, oldKey.keyName);
+      server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
+      assert.deepEqual(await verifiedBy(server.url, [oldKey]), [oldKey.keyName]);
+      await server.close();
+
+      // No index key at all (lost): the database still knows the indexes were signed.
+      for (const f of readdirSync(keysDir).filter((f) => f.includes('.rsa'))) rmSync(join(keysDir, f));
+      rmSync(join(keysDir, 'retired'), { recursive: true });
+      await assert.rejects(startServer({}, dataDir), (err: AppError) => {
+        assert.equal(err.code, 'KEY_NONE_ACTIVE');
+        assert.deepEqual(err.details, { retired: [], signedBefore: [oldKey.keyName] });
+        return true;
+      });
+      assert.deepEqual(activeKeys(), []);
+      const chosen = await initSigningKey(dataDir, 2048);
+      await assert.rejects(initSigningKey(dataDir, 2048), { code: 'KEY_INVALID' });
+      server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
+      assert.deepEqual(await verifiedBy(server.url, [oldKey, chosen]), [chosen.keyName]);
       await server.close();
     } finally {
       removeDir(dataDir);
