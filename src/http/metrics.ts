@@ -108,6 +108,10 @@ export class Metrics {
       },
     });
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names three gauges `*_total`, a suffix Prometheus reserves for
+    // counters (`promtool check metrics` refuses them). Their per-type series
+    // (nodejs_active_handles{type} and the like) stay and sum to the same.
+    for (const name of NON_COUNTER_TOTALS) this.registry.removeSingleMetric(name);
   }
 
   /**
@@ -148,6 +152,12 @@ export class Metrics {
     this.indexPackages.set(labels, packages);
   }
 }
+
+const NON_COUNTER_TOTALS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 function labelsOf(key: IndexLabels): { repo: string; libc: string; arch: string } {
   return { repo: key.repo, libc: key.libc, arch: key.arch };

@@ -6,6 +6,7 @@ import { ERROR_CODES } from '../errors.ts';
 import { LIBCS } from '../repo/publish.ts';
 import { auditQuery, createTokenBody, deletedQuery, repoSettingsBody } from './routes/admin.ts';
 import { pageQuery } from './routes/packages.ts';
+import { PACKAGE_SIDE_FILES } from './routes/repo-files.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
 
 /**
@@ -288,6 +289,16 @@ const SCHEMAS: Record<string, Json> = {
     deleted: arr(ref('DeletedVersion')),
     next: orNull(str('the `after` of the next page; null on the last page')),
   }),
+  SbomExportLine: obj({
+    repo: str(),
+    libc: str(undefined, { enum: ['glibc', 'musl'] }),
+    arch: str(),
+    name: str(),
+    version: str(),
+    source: str('where the SBOM came from', { enum: ['embedded', 'uploaded', 'generated'] }),
+    format: str(undefined, { enum: ['spdx', 'cyclonedx'] }),
+    sbom: { type: 'object', additionalProperties: true, description: 'the stored document, as served' },
+  }),
   AuditPage: obj({
     entries: arr(ref('AuditEntry'), 'newest first'),
     next: orNull(int('the `before` of the next page; null on the last page')),
@@ -401,9 +412,29 @@ const fileOps = (method: Method): OperationSpec[] => [
   },
 ];
 
+/** GET and HEAD of each file beside a package (`{file}` is `<name>-<version>`). */
+const sideFileOps = (method: Method): OperationSpec[] =>
+  PACKAGE_SIDE_FILES.map((side) => ({
+    method,
+    path: `/{repo}/{libc}/{arch}/{file}${side.suffix}`,
+    tag: 'apk',
+    operationId: `${method}${side.suffix
+      .split('.')
+      .filter(Boolean)
+      .map((w) => w[0]!.toUpperCase() + w.slice(1))
+      .join('')}`,
+    summary: method === 'get' ? side.summary : `${side.summary}: headers (same ETag as GET)`,
+    description:
+      'Beside the package `{file}.apk`, under every arch it is listed in; `Cache-Control: immutable`, like the package.',
+    access: { kind: 'read' },
+    responses: fileResponses(method, side.contentType, side.summary),
+  }));
+
 const OPERATIONS: OperationSpec[] = [
   ...fileOps('get'),
   ...fileOps('head'),
+  ...sideFileOps('get'),
+  ...sideFileOps('head'),
   {
     method: 'get',
     path: '/keys',
@@ -811,8 +842,9 @@ const OPERATIONS: OperationSpec[] = [
     query: exportQuery,
     responses: {
       200: {
-        description: 'one JSON document per line',
-        content: { 'application/x-ndjson': { schema: str() } },
+        description:
+          'NDJSON: one SbomExportLine per line (newline-terminated JSON objects), streamed in package id order',
+        content: { 'application/x-ndjson': { schema: ref('SbomExportLine') } },
       },
       404: 'NotFound',
     },

@@ -126,10 +126,12 @@ function routesOf(app: FastifyInstance): Array<{ path: string; methods: string[]
 /**
  * One shape for fastify and OpenAPI paths: every parameter becomes `{}`.
  * apk's file names are one route (`/:repo/:libc/:arch/:file`) that the
- * document describes as two paths (the index and `{file}.apk`).
+ * document describes as several paths (the index, `{file}.apk` and the
+ * files beside it).
  */
 function normalize(path: string): string {
   return path
+    .replace(/\/\{file\}[^/]+$/, '/{}')
     .replace(/:[^/]+/g, '{}')
     .replace(/\{\w+\}(\.apk)?/g, '{}')
     .replace(/\/APKINDEX\.tar\.gz$/, '/{}');

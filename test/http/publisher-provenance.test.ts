@@ -74,7 +74,11 @@ describe('publisher provenance over HTTP', () => {
     );
   const get = async (path: string) => {
     const res = await fetch(`${server.url}${path}`);
-    return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
+    return {
+      status: res.status,
+      type: res.headers.get('content-type'),
+      bytes: Buffer.from(await res.arrayBuffer()),
+    };
   };
   const reefStatement = async (path: string) => {
     const bundle = JSON.parse((await get(path)).bytes.toString());
@@ -98,6 +102,14 @@ describe('publisher provenance over HTTP', () => {
     const served = await get('/main/musl/x86_64/signed-1.0-r0.apk.provenance.json');
     assert.equal(served.status, 200);
     assert.equal(sha256(served.bytes), sha256(provenance), 'the publisher bundle, byte for byte');
+    // Served as the Sigstore bundle it declares itself to be, not as plain JSON.
+    const declared = JSON.parse(provenance.toString()).mediaType;
+    assert.match(declared, /^application\/vnd\.dev\.sigstore\.bundle/);
+    assert.equal(served.type, declared);
+    assert.equal(
+      (await get('/main/musl/x86_64/signed-1.0-r0.apk.publish.json')).type,
+      'application/vnd.dev.sigstore.bundle.v0.3+json',
+    );
     const statement = await reefStatement('/main/musl/x86_64/signed-1.0-r0.apk.publish.json');
     assert.equal(statement.predicate.publisherProvenance.verified, true);
     assert.equal(statement.predicate.publisherProvenance.sha256, sha256(provenance));

@@ -62,13 +62,17 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       }
       const provenance = provenanceFile(file, key);
       if (provenance) {
+        const bytes = await cache.get(provenance.sha256, provenance.size, () =>
+          blobs.readAll(provenance.sha256),
+        );
         return sendFile(request, reply, {
           sha256: provenance.sha256,
           size: provenance.size,
           lastModified: provenance.createdAt,
           cacheControl: cacheControl(repo, IMMUTABLE),
-          contentType: provenance.contentType,
-          bytes: await cache.get(provenance.sha256, provenance.size, () => blobs.readAll(provenance.sha256)),
+          contentType:
+            provenance.contentType ?? bundleMediaType(bytes ?? (await blobs.readAll(provenance.sha256))),
+          bytes,
           open: (range) => blobs.read(provenance.sha256, range),
         });
       }
@@ -136,12 +140,12 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       return { ...publisher, contentType: 'application/gzip' };
     }
     if (publisher?.format === 'sigstore-bundle') {
-      // The bundle as sent: its own mediaType field says v0.1, v0.2 or v0.3.
-      return { ...publisher, contentType: 'application/json' };
+      // The bundle as sent: its own mediaType field says v0.1, v0.2 or v0.3 (read with the bytes).
+      return { ...publisher, contentType: undefined };
     }
     const attestation = store.getAttestation(pkg.id);
     if (!attestation) throw notFound();
-    return { ...attestation, contentType: 'application/vnd.dev.sigstore.bundle.v0.3+json' };
+    return { ...attestation, contentType: SIGSTORE_BUNDLE_V03 };
   };
 
   const serveKey = (keyName: string) => {
@@ -176,6 +180,61 @@ const SIDE_FILES = [
   { suffix: '.spdx.json', format: 'spdx', contentType: 'application/spdx+json' },
   { suffix: '.cdx.json', format: 'cyclonedx', contentType: 'application/vnd.cyclonedx+json' },
 ] as const;
+
+/** A Sigstore bundle v0.3's media type (sigstore protobuf-specs, `Bundle.media_type`). */
+const SIGSTORE_BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+
+/**
+ * The media type a publisher's bundle declares (v0.1 and v0.2 spell it
+ * `application/vnd.dev.sigstore.bundle+json;version=0.x`), so a client
+ * picks the right parser; v0.3 when it names none reef knows.
+ */
+export function bundleMediaType(bytes: Buffer): string {
+  try {
+    const declared = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    if (
+      typeof declared === 'string' &&
+      /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.\d+\+json|\+json;version=0\.\d+)$/.test(declared)
+    ) {
+      return declared;
+    }
+  } catch {
+    // Stored bytes were verified at upload; anything else falls back to v0.3.
+  }
+  return SIGSTORE_BUNDLE_V03;
+}
+
+/**
+ * The files served beside each package `<name>-<version>.apk`, by suffix
+ * (what the OpenAPI document describes; the route below serves them).
+ */
+export const PACKAGE_SIDE_FILES: ReadonlyArray<{ suffix: string; contentType: string; summary: string }> = [
+  {
+    suffix: '.apk.spdx.json',
+    contentType: SIDE_FILES[0].contentType,
+    summary: "The package's SBOM, SPDX 2.3",
+  },
+  {
+    suffix: '.apk.cdx.json',
+    contentType: SIDE_FILES[1].contentType,
+    summary: "The package's SBOM, CycloneDX 1.6",
+  },
+  {
+    suffix: '.apk.provenance.json',
+    contentType: SIGSTORE_BUNDLE_V03,
+    summary: "Provenance: the publisher's Sigstore bundle (its own media type), else reef's attestation",
+  },
+  {
+    suffix: '.apk.publish.json',
+    contentType: SIGSTORE_BUNDLE_V03,
+    summary: "reef's signed attestation of the publish (a Sigstore bundle, DSSE, in-toto Statement v1)",
+  },
+  {
+    suffix: '.attest.tar.gz',
+    contentType: 'application/gzip',
+    summary: "A melange attestation, as sent (named after the package without its .apk)",
+  },
+];
 
 /** Path parameters validated as a (repo, libc, arch); anything else is simply not found. */
 export function indexKeyOf(repo: string, libc: string, arch: string): IndexKey {
