@@ -71,7 +71,7 @@ export const MAX_INDEX_RECORD = 256 * 1024;
  * measured joined with single spaces, as the index line writes them; `license`
  * after several lines are joined (pkginfo.ts).
  */
-export const PKGINFO_FIELD_LIMITS: Readonly<Record<string, number>> = {
+export const PKGINFO_FIELD_LIMITS = {
   pkgname: 128,
   pkgver: 128,
   pkgdesc: 512,
@@ -87,7 +87,7 @@ export const PKGINFO_FIELD_LIMITS: Readonly<Record<string, number>> = {
   install_if: MAX_INDEX_LINE - 3,
   triggers: MAX_INDEX_LINE - 64,
   replaces: 1024,
-};
+} as const satisfies Record<string, number>;
 
 /** Which .PKGINFO key fills each line of an index record, for messages that name it. */
 export const INDEX_LETTER_KEYS: Readonly<Record<string, string>> = {

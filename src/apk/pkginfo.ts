@@ -85,9 +85,11 @@ const LIST_KEYS = {
   install_if: 'installIf',
   replaces: 'replaces',
 } as const;
+/** The limits by any key: undefined for keys that have none. */
+const FIELD_LIMITS: Readonly<Record<string, number | undefined>> = PKGINFO_FIELD_LIMITS;
 
 export function validatePackageName(name: string): void {
-  if (!NAME_RE.test(name) || name.length > PKGINFO_FIELD_LIMITS.pkgname!) {
+  if (!NAME_RE.test(name) || name.length > PKGINFO_FIELD_LIMITS.pkgname) {
     throw new AppError(
       'APK_INVALID_NAME',
       `package name '${name.slice(0, 100)}' is invalid: use at most ${PKGINFO_FIELD_LIMITS.pkgname} letters, digits and . _ + -, starting with a letter or digit`,
@@ -99,7 +101,7 @@ export function validatePackageName(name: string): void {
  * SECURITY: a value longer than apk can read back makes the index, or the
  * client's installed database, unreadable for every package (index-limits.ts).
  */
-function checkFieldLength(field: string, value: string, limit = PKGINFO_FIELD_LIMITS[field]): void {
+function checkFieldLength(field: string, value: string, limit = FIELD_LIMITS[field]): void {
   if (limit === undefined) return;
   const bytes = Buffer.byteLength(value);
   if (bytes > limit) {

@@ -89,7 +89,7 @@ describe('.PKGINFO field limits', () => {
   }
 
   test('several license lines are bounded as the one L: line they become', async () => {
-    const half = 'L'.repeat(PKGINFO_FIELD_LIMITS.license! / 2);
+    const half = 'L'.repeat(PKGINFO_FIELD_LIMITS.license / 2);
     await refused(
       await buildApk({ license: half, extraPkginfo: [`license = ${half}`] }),
       'APK_PKGINFO_FIELD_TOO_LONG',
@@ -118,7 +118,7 @@ describe('.PKGINFO field limits', () => {
 
   test('the name and version limits let every file served beside a package fit a 500-byte path parameter', () => {
     const longest =
-      PKGINFO_FIELD_LIMITS.pkgname! + 1 + PKGINFO_FIELD_LIMITS.pkgver! + '.apk.provenance.json'.length;
+      PKGINFO_FIELD_LIMITS.pkgname + 1 + PKGINFO_FIELD_LIMITS.pkgver + '.apk.provenance.json'.length;
     assert.ok(longest <= 500, `${longest}`);
   });
 });
@@ -155,11 +155,11 @@ function headerBytes(record: string): number {
 describe('checkIndexRecord', () => {
   test('fields each within their limit, together over the installed-database buffer, are refused', () => {
     const big = entry({
-      description: 'd'.repeat(PKGINFO_FIELD_LIMITS.pkgdesc!),
-      url: 'u'.repeat(PKGINFO_FIELD_LIMITS.url!),
-      license: 'l'.repeat(PKGINFO_FIELD_LIMITS.license!),
-      maintainer: 'm'.repeat(PKGINFO_FIELD_LIMITS.maintainer!),
-      commit: 'c'.repeat(PKGINFO_FIELD_LIMITS.commit!),
+      description: 'd'.repeat(PKGINFO_FIELD_LIMITS.pkgdesc),
+      url: 'u'.repeat(PKGINFO_FIELD_LIMITS.url),
+      license: 'l'.repeat(PKGINFO_FIELD_LIMITS.license),
+      maintainer: 'm'.repeat(PKGINFO_FIELD_LIMITS.maintainer),
+      commit: 'c'.repeat(PKGINFO_FIELD_LIMITS.commit),
     });
     assert.ok(headerBytes(renderIndexRecord(big, 'x86_64')) > APK_HEADER_BUFFER);
     assert.throws(
@@ -176,7 +176,7 @@ describe('checkIndexRecord', () => {
   test('the header is bounded to the byte: at the limit it fits apk, one byte more is refused', () => {
     const base = headerBytes(renderIndexRecord(entry(), 'x86_64'));
     const pad = MAX_RECORD_HEADER - base;
-    const url = 'u'.repeat(PKGINFO_FIELD_LIMITS.url!);
+    const url = 'u'.repeat(PKGINFO_FIELD_LIMITS.url);
     const description = 'd'.repeat(pad - url.length);
     const atLimit = entry({ url, description });
     checkIndexRecord(atLimit);
