@@ -3,7 +3,7 @@ import type { ApkLimits, ApkPackage } from '../apk/read-apk.ts';
 import { readApk } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import { type AttestationKey, publishStatement, signStatement } from '../provenance/publish-statement.ts';
-import { checkDescribes, parseSbom } from '../sbom/parse.ts';
+import { checkDescribes } from '../sbom/parse.ts';
 import type { SbomFormat } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { IndexKey, Libc, PackageStore, SlotHolder, StoredPackage } from '../store/package-store.ts';
@@ -11,7 +11,7 @@ import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
 import { requirePublishedPackage } from './lookup.ts';
 import type { ProvenancePolicies, PublisherProvenance } from './provenance.ts';
-import { type PreparedSbom, prepareSbom, type SbomBlob, storeBytes } from './sbom.ts';
+import { type PreparedSbom, prepareSbom, type SbomBlob, storeBytes, writeSbomBlob } from './sbom.ts';
 import type { SbomMemory } from './sbom-memory.ts';
 import type { SbomParser } from './sbom-parser.ts';
 
@@ -467,36 +467,43 @@ export async function attachSbom(
   key: IndexKey,
   name: string,
   version: string,
-  bytes: Buffer,
+  document: SbomBlob | Buffer,
 ): Promise<{ pkg: StoredPackage; sbom: { format: SbomFormat; specVersion: string; sha256: string } }> {
   validateRepo(key.repo, key.libc);
   const pkg = requirePublishedPackage(deps.store, key, name, version);
-  const parsed = parseSbom(bytes);
-  checkDescribes(parsed, { name: pkg.name, version: pkg.version });
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const sbom = { format: parsed.format, specVersion: parsed.specVersion, sha256 };
-  // One replacement of a package's SBOM at a time, so each knows the blob it replaces.
-  return deps.locks.run(`sbom:${pkg.id}`, async () => {
-    const previous = deps.sboms.get(pkg.id)?.sha256;
-    await deps.locks.run(sha256, async () => {
-      try {
-        await storeBytes(deps.blobs, bytes, sha256);
-        deps.sboms.save(pkg.id, {
-          source: 'uploaded',
-          ...sbom,
-          size: bytes.length,
-          components: parsed.components,
-        });
-      } catch (err) {
-        await collectUnreferenced(deps, sha256);
-        throw err;
+  const sent = document instanceof Uint8Array ? await writeSbomBlob(deps.blobs, document) : document;
+  try {
+    // Parsed off the event loop, from the temp blob (src/repo/sbom-parser.ts).
+    const parsed = await deps.sbomParser.parse(sent.temp.path);
+    checkDescribes(parsed, { name: pkg.name, version: pkg.version });
+    const { sha256 } = sent;
+    const sbom = { format: parsed.format, specVersion: parsed.specVersion, sha256 };
+    // One replacement of a package's SBOM at a time, so each knows the blob it replaces.
+    return await deps.locks.run(`sbom:${pkg.id}`, async () => {
+      const previous = deps.sboms.get(pkg.id)?.sha256;
+      await deps.locks.run(sha256, async () => {
+        try {
+          await deps.blobs.commit(sent.temp, sha256);
+          deps.sboms.save(pkg.id, {
+            source: 'uploaded',
+            ...sbom,
+            size: sent.size,
+            components: parsed.components,
+          });
+        } catch (err) {
+          await collectUnreferenced(deps, sha256);
+          throw err;
+        }
+      });
+      if (previous && previous !== sha256) {
+        await deps.locks.run(previous, () => collectUnreferenced(deps, previous));
       }
+      return { pkg, sbom };
     });
-    if (previous && previous !== sha256) {
-      await deps.locks.run(previous, () => collectUnreferenced(deps, previous));
-    }
-    return { pkg, sbom };
-  });
+  } finally {
+    // Committed above, or not wanted: the temp blob does not outlive the call.
+    await sent.temp.discard();
+  }
 }
 
 /** reef's statement as first signed, with the publisher-provenance result filled in, signed again. */

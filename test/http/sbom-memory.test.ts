@@ -140,4 +140,47 @@ describe('SBOM memory while packages arrive', () => {
     }
     assert.deepEqual(tempFiles(), []);
   });
+
+  test('an SBOM attached later is streamed to disk: refused ones leave nothing, a good one replaces the old', async () => {
+    const apk = await buildApk({ name: 'later', depends: [] });
+    assert.equal((await publish(server, 'mem', 'glibc', apk)).status, 201);
+    const url = `${server.url}/api/v1/packages/mem/glibc/x86_64/later/1.0.0-r0/sbom`;
+    const put = (body: Uint8Array | ReadableStream, extra: Record<string, string> = {}) =>
+      fetch(url, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json', ...extra },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+    const before = snapshotData(server);
+    // Without a length up front (chunked), the limit is found while the body streams in.
+    const tooLarge = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i <= 16; i++) controller.enqueue(new Uint8Array(2 ** 20).fill(0x20));
+        controller.close();
+      },
+    });
+    const cases: Array<[Uint8Array | ReadableStream, string]> = [
+      [tooLarge, 'SBOM_TOO_LARGE'],
+      [new Uint8Array(spdxOf('later', '1.0.0-r0', MAX_SBOM_BYTES + 1)), 'SBOM_TOO_LARGE'],
+      [new Uint8Array(0), 'SBOM_INVALID_JSON'],
+      [new Uint8Array(Buffer.from('{"spdxVersion": ')), 'SBOM_INVALID_JSON'],
+      [new Uint8Array(spdxOf('other', '1.0.0-r0')), 'SBOM_WRONG_PACKAGE'],
+    ];
+    for (const [body, code] of cases) {
+      const res = await put(body);
+      assert.equal(res.status, 422, code);
+      assert.equal(((await res.json()) as { code: string }).code, code);
+    }
+    assert.equal(snapshotData(server), before);
+    assert.deepEqual(tempFiles(), []);
+
+    const doc = spdxOf('later', '1.0.0-r0', 100_000);
+    const ok = await put(new Uint8Array(doc));
+    assert.equal(ok.status, 200, await ok.clone().text());
+    const served = await fetch(url);
+    assert.equal(served.headers.get('x-reef-sbom-source'), 'uploaded');
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(doc));
+    assert.deepEqual(tempFiles(), []);
+  });
 });

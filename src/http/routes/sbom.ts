@@ -8,10 +8,12 @@ import { isValidVersion, matchVersion, type VersionOp } from '../../apk/version.
 import { AppError } from '../../errors.ts';
 import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { attachProvenance, attachSbom } from '../../repo/publish.ts';
-import { renderSbom } from '../../repo/sbom.ts';
+import { renderSbom, type SbomBlob, writeSbomBlob } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
+import { checkSbomSize } from '../../sbom/parse.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
 import type { Authenticator } from '../auth.ts';
 import { parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
@@ -75,6 +77,33 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
   );
 
   app.register(async (scope) => {
+    // SECURITY: the document is streamed into a temp blob, hashed and bounded, never held in
+    // memory: sixteen 16 MiB bodies at once would be 256 MiB of buffers.
+    scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser('application/json', (_request, _payload, done) => done(null));
+    scope.put<{ Params: PackageParams }>(
+      '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
+      async (request) => {
+        const p = request.params;
+        const token = auth.require(request, p.repo, 'publish');
+        const target = `${p.repo}/${p.libc}/${p.arch}/${p.name}-${p.version}`;
+        const audit = auditor(services, request, token, 'sbom.attach', target);
+        try {
+          const key = indexKeyOf(p.repo, p.libc, p.arch);
+          const sent = await receiveSbom(request, services.blobs);
+          const { sbom } = await attachSbom(services, key, p.name, p.version, sent);
+          audit.ok(target, { sha256: sbom.sha256, format: sbom.format });
+          return { source: 'uploaded', ...sbom };
+        } catch (err) {
+          audit.rejected(err);
+          throw err;
+        }
+      },
+    );
+  });
+
+  app.register(async (scope) => {
     // The document is stored byte for byte, so the route takes the raw body.
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_SBOM_BYTES }, (_req, body, done) =>
       done(null, body),
@@ -84,32 +113,6 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
       'application/json',
       { parseAs: 'buffer', bodyLimit: MAX_SBOM_BYTES },
       (_req, body, done) => done(null, body),
-    );
-    scope.put<{ Params: PackageParams }>(
-      '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
-      {
-        config: {
-          tooLarge: { code: 'SBOM_TOO_LARGE', what: 'SBOM', maxBytes: MAX_SBOM_BYTES },
-        },
-      },
-      async (request) => {
-        const p = request.params;
-        const token = auth.require(request, p.repo, 'publish');
-        const target = `${p.repo}/${p.libc}/${p.arch}/${p.name}-${p.version}`;
-        const audit = auditor(services, request, token, 'sbom.attach', target);
-        try {
-          const key = indexKeyOf(p.repo, p.libc, p.arch);
-          const bytes = request.body as Buffer | undefined;
-          if (!bytes?.length)
-            throw new AppError('SBOM_INVALID_JSON', 'the request body holds no SBOM document');
-          const { sbom } = await attachSbom(services, key, p.name, p.version, bytes);
-          audit.ok(target, { sha256: sbom.sha256, format: sbom.format });
-          return { source: 'uploaded', ...sbom };
-        } catch (err) {
-          audit.rejected(err);
-          throw err;
-        }
-      },
     );
     scope.put<{ Params: PackageParams }>(
       '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
@@ -268,6 +271,25 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     }
     return reply.header('Content-Type', 'application/x-ndjson').send(Readable.from(lines()));
   });
+}
+
+/**
+ * The request body as a temp blob (writeSbomBlob: hashed, SBOM_TOO_LARGE past
+ * the limit). A refused body is drained so the answer reaches the client.
+ */
+async function receiveSbom(request: FastifyRequest, blobs: BlobStore): Promise<SbomBlob> {
+  try {
+    checkSbomSize(Number(request.headers['content-length'] ?? 0));
+    const sent = await writeSbomBlob(blobs, request.raw.iterator({ destroyOnReturn: false }));
+    if (sent.size === 0) {
+      await sent.temp.discard();
+      throw new AppError('SBOM_INVALID_JSON', 'the request body holds no SBOM document');
+    }
+    return sent;
+  } catch (err) {
+    if (!request.raw.complete) request.raw.resume();
+    throw err;
+  }
 }
 
 /** The sort key of a page's last row: [name or purl, package id, component id] / [licence, package id]. */
