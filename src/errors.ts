@@ -98,6 +98,9 @@ export const ERROR_CODES = {
   REPO_EXISTS: 'conflict',
   NOT_FOUND: 'not_found',
   BAD_REQUEST: 'invalid',
+  // refused by Node's HTTP parser before any route: 431 and 408
+  REQUEST_HEADERS_TOO_LARGE: 'invalid',
+  REQUEST_TIMEOUT: 'invalid',
   RANGE_NOT_SATISFIABLE: 'invalid',
   AUTH_REQUIRED: 'unauthorized',
   AUTH_INVALID: 'unauthorized',

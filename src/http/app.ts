@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import type { Services } from '../repo/services.ts';
 import { Authenticator, FailedAuthLimiter } from './auth.ts';
-import { errorHandler } from './errors.ts';
+import { clientErrorHandler, errorHandler } from './errors.ts';
 import { Metrics, registerMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
@@ -28,6 +28,8 @@ export async function buildApp(
     // Malformed percent-encoding and over-long path parameters are refused by the router
     // before any handler: answer them in reef's error format too.
     frameworkErrors: errorHandler,
+    // Node's parser refusals (431, 408, 400) get the same {code, message} body.
+    clientErrorHandler,
     // fastify turns Node's request timeout off by default; a client that trickles
     // its headers or body is cut off (408) here, one that stalls by the idle timeout.
     requestTimeout: requestTimeoutMs,

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode, type ErrorKind } from '../errors.ts';
 
@@ -19,6 +21,8 @@ const STATUS: Record<ErrorKind, number> = {
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   STORAGE_FULL: 507,
   RANGE_NOT_SATISFIABLE: 416,
+  REQUEST_HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
 };
 
 export function statusOf(err: AppError): number {
@@ -79,4 +83,32 @@ export function errorHandler(
   const body: ErrorBody = { code: appErr.code, message: appErr.message };
   if (appErr.details) body.details = appErr.details;
   reply.code(status).send(body);
+}
+
+/**
+ * Answers what Node's HTTP parser refuses before fastify routes anything
+ * (headers over the limit, a request that trickles past its timeout,
+ * malformed HTTP) in reef's error format, like every other status; then
+ * closes the connection, as Node's own answer does.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new AppError(
+          'REQUEST_HEADERS_TOO_LARGE',
+          'the request headers (or the URL) exceed the size the server reads',
+        )
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new AppError('REQUEST_TIMEOUT', 'the request did not arrive in time')
+        : new AppError('BAD_REQUEST', 'the request is not valid HTTP/1.1');
+  const status = statusOf(error);
+  const body = JSON.stringify({ code: error.code, message: error.message } satisfies ErrorBody);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

@@ -188,6 +188,10 @@ describe('oversized requests', () => {
       `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100 * 1024)}\r\n\r\n`,
     );
     assert.match(big, /^HTTP\/1\.1 431 /);
+    // The same error body as every other status: a stable code and a message.
+    const body = JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
+    assert.equal(body.code, 'REQUEST_HEADERS_TOO_LARGE');
+    assert.equal(typeof body.message, 'string');
     const many = Array.from({ length: 5000 }, (_, i) => `X-H${i}: v\r\n`).join('');
     assert.match(await rawSocket(`GET /healthz HTTP/1.1\r\nHost: x\r\n${many}\r\n`), /^HTTP\/1\.1 431 /);
     assert.match(
@@ -285,7 +289,7 @@ describe('slow clients (request timeout 1.5 s, idle timeout 0.5 s)', () => {
   test('headers trickled a byte at a time: 408 and the connection closed', async () => {
     const { received, closed } = await trickle(slow, Buffer.from(head), 1, 50);
     assert.ok(closed, 'the server kept the connection');
-    assert.match(received, /^HTTP\/1\.1 408 /);
+    assert.match(received, /^HTTP\/1\.1 408 [\s\S]*"code":"REQUEST_TIMEOUT"/);
   });
 
   test('a body trickled 10 bytes at a time: cut off, no temp file, nothing stored', async () => {
