@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { redactUrl } from './url-credentials.ts';
 
 export type { Logger };
 
@@ -13,6 +14,23 @@ export const REDACT_PATHS = [
   'adminToken',
 ];
 
+/**
+ * Paths that hold a URL: logged with its userinfo redacted. A client may send
+ * an absolute request target (`GET http://user:TOKEN@host/… HTTP/1.1`), and
+ * fastify logs the target as the request's url.
+ */
+const URL_PATHS = ['req.url', 'url'];
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
+  return pino(
+    {
+      level,
+      redact: {
+        paths: [...REDACT_PATHS, ...URL_PATHS],
+        censor: (value: unknown, path: string[]) =>
+          path.at(-1) === 'url' && typeof value === 'string' ? redactUrl(value) : '[redacted]',
+      },
+    },
+    destination,
+  );
 }

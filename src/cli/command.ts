@@ -27,7 +27,16 @@ export interface Command {
   load(): Promise<RunCommand>;
 }
 
-export const EXIT_CODES = 'exit codes: 0 ok, 1 runtime failure or rejection, 2 bad usage or configuration';
+export const EXIT_CODES =
+  'exit codes: 0 ok, 1 runtime failure or rejection, 2 bad usage or configuration,\n' +
+  '  141 the output was closed early (e.g. by head; 128 + SIGPIPE, as coreutils report)';
+
+/**
+ * The reader of stdout went away (EPIPE). Node ignores SIGPIPE, so reef exits
+ * itself, with the status the shell shows for a program SIGPIPE ended: the
+ * command did not finish, and `set -o pipefail` sees that.
+ */
+export const EXIT_OUTPUT_CLOSED = 141;
 
 /** A failure the CLI reports itself: exit 2 for bad usage, 1 otherwise; `code` when one applies. */
 export class CliError extends Error {

@@ -1,5 +1,5 @@
 import { initSigningKey, isKeyName, restoreSigningKey } from '../repo/keys.ts';
-import { readClientEnv } from './client-env.ts';
+import { parseServerUrl, readClientEnv } from './client-env.ts';
 import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { keyOptions } from './options.ts';
@@ -42,11 +42,14 @@ export async function runKey(args: string[], ctx: CliContext): Promise<number> {
   if (values.data !== undefined)
     throw usageError(`'reef key ${action ?? ''}' talks to a server; --data is for init and restore`);
   const env = readClientEnv(ctx.env);
-  const url = (values.url ?? env.url).replace(/\/$/, '');
-  const token = values.token ?? env.token;
-  if (!token) throw usageError('reef key needs an admin token: set REEF_TOKEN or pass --token');
+  const { url, authorization } = parseServerUrl(
+    values.url ?? env.url,
+    values.token ?? env.token,
+    '--url / REEF_URL',
+  );
+  if (!authorization) throw usageError('reef key needs an admin token: set REEF_TOKEN or pass --token');
   const call = async (method: string, path: string) => {
-    const res = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${url}${path}`, { method, headers: { authorization } });
     const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) {
       const message = typeof body.message === 'string' ? body.message : `HTTP ${res.status}`;

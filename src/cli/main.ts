@@ -1,9 +1,11 @@
 import { AppError } from '../errors.ts';
+import { redactUrl } from '../url-credentials.ts';
 import {
   type CliContext,
   CliError,
   type Command,
   EXIT_CODES,
+  EXIT_OUTPUT_CLOSED,
   type OptionSpec,
   splitWord,
 } from './command.ts';
@@ -114,21 +116,26 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
   return run(rest, ctx);
 }
 
-/** The exit code for a failure, after telling the user what went wrong. */
+/**
+ * The exit code for a failure, after telling the user what went wrong. A
+ * foreign error may quote a URL with its credentials (fetch does): every
+ * report has its URLs' userinfo redacted.
+ */
 export function reportError(err: unknown, ctx: CliContext): number {
+  const say = (text: string) => ctx.stderr.write(`reef: ${redactUrl(text)}\n`);
   if (err instanceof CliError) {
-    ctx.stderr.write(`reef: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
+    say(`${err.code ? `${err.code}: ` : ''}${err.message}`);
     return err.exitCode;
   }
   if (err instanceof AppError) {
     if (err.code === 'CONFIG_INVALID') {
-      ctx.stderr.write(`reef: ${err.message}\n`);
+      say(err.message);
       return 2;
     }
-    ctx.stderr.write(`reef: ${err.code}: ${err.message}\n`);
+    say(`${err.code}: ${err.message}`);
     return 1;
   }
-  ctx.stderr.write(`reef: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  say(err instanceof Error ? (err.stack ?? err.message) : String(err));
   return 1;
 }
 
@@ -136,6 +143,15 @@ export function reportError(err: unknown, ctx: CliContext): number {
 function exit(code: number): void {
   process.exitCode = code;
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+// `reef … | head`: once the reader is gone, nothing more can be said; end at once and
+// quietly, with the status a program killed by SIGPIPE reports, as coreutils do in a pipe.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(EXIT_OUTPUT_CLOSED);
+  });
 }
 
 // The one place the CLI touches process.env: it is handed to the commands, which

@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateRepo } from '../repo/publish.ts';
-import { DEFAULT_URL, readClientEnv } from './client-env.ts';
+import { DEFAULT_URL, parseServerUrl, readClientEnv } from './client-env.ts';
 import { asUsage, type CliContext, EXIT_CODES, type Output, parseCommand, usageError } from './command.ts';
 import { publishOptions } from './options.ts';
 import { ProgressBar } from './progress.ts';
@@ -30,7 +30,9 @@ Provenance and SBOMs found beside each package are sent with it:
   <file>.apk.spdx.json, .cdx.json  an SBOM
 
 options:
-  --url URL        REEF_URL     the server (${DEFAULT_URL})
+  --url URL        REEF_URL     the server (${DEFAULT_URL}); credentials in it
+                                (https://user:TOKEN@host) are sent as HTTP Basic
+                                instead of --token, and never printed
   --token TOKEN    REEF_TOKEN   a token with the publish scope on REPO; prefer
                                 the variable: flags show in the process list
   --repo REPO                   repository to publish into (required)
@@ -59,8 +61,9 @@ export async function runPublish(args: string[], ctx: CliContext): Promise<numbe
   if (files.length === 0) throw usageError(`no file to publish\n\n${USAGE}`);
   if (!repo || !libc) throw usageError('--repo and --libc are required, e.g. --repo main --libc glibc');
   asUsage(() => validateRepo(repo, libc));
-  if (!token) throw usageError('no token: set REEF_TOKEN (or pass --token)');
-  const endpoint = `${parseBaseUrl(values.url ?? env.url)}/api/v1/repos/${encodeURIComponent(repo)}/${libc}/packages`;
+  const server = parseServerUrl(values.url ?? env.url, token, '--url / REEF_URL');
+  if (!server.authorization) throw usageError('no token: set REEF_TOKEN (or pass --token)');
+  const endpoint = `${server.url}/api/v1/repos/${encodeURIComponent(repo)}/${libc}/packages`;
   if ((values.provenance || values.sbom) && files.length > 1) {
     throw usageError(
       '--provenance and --sbom apply to one package; beside several, name them <file>.sigstore.json etc.',
@@ -79,7 +82,14 @@ export async function runPublish(args: string[], ctx: CliContext): Promise<numbe
   let failed = 0;
   for (const [i, file] of files.entries()) {
     for (const side of sides[i]!) ctx.stderr.write(`${file}: with ${side.field} ${side.path}\n`);
-    const result = await uploadWithRetries(ctx.stderr, endpoint, token, file, sizes[i]!, sides[i]!);
+    const result = await uploadWithRetries(
+      ctx.stderr,
+      endpoint,
+      server.authorization,
+      file,
+      sizes[i]!,
+      sides[i]!,
+    );
     if (result.ok) {
       ctx.stdout.write(`${result.status} ${result.outcome} ${result.path}\n`);
       for (const warning of result.warnings) ctx.stderr.write(`${file}: warning: ${warning}\n`);
@@ -95,19 +105,6 @@ export async function runPublish(args: string[], ctx: CliContext): Promise<numbe
   return failed > 0 ? 1 : 0;
 }
 
-function parseBaseUrl(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw usageError(`--url / REEF_URL '${text.slice(0, 200)}' is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw usageError(`--url / REEF_URL must be http:// or https://, not ${url.protocol}`);
-  }
-  return url.href.replace(/\/+$/, '');
-}
-
 type UploadResult =
   | { ok: true; status: number; outcome: string; path: string; warnings: string[] }
   | { ok: false; status: number | undefined; code: string; message: string };
@@ -115,7 +112,7 @@ type UploadResult =
 async function uploadWithRetries(
   stderr: Output,
   endpoint: string,
-  token: string,
+  authorization: string,
   file: string,
   size: number,
   sides: SideDocument[],
@@ -124,7 +121,7 @@ async function uploadWithRetries(
     const bar = new ProgressBar(stderr, basename(file), size);
     let retryReason: string;
     try {
-      const { status, text } = await uploadOnce(endpoint, token, file, size, bar, sides);
+      const { status, text } = await uploadOnce(endpoint, authorization, file, size, bar, sides);
       bar.finish();
       if (!RETRY_STATUSES.has(status) || attempt >= RETRIES) return toResult(status, text);
       retryReason = `the server answered ${status}`;
@@ -217,7 +214,7 @@ function uploadBody(
 /** One POST of the file (and its side documents), streamed from disk; the whole answer is read. */
 async function uploadOnce(
   endpoint: string,
-  token: string,
+  authorization: string,
   file: string,
   size: number,
   bar: ProgressBar,
@@ -233,7 +230,7 @@ async function uploadOnce(
   const init = {
     method: 'POST',
     headers: {
-      authorization: `Bearer ${token}`,
+      authorization,
       'content-type': upload.contentType,
       // Lets the server refuse an oversize upload before any byte is sent.
       'content-length': String(upload.length),

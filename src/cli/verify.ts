@@ -13,7 +13,8 @@ import { bindSubject, parseStatement } from '../provenance/statement.ts';
 import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
 import { ProvenancePolicies } from '../repo/provenance.ts';
 import { checkDescribes, parseSbom } from '../sbom/parse.ts';
-import { readClientEnv } from './client-env.ts';
+import { redactUrl } from '../url-credentials.ts';
+import { parseServerUrl, readClientEnv } from './client-env.ts';
 import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { verifyOptions } from './options.ts';
 
@@ -33,7 +34,10 @@ Checks a package's whole chain after downloading it, and prints each step:
 It stops at the first step that fails and exits 1.
 
 PACKAGE-URL is https://host/<repo>/<libc>/<arch>/<name>-<version>.apk; REPO-URL
-is https://host/<repo>/<libc>, the line apk has in /etc/apk/repositories.
+is https://host/<repo>/<libc>, the line apk has in /etc/apk/repositories. For a
+private repository either may carry a token as apk's lines do
+(https://user:TOKEN@host/…): it is sent as HTTP Basic, never printed, and wins
+over --token and REEF_TOKEN.
 
 options:
   --key FILE               an index public key to trust (repeatable); without
@@ -45,13 +49,15 @@ options:
   --issuer URL             the OIDC issuer, e.g. https://token.actions.githubusercontent.com
   --trusted-root FILE      a Sigstore trusted_root.json, or 'public-good' (default)
   --publisher-key FILE     a publisher public key that may sign provenance (repeatable)
-  --token TOKEN  REEF_TOKEN   for private repositories
+  --token TOKEN  REEF_TOKEN   for private repositories (sent as a Bearer token)
   -h, --help
 
 ${EXIT_CODES}`;
 
 interface Target {
+  /** Without credentials: safe to print. */
   repoUrl: string;
+  authorization: string | undefined;
   arch?: string;
   filename?: string;
   localApk?: string;
@@ -76,9 +82,9 @@ export async function runVerify(args: string[], ctx: CliContext): Promise<number
     ctx.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const target = parseTarget(positionals, values.apk, values['repo-url']);
   const token = values.token ?? readClientEnv(ctx.env).token;
-  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const target = parseTarget(positionals, values.apk, values['repo-url'], token);
+  const headers: Record<string, string> = target.authorization ? { authorization: target.authorization } : {};
   const identities =
     values.identity || values['identity-regex']
       ? [
@@ -232,6 +238,7 @@ export async function runVerify(args: string[], ctx: CliContext): Promise<number
     if (!publisher) {
       const melange = await fetch(`${dir}/${filename.replace(/\.apk$/, '.attest.tar.gz')}`, {
         headers,
+        redirect: 'error',
       });
       if (melange.ok) publisher = Buffer.from(await melange.arrayBuffer());
     }
@@ -263,7 +270,7 @@ export async function runVerify(args: string[], ctx: CliContext): Promise<number
     return 0;
   } catch (err) {
     if (err instanceof StepFailure) {
-      ctx.stdout.write(`FAIL  ${err.step.padEnd(12)}${err.message}\n`);
+      ctx.stdout.write(redactUrl(`FAIL  ${err.step.padEnd(12)}${err.message}\n`));
       return 1;
     }
     throw err;
@@ -317,24 +324,25 @@ function describe(err: unknown): string {
   return (err as Error).message ?? String(err);
 }
 
-function parseTarget(positionals: string[], apk: string | undefined, repoUrl: string | undefined): Target {
+function parseTarget(
+  positionals: string[],
+  apk: string | undefined,
+  repoUrl: string | undefined,
+  token: string | undefined,
+): Target {
   if (apk) {
     if (!repoUrl) throw usageError('--apk needs --repo-url, e.g. https://host/main/musl');
     if (positionals.length > 0) throw usageError('give either a package URL or --apk with --repo-url');
-    return { repoUrl: trimUrl(repoUrl), localApk: apk };
+    const repo = parseServerUrl(repoUrl, token, '--repo-url');
+    return { repoUrl: repo.url, authorization: repo.authorization, localApk: apk };
   }
   if (positionals.length !== 1) throw usageError(`give one package URL\n\n${USAGE}`);
-  const url = positionals[0]!;
+  const { url, authorization } = parseServerUrl(positionals[0]!, token, 'the package URL');
   const m = /^(https?:\/\/.+)\/([^/]+)\/([^/]+\.apk)$/.exec(url);
   if (!m)
     throw new CliError(
       `${url} is not a package URL (https://host/<repo>/<libc>/<arch>/<name>-<version>.apk)`,
       2,
     );
-  return { repoUrl: trimUrl(m[1]!), arch: m[2]!, filename: m[3]! };
-}
-
-function trimUrl(url: string): string {
-  if (!/^https?:\/\//.test(url)) throw usageError(`${url} is not an http(s) URL`);
-  return url.replace(/\/+$/, '');
+  return { repoUrl: m[1]!.replace(/\/+$/, ''), authorization, arch: m[2]!, filename: m[3]! };
 }

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import type { Services } from '../repo/services.ts';
+import { redactUrl } from '../url-credentials.ts';
 import { Authenticator, FailedAuthLimiter } from './auth.ts';
 import { clientErrorHandler, errorHandler } from './errors.ts';
 import { Metrics, registerMetrics } from './metrics.ts';
@@ -42,9 +43,9 @@ export async function buildApp(
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
-    reply
-      .code(404)
-      .send({ code: 'NOT_FOUND', message: `nothing at ${request.method} ${request.url.split('?')[0]}` });
+    // An absolute request target (`GET http://user:TOKEN@host/…`) carries its credentials in the url.
+    const path = redactUrl(request.url.split('?')[0]!);
+    reply.code(404).send({ code: 'NOT_FOUND', message: `nothing at ${request.method} ${path}` });
   });
 
   registerMetrics(app, metrics);

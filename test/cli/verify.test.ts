@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -8,8 +9,15 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runVerify } from '../../src/cli/verify.ts';
 import { buildApk } from '../helpers/apk-builder.ts';
-import { assertExit, type Run, reef } from '../helpers/reef-cli.ts';
-import { publishForm, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+import { assertExit, ROOT, type Run, reef } from '../helpers/reef-cli.ts';
+import {
+  publish,
+  publishForm,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 import { signWithKey, slsaStatement } from '../helpers/sigstore-ca.ts';
 
 /**
@@ -49,6 +57,8 @@ describe('reef verify', () => {
   });
   const pkg = '/main/musl/x86_64/verified-1.2.3-r0.apk';
   let indexKeyName: string;
+  /** The mirror answers for an index once this resolves: a test pauses verify after its first step. */
+  let holdIndex = Promise.resolve();
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'reef-verify-'));
@@ -91,6 +101,7 @@ describe('reef verify', () => {
     mirror = createServer((req, res) => {
       const body = files.get(req.url ?? '');
       if (!body) res.writeHead(404).end();
+      else if (req.url?.endsWith('/APKINDEX.tar.gz')) void holdIndex.then(() => res.writeHead(200).end(body));
       else res.writeHead(200).end(body);
     });
     await new Promise<void>((resolve) => mirror.listen(0, '127.0.0.1', resolve));
@@ -220,5 +231,80 @@ describe('reef verify', () => {
       }
     }
     assert.equal((await verify([`${server.url}${pkg}`])).code, 0, 'sound again once restored');
+  });
+
+  test("a private package through apk's URL form: the token goes as Basic and is never printed", async () => {
+    const put = await fetch(`${server.url}/api/v1/repos/secret`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ private: true }),
+    });
+    assert.equal(put.status, 200);
+    const apk = await buildApk({ name: 'hidden', version: '1.0-r0', depends: [] });
+    assert.equal((await publish(server, 'secret', 'musl', apk)).status, 201);
+    const { token } = server.services.tokens.create('verifier', ['secret:read']);
+    const host = new URL(server.url).host;
+    const path = '/secret/musl/x86_64/hidden-1.0-r0.apk';
+    const shown = (run: Run) =>
+      assert.ok(!`${run.stdout}${run.stderr}`.includes(token), 'the token was printed');
+
+    // The binary once (its output is what a user sees); the command in this process for the rest.
+    const binary = await reef(['verify', `http://apk:${token}@${host}${path}`]);
+    assertExit(binary, 0);
+    assert.match(binary.stdout, /^ok +attestation /m);
+    shown(binary);
+    const userOnly = await verify([`http://${token}@${host}${path}`]);
+    assertExit(userOnly, 0);
+    shown(userOnly);
+    // --apk with --repo-url in the same form.
+    const local = join(work, 'hidden-1.0-r0.apk');
+    writeFileSync(local, apk);
+    const repoUrl = await verify(['--apk', local, '--repo-url', `http://apk:${token}@${host}/secret/musl`]);
+    assertExit(repoUrl, 0);
+    shown(repoUrl);
+    // Without the token the server answers 401, and that is what verify says.
+    const anonymous = await verify([`${server.url}${path}`]);
+    assertExit(anonymous, 1);
+    assert.match(anonymous.stdout, /^FAIL +index +.* answered 401/m);
+
+    // Failures print the URL without its credentials: a server that is not there, a URL that is not one.
+    const refused = await verify([`http://apk:${token}@127.0.0.1:1${path}`]);
+    assertExit(refused, 1);
+    assert.match(refused.stdout, /^FAIL +keys +cannot fetch http:\/\/127\.0\.0\.1:1\/keys/m);
+    shown(refused);
+    const malformed = await reef(['verify', `http://apk:${token}@[::1${path}`]);
+    assertExit(malformed, 2);
+    assert.match(malformed.stderr, /http:\/\/\*\*\*@\[::1/);
+    shown(malformed);
+  });
+
+  test('`reef verify … | head -1`: the reader leaving ends it quietly, with 141', async () => {
+    let release!: () => void;
+    holdIndex = new Promise((resolve) => {
+      release = resolve;
+    });
+    try {
+      const child = spawn(process.execPath, ['bin/reef.js', 'verify', `${mirrorUrl}${pkg}`], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => {
+        stderr += b;
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      const first = await new Promise<string>((resolve) =>
+        child.stdout.once('data', (b: Buffer) => resolve(String(b))),
+      );
+      assert.match(first, /^ok +keys /);
+      // As head does after one line: the reader closes; then verify goes on to its next line.
+      child.stdout.destroy();
+      release();
+      assert.equal(await exited, 141);
+      assert.equal(stderr, '', 'nothing on stderr, no stack trace');
+    } finally {
+      release();
+      holdIndex = Promise.resolve();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
@@ -231,6 +232,31 @@ describe('access control', () => {
     for (const token of [TEST_TOKEN, ...Object.values(tokens)]) {
       assert.ok(!server.logs.some((l) => l.includes(token)), 'a token appeared in the logs');
     }
+  });
+
+  test('credentials in an absolute request target reach neither the logs nor the answer', async () => {
+    const secret = 'reef_in-the-url-0123456789';
+    const port = Number(new URL(server.url).port);
+    /** A raw request: fetch cannot send `GET http://user:TOKEN@host/… HTTP/1.1`. */
+    const raw = (target: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`GET ${target} HTTP/1.1\r\nHost: reef\r\nConnection: close\r\n\r\n`),
+        );
+        let answer = '';
+        socket.on('data', (b: Buffer) => {
+          answer += b;
+        });
+        socket.on('end', () => resolve(answer));
+        socket.on('error', reject);
+      });
+    const served = await raw(`http://apk:${secret}@reef/pub/musl/x86_64/APKINDEX.tar.gz`);
+    assert.match(served, /^HTTP\/1\.1 200 /);
+    const unmatched = await raw(`http://${secret}@reef/no/such/route/here/at/all`);
+    assert.match(unmatched, /^HTTP\/1\.1 404 /);
+    assert.ok(!unmatched.includes(secret), unmatched);
+    assert.ok(!server.logs.some((l) => l.includes(secret)), 'a URL credential appeared in the logs');
+    assert.ok(server.logs.some((l) => l.includes('http://***@reef/pub/musl/x86_64/APKINDEX.tar.gz')));
   });
 
   test('a flood of failed authentications is rate-limited', async () => {
