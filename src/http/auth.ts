@@ -11,7 +11,15 @@ import { hasScope, type Scope, type TokenInfo } from '../repo/tokens.ts';
  * credentials without the scope → 403.
  */
 
-/** Counts failed authentications per client address and refuses for a while past a limit. */
+/**
+ * Counts failed authentications per client address; past the limit, further
+ * failures from there are answered 429 until the window has passed. Only
+ * failures: a valid token is never refused by it (a proxy without
+ * REEF_TRUST_PROXY makes every client one address, and a flood of bad tokens
+ * must not lock out everyone's good ones). So a 429 does tell a guesser that
+ * a guess was wrong: what makes guessing hopeless is the tokens' 256 random
+ * bits; the limit bounds the work and the log lines a flood of failures costs.
+ */
 export class FailedAuthLimiter {
   private readonly failures = new Map<string, number[]>();
 
@@ -20,18 +28,18 @@ export class FailedAuthLimiter {
     private readonly windowMs = 60_000,
   ) {}
 
-  check(key: string, now = Date.now()): void {
-    const recent = this.prune(key, now);
-    if (recent.length >= this.maxFailures) {
-      throw new AppError(
-        'AUTH_RATE_LIMITED',
-        `too many failed authentications from this address; wait ${Math.ceil(this.windowMs / 1000)} s`,
-      );
-    }
-  }
-
+  /** Records a failure from `key`, or throws AUTH_RATE_LIMITED when the window already holds the limit. */
   fail(key: string, now = Date.now()): void {
     const recent = this.prune(key, now);
+    if (recent.length >= this.maxFailures) {
+      // Not recorded: the window (and the map entry) stays bounded at maxFailures.
+      const retryAfterSeconds = Math.max(1, Math.ceil((recent[0]! + this.windowMs - now) / 1000));
+      throw new AppError(
+        'AUTH_RATE_LIMITED',
+        `too many failed authentications from this address; wait ${retryAfterSeconds} s`,
+        { details: { retryAfterSeconds } },
+      );
+    }
     recent.push(now);
     this.failures.set(key, recent);
     // Bound the map: forget the oldest addresses first.
@@ -68,17 +76,19 @@ export class Authenticator {
     private readonly limiter: FailedAuthLimiter,
   ) {}
 
-  /** The caller's token, if any credentials were sent; invalid credentials are a 401. */
+  /**
+   * The caller's token, if any credentials were sent; invalid credentials are
+   * a 401, or a 429 past the failure limit of the caller's address. The token
+   * is checked first (by its hash, in constant time), so a valid one always
+   * authenticates; only failures are counted and refused.
+   */
   identify(request: FastifyRequest): TokenInfo | undefined {
     const presented = presentedToken(request);
     if (presented === undefined) return undefined;
-    this.limiter.check(request.ip);
     const token = this.services.tokens.verify(presented);
-    if (!token) {
-      this.limiter.fail(request.ip);
-      throw new AppError('AUTH_INVALID', 'the token is not valid (unknown, revoked or expired)');
-    }
-    return token;
+    if (token) return token;
+    this.limiter.fail(request.ip);
+    throw new AppError('AUTH_INVALID', 'the token is not valid (unknown, revoked or expired)');
   }
 
   /** A token with `scope` on `repo` (`*` for global operations), or 401/403. */
