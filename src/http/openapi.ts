@@ -235,10 +235,23 @@ const SCHEMAS: Record<string, Json> = {
     name: str(),
     private: bool('private repositories answer 401 without a token with `<repo>:read`'),
     maxUploadBytes: orNull(int('overrides REEF_MAX_UPLOAD_BYTES when set')),
+    distro: { anyOf: [ref('Distro'), { type: 'null' }] },
     indexes: arr(ref('IndexInfo')),
   }),
   RepoList: obj({ repos: arr(ref('Repo')) }),
-  RepoSettings: obj({ name: str(), private: bool(), maxUploadBytes: orNull(int()) }),
+  RepoSettings: obj({
+    name: str(),
+    private: bool(),
+    maxUploadBytes: orNull(int()),
+    distro: { anyOf: [ref('Distro'), { type: 'null' }] },
+  }),
+  Distro: obj(
+    {
+      id: str('os-release ID, e.g. alpine, wolfi: the namespace of the purls reef generates'),
+      version: str('os-release VERSION_ID, e.g. 3.18.0; the `distro` qualifier is `<id>-<version>`'),
+    },
+    ['id'],
+  ),
   Token: obj({
     id: int(),
     name: str(),
@@ -594,6 +607,8 @@ const OPERATIONS: OperationSpec[] = [
         schemaOf(repoSettingsBody, {
           private: 'answer 401 to readers without `<repo>:read`',
           maxUploadBytes: 'largest upload for this repository; null = the server default',
+          distro:
+            'the vendor named by the purls of SBOMs reef generates from now on (`pkg:apk/<id>/…?distro=<id>-<version>`); null = the repository name',
         }),
       ),
     },

@@ -122,6 +122,7 @@ export async function publishPackage(
       apk,
       uploaded: extras.sbom,
       namespaceBase: deps.sbomNamespace,
+      distro: deps.store.getRepo(repo)?.distro,
       now: new Date(),
       blobs: deps.blobs,
       parser: deps.sbomParser,

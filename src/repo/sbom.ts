@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApkPackage } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import { cycloneDxToSpdx, spdxToCycloneDx } from '../sbom/convert.ts';
-import { generateSpdxParts, type SpdxParts, spdxJsonText } from '../sbom/generate.ts';
+import { generateSpdxParts, type PurlDistro, type SpdxParts, spdxJsonText } from '../sbom/generate.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { checkDescribes, checkSbomSize, DEFAULT_SBOM_LIMITS, parseGeneratedSpdx } from '../sbom/parse.ts';
 import type { ParsedSbom, SbomFormat } from '../sbom/types.ts';
@@ -43,6 +43,8 @@ export async function prepareSbom(input: {
   /** A document sent with the package: streamed to a temp blob by the route, or in memory. */
   uploaded: SbomBlob | Buffer | undefined;
   namespaceBase: string;
+  /** The repository's vendor, for the purl of a generated document. */
+  distro?: PurlDistro;
   now: Date;
   blobs: BlobStore;
   parser: SbomParser;
@@ -84,6 +86,7 @@ export async function prepareSbom(input: {
     // The build date makes the document a function of the package alone.
     created: apk.pkginfo.builddate ? new Date(apk.pkginfo.builddate * 1000) : input.now,
     namespaceBase: input.namespaceBase,
+    distro: input.distro,
   });
   // The same checks as a sent document, in windows of the document rather than on its whole tree.
   const parsed = withSource(source, () => parseGeneratedSpdx(parts));

@@ -30,14 +30,35 @@ export interface GenerateInput {
   created: Date;
   /** documentNamespace prefix, an absolute URI (e.g. `<public url>/spdxdocs`). */
   namespaceBase: string;
+  /** The vendor the package's purl names; unset: the repository's name. */
+  distro?: PurlDistro;
+}
+
+/** A distribution as os-release names it: `ID` (`alpine`, `wolfi`) and `VERSION_ID` (`3.18.0`; none when rolling). */
+export interface PurlDistro {
+  id: string;
+  version?: string;
 }
 
 /**
- * `pkg:apk/<repo>/<name>@<version>?arch=<arch>&distro=<repo>`, built and
- * percent-encoded by packageurl-js (the purl spec lowercases apk namespaces and names).
+ * `pkg:apk/<vendor>/<name>@<version>?arch=<arch>&distro=<vendor>-<vendor version>`,
+ * built and percent-encoded by packageurl-js. The purl spec's apk type takes
+ * the vendor as namespace (`pkg:apk/alpine/curl@7.83.0-r0?arch=x86`; the spec
+ * lowercases apk namespaces and names); the `distro` qualifier is spelled as
+ * Syft spells it (syft/pkg/cataloger/alpine/package.go: `alpine-3.18.0`,
+ * `wolfi-20230201`, or the id alone), which is what scanners match on.
+ * Without a distro, the repository's name stands for the vendor.
  */
-export function apkPurl(repo: string, name: string, version: string, arch: string): string {
-  return new PackageURL('apk', repo, name, version, { arch, distro: repo }, undefined).toString();
+export function apkPurl(
+  repo: string,
+  name: string,
+  version: string,
+  arch: string,
+  distro?: PurlDistro,
+): string {
+  const namespace = distro?.id ?? repo;
+  const qualifier = distro ? [distro.id, distro.version].filter(Boolean).join('-') : repo;
+  return new PackageURL('apk', namespace, name, version, { arch, distro: qualifier }, undefined).toString();
 }
 
 /** `Name <mail>` (abuild's maintainer syntax) → `Name (mail)` (SPDX 2.3 §7.5 agent syntax). */
@@ -269,7 +290,7 @@ export function generateSpdxParts(input: GenerateInput): SpdxParts {
       {
         referenceCategory: 'PACKAGE-MANAGER',
         referenceType: 'purl',
-        referenceLocator: apkPurl(input.repo, p.name, p.version, input.arch),
+        referenceLocator: apkPurl(input.repo, p.name, p.version, input.arch, input.distro),
       },
     ],
     // As melange marks the package its SBOM describes.

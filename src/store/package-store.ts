@@ -737,7 +737,7 @@ export class PackageStore {
   /** Creates the repo if needed and applies the given settings (undefined = leave as is). */
   saveRepo(
     name: string,
-    settings: { private?: boolean; maxUploadBytes?: number | null },
+    settings: { private?: boolean; maxUploadBytes?: number | null; distro?: RepoDistro | null },
     now = Date.now(),
   ): RepoInfo {
     return this.db.transaction(() => {
@@ -747,6 +747,13 @@ export class PackageStore {
       }
       if (settings.maxUploadBytes !== undefined) {
         this.stmt('UPDATE repos SET max_upload_bytes = ? WHERE name = ?').run(settings.maxUploadBytes, name);
+      }
+      if (settings.distro !== undefined) {
+        this.stmt('UPDATE repos SET distro_id = ?, distro_version = ? WHERE name = ?').run(
+          settings.distro?.id ?? null,
+          settings.distro?.version ?? null,
+          name,
+        );
       }
       return this.getRepo(name)!;
     })();
@@ -758,13 +765,26 @@ export interface RepoInfo {
   private: boolean;
   /** Overrides REEF_MAX_UPLOAD_BYTES for this repo when set. */
   maxUploadBytes: number | undefined;
+  /** The vendor its packages' purls name; unset: the repository's name. */
+  distro: RepoDistro | undefined;
   createdAt: number;
+}
+
+/**
+ * A distribution as os-release names it (`ID`, `VERSION_ID`): the namespace
+ * of an apk purl is `id`, its `distro` qualifier `id-version` (or `id`).
+ */
+export interface RepoDistro {
+  id: string;
+  version?: string;
 }
 
 interface RepoRow {
   name: string;
   private: number;
   max_upload_bytes: number | null;
+  distro_id: string | null;
+  distro_version: string | null;
   created_at: number;
 }
 
@@ -773,6 +793,10 @@ function toRepo(r: RepoRow): RepoInfo {
     name: r.name,
     private: r.private === 1,
     maxUploadBytes: r.max_upload_bytes ?? undefined,
+    distro:
+      r.distro_id === null
+        ? undefined
+        : { id: r.distro_id, ...(r.distro_version === null ? {} : { version: r.distro_version }) },
     createdAt: r.created_at,
   };
 }

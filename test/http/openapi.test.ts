@@ -202,7 +202,11 @@ describe('OpenAPI document', () => {
     const settings = doc.paths['/api/v1/repos/{repo}']!.put!;
     const settingsBody = (settings.requestBody!.content as Record<string, Json>)['application/json']!
       .schema as Json;
-    assert.deepEqual(Object.keys(settingsBody.properties as Json).sort(), ['maxUploadBytes', 'private']);
+    assert.deepEqual(Object.keys(settingsBody.properties as Json).sort(), [
+      'distro',
+      'maxUploadBytes',
+      'private',
+    ]);
 
     const audit = doc.paths['/api/v1/audit']!.get!.parameters!.filter((p) => p.in === 'query');
     assert.deepEqual(audit.map((p) => p.name).sort(), ['before', 'limit']);

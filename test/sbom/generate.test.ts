@@ -177,6 +177,15 @@ describe('generateSpdx for Alpine packages (no SBOM of their own)', () => {
       apkPurl('My Repo', 'g++', '1.0+git-r0', 'x86_64'),
       'pkg:apk/my%20repo/g%2B%2B@1.0+git-r0?arch=x86_64&distro=My%20Repo',
     );
+    // With a distro: the vendor is the namespace, the qualifier `<id>-<version>` as Syft writes it.
+    assert.equal(
+      apkPurl('main', 'musl', '1.2.3-r4', 'x86_64', { id: 'alpine', version: '3.18.0' }),
+      'pkg:apk/alpine/musl@1.2.3-r4?arch=x86_64&distro=alpine-3.18.0',
+    );
+    assert.equal(
+      apkPurl('os', 'glibc', '2.39-r0', 'aarch64', { id: 'wolfi' }),
+      'pkg:apk/wolfi/glibc@2.39-r0?arch=aarch64&distro=wolfi',
+    );
   });
 });
 

@@ -20,6 +20,9 @@ export const createTokenBody = z.object({
     .optional(),
 });
 
+/** os-release ID and VERSION_ID values (os-release(5)): lower-case letters, digits, `.`, `_`, `-`. */
+const OS_RELEASE_VALUE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
 export const repoSettingsBody = z.object({
   private: z.boolean().optional(),
   maxUploadBytes: z
@@ -27,6 +30,17 @@ export const repoSettingsBody = z.object({
     .int()
     .min(1024)
     .max(2 ** 32 - 1)
+    .nullable()
+    .optional(),
+  distro: z
+    .object({
+      id: z.string().regex(OS_RELEASE_VALUE, 'an os-release ID: a-z, 0-9, `.`, `_`, `-`'),
+      version: z
+        .string()
+        .regex(OS_RELEASE_VALUE, 'an os-release VERSION_ID: a-z, 0-9, `.`, `_`, `-`')
+        .optional(),
+    })
+    .strict()
     .nullable()
     .optional(),
 });
@@ -107,7 +121,12 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
       const body = parseBody(repoSettingsBody, request.body);
       const saved = services.store.saveRepo(repo, body);
       audit.ok(repo, body);
-      return { name: saved.name, private: saved.private, maxUploadBytes: saved.maxUploadBytes ?? null };
+      return {
+        name: saved.name,
+        private: saved.private,
+        maxUploadBytes: saved.maxUploadBytes ?? null,
+        distro: saved.distro ?? null,
+      };
     } catch (err) {
       audit.rejected(err);
       throw err;

@@ -41,6 +41,7 @@ export function registerPackageRoutes(
           name: r.name,
           private: r.private,
           maxUploadBytes: r.maxUploadBytes ?? null,
+          distro: r.distro ?? null,
           indexes: indexes
             .filter((i) => i.repo === r.name && i.sha256)
             .map((i) => ({
