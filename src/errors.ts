@@ -110,6 +110,8 @@ export const ERROR_CODES = {
   TOKEN_NOT_FOUND: 'not_found',
   CONFIG_INVALID: 'invalid',
   STORAGE_FULL: 'unavailable',
+  // the data folder or the database cannot be written (read-only file system, permissions)
+  STORAGE_READ_ONLY: 'unavailable',
   STORAGE_CORRUPT: 'internal',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorKind>;

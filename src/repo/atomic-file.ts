@@ -27,10 +27,10 @@ export async function writeNamedAtomic(
   nameOf: () => string,
   mode = 0o644,
 ): Promise<string> {
-  await mkdir(dir, { recursive: true });
   const tmp = join(dir, tmpName);
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
   try {
+    await mkdir(dir, { recursive: true });
     const fh = await open(tmp, 'wx', mode);
     let name: string;
     try {

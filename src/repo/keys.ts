@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import type { IndexSigner } from '../apk/signature.ts';
 import { publicKeyFingerprint } from '../apk/signature.ts';
 import { AppError } from '../errors.ts';
-import { fsyncDir } from '../store/blob-store.ts';
+import { fsyncDir, translateFsError } from '../store/blob-store.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
 /**
@@ -244,13 +244,17 @@ export class KeyRing {
       }
       const dir = join(this.dataDir, 'keys');
       const retired = join(dir, 'retired');
-      await mkdir(retired, { recursive: true, mode: 0o700 });
       const base = keyName.replace(/\.pub$/, '');
-      // The private key goes first: from then on the key no longer loads as a signer.
-      await rename(join(dir, base), join(retired, base));
-      await rename(join(dir, `${base}.pub`), join(retired, `${base}.pub`));
-      await fsyncDir(dir);
-      await fsyncDir(retired);
+      try {
+        await mkdir(retired, { recursive: true, mode: 0o700 });
+        // The private key goes first: from then on the key no longer loads as a signer.
+        await rename(join(dir, base), join(retired, base));
+        await rename(join(dir, `${base}.pub`), join(retired, `${base}.pub`));
+        await fsyncDir(dir);
+        await fsyncDir(retired);
+      } catch (err) {
+        throw translateFsError(err);
+      }
       this.keys = await loadSigningKeys(this.dataDir);
     });
   }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AppError } from '../errors.ts';
-import type { Db } from '../store/db.ts';
+import { AppError, isAppError } from '../errors.ts';
+import { type Db, translateDbError } from '../store/db.ts';
 
 /**
  * API tokens. Only a SHA-256 of each token is stored; a presented token is
@@ -106,9 +106,11 @@ export class TokenService {
   ): { token: string; record: TokenRecord } {
     validateScopes(scopes);
     const token = generateToken();
-    const info = this.db
-      .prepare('INSERT INTO tokens (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-      .run(name, hashToken(token).toString('hex'), JSON.stringify(scopes), now, expiresAt ?? null);
+    const info = writing(() =>
+      this.db
+        .prepare('INSERT INTO tokens (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+        .run(name, hashToken(token).toString('hex'), JSON.stringify(scopes), now, expiresAt ?? null),
+    );
     return { token, record: this.get(Number(info.lastInsertRowid))! };
   }
 
@@ -122,9 +124,9 @@ export class TokenService {
   }
 
   revoke(id: number, now = Date.now()): TokenRecord {
-    const result = this.db
-      .prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
-      .run(now, id);
+    const result = writing(() =>
+      this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id),
+    );
     const record = this.get(id);
     if (!record) throw new AppError('TOKEN_NOT_FOUND', `no token with id ${id}`);
     if (result.changes === 0 && record.revokedAt === undefined) {
@@ -144,7 +146,21 @@ export class TokenService {
       | undefined;
     if (!row || !timingSafeEqual(Buffer.from(row.hash, 'hex'), hash)) return undefined;
     if (row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return undefined;
-    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, row.id);
+    try {
+      this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, row.id);
+    } catch (err) {
+      // "Last used" is a note, not a condition: a database that cannot be written still lets a token read.
+      if (!isAppError(translateDbError(err))) throw err;
+    }
     return { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) };
+  }
+}
+
+/** A write to the tokens table, its storage failures (read-only, full) as reef's codes. */
+function writing<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    throw translateDbError(err);
   }
 }

@@ -55,7 +55,9 @@ export class DiskBlobStore implements BlobStore {
 
   async createTemp(): Promise<TempBlob> {
     const path = join(this.tmpDir, `upload-${randomBytes(12).toString('hex')}`);
-    const fh = await open(path, 'wx', 0o644);
+    const fh = await open(path, 'wx', 0o644).catch((err: unknown) => {
+      throw translateFsError(err);
+    });
     let closed = false;
     const close = async () => {
       if (!closed) {
@@ -93,9 +95,13 @@ export class DiskBlobStore implements BlobStore {
       await temp.discard();
       return;
     }
-    await mkdir(dirname(target), { recursive: true });
-    await rename(temp.path, target);
-    await fsyncDir(dirname(target));
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await rename(temp.path, target);
+      await fsyncDir(dirname(target));
+    } catch (err) {
+      throw translateFsError(err);
+    }
   }
 
   async has(sha256: string): Promise<boolean> {
@@ -120,7 +126,7 @@ export class DiskBlobStore implements BlobStore {
 
   async delete(sha256: string): Promise<void> {
     await unlink(this.pathOf(sha256)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
+      if (err.code !== 'ENOENT') throw translateFsError(err);
     });
   }
 }
@@ -134,6 +140,12 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * A write the data folder refused, as reef's storage codes: no room
+ * (STORAGE_FULL), or no writing at all (STORAGE_READ_ONLY: a file system
+ * mounted or fallen read-only, or permissions that changed under the
+ * server). Messages name the condition, never a path. Other errors pass unchanged.
+ */
 export function translateFsError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
   // EFBIG: a file-size limit (RLIMIT_FSIZE, a filesystem's maximum) refuses the bytes: no room either.
@@ -141,6 +153,20 @@ export function translateFsError(err: unknown): unknown {
     return new AppError('STORAGE_FULL', 'the server has no storage space left; try again later', {
       cause: err,
     });
+  }
+  if (code === 'EROFS') {
+    return new AppError(
+      'STORAGE_READ_ONLY',
+      "the server's data folder is on a read-only file system; writes fail until it is writable again",
+      { cause: err },
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new AppError(
+      'STORAGE_READ_ONLY',
+      'the server may not write to its data folder (permission denied); writes fail until it may',
+      { cause: err },
+    );
   }
   return err;
 }

@@ -12,8 +12,11 @@ const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.ur
  * acknowledged after its row is on disk (design invariant 7).
  */
 /**
- * SQLite's own out-of-space result as reef's STORAGE_FULL (507); other
- * errors pass unchanged. Called where a write transaction runs.
+ * SQLite's own out-of-space result as reef's STORAGE_FULL (507), and a
+ * database it may not write (SQLITE_READONLY and its extended codes: a
+ * read-only file or file system; SQLITE_CANTOPEN: the journal or WAL
+ * cannot be created beside it) as STORAGE_READ_ONLY (503); other errors
+ * pass unchanged. Called where a write runs.
  */
 export function translateDbError(err: unknown): unknown {
   const code = (err as { code?: unknown }).code;
@@ -26,15 +29,28 @@ export function translateDbError(err: unknown): unknown {
       },
     );
   }
+  if (typeof code === 'string' && /^SQLITE_(READONLY|CANTOPEN)(_|$)/.test(code)) {
+    return new AppError(
+      'STORAGE_READ_ONLY',
+      "the server's database is read-only (its file or the data folder cannot be written); writes fail until it is writable again",
+      { cause: err },
+    );
+  }
   return err;
 }
 
 export function openDb(path: string): Db {
   const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
+  try {
+    // WAL needs its -wal and -shm files: on a read-only data folder this is where the start stops.
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+  } catch (err) {
+    db.close();
+    throw translateDbError(err);
+  }
   return db;
 }
 
