@@ -104,9 +104,16 @@ export class Authenticator {
     return token;
   }
 
-  /** Reads of a public repo need nothing; a private repo needs `read`, and answers 401 first. */
+  /**
+   * Reads of a public repo need nothing; a private repo needs `read`, and
+   * answers 401 first (apk sends credentials only after a 401). So does a repo
+   * that does not exist: without a token that may read that name, no caller
+   * can tell a private repository from none (401 and 403 alike); with one, it
+   * is then the route's 404.
+   */
   requireRead(request: FastifyRequest, repo: string): void {
-    if (!this.services.store.getRepo(repo)?.private) return;
+    const found = this.services.store.getRepo(repo);
+    if (found && !found.private) return;
     this.require(request, repo, 'read');
   }
 

@@ -168,6 +168,45 @@ describe('access control', () => {
     assert.ok(readerList.repos.some((r) => r.name === 'priv'));
   });
 
+  test('a repository that does not exist answers as a private one does, until a token may read it', async () => {
+    // priv is private and holds secret-1.0.0-r0 (the test before); nosuch does not exist.
+    const paths = (repo: string) => [
+      `/${repo}/musl/x86_64/APKINDEX.tar.gz`,
+      `/${repo}/musl/x86_64/secret-1.0.0-r0.apk`,
+      `/${repo}/musl/x86_64/secret-1.0.0-r0.apk.spdx.json`,
+      `/api/v1/repos/${repo}/musl/x86_64/packages`,
+      `/api/v1/packages/${repo}/musl/x86_64/secret/1.0.0-r0`,
+      `/api/v1/packages/${repo}/musl/x86_64/secret/1.0.0-r0/sbom`,
+      `/api/v1/sbom/export?repo=${repo}`,
+    ];
+    const answer = async (path: string, headers: Record<string, string> = {}) => {
+      const res = await fetch(server.url + path, { headers });
+      return {
+        status: res.status,
+        challenge: res.headers.get('www-authenticate'),
+        body: (await res.json()) as { code: string; message: string },
+      };
+    };
+    const unknown = paths('nosuch');
+    for (const [i, path] of paths('priv').entries()) {
+      const anonymous = await answer(unknown[i]!);
+      assert.deepEqual(anonymous, await answer(path), `${unknown[i]} anonymous`);
+      assert.equal(anonymous.status, 401);
+      assert.equal(anonymous.challenge, 'Basic realm="reef"');
+      // A token without read on the name: 403 for both.
+      const forbidden = await answer(unknown[i]!, basic(tokens.otherRepo!));
+      assert.equal(forbidden.status, 403, unknown[i]);
+      assert.equal(forbidden.body.code, (await answer(path, basic(tokens.otherRepo!))).body.code);
+      // A token that may read every repository learns that this one is not there (its listing is empty).
+      const found = await answer(unknown[i]!, bearer(TEST_TOKEN));
+      if (unknown[i]!.endsWith('/packages')) assert.deepEqual(found.body, { packages: [], next: null });
+      else assert.equal(found.status, 404, unknown[i]);
+    }
+    const wrong = await answer(unknown[0]!, basic('not-a-token'));
+    assert.deepEqual(wrong, await answer(paths('priv')[0]!, basic('not-a-token')));
+    assert.equal(wrong.body.code, 'AUTH_INVALID');
+  });
+
   test('revoked and expired tokens are refused', async () => {
     const created = (await (await createToken('short', ['pub:publish'])).json()) as {
       id: number;

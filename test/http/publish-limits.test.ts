@@ -8,10 +8,11 @@ import {
   APK_HEADER_BUFFER,
   APK_LINE_BUFFER,
   MAX_INDEX_LINE,
+  MAX_NAME_VERSION,
   PKGINFO_FIELD_LIMITS,
 } from '../../src/apk/index-limits.ts';
 import { type BuildFile, buildApk } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
 
 /**
  * What a publisher may send is bounded by what apk 2 and 3 read back
@@ -92,6 +93,12 @@ describe('publish limits: what apk reads back', () => {
         'pkgname',
       ],
       [
+        'name and version together',
+        buildApk({ name: `n${'a'.repeat(59)}`, version: `${'1'.repeat(43)}-r0` }),
+        'APK_PKGINFO_FIELD_TOO_LONG',
+        'pkgname',
+      ],
+      [
         'pkgver',
         buildApk({ version: `${'1'.repeat(LIMIT.pkgver - 2)}-r0` }),
         'APK_PKGINFO_FIELD_TOO_LONG',
@@ -138,7 +145,11 @@ describe('publish limits: what apk reads back', () => {
         assert.equal(details.path, 'usr/share/a');
       }
     }
-    assert.equal((await fetch(`${server.url}/limits/glibc/x86_64/APKINDEX.tar.gz`)).status, 404);
+    // No index, nor even the repository (anonymous callers would get 401, as for a private one).
+    const index = await fetch(`${server.url}/limits/glibc/x86_64/APKINDEX.tar.gz`, {
+      headers: { authorization: `Bearer ${TEST_TOKEN}` },
+    });
+    assert.equal(index.status, 404);
   });
 
   test('a package at the limits is listed with lines that fit apk 2 and 3, and installs from that record', async () => {
@@ -173,20 +184,24 @@ describe('publish limits: what apk reads back', () => {
     assert.deepEqual(Buffer.from(await apk.arrayBuffer()), bytes);
   });
 
-  test('a name and a version at their limits download, with every file served beside them', async () => {
-    const name = `n${'a'.repeat(LIMIT.pkgname - 1)}`;
-    const version = `${'1'.repeat(LIMIT.pkgver - 3)}-r0`;
-    const bytes = await buildApk({ name, version, depends: [] });
-    const { status, json } = await publish(server, 'limits', 'glibc', bytes);
-    assert.equal(status, 201, JSON.stringify(json).slice(0, 300));
-    const base = `${server.url}/limits/glibc/x86_64/${name}-${version}.apk`;
-    const apk = await fetch(base);
-    assert.equal(apk.status, 200);
-    assert.deepEqual(Buffer.from(await apk.arrayBuffer()), bytes);
-    for (const suffix of ['.spdx.json', '.cdx.json', '.provenance.json', '.publish.json']) {
-      const res = await fetch(`${base}${suffix}`);
-      const body = await res.text();
-      assert.equal(res.status, 200, `${suffix}: ${body.slice(0, 200)}`);
+  test('names and versions at their limits download, with every file served beside them', async () => {
+    for (const [name, version] of <Array<[string, string]>>[
+      [`n${'a'.repeat(LIMIT.pkgname - 1)}`, `${'1'.repeat(MAX_NAME_VERSION - LIMIT.pkgname - 3)}-r0`],
+      [`m${'a'.repeat(MAX_NAME_VERSION - LIMIT.pkgver - 1)}`, `${'1'.repeat(LIMIT.pkgver - 3)}-r0`],
+    ]) {
+      assert.equal(name.length + version.length, MAX_NAME_VERSION);
+      const bytes = await buildApk({ name, version, depends: [] });
+      const { status, json } = await publish(server, 'limits', 'glibc', bytes);
+      assert.equal(status, 201, JSON.stringify(json).slice(0, 300));
+      const base = `${server.url}/limits/glibc/x86_64/${name}-${version}.apk`;
+      const apk = await fetch(base);
+      assert.equal(apk.status, 200);
+      assert.deepEqual(Buffer.from(await apk.arrayBuffer()), bytes);
+      for (const suffix of ['.spdx.json', '.cdx.json', '.provenance.json', '.publish.json']) {
+        const res = await fetch(`${base}${suffix}`);
+        const body = await res.text();
+        assert.equal(res.status, 200, `${suffix}: ${body.slice(0, 200)}`);
+      }
     }
   });
 });
