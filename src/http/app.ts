@@ -77,6 +77,13 @@ export async function buildApp(
       return reply.code(503).send({ status: 'database unavailable' });
     }
     if (!ready) return reply.code(503).send({ status: 'starting' });
+    // A data folder that cannot be written serves reads, but every publish would fail: not ready.
+    const storage = await services.writeProbe.check();
+    if (storage) {
+      return reply
+        .code(503)
+        .send({ status: 'storage unavailable', code: storage.code, message: storage.message });
+    }
     return { status: 'ready' };
   });
 

@@ -131,7 +131,7 @@ const SCHEMAS: Record<string, Json> = {
     },
     required: ['code', 'message'],
   },
-  Status: obj({ status: str() }),
+  Status: obj({ status: str(), code: str(), message: str() }, ['status']),
   Component: obj(
     {
       name: str(),
@@ -494,7 +494,10 @@ const OPERATIONS: OperationSpec[] = [
     access: { kind: 'public' },
     responses: {
       200: ok('ready to serve', ref('Status')),
-      503: ok('starting, shutting down, or the database is unavailable', ref('Status')),
+      503: ok(
+        'starting, shutting down, the database is unavailable, or the data folder cannot be written (`code` says why: STORAGE_READ_ONLY, STORAGE_FULL)',
+        ref('Status'),
+      ),
     },
   },
   {

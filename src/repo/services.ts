@@ -8,6 +8,7 @@ import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
+import { WriteProbe } from '../store/write-probe.ts';
 import { AuditLog } from './audit.ts';
 import { Indexer } from './indexer.ts';
 import { KeyRing, loadOrCreateAttestationKey, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
@@ -25,6 +26,8 @@ export interface Services extends PublishDeps {
   audit: AuditLog;
   /** Small packages and indexes held in memory for serving. */
   cache: ContentCache;
+  /** Whether the data folder takes writes now (readiness). */
+  writeProbe: WriteProbe;
   /** The keys that sign indexes now (rotation changes them at run time). */
   keyRing: KeyRing;
   readonly signingKeys: SigningKey[];
@@ -89,6 +92,7 @@ export async function createServices(
       tokens,
       audit: new AuditLog(db),
       cache: new ContentCache(config.cacheBytes, 1024 * 1024),
+      writeProbe: new WriteProbe(join(config.dataDir, 'tmp')),
       keyRing,
       get signingKeys() {
         return keyRing.active;
