@@ -9,9 +9,12 @@ const USAGE = `usage: reef backup DEST [options]
 
 Copies the data folder into DEST (which must be empty or absent) while the
 server keeps running: blobs, an online SQLite snapshot, every blob that
-snapshot references, index files and signing keys (private keys stay 0600).
+snapshot references (packages, SBOMs, attestations, publisher provenance),
+index files and the whole keys/ folder: index signing keys, keys/retired/
+and reef's attestation key in keys/attestation/ (private keys 0600).
 'reef serve --data DEST' starts from the copy; indexes the copy lacks are
-rebuilt at start.
+rebuilt at start. Keep the copy as secret as the data folder: it holds
+the private keys.
 
 options:
 ${DATA_OPTION_USAGE}
@@ -41,7 +44,7 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
       const report = await backupDataDir(db, config.dataDir, dest);
       audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
       ctx.stdout.write(
-        `backed up ${config.dataDir} to ${dest}: ${report.packages} packages, ${report.blobs} blobs (${report.bytes} bytes), ${report.indexes} indexes, ${report.keys} signing keys\n`,
+        `backed up ${config.dataDir} to ${dest}: ${report.packages} packages, ${report.blobs} blobs (${report.bytes} bytes), ${report.indexes} indexes, ${report.keys} signing keys (${report.retiredKeys} retired), ${report.attestationKeys} attestation key${report.attestationKeys === 1 ? '' : 's'}\n`,
       );
       return 0;
     } catch (err) {

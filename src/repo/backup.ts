@@ -4,13 +4,18 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../errors.ts';
 import type { Db } from '../store/db.ts';
+import { listReferencedBlobs } from '../store/package-store.ts';
 
 /**
  * A consistent copy of a data folder that `reef serve --data DEST` can start
  * from, taken while reef runs. Order matters: blobs are copied first, then
  * SQLite's online backup takes a snapshot, then every blob that snapshot
- * references and the first pass missed is copied. Index files are copied
- * when present; a restored server rebuilds any that are missing.
+ * references (packages, SBOMs, attestations, publisher provenance) and the
+ * first pass missed is copied. Index files are copied when present; a
+ * restored server rebuilds any that are missing. Then the whole keys/ folder:
+ * index keys, keys/retired/ and keys/attestation/. Without the attestation
+ * key every stored attestation would be unverifiable, and a server refuses
+ * to start on such a copy (loadOrCreateAttestationKey).
  */
 
 export interface BackupReport {
@@ -19,7 +24,10 @@ export interface BackupReport {
   blobs: number;
   bytes: number;
   indexes: number;
+  /** Active index signing keys. */
   keys: number;
+  retiredKeys: number;
+  attestationKeys: number;
 }
 
 export async function backupDataDir(db: Db, dataDir: string, dest: string): Promise<BackupReport> {
@@ -61,12 +69,10 @@ export async function backupDataDir(db: Db, dataDir: string, dest: string): Prom
   let packages: number;
   let indexRows: Array<{ repo: string; libc: string; arch: string; sha256: string }>;
   try {
-    const referenced = snapshot.prepare('SELECT DISTINCT sha256 FROM packages').all() as Array<{
-      sha256: string;
-    }>;
     packages = (snapshot.prepare('SELECT count(*) AS n FROM packages').get() as { n: number }).n;
-    // Pass 2: blobs written between pass 1 and the snapshot.
-    for (const { sha256 } of referenced) {
+    // Pass 2: blobs written between pass 1 and the snapshot. A publish stores its package,
+    // SBOM and attestation blobs before its row commits, so any of them can be new here.
+    for (const sha256 of listReferencedBlobs(snapshot)) {
       if (copied.has(sha256)) continue;
       if (!(await copyBlob(sha256))) {
         throw new AppError(
@@ -95,20 +101,52 @@ export async function backupDataDir(db: Db, dataDir: string, dest: string): Prom
     }
   }
 
-  let keys = 0;
-  for (const sub of ['keys', join('keys', 'retired')]) {
-    const from = join(dataDir, sub);
-    const files = (await readdirIfExists(from)).filter((f) => f.endsWith('.rsa') || f.endsWith('.rsa.pub'));
-    if (files.length === 0) continue;
-    await mkdir(join(dest, sub), { recursive: true, mode: 0o700 });
-    for (const file of files) {
-      await copyFile(join(from, file), join(dest, sub, file));
-      // Private keys stay readable by the owner only.
-      if (file.endsWith('.rsa')) await chmod(join(dest, sub, file), 0o600);
-      if (sub === 'keys' && file.endsWith('.rsa')) keys++;
+  const keys = await copyKeys(join(dataDir, 'keys'), join(dest, 'keys'));
+  return {
+    dest,
+    packages,
+    blobs: copied.size,
+    bytes,
+    indexes,
+    keys: keys.filter((f) => !f.includes('/') && f.endsWith('.rsa')).length,
+    retiredKeys: keys.filter((f) => f.startsWith('retired/') && f.endsWith('.rsa')).length,
+    attestationKeys: keys.filter((f) => f.startsWith('attestation/') && isPrivateKeyFile(f)).length,
+  };
+}
+
+/** Private halves: index keys (`.rsa`) and attestation keys (`.pem`, not `.pub.pem`). */
+function isPrivateKeyFile(name: string): boolean {
+  return name.endsWith('.rsa') || (name.endsWith('.pem') && !name.endsWith('.pub.pem'));
+}
+
+/**
+ * Copies the keys folder whole, subfolders included, and returns the paths
+ * copied (relative, `/`-separated). Every file goes, not only the kinds reef
+ * knows today: a key left behind is found missing only when a restore needs it.
+ * Folders are 0700 and private keys 0600 in the copy, whatever the source says.
+ */
+async function copyKeys(from: string, to: string, rel = ''): Promise<string[]> {
+  const entries = await readdirIfExists(from);
+  if (entries.length === 0) return [];
+  await mkdir(to, { recursive: true, mode: 0o700 });
+  await chmod(to, 0o700);
+  const copiedFiles: string[] = [];
+  for (const name of entries.sort()) {
+    // writeFileAtomic's temp files: a half-written key, not a key.
+    if (name.startsWith('.') && name.endsWith('.tmp')) continue;
+    const source = join(from, name);
+    // stat, not lstat: a key linked in from elsewhere (a secrets mount) is copied as its content.
+    const st = await stat(source);
+    if (st.isDirectory()) {
+      copiedFiles.push(...(await copyKeys(source, join(to, name), `${rel}${name}/`)));
+    } else if (st.isFile()) {
+      const target = join(to, name);
+      await copyFile(source, target, constants.COPYFILE_EXCL);
+      await chmod(target, isPrivateKeyFile(name) ? 0o600 : st.mode & 0o777);
+      copiedFiles.push(`${rel}${name}`);
     }
   }
-  return { dest, packages, blobs: copied.size, bytes, indexes, keys };
+  return copiedFiles;
 }
 
 async function readdirIfExists(dir: string): Promise<string[]> {

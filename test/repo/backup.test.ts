@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, statSync } from 'node:fs';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -8,7 +8,10 @@ import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import { backupDataDir } from '../../src/repo/backup.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer } from '../helpers/server.ts';
+import { spawnServer } from '../helpers/child-server.ts';
+import { assertExit, reef } from '../helpers/reef-cli.ts';
+import { publish, publishForm, removeDir, startServer } from '../helpers/server.ts';
+import { signWithKey, slsaStatement } from '../helpers/sigstore-ca.ts';
 
 test('a backup taken under a publish burst restores every package acknowledged before it began', {
   timeout: 120_000,
@@ -70,8 +73,90 @@ test('a backup taken under a publish burst restores every package acknowledged b
     } finally {
       await restored.close();
     }
+    // Every blob a row of the snapshot names came along: SBOMs and attestations written
+    // between the first pass and the snapshot too, not only packages.
+    const fsck = await reef(['fsck', '--data', dest, '--json']);
+    assert.deepEqual(JSON.parse(fsck.stdout).problems, []);
+    assertExit(fsck, 0);
   } finally {
     removeDir(server.dataDir);
     removeDir(join(dest, '..'));
+  }
+});
+
+test('a backup keeps the attestation key: every earlier package verifies when served from it', {
+  timeout: 180_000,
+}, async () => {
+  const work = mkdtempSync(join(tmpdir(), 'reef-backup-keys-'));
+  const dest = join(work, 'copy');
+  const server = await startServer();
+  try {
+    const publisher = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const publisherPem = publisher.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const files: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const apk = await buildApk({ name: `att${i}`, version: '1.0.0-r0' });
+      const parts: Record<string, Buffer> = { package: apk };
+      if (i === 0) {
+        // Publisher provenance too: its blob, and the re-issued attestation, belong in the backup.
+        const sha256 = createHash('sha256').update(apk).digest('hex');
+        const statement = Buffer.from(
+          JSON.stringify(slsaStatement({ name: `att${i}-1.0.0-r0.apk`, sha256 })),
+        );
+        parts.provenance = Buffer.from(
+          JSON.stringify(await signWithKey(statement, publisher.privateKey, publisherPem)),
+        );
+      }
+      const res = await publishForm(server, 'main', 'musl', parts);
+      assert.equal(res.status, 201, JSON.stringify(res.json));
+      files.push(`att${i}-1.0.0-r0.apk`);
+    }
+    // What clients hold: the keys as the original server served them.
+    const listing = (await (await fetch(`${server.url}/keys`)).json()) as {
+      keys: string[];
+      attestation: string;
+    };
+    const attestationPem = join(work, listing.attestation);
+    writeFileSync(
+      attestationPem,
+      Buffer.from(await (await fetch(`${server.url}/keys/${listing.attestation}`)).arrayBuffer()),
+    );
+    const indexKey = join(work, listing.keys[0]!);
+    writeFileSync(
+      indexKey,
+      Buffer.from(await (await fetch(`${server.url}/keys/${listing.keys[0]}`)).arrayBuffer()),
+    );
+
+    assertExit(await reef(['backup', dest, '--data', server.dataDir]), 0);
+    for (const file of readdirSync(join(dest, 'keys'), { recursive: true, withFileTypes: true })) {
+      if (!file.isFile()) continue;
+      const mode = statSync(join(file.parentPath, file.name)).mode & 0o777;
+      const isPrivate =
+        file.name.endsWith('.rsa') || (file.name.endsWith('.pem') && !file.name.endsWith('.pub.pem'));
+      if (isPrivate) assert.equal(mode, 0o600, `${file.name} stays private`);
+    }
+    await server.close();
+
+    const restored = await spawnServer(dest);
+    try {
+      for (const file of files) {
+        const url = `${restored.url}/main/musl/x86_64/${file}`;
+        // As a client that trusts the keys it was given before the restore…
+        const pinned = await reef(['verify', url, '--key', indexKey, '--attestation-key', attestationPem]);
+        assertExit(pinned, 0);
+        assert.match(pinned.stdout, /^ok +attestation /m);
+        // …and as one that takes the keys the restored server serves.
+        assertExit(await reef(['verify', url]), 0);
+      }
+    } finally {
+      await restored.stop();
+    }
+    const fsck = await reef(['fsck', '--data', dest, '--json']);
+    assertExit(fsck, 0);
+    assert.deepEqual(JSON.parse(fsck.stdout).problems, []);
+  } finally {
+    await server.close().catch(() => {});
+    removeDir(server.dataDir);
+    removeDir(work);
   }
 });
