@@ -82,6 +82,8 @@ export const ERROR_CODES = {
   PROVENANCE_EXISTS: 'conflict',
   PACKAGE_SIGNATURE_UNVERIFIED: 'unprocessable',
   // keys
+  // no attestation key, yet the database holds attestations: the server does not start
+  KEY_ATTESTATION_MISSING: 'unavailable',
   KEY_INVALID: 'invalid',
   KEY_NOT_FOUND: 'not_found',
   // no active key, yet indexes were signed before: the server does not start

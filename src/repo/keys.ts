@@ -271,13 +271,21 @@ export class KeyRing {
  * reef's attestation key (ECDSA P-256), generated at first start like the
  * index key: keys/attestation/<name>.pem (private, 0600) and <name>.pub.pem.
  * Its public half is served as /keys/<name>.pub.pem.
+ *
+ * reef has one attestation key and no command that rotates it: it signs with
+ * the first private key (by name) in the folder. A folder whose attestations
+ * were signed before gets no new key: every one of them would stop verifying
+ * (clients check them against the key they hold) while the server went on as
+ * if nothing were wrong. The operator restores keys/attestation/ instead.
  */
 export async function loadOrCreateAttestationKey(
   dataDir: string,
+  /** The keys that signed the attestations the database holds (PackageStore.attestationKeyNames). */
+  attestedBy: string[] = [],
 ): Promise<{ keyName: string; privateKey: KeyObject; publicPem: string }> {
   const dir = join(dataDir, 'keys', 'attestation');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const existing = (await readdir(dir)).filter((f) => f.endsWith('.pem') && !f.endsWith('.pub.pem')).sort();
+  const existing = (await readdir(dir)).filter(isAttestationPrivateKey).sort();
   if (existing.length > 0) {
     const file = existing[0]!;
     try {
@@ -287,6 +295,16 @@ export async function loadOrCreateAttestationKey(
     } catch (err) {
       throw new AppError('KEY_INVALID', `attestation key ${join(dir, file)} cannot be read`, { cause: err });
     }
+  }
+  if (attestedBy.length > 0) {
+    throw new AppError(
+      'KEY_ATTESTATION_MISSING',
+      `no attestation key in ${dir}, yet the database holds attestations signed by ` +
+        `${attestedBy.join(', ')}; a new key would leave every one of them unverifiable, so none ` +
+        `is generated. Restore ${dir} (the private key ${attestedBy[0]!.replace(/\.pub\.pem$/, '.pem')}) ` +
+        'from a backup of the data folder',
+      { details: { dir, attestedBy } },
+    );
   }
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const base = `reef-attestation-${publicKeyFingerprint(publicKey)}`;
@@ -299,3 +317,6 @@ export async function loadOrCreateAttestationKey(
   );
   return { keyName: `${base}.pub.pem`, privateKey, publicPem };
 }
+
+const isAttestationPrivateKey = (file: string) => file.endsWith('.pem') && !file.endsWith('.pub.pem');
+

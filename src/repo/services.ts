@@ -60,7 +60,7 @@ export async function createServices(
     const signedBefore = store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
     const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits, signedBefore);
     const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
-    const attestationKey = await loadOrCreateAttestationKey(config.dataDir);
+    const attestationKey = await loadOrCreateAttestationKey(config.dataDir, store.attestationKeyNames());
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
     const sbomParser = new SbomParser();
     const indexer = new Indexer(

@@ -654,6 +654,15 @@ export class PackageStore {
     );
   }
 
+  /** The attestation keys that signed the stored attestations (a start must still have one of them). */
+  attestationKeyNames(): string[] {
+    return (
+      this.stmt('SELECT DISTINCT key_name FROM attestations ORDER BY key_name').all() as Array<{
+        key_name: string;
+      }>
+    ).map((r) => r.key_name);
+  }
+
   /** reef's attestation of a package's publish, if any. */
   getAttestation(
     packageId: number,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -158,5 +158,42 @@ test('a backup keeps the attestation key: every earlier package verifies when se
     await server.close().catch(() => {});
     removeDir(server.dataDir);
     removeDir(work);
+  }
+});
+
+test('a start refuses to make a new attestation key once attestations exist', {
+  timeout: 120_000,
+}, async () => {
+  const server = await startServer();
+  const dataDir = server.dataDir;
+  try {
+    assert.equal((await publish(server, 'main', 'musl', await buildApk({ name: 'lost' }))).status, 201);
+    await server.close();
+    removeDir(join(dataDir, 'keys', 'attestation'));
+    const refused = await spawnServer(dataDir).then(
+      async (s) => {
+        await s.stop();
+        return undefined;
+      },
+      (err: Error) => err.message,
+    );
+    assert.ok(refused, 'the server did not start');
+    assert.match(refused, /KEY_ATTESTATION_MISSING/);
+    const attestationDir = join(dataDir, 'keys', 'attestation');
+    assert.deepEqual(
+      (existsSync(attestationDir) ? readdirSync(attestationDir) : []).filter((f) => f.endsWith('.pem')),
+      [],
+      'no key was generated',
+    );
+    // A fresh folder still gets its key at first start.
+    const fresh = await startServer();
+    try {
+      assert.match(fresh.services.attestationKey.keyName, /^reef-attestation-[0-9a-f]+\.pub\.pem$/);
+    } finally {
+      await fresh.close();
+      removeDir(fresh.dataDir);
+    }
+  } finally {
+    removeDir(dataDir);
   }
 });
