@@ -9,7 +9,10 @@ Checks the data folder against its database: every stored blob (packages,
 SBOMs, attestations) hashes to its address and has the recorded size, every
 stored package still has the C: the database records, and every live index
 exists, hashes to its name, parses, verifies with the signing keys in keys/
-and lists exactly the database's packages with their C: and S:.
+and lists exactly the database's packages with their C: and S:; and every
+attestation of reef's verifies with an attestation key in keys/attestation/
+and names its package's SHA-256 (ATTESTATION_UNVERIFIABLE otherwise: restore
+keys/attestation/ from a backup).
 
 It also finds garbage: temp files left by a crash, blobs and index files that
 nothing references. Garbage costs space only; --repair removes it.

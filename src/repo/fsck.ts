@@ -8,14 +8,20 @@ import { readIndex } from '../apk/index-reader.ts';
 import { readApk } from '../apk/read-apk.ts';
 import { loadPublicKey, type PublicKeyEntry } from '../apk/signature.ts';
 import { AppError, isAppError } from '../errors.ts';
+import { PUBLISH_PREDICATE } from '../provenance/publish-statement.ts';
+import { parseStatement } from '../provenance/statement.ts';
+import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
 import { indexFilePath } from './indexer.ts';
+import { loadAttestationPublicKeys } from './keys.ts';
 
 /**
  * `reef fsck`: checks a data folder against its database. Every stored blob
  * (packages, SBOMs, attestations) must hash to its address and have the size
  * the database records; every live index file must exist, hash to its name,
  * parse, verify with the signing keys and list exactly the database's
- * packages with their C: and S:. Temp files and bytes nothing references are
+ * packages with their C: and S:; every attestation of reef's must verify
+ * (its DSSE signature) with an attestation key the folder holds and name its
+ * package's SHA-256, as `reef verify` checks it. Temp files and bytes nothing references are
  * garbage: reported, and removed only by `repair`, which needs the server stopped.
  *
  * It only reads (SQLite read-only, files read-only) and may run while the
@@ -39,7 +45,8 @@ export type FsckProblemCode =
   | 'INDEX_SIGNATURE_INVALID'
   | 'INDEX_SIGNERS_MISMATCH'
   | 'INDEX_ENTRIES_MISMATCH'
-  | 'KEYS_MISSING';
+  | 'KEYS_MISSING'
+  | 'ATTESTATION_UNVERIFIABLE';
 
 export type FsckGarbageCode = 'TEMP_FILE' | 'UNREFERENCED_BLOB' | 'UNREFERENCED_INDEX_FILE' | 'STRAY_FILE';
 
@@ -95,6 +102,7 @@ interface Snapshot {
   packages: PackageRow[];
   blobs: Map<string, { size: number; subjects: string[] }>;
   indexes: IndexRow[];
+  attestationRows: AttestationRow[];
   sboms: number;
   attestations: number;
   /** Rows of other blob-referencing tables (publisher provenance, …). */
@@ -113,6 +121,12 @@ interface PackageRow {
   size: number;
   checksum: string;
   published_at: number | null;
+}
+
+interface AttestationRow {
+  package_id: number;
+  sha256: string;
+  key_name: string;
 }
 
 interface IndexRow {
@@ -232,6 +246,11 @@ function readSnapshot(dbPath: string, locked: Database.Database | undefined): Sn
         'SELECT repo, libc, arch, sha256, size, signed_by, generation, built_generation FROM indexes ORDER BY repo, libc, arch',
       )
       .all() as IndexRow[];
+    const attestationRows = tables.some((t) => t.name === 'attestations')
+      ? (db
+          .prepare('SELECT package_id, sha256, key_name FROM attestations ORDER BY package_id')
+          .all() as AttestationRow[])
+      : [];
     const blobs: Snapshot['blobs'] = new Map();
     const byId = new Map(packages.map((p) => [p.id, p]));
     const add = (sha256: string, size: number, subject: string) => {
@@ -255,6 +274,7 @@ function readSnapshot(dbPath: string, locked: Database.Database | undefined): Sn
       packages,
       blobs,
       indexes,
+      attestationRows,
       sboms: count('sboms'),
       attestations: count('attestations'),
       otherBlobs,
@@ -295,6 +315,8 @@ async function checkOnce(
   // Blobs: address == SHA-256 of the content == what the database recorded, size included.
   const packagesBySha = new Map<string, PackageRow>();
   for (const p of snap.packages) packagesBySha.set(p.sha256, p);
+  /** Blobs whose bytes are what the database says: only these are worth reading further. */
+  const intact = new Set<string>();
   for (const [sha256, ref] of snap.blobs) {
     const path = blobPath(sha256);
     const subject = `${sha256} (${ref.subjects.slice(0, 3).join(', ')}${ref.subjects.length > 3 ? ', …' : ''})`;
@@ -339,6 +361,7 @@ async function checkOnce(
       });
       continue;
     }
+    intact.add(sha256);
     const pkg = packagesBySha.get(sha256);
     if (pkg) {
       // The index's C: comes from the database; it must still describe these bytes.
@@ -362,6 +385,8 @@ async function checkOnce(
       }
     }
   }
+
+  problems.push(...(await checkAttestations(dataDir, snap, intact, blobPath)));
 
   // Indexes: the file the row names, signed by the current keys, listing exactly the database's packages.
   const keys = await loadIndexKeys(dataDir);
@@ -554,6 +579,75 @@ async function checkOnce(
     problems,
     garbage,
   };
+}
+
+/**
+ * reef's attestations: each must verify with an attestation key in
+ * keys/attestation/ and be about its package's bytes. A data folder that
+ * lost its key (a restore without keys/attestation/, or a key generated
+ * afresh) serves attestations no client can verify; the blobs themselves
+ * are intact, so only this check sees it.
+ */
+async function checkAttestations(
+  dataDir: string,
+  snap: Snapshot,
+  intact: Set<string>,
+  blobPath: (sha256: string) => string,
+): Promise<FsckProblem[]> {
+  if (snap.attestationRows.length === 0) return [];
+  const problems: FsckProblem[] = [];
+  const dir = join(dataDir, 'keys', 'attestation');
+  const keys = await loadAttestationPublicKeys(dataDir);
+  const held = new Set(keys.map((k) => k.name));
+  // Key-signed, offline: no CA, no transparency log, as `reef verify` trusts reef's key.
+  const verifier = new BundleVerifier({
+    keys,
+    identities: [],
+    trustedRoot: undefined,
+    identityThresholds: { tlog: 1, ctlog: 1, timestamp: 1 },
+    keyThresholds: { tlog: 0, timestamp: 0 },
+  });
+  const byId = new Map(snap.packages.map((p) => [p.id, p]));
+  for (const row of snap.attestationRows) {
+    // A missing or corrupt blob is reported as such above.
+    if (!intact.has(row.sha256)) continue;
+    const pkg = byId.get(row.package_id);
+    const path = blobPath(row.sha256);
+    const unverifiable = (why: string) =>
+      problems.push({
+        code: 'ATTESTATION_UNVERIFIABLE',
+        subject: pkg ? subjectOf(pkg) : `package #${row.package_id}`,
+        path,
+        message: `reef's attestation (signed by ${row.key_name}) ${why}`,
+      });
+    if (keys.length === 0) {
+      unverifiable(`cannot be verified: ${dir} holds no attestation key; restore it from a backup`);
+      continue;
+    }
+    try {
+      const { bundle, payload } = parseDsseBundle(await readFile(path));
+      const verdict = verifier.verify(bundle);
+      if (!verdict.verified) {
+        unverifiable(
+          held.has(row.key_name)
+            ? `does not verify: ${verdict.reason}`
+            : `does not verify with the keys in ${dir} (${[...held].join(', ')}); restore ${row.key_name} ` +
+                `(its .pem, or only its .pub.pem) from a backup: ${verdict.reason}`,
+        );
+        continue;
+      }
+      const statement = parseStatement(payload, PUBLISH_PREDICATE);
+      const digests = statement.subject.map((s) => s.digest.sha256);
+      if (pkg && !digests.includes(pkg.sha256)) {
+        unverifiable(`is about sha256 ${digests.join(', ')}, not this package (${pkg.sha256})`);
+      }
+    } catch (err) {
+      unverifiable(
+        `does not parse: ${isAppError(err) ? `${err.code}: ${err.message}` : (err as Error).message}`,
+      );
+    }
+  }
+  return problems;
 }
 
 async function hashFile(path: string): Promise<string> {

@@ -320,3 +320,32 @@ export async function loadOrCreateAttestationKey(
 
 const isAttestationPrivateKey = (file: string) => file.endsWith('.pem') && !file.endsWith('.pub.pem');
 
+/**
+ * Every attestation public key in keys/attestation/, by the name attestations
+ * record (`<name>.pub.pem`): the public files, and the public halves of the
+ * private ones. A public file alone keeps an earlier key's attestations
+ * verifiable after the key that signs was replaced by hand. Files that do not
+ * parse are left out: the attestations they should verify show it.
+ */
+export async function loadAttestationPublicKeys(
+  dataDir: string,
+): Promise<Array<{ name: string; key: KeyObject }>> {
+  const dir = join(dataDir, 'keys', 'attestation');
+  const files = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const keys = new Map<string, KeyObject>();
+  for (const file of files.filter((f) => f.endsWith('.pem')).sort()) {
+    try {
+      const pem = await readFile(join(dir, file));
+      const isPrivate = isAttestationPrivateKey(file);
+      const key = isPrivate ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
+      const name = isPrivate ? file.replace(/\.pem$/, '.pub.pem') : file;
+      if (!keys.has(name)) keys.set(name, key);
+    } catch {
+      // unreadable: verifies nothing
+    }
+  }
+  return [...keys].map(([name, key]) => ({ name, key }));
+}

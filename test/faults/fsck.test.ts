@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { publicPemOf, signStatement } from '../../src/provenance/publish-statement.ts';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { publish, removeDir, startServer, type TestServer } from '../helpers/server.ts';
 
@@ -297,5 +300,154 @@ describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
       removeDir(work);
     }
     assert.equal((await fsckCli(dataDir)).code, 0);
+  });
+});
+
+describe('reef fsck and reef attestations', { timeout: 180_000 }, () => {
+  let dataDir: string;
+  const files = ['fsck-att0-1.0.0-r0.apk', 'fsck-att1-1.0.0-r0.apk'];
+  const subjects = files.map((f) => `fa/musl/x86_64/${f}`);
+
+  before(async () => {
+    const server = await startServer();
+    dataDir = server.dataDir;
+    try {
+      for (const name of ['fsck-att0', 'fsck-att1'])
+        assert.equal((await publish(server, 'fa', 'musl', await buildApk({ name }))).status, 201);
+    } finally {
+      await server.close();
+    }
+  });
+  after(() => removeDir(dataDir));
+
+  /** A copy of the folder to damage, and its database. */
+  function copyOf(): { dir: string; db: Database.Database } {
+    const dir = join(mkdtempSync(join(tmpdir(), 'reef-fsck-att-')), 'data');
+    cpSync(dataDir, dir, { recursive: true });
+    return { dir, db: new Database(join(dir, 'reef.db')) };
+  }
+
+  /** Stores `bytes` as a blob of `dir` and points the attestation of package `name` at it. */
+  function replaceAttestation(dir: string, db: Database.Database, name: string, bytes: Buffer): void {
+    const sha = sha256sum(bytes);
+    mkdirSync(join(dir, 'blobs', 'sha256', sha.slice(0, 2)), { recursive: true });
+    writeFileSync(join(dir, 'blobs', 'sha256', sha.slice(0, 2), sha), bytes);
+    db.prepare(
+      'UPDATE attestations SET sha256 = ?, size = ? WHERE package_id = (SELECT id FROM packages WHERE name = ?)',
+    ).run(sha, bytes.length, name);
+  }
+
+  function attestationOf(dir: string, db: Database.Database, name: string): Record<string, unknown> {
+    const { sha256 } = db
+      .prepare('SELECT a.sha256 FROM attestations a JOIN packages p ON p.id = a.package_id WHERE p.name = ?')
+      .get(name) as { sha256: string };
+    return JSON.parse(readFileSync(join(dir, 'blobs', 'sha256', sha256.slice(0, 2), sha256), 'utf8'));
+  }
+
+  const unverifiable = (report: JsonReport) =>
+    report.problems.filter((p) => p.code === 'ATTESTATION_UNVERIFIABLE').map((p) => p.subject);
+
+  test('a healthy folder: every attestation verifies', async () => {
+    const { run, report } = await fsckJson(dataDir);
+    assert.equal(run.code, 0, run.stdout);
+    assert.deepEqual(report.problems, []);
+  });
+
+  test('an attestation signed by another key, or tampered with after signing, is named; exit 1', async () => {
+    const { dir, db } = copyOf();
+    try {
+      // Well-formed, about the right package, signed by a key reef does not have.
+      const bundle = attestationOf(dir, db, 'fsck-att0');
+      const envelope = bundle.dsseEnvelope as { payload: string };
+      const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8'));
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const other = await signStatement(statement, {
+        keyName: 'reef-attestation-00000000.pub.pem',
+        privateKey,
+        publicPem: publicPemOf(privateKey),
+      });
+      replaceAttestation(dir, db, 'fsck-att0', other);
+      // reef's own signature over a payload changed afterwards.
+      const tampered = attestationOf(dir, db, 'fsck-att1');
+      const env1 = tampered.dsseEnvelope as { payload: string };
+      const changed = JSON.parse(Buffer.from(env1.payload, 'base64').toString('utf8'));
+      changed.predicate.publishedAt = '2001-01-01T00:00:00.000Z';
+      env1.payload = Buffer.from(JSON.stringify(changed)).toString('base64');
+      replaceAttestation(dir, db, 'fsck-att1', Buffer.from(JSON.stringify(tampered)));
+      db.close();
+
+      const { run, report } = await fsckJson(dir);
+      assert.equal(run.code, 1, run.stdout);
+      assert.deepEqual(
+        report.problems.map((p) => p.code),
+        ['ATTESTATION_UNVERIFIABLE', 'ATTESTATION_UNVERIFIABLE'],
+      );
+      assert.deepEqual(unverifiable(report).sort(), subjects);
+      const human = await fsckCli(dir);
+      assert.equal(human.code, 1);
+      assert.match(
+        human.stdout,
+        /DAMAGE ATTESTATION_UNVERIFIABLE fa\/musl\/x86_64\/fsck-att0-1\.0\.0-r0\.apk/,
+      );
+    } finally {
+      if (db.open) db.close();
+      removeDir(join(dir, '..'));
+    }
+  });
+
+  test('an attestation about other bytes is named', async () => {
+    const { dir, db } = copyOf();
+    try {
+      // reef's valid attestation of fsck-att1, recorded as fsck-att0's.
+      const { sha256 } = db
+        .prepare(
+          'SELECT a.sha256 FROM attestations a JOIN packages p ON p.id = a.package_id WHERE p.name = ?',
+        )
+        .get('fsck-att1') as { sha256: string };
+      db.prepare(
+        "UPDATE attestations SET sha256 = ?, size = (SELECT size FROM attestations WHERE sha256 = ?) WHERE package_id = (SELECT id FROM packages WHERE name = 'fsck-att0')",
+      ).run(sha256, sha256);
+      db.close();
+      const { run, report } = await fsckJson(dir);
+      assert.equal(run.code, 1, run.stdout);
+      assert.deepEqual(unverifiable(report), [subjects[0]]);
+    } finally {
+      if (db.open) db.close();
+      removeDir(join(dir, '..'));
+    }
+  });
+
+  test('a folder whose attestation key was replaced: every attestation is named', async () => {
+    const { dir, db } = copyOf();
+    db.close();
+    try {
+      // What a restore without keys/attestation/ used to end in: a new key, generated at start.
+      const keysDir = join(dir, 'keys', 'attestation');
+      const oldFiles = readdirSync(keysDir);
+      for (const f of oldFiles) rmSync(join(keysDir, f));
+      const fresh = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      writeFileSync(
+        join(keysDir, 'reef-attestation-ffffffff.pem'),
+        fresh.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        { mode: 0o600 },
+      );
+      const { run, report } = await fsckJson(dir);
+      assert.equal(run.code, 1, run.stdout);
+      assert.deepEqual(unverifiable(report).sort(), subjects);
+
+      // The earlier key's public half beside the new one keeps its attestations verifiable.
+      const pub = oldFiles.find((f) => f.endsWith('.pub.pem'))!;
+      cpSync(join(dataDir, 'keys', 'attestation', pub), join(keysDir, pub));
+      const kept = await fsckJson(dir);
+      assert.equal(kept.run.code, 0, kept.run.stdout);
+
+      // No key at all.
+      removeDir(keysDir);
+      const none = await fsckJson(dir);
+      assert.equal(none.run.code, 1);
+      assert.deepEqual(unverifiable(none.report).sort(), subjects);
+    } finally {
+      removeDir(join(dir, '..'));
+    }
   });
 });
