@@ -1,7 +1,7 @@
 import { initSigningKey, isKeyName, restoreSigningKey } from '../repo/keys.ts';
 import { parseServerUrl, readClientEnv } from './client-env.ts';
 import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
-import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
+import { configFromFlags } from './config-flags.ts';
 import { keyOptions } from './options.ts';
 
 const USAGE = `usage: reef key <list|generate|rotate|retire NAME> [--url URL] [--token TOKEN]
@@ -25,7 +25,7 @@ These two work on that data folder, without a server:
 options:
   --url URL       REEF_URL    the server (http://127.0.0.1:8080)
   --token TOKEN   REEF_TOKEN  an admin token (prefer the variable)
-${DATA_OPTION_USAGE}
+  --data DIR      REEF_DATA_DIR  the data folder of init and restore (./data)
   -h, --help
 
 ${EXIT_CODES}`;

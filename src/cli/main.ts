@@ -53,7 +53,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'key',
-    summary: 'list, rotate and retire index signing keys (through the server)',
+    summary: 'list, rotate, retire signing keys (through the server); init, restore (on the data folder)',
     options: keyOptions,
     load: async () => (await import('./key.ts')).runKey,
   },
