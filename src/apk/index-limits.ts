@@ -37,12 +37,21 @@
  *   `apk_db_fdb_write` (apk 3) build in a `char buf[1024+PATH_MAX]` together
  *   with the package's first `F:` directory line; the same failure follows.
  *
- * The per-field limits are far above what Alpine and Wolfi packages use
- * (Alpine v3.17 main: pkgdesc ≤ 159 bytes, url ≤ 87, license ≤ 191,
- * maintainer ≤ 54, name ≤ 44, version ≤ 22, the whole `C:`…`k:` block ≤ 516)
- * and keep `<name>-<version>.apk.provenance.json`, the longest file served
- * beside a package, under the router's 500-byte path parameter limit
- * (http/app.ts), so every accepted package and side file can be downloaded.
+ * - Name and version. With a package cache (`/etc/apk/cache`, which diskless
+ *   Alpine needs to keep packages across reboots), apk 2 names the cached copy
+ *   `.apknew.<name>-<version>.<8 hex>.apk` in a `char tmpcacheitem[128]`
+ *   (`apk_pkg_format_cache_pkg`, called by `apk_db_unpack_pkg` and
+ *   `apk_cache_download`, src/database.c); a longer name does not fit and the
+ *   package is cached as `.apknew.`, i.e. lost. apk 3 names it `${name}-${version}.${hash:8}.apk` in a
+ *   `char cache_filename[NAME_MAX]` and otherwise warns "unable to cache
+ *   package". So name and version together are at most 128 − 23 = 105 bytes.
+ *
+ * The limits are far above what Alpine and Wolfi packages use (Alpine v3.17
+ * main: pkgdesc ≤ 159 bytes, url ≤ 87, license ≤ 191, maintainer ≤ 54,
+ * name and version together ≤ 51, the whole `C:`…`k:` block ≤ 516), and
+ * keep `<name>-<version>.apk.provenance.json`, the longest file served beside
+ * a package, under the router's 500-byte path parameter limit (http/app.ts)
+ * and the 255-byte file names of a mirror on disk.
  */
 
 /** apk's stream buffer: the longest line (with its `\n`) either client reads. */
@@ -72,8 +81,8 @@ export const MAX_INDEX_RECORD = 256 * 1024;
  * after several lines are joined (pkginfo.ts).
  */
 export const PKGINFO_FIELD_LIMITS = {
-  pkgname: 128,
-  pkgver: 128,
+  pkgname: 100,
+  pkgver: 64,
   pkgdesc: 512,
   url: 512,
   license: 512,
@@ -88,6 +97,9 @@ export const PKGINFO_FIELD_LIMITS = {
   triggers: MAX_INDEX_LINE - 64,
   replaces: 1024,
 } as const satisfies Record<string, number>;
+
+/** pkgname and pkgver together, so that apk 2 can name a package's cached copy. */
+export const MAX_NAME_VERSION = 105;
 
 /** Which .PKGINFO key fills each line of an index record, for messages that name it. */
 export const INDEX_LETTER_KEYS: Readonly<Record<string, string>> = {

@@ -1,6 +1,6 @@
 import { AppError } from '../errors.ts';
 import { parseDependencyList } from './dependency.ts';
-import { MAX_INDEX_LINE, PKGINFO_FIELD_LIMITS } from './index-limits.ts';
+import { MAX_INDEX_LINE, MAX_NAME_VERSION, PKGINFO_FIELD_LIMITS } from './index-limits.ts';
 import { isValidVersion } from './version.ts';
 
 /**
@@ -192,6 +192,21 @@ export function parsePkgInfo(bytes: Buffer, limits: PkgInfoLimits): PkgInfo {
   const version = required('pkgver');
   if (!isValidVersion(version)) {
     throw new AppError('APK_INVALID_VERSION', `pkgver '${version.slice(0, 100)}' is not a valid apk version`);
+  }
+  const nameVersion = name.length + version.length;
+  if (nameVersion > MAX_NAME_VERSION) {
+    throw new AppError(
+      'APK_PKGINFO_FIELD_TOO_LONG',
+      `.PKGINFO pkgname and pkgver are ${nameVersion} bytes together; at most ${MAX_NAME_VERSION} are accepted, so that apk 2 can keep the package in its cache`,
+      {
+        details: {
+          field: 'pkgname',
+          fields: ['pkgname', 'pkgver'],
+          bytes: nameVersion,
+          limit: MAX_NAME_VERSION,
+        },
+      },
+    );
   }
   const arch = required('arch');
   if (!APK_ARCHES.has(arch)) {

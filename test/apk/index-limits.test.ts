@@ -5,6 +5,7 @@ import {
   APK_HEADER_BUFFER,
   APK_LINE_BUFFER,
   MAX_INDEX_LINE,
+  MAX_NAME_VERSION,
   MAX_RECORD_HEADER,
   PKGINFO_FIELD_LIMITS,
 } from '../../src/apk/index-limits.ts';
@@ -56,7 +57,8 @@ function linesOf(key: string, bytes: number): string[] {
 function apkWith(key: string, bytes: number): Promise<Buffer> {
   const value = valueOfSize(key, bytes);
   const options = { depends: [] as string[] };
-  if (key === 'pkgname') return buildApk({ ...options, name: value });
+  // The other of name and version kept short: together they have a limit of their own.
+  if (key === 'pkgname') return buildApk({ ...options, name: value, version: '1-r0' });
   if (key === 'pkgver') return buildApk({ ...options, version: value });
   if (key === 'pkgdesc') return buildApk({ ...options, description: value });
   if (key === 'license') return buildApk({ ...options, license: value });
@@ -116,10 +118,25 @@ describe('.PKGINFO field limits', () => {
     });
   });
 
-  test('the name and version limits let every file served beside a package fit a 500-byte path parameter', () => {
-    const longest =
-      PKGINFO_FIELD_LIMITS.pkgname + 1 + PKGINFO_FIELD_LIMITS.pkgver + '.apk.provenance.json'.length;
-    assert.ok(longest <= 500, `${longest}`);
+  test('name and version are bounded together, so that apk 2 can name the cached copy', async () => {
+    const version = `${'1'.repeat(PKGINFO_FIELD_LIMITS.pkgver - 3)}-r0`;
+    const name = (n: number) => `n${'a'.repeat(n - 1)}`;
+    const pkg = await readApk(
+      chunked(await buildApk({ name: name(MAX_NAME_VERSION - version.length), version })),
+    );
+    // apk 2: ".apknew." + name-version + ".<8 hex>.apk" and a NUL in a 128-byte buffer.
+    assert.equal(8 + pkg.pkginfo.name.length + 1 + pkg.pkginfo.version.length + 13 + 1, 128);
+    await assert.rejects(
+      readApk(chunked(await buildApk({ name: name(MAX_NAME_VERSION + 1 - version.length), version }))),
+      (err) => {
+        assert.ok(isAppError(err, 'APK_PKGINFO_FIELD_TOO_LONG'));
+        assert.deepEqual(err.details?.fields, ['pkgname', 'pkgver']);
+        return true;
+      },
+    );
+    // The longest file served beside a package fits a router path parameter and a file name on disk.
+    const longest = MAX_NAME_VERSION + 1 + '.apk.provenance.json'.length;
+    assert.ok(longest <= 255, `${longest}`);
   });
 });
 

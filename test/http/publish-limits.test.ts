@@ -8,6 +8,7 @@ import {
   APK_HEADER_BUFFER,
   APK_LINE_BUFFER,
   MAX_INDEX_LINE,
+  MAX_NAME_VERSION,
   PKGINFO_FIELD_LIMITS,
 } from '../../src/apk/index-limits.ts';
 import { type BuildFile, buildApk } from '../helpers/apk-builder.ts';
@@ -88,6 +89,12 @@ describe('publish limits: what apk reads back', () => {
         // Accepted before names were bounded, then unreachable: the file name passed the router's 500 bytes.
         'a file name over 500 bytes',
         buildApk({ name: `n${'a'.repeat(199)}`, version: `${'1'.repeat(297)}-r0` }),
+        'APK_PKGINFO_FIELD_TOO_LONG',
+        'pkgname',
+      ],
+      [
+        'name and version together',
+        buildApk({ name: `n${'a'.repeat(59)}`, version: `${'1'.repeat(43)}-r0` }),
         'APK_PKGINFO_FIELD_TOO_LONG',
         'pkgname',
       ],
@@ -177,20 +184,24 @@ describe('publish limits: what apk reads back', () => {
     assert.deepEqual(Buffer.from(await apk.arrayBuffer()), bytes);
   });
 
-  test('a name and a version at their limits download, with every file served beside them', async () => {
-    const name = `n${'a'.repeat(LIMIT.pkgname - 1)}`;
-    const version = `${'1'.repeat(LIMIT.pkgver - 3)}-r0`;
-    const bytes = await buildApk({ name, version, depends: [] });
-    const { status, json } = await publish(server, 'limits', 'glibc', bytes);
-    assert.equal(status, 201, JSON.stringify(json).slice(0, 300));
-    const base = `${server.url}/limits/glibc/x86_64/${name}-${version}.apk`;
-    const apk = await fetch(base);
-    assert.equal(apk.status, 200);
-    assert.deepEqual(Buffer.from(await apk.arrayBuffer()), bytes);
-    for (const suffix of ['.spdx.json', '.cdx.json', '.provenance.json', '.publish.json']) {
-      const res = await fetch(`${base}${suffix}`);
-      const body = await res.text();
-      assert.equal(res.status, 200, `${suffix}: ${body.slice(0, 200)}`);
+  test('names and versions at their limits download, with every file served beside them', async () => {
+    for (const [name, version] of <Array<[string, string]>>[
+      [`n${'a'.repeat(LIMIT.pkgname - 1)}`, `${'1'.repeat(MAX_NAME_VERSION - LIMIT.pkgname - 3)}-r0`],
+      [`m${'a'.repeat(MAX_NAME_VERSION - LIMIT.pkgver - 1)}`, `${'1'.repeat(LIMIT.pkgver - 3)}-r0`],
+    ]) {
+      assert.equal(name.length + version.length, MAX_NAME_VERSION);
+      const bytes = await buildApk({ name, version, depends: [] });
+      const { status, json } = await publish(server, 'limits', 'glibc', bytes);
+      assert.equal(status, 201, JSON.stringify(json).slice(0, 300));
+      const base = `${server.url}/limits/glibc/x86_64/${name}-${version}.apk`;
+      const apk = await fetch(base);
+      assert.equal(apk.status, 200);
+      assert.deepEqual(Buffer.from(await apk.arrayBuffer()), bytes);
+      for (const suffix of ['.spdx.json', '.cdx.json', '.provenance.json', '.publish.json']) {
+        const res = await fetch(`${base}${suffix}`);
+        const body = await res.text();
+        assert.equal(res.status, 200, `${suffix}: ${body.slice(0, 200)}`);
+      }
     }
   });
 });
