@@ -101,6 +101,17 @@ export const PKGINFO_FIELD_LIMITS = {
 /** pkgname and pkgver together, so that apk 2 can name a package's cached copy. */
 export const MAX_NAME_VERSION = 105;
 
+/**
+ * apk 2 keeps an installed package's scripts in `lib/apk/db/scripts.tar` as
+ * `<name>-<version>.Q1<28 base64>.<script>`, written into a tar header's
+ * 100-byte name field without a long-name record (`apk_db_scriptdb_write`,
+ * src/database.c; `apk_tar_write_entry`, src/io_archive.c): a longer name is
+ * cut, and reading it back no longer finds the script, so its removal and
+ * trigger scripts never run. apk 3 writes long names. Real packages stay
+ * below (name and version ≤ 51 bytes in Alpine main), so this is a warning.
+ */
+export const APK2_SCRIPT_ENTRY_NAME = 99;
+
 /** Which .PKGINFO key fills each line of an index record, for messages that name it. */
 export const INDEX_LETTER_KEYS: Readonly<Record<string, string>> = {
   C: 'the control member checksum',

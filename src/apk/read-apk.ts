@@ -3,6 +3,7 @@ import { AppError } from '../errors.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { checkIndexRecord } from './check-index-record.ts';
 import { type GzipLimits, readGzipMembers } from './gzip-members.ts';
+import { APK2_SCRIPT_ENTRY_NAME } from './index-limits.ts';
 import { type PkgInfo, parsePkgInfo } from './pkginfo.ts';
 import { parseSignatureName, type SignatureAlgorithm } from './signature.ts';
 import { printable, type TarEntry, type TarEntryType, TarReader } from './tar-reader.ts';
@@ -398,6 +399,14 @@ export async function readApk(
     throw new AppError(
       'APK_DATAHASH_MISMATCH',
       `the data member's SHA-256 is ${dataSha256}, but .PKGINFO says datahash = ${pkginfo.datahash}`,
+    );
+  }
+  // apk 2 cuts the names of its script archive (index-limits.ts); `Q1` and 28 base64 characters name the package.
+  const scriptPrefix = `${pkginfo.name}-${pkginfo.version}.Q1${'='.repeat(28)}`;
+  const cut = scripts.filter((script) => scriptPrefix.length + script.length > APK2_SCRIPT_ENTRY_NAME);
+  if (cut.length > 0) {
+    warnings.push(
+      `apk 2 does not keep ${cut.join(', ')} in its database, name and version being too long for its script archive: they will not run when apk 2 removes the package or runs its trigger`,
     );
   }
   const controlMember = Buffer.concat(controlRaw, controlRawBytes);

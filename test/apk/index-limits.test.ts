@@ -4,6 +4,7 @@ import { checkIndexRecord } from '../../src/apk/check-index-record.ts';
 import {
   APK_HEADER_BUFFER,
   APK_LINE_BUFFER,
+  APK2_SCRIPT_ENTRY_NAME,
   MAX_INDEX_LINE,
   MAX_NAME_VERSION,
   MAX_RECORD_HEADER,
@@ -137,6 +138,23 @@ describe('.PKGINFO field limits', () => {
     // The longest file served beside a package fits a router path parameter and a file name on disk.
     const longest = MAX_NAME_VERSION + 1 + '.apk.provenance.json'.length;
     assert.ok(longest <= 255, `${longest}`);
+  });
+});
+
+describe('apk 2 script archive names', () => {
+  test('a package whose scripts apk 2 cannot keep is accepted with a warning naming them', async () => {
+    const scripts = { '.post-deinstall': '#!/bin/sh\n', '.trigger': '#!/bin/sh\n' };
+    const warned = async (nameVersion: number) => {
+      const name = `s${'x'.repeat(nameVersion - '-1.0-r0'.length - 1)}`;
+      const pkg = await readApk(chunked(await buildApk({ name, version: '1.0-r0', scripts })));
+      return pkg.warnings.filter((w) => w.startsWith('apk 2'));
+    };
+    // `<name>-<version>.Q1<28>.post-deinstall` is 99 bytes: it fits apk 2's tar name field.
+    assert.deepEqual(await warned(APK2_SCRIPT_ENTRY_NAME - 46), []);
+    const cut = await warned(APK2_SCRIPT_ENTRY_NAME - 45);
+    assert.equal(cut.length, 1);
+    assert.match(cut[0]!, /\.post-deinstall/);
+    assert.doesNotMatch(cut[0]!, /\.trigger/);
   });
 });
 
