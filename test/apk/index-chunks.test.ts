@@ -23,9 +23,10 @@ import {
   writeUnsignedIndexText,
 } from '../../src/apk/index-writer.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
-import { chunked, fixturesDir, generateRsaKey } from '../helpers/apk-builder.ts';
+import { chunked, generateRsaKey } from '../helpers/apk-builder.ts';
 import { prng } from '../helpers/prng.ts';
 import { opensslVerifyIndex } from '../helpers/server.ts';
+import { needsSharedFixtures, realFixturesDir } from '../helpers/shared-fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-index-chunks-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -254,9 +255,9 @@ describe('ChunkedIndex', () => {
   });
 });
 
-describe('the assembled member', () => {
+describe('the assembled member', needsSharedFixtures, () => {
   // 4929 real records from Alpine's v3.16 index.
-  const alpine = readFileSync(join(fixturesDir(), 'go-apk/apk__alpine-316__APKINDEX.tar.gz'));
+  const alpine = readFileSync(join(realFixturesDir(), 'go-apk/apk__alpine-316__APKINDEX.tar.gz'));
   const realText = (() => {
     // The tar entry's text: between its 512-byte header and the zero padding.
     const tarBytes = zlib.gunzipSync(alpine);

@@ -15,9 +15,10 @@ import {
 import { readApk } from '../../src/apk/read-apk.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import { isAppError } from '../../src/errors.ts';
-import { chunked, fixturesDir, generateRsaKey } from '../helpers/apk-builder.ts';
+import { buildApk, chunked, generateRsaKey } from '../helpers/apk-builder.ts';
+import { needsSharedFixtures, realFixturesDir } from '../helpers/shared-fixtures.ts';
 
-const FIXTURES = fixturesDir();
+const FIXTURES = realFixturesDir();
 const key = (file: string, name = file.split('/').pop()!.replace(/^.*__/, '')) =>
   loadPublicKey(name, readFileSync(join(FIXTURES, file)));
 const open = (file: string) => createReadStream(join(FIXTURES, file));
@@ -43,7 +44,7 @@ describe('readIndex on real indexes', () => {
     },
   ];
   for (const c of cases) {
-    test(c.file, async () => {
+    test(c.file, needsSharedFixtures, async () => {
       const index = await readIndex(open(c.file), { keys: [key(c.key)], requireValidSignature: true });
       assert.equal(index.verification?.verifiedBy, key(c.key).name);
       if (c.records) assert.equal(index.records.length, c.records);
@@ -56,7 +57,7 @@ describe('readIndex on real indexes', () => {
     });
   }
 
-  test('the apko index signed by three keys verifies with each of them', async () => {
+  test('the apko index signed by three keys verifies with each of them', needsSharedFixtures, async () => {
     const file = 'apko/apk__signing__APKINDEX.tar.gz';
     const keyFiles = [
       'apko/apk__signing__keys__chainguard-0106f58bac88057c2ff5c2829850df492717a876ed700443550353c7ab23f5a0.rsa.pub',
@@ -76,7 +77,7 @@ describe('readIndex on real indexes', () => {
     }
   });
 
-  test("the apko index's records carry the C: and S: of its packages", async () => {
+  test("the apko index's records carry the C: and S: of its packages", needsSharedFixtures, async () => {
     const index = await readIndex(open('apko/cli__packages__x86_64__APKINDEX.tar.gz'));
     for (const file of ['custom-ca-certs-2-1.0.0-r0', 'pretend-baselayout-1.0.0-r0', 'replayout-1.0.0-r0']) {
       const pkg = await readApk(open(`apko/cli__packages__x86_64__${file}.apk`));
@@ -86,7 +87,7 @@ describe('readIndex on real indexes', () => {
     }
   });
 
-  test("go-apk's synthetic one-member index is rejected", async () => {
+  test("go-apk's synthetic one-member index is rejected", needsSharedFixtures, async () => {
     await assert.rejects(readIndex(open('go-apk/apk__APKINDEX.tar.gz')), (err) => {
       assert.ok(isAppError(err, 'INDEX_CORRUPT'), String(err));
       assert.match(err.message, /own gzip member|signature/);
@@ -102,7 +103,7 @@ describe('readIndex on real indexes', () => {
     await assert.rejects(readIndex(chunked(Buffer.from('nope'))), (err) => isAppError(err, 'INDEX_NOT_GZIP'));
   });
 
-  test('plain APKINDEX text parses and bad lines are refused', () => {
+  test('plain APKINDEX text parses and bad lines are refused', needsSharedFixtures, () => {
     const records = parseIndexText(readFileSync(join(FIXTURES, 'go-apk/apk__extracted__APKINDEX'), 'utf8'));
     assert.equal(records.length, 2);
     assert.throws(
@@ -116,20 +117,19 @@ describe('writeIndex', () => {
   const dir = mkdtempSync(join(tmpdir(), 'reef-index-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const fixturePackages = [
-    'abuild-alpine-base-3.12.0-r0.apk',
-    'apko/cli__packages__x86_64__custom-ca-certs-2-1.0.0-r0.apk',
-    'apko/cli__packages__x86_64__pretend-baselayout-1.0.0-r0.apk',
-    'gitea/gitea-noarch-1.4-r0.apk',
-    'gitea/gitea-test-1.4.1-r3.apk',
-    'go-apk/apk__hello-0.1.0-r0.apk',
-    'melange/sca__libcap-2.69-r0.apk',
-    'melange/sca__ruby3.2-base64-0.2.0-r2.apk',
+  /** Packages of several arches, one noarch, names out of order and of mixed case. */
+  const packages: Array<Parameters<typeof buildApk>[0]> = [
+    { name: 'ruby3.2-base64', version: '0.2.0-r2', depends: ['ruby-3.2'] },
+    { name: 'alpine-base', version: '3.12.0-r0', depends: ['alpine-baselayout', 'alpine-conf'] },
+    { name: 'gitea-noarch', version: '1.4-r0', arch: 'noarch', depends: [] },
+    { name: 'Custom-ca-certs', version: '1.0.0-r0', provides: ['ca-certs=1.0.0-r0'] },
+    { name: 'hello', version: '0.1.0-r0' },
+    { name: 'libcap', version: '2.69-r0', license: 'BSD-3-Clause OR GPL-2.0-only' },
   ];
   async function entries(): Promise<IndexEntry[]> {
     const out: IndexEntry[] = [];
-    for (const file of fixturePackages) {
-      const { pkginfo: p, checksum, size } = await readApk(open(file));
+    for (const options of packages) {
+      const { pkginfo: p, checksum, size } = await readApk(chunked(await buildApk(options)));
       out.push({ ...p, checksum, size, installedSize: p.installedSize });
     }
     return out;

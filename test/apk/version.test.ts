@@ -10,11 +10,7 @@ import {
   type VersionOp,
 } from '../../src/apk/version.ts';
 import { isAppError } from '../../src/errors.ts';
-
-/** A file in the shared fixtures, which live in `shared/` next to the repository root. */
-function fixturePath(name: string): URL {
-  return new URL(`../../../shared/fixtures/real/${name}`, import.meta.url);
-}
+import { needsSharedFixtures, sharedFixture } from '../helpers/shared-fixtures.ts';
 
 type Vector =
   | { line: number; text: string; kind: 'compare'; a: string; op: VersionOp; negate: boolean; b: string }
@@ -27,7 +23,7 @@ type Vector =
  */
 function readVectors(name: string): Vector[] {
   const vectors: Vector[] = [];
-  const lines = readFileSync(fixturePath(name), 'utf8').split('\n');
+  const lines = readFileSync(sharedFixture('real', name), 'utf8').split('\n');
   lines.forEach((raw, i) => {
     const hash = raw.indexOf('#');
     const text = (hash < 0 ? raw : raw.slice(0, hash)).trim();
@@ -68,7 +64,7 @@ function checkVectors(name: string, expectedLines: number): void {
   assert.deepEqual(failures, []);
 }
 
-describe('apk-tools version.data vectors', () => {
+describe('apk-tools version.data vectors', needsSharedFixtures, () => {
   // 785 non-blank lines (apk-format.md §4: "all 785 lines of the master test file").
   test('master (apk 3) file holds line by line', () => checkVectors('apk-tools-master-version.data', 785));
 

@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { hashToken } from '../../src/repo/tokens.ts';
-import { buildApk, fixturesDir } from '../helpers/apk-builder.ts';
+import { type BuildApkOptions, buildApk } from '../helpers/apk-builder.ts';
 import { assertExit, reef } from '../helpers/reef-cli.ts';
 import {
   opensslVerifyIndex,
@@ -18,12 +18,24 @@ import {
 } from '../helpers/server.ts';
 import { signWithKey, slsaStatement } from '../helpers/sigstore-ca.ts';
 
-const FIXTURES = fixturesDir();
-const GITEA_TEST = join(FIXTURES, 'gitea/gitea-test-1.4.1-r3.apk');
-const GITEA_NOARCH = join(FIXTURES, 'gitea/gitea-noarch-1.4-r0.apk');
-const HELLO = join(FIXTURES, 'go-apk/apk__hello-0.1.0-r0.apk');
-/** Its datahash does not match its data member: the server must refuse it. */
-const NEON = join(FIXTURES, 'melange/sca__neon-4604-r0.apk');
+/** The packages the CLI sends: files made here, named as apk names them. */
+const PACKAGES = mkdtempSync(join(tmpdir(), 'reef-cli-apks-'));
+after(() => removeDir(PACKAGES));
+async function packageFile(options: BuildApkOptions & { name: string; version: string }): Promise<string> {
+  const path = join(PACKAGES, `${options.name}-${options.version}.apk`);
+  writeFileSync(path, await buildApk({ depends: [], ...options }));
+  return path;
+}
+const GITEA_TEST = await packageFile({ name: 'gitea-test', version: '1.4.1-r3' });
+const GITEA_NOARCH = await packageFile({ name: 'gitea-noarch', version: '1.4-r0', arch: 'noarch' });
+const HELLO = await packageFile({ name: 'hello', version: '0.1.0-r0' });
+/** 20 KB that gzip cannot shrink, and a datahash that does not match its data member: the server must refuse it. */
+const NEON = await packageFile({
+  name: 'neon',
+  version: '4604-r0',
+  files: [{ name: 'usr/lib/libneon.so', content: createHash('shake256', { outputLength: 20_000 }).digest() }],
+  datahash: '0'.repeat(64),
+});
 
 async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
   const server = await startServer();
@@ -281,7 +293,7 @@ test('publish uploads several real packages, reports a rejected one and goes on'
         '',
       ].join('\n'),
     );
-    assert.match(mixed.stderr, /sca__neon-4604-r0\.apk: 422 APK_DATAHASH_MISMATCH: /);
+    assert.match(mixed.stderr, /neon-4604-r0\.apk: 422 APK_DATAHASH_MISMATCH: /);
     assert.deepEqual(await listed(server, 'r', 'glibc', 'x86_64'), [
       'gitea-noarch-1.4-r0.apk',
       'gitea-test-1.4.1-r3.apk',
@@ -298,7 +310,7 @@ test('publish uploads several real packages, reports a rejected one and goes on'
     assert.match(onlyBad.stderr, /APK_DATAHASH_MISMATCH/);
 
     // Bad usage publishes nothing.
-    const typo = await reef([...args, HELLO, join(FIXTURES, 'no-such.apk')], env);
+    const typo = await reef([...args, HELLO, join(PACKAGES, 'no-such.apk')], env);
     assertExit(typo, 2);
     assert.equal(typo.stdout, '');
     assertExit(await reef(['publish', '--url', server.url, '--libc', 'glibc', HELLO], env), 2);

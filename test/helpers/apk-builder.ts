@@ -1,6 +1,5 @@
 import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
-import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
 
@@ -53,10 +52,6 @@ export interface BuildApkOptions {
   sbom?: Buffer | string;
   /** Raw-entry control member: entries exactly as given (for hostile tests). */
   controlEntries?: Array<{ name: string; content: Buffer | string }>;
-}
-
-export function fixturesDir(): string {
-  return fileURLToPath(new URL('../../../shared/fixtures/real/', import.meta.url));
 }
 
 export function generateRsaKey(bits = 2048): {

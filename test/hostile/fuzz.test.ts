@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { parseDependencyList } from '../../src/apk/dependency.ts';
@@ -16,7 +14,8 @@ import {
 } from '../../src/apk/version.ts';
 import { ERROR_CODES, isAppError } from '../../src/errors.ts';
 import { checkDescribes, parseSbom } from '../../src/sbom/parse.ts';
-import { chunked, fixturesDir } from '../helpers/apk-builder.ts';
+import { chunked } from '../helpers/apk-builder.ts';
+import { sampleSpdx } from '../sbom/sbom-fixtures.ts';
 import { BLOCK, gz, makeApk, tar } from './tar.ts';
 
 /**
@@ -390,7 +389,7 @@ describe('fuzzing version parsing', () => {
 });
 
 describe('fuzzing the SBOM parsers', () => {
-  const golden = readFileSync(join(fixturesDir(), 'melange/build__goldenfiles__sboms__sed-4.9-r8.spdx.json'));
+  const golden = Buffer.from(JSON.stringify(sampleSpdx('sed', '4.9-r8'), null, 2));
   const cdx = Buffer.from(
     JSON.stringify({
       bomFormat: 'CycloneDX',

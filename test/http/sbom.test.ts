@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { buildApk, fixturesDir } from '../helpers/apk-builder.ts';
+import { buildApk } from '../helpers/apk-builder.ts';
 import {
   publish,
   publishForm,
@@ -16,8 +17,10 @@ import {
   TEST_TOKEN,
   type TestServer,
 } from '../helpers/server.ts';
+import { needsSharedFixtures, realFixturesDir } from '../helpers/shared-fixtures.ts';
+import { sampleSpdx } from '../sbom/sbom-fixtures.ts';
 
-const FIXTURES = fixturesDir();
+const FIXTURES = realFixturesDir();
 const require = createRequire(import.meta.url);
 
 /** The official CycloneDX 1.6 schema, as shipped by the CycloneDX library (an independent validator). */
@@ -43,56 +46,74 @@ const embedded = [
 describe('SBOMs beside every package', () => {
   let server: TestServer;
   const validateCdx = cycloneDxValidator();
+  const work = mkdtempSync(join(tmpdir(), 'reef-sbom-work-'));
   before(async () => {
     server = await startServer();
   });
   after(async () => {
     await server.close();
     removeDir(server.dataDir);
+    removeDir(work);
   });
 
-  test('an embedded melange SBOM is served unchanged as SPDX, and as CycloneDX that passes the official schema', async () => {
-    for (const { file, libc } of embedded) {
-      const path = join(FIXTURES, file);
-      const r = await publish(server, 'sb', libc, readFileSync(path));
-      assert.equal(r.status, 201, JSON.stringify(r.json));
-      const { name, version, arch } = r.json as { name: string; version: string; arch: string };
-      const sbomPath = `var/lib/db/sbom/${name}-${version}.spdx.json`;
-      const expected = execFileSync('tar', ['--warning=no-unknown-keyword', '-xzOf', path, sbomPath]);
-      const base = `${server.url}/sb/${libc}/${arch}/${name}-${version}.apk`;
-      const spdx = await fetch(`${base}.spdx.json`);
-      assert.equal(spdx.status, 200);
-      assert.ok(
-        Buffer.from(await spdx.arrayBuffer()).equals(expected),
-        `${file}: served bytes = embedded bytes`,
-      );
-      assert.match(spdx.headers.get('cache-control') ?? '', /immutable/);
-      const cdx = await fetch(`${base}.cdx.json`);
-      assert.equal(cdx.status, 200);
-      const doc = await cdx.json();
-      assert.ok(validateCdx(doc), `${file}: ${JSON.stringify(validateCdx.errors?.slice(0, 3))}`);
-      const api = await fetch(
-        `${server.url}/api/v1/packages/sb/${libc}/${arch}/${name}/${version}/sbom?format=spdx`,
-      );
-      assert.equal(api.headers.get('x-reef-sbom-source'), 'embedded');
-      // The SBOM's own packages are queryable by name.
-      const spdxDoc = JSON.parse(expected.toString()) as { packages: Array<{ name: string }> };
-      const someName = spdxDoc.packages[0]!.name;
-      const found = (await (
-        await fetch(`${server.url}/api/v1/components?name=${encodeURIComponent(someName)}`)
-      ).json()) as {
-        matches: Array<{ package: { name: string } }>;
-      };
-      assert.ok(
-        found.matches.some((m) => m.package.name === name),
-        `${someName} is found in ${name}`,
-      );
-    }
-  });
+  test(
+    'an embedded melange SBOM is served unchanged as SPDX, and as CycloneDX that passes the official schema',
+    needsSharedFixtures,
+    async () => {
+      for (const { file, libc } of embedded) {
+        const path = join(FIXTURES, file);
+        const r = await publish(server, 'sb', libc, readFileSync(path));
+        assert.equal(r.status, 201, JSON.stringify(r.json));
+        const { name, version, arch } = r.json as { name: string; version: string; arch: string };
+        const sbomPath = `var/lib/db/sbom/${name}-${version}.spdx.json`;
+        const expected = execFileSync('tar', ['--warning=no-unknown-keyword', '-xzOf', path, sbomPath]);
+        const base = `${server.url}/sb/${libc}/${arch}/${name}-${version}.apk`;
+        const spdx = await fetch(`${base}.spdx.json`);
+        assert.equal(spdx.status, 200);
+        assert.ok(
+          Buffer.from(await spdx.arrayBuffer()).equals(expected),
+          `${file}: served bytes = embedded bytes`,
+        );
+        assert.match(spdx.headers.get('cache-control') ?? '', /immutable/);
+        const cdx = await fetch(`${base}.cdx.json`);
+        assert.equal(cdx.status, 200);
+        const doc = await cdx.json();
+        assert.ok(validateCdx(doc), `${file}: ${JSON.stringify(validateCdx.errors?.slice(0, 3))}`);
+        const api = await fetch(
+          `${server.url}/api/v1/packages/sb/${libc}/${arch}/${name}/${version}/sbom?format=spdx`,
+        );
+        assert.equal(api.headers.get('x-reef-sbom-source'), 'embedded');
+        // The SBOM's own packages are queryable by name.
+        const spdxDoc = JSON.parse(expected.toString()) as { packages: Array<{ name: string }> };
+        const someName = spdxDoc.packages[0]!.name;
+        const found = (await (
+          await fetch(`${server.url}/api/v1/components?name=${encodeURIComponent(someName)}`)
+        ).json()) as {
+          matches: Array<{ package: { name: string } }>;
+        };
+        assert.ok(
+          found.matches.some((m) => m.package.name === name),
+          `${someName} is found in ${name}`,
+        );
+      }
+    },
+  );
 
   test('an Alpine package gets a generated SBOM listing its files with the checksums of its tar', async () => {
-    const path = join(FIXTURES, 'abuild-alpine-base-3.12.0-r0.apk');
-    const r = await publish(server, 'sb', 'musl', readFileSync(path));
+    const path = join(work, 'alpine-base-3.12.0-r0.apk');
+    const apk = await buildApk({
+      name: 'alpine-base',
+      version: '3.12.0-r0',
+      arch: 'noarch',
+      depends: ['alpine-baselayout', 'alpine-conf'],
+      files: [
+        { name: 'etc/alpine-release', content: '3.12.0\n' },
+        { name: 'etc/issue', content: 'Welcome to Alpine Linux 3.12\n' },
+        { name: 'etc/motd', content: '' },
+      ],
+    });
+    writeFileSync(path, apk);
+    const r = await publish(server, 'sb', 'musl', apk);
     assert.equal(r.status, 201);
     const res = await fetch(`${server.url}/sb/musl/x86_64/alpine-base-3.12.0-r0.apk.spdx.json`);
     const doc = (await res.json()) as {
@@ -113,9 +134,7 @@ describe('SBOMs beside every package', () => {
   });
 
   test('an SBOM sent with the package is stored; bad ones are refused with their code and leave nothing', async () => {
-    const golden = readFileSync(
-      join(FIXTURES, 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'),
-    );
+    const golden = Buffer.from(JSON.stringify(sampleSpdx('crane', '0.20.2-r1'), null, 2));
     const crane = await buildApk({ name: 'crane', version: '0.20.2-r1', depends: [] });
     const ok = await publishForm(server, 'up', 'glibc', { sbom: golden, package: crane });
     assert.equal(ok.status, 201, JSON.stringify(ok.json));
@@ -147,7 +166,7 @@ describe('SBOMs beside every package', () => {
     assert.equal((await publish(server, 'later', 'glibc', pkg)).status, 201);
     const url = `${server.url}/api/v1/packages/later/glibc/x86_64/sed/4.9-r8/sbom`;
     assert.equal((await fetch(url)).headers.get('x-reef-sbom-source'), 'generated');
-    const golden = readFileSync(join(FIXTURES, 'melange/build__goldenfiles__sboms__sed-4.9-r8.spdx.json'));
+    const golden = Buffer.from(JSON.stringify(sampleSpdx('sed', '4.9-r8'), null, 2));
     const put = (token?: string) =>
       fetch(url, {
         method: 'PUT',

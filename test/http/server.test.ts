@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import { detectLibc } from '../../src/repo/publish.ts';
-import { buildApk, chunked, fixturesDir } from '../helpers/apk-builder.ts';
+import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import {
   opensslVerifyIndex,
   publish,
@@ -18,6 +18,7 @@ import {
   TEST_TOKEN,
   type TestServer,
 } from '../helpers/server.ts';
+import { needsSharedFixtures, realFixturesDir, sharedFixturesPresent } from '../helpers/shared-fixtures.ts';
 
 interface ManifestApk {
   file: string;
@@ -29,8 +30,10 @@ interface ManifestApk {
   pkginfo: Record<string, string | string[]>;
 }
 
-const FIXTURES = fixturesDir();
-const manifest = JSON.parse(readFileSync(join(FIXTURES, 'fixtures-manifest.json'), 'utf8')) as ManifestApk[];
+const FIXTURES = realFixturesDir();
+const manifest: ManifestApk[] = sharedFixturesPresent
+  ? JSON.parse(readFileSync(join(FIXTURES, 'fixtures-manifest.json'), 'utf8'))
+  : [];
 const valid = manifest.filter((m) => m.kind === 'apk' && m.datahash_matches_data_member);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -40,7 +43,7 @@ async function getBytes(url: string, headers: Record<string, string> = {}) {
   return { res, body: Buffer.from(await res.arrayBuffer()) };
 }
 
-describe('publishing the real fixtures', () => {
+describe('publishing the real fixtures', needsSharedFixtures, () => {
   let server: TestServer;
   const work = mkdtempSync(join(tmpdir(), 'reef-work-'));
   const placed: Array<{ m: ManifestApk; libc: string; arch: string }> = [];
@@ -188,8 +191,14 @@ describe('rejections leave nothing behind', () => {
 
   test('each bad upload has its status and code, and the data folder is unchanged', async () => {
     const before = snapshotData(server);
-    const neon = readFileSync(join(FIXTURES, 'melange/sca__neon-4604-r0.apk'));
-    const glibcPkg = readFileSync(join(FIXTURES, 'go-apk/apk__hello-wolfi-2.12.1-r0.apk'));
+    const glibc = ['so:libc.so.6'];
+    const neon = await buildApk({
+      name: 'neon',
+      version: '4604-r0',
+      depends: glibc,
+      datahash: '0'.repeat(64),
+    });
+    const glibcPkg = await buildApk({ name: 'hello-wolfi', version: '2.12.1-r0', depends: glibc });
     const cases: Array<[string, Promise<{ status: number; json: Record<string, unknown> }>, number, string]> =
       [
         ['datahash', publish(server, 'r', 'glibc', neon), 422, 'APK_DATAHASH_MISMATCH'],

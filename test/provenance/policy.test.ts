@@ -4,13 +4,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { provenancePolicySchema } from '../../src/config.ts';
 import { isAppError } from '../../src/errors.ts';
 import { ProvenancePolicies } from '../../src/repo/provenance.ts';
 import { generateRsaKey, gzipMember, packTar } from '../helpers/apk-builder.ts';
 import { removeDir } from '../helpers/server.ts';
+import { needsSharedFixtures, sharedFixture } from '../helpers/shared-fixtures.ts';
 import {
   signWithKey,
   slsaStatement,
@@ -18,12 +18,6 @@ import {
   startTestSigstore,
   type TestSigstore,
 } from '../helpers/sigstore-ca.ts';
-
-const sigstoreDir = fileURLToPath(new URL('../../../shared/fixtures/sigstore/', import.meta.url));
-const artifact = readFileSync(join(sigstoreDir, 'a.txt'));
-const artifactSha256 = createHash('sha256').update(artifact).digest('hex');
-const publicGoodDsse = readFileSync(join(sigstoreDir, 'a.txt.intoto-dsse.sigstore.json'));
-const publicGoodMsgsig = readFileSync(join(sigstoreDir, 'a.txt.msgsig-v0.3.sigstore.json'));
 
 const BEACON =
   'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main';
@@ -38,20 +32,23 @@ const target = {
   version: '1.0-r0',
 };
 
-/** A "package" whose file is a.txt: the public-good statement's subject. */
-const aTxt = {
-  filename: 'a.txt',
-  sha256: artifactSha256,
-  datahash: '0'.repeat(64),
-  name: 'a',
-  version: '1-r0',
-};
-
 function policies(policy: Record<string, unknown>, dir = '.'): ProvenancePolicies {
   return new ProvenancePolicies({ main: provenancePolicySchema.parse(policy) }, dir);
 }
 
-describe('provenance policy: real public-good bundles, offline', () => {
+describe('provenance policy: real public-good bundles, offline', needsSharedFixtures, () => {
+  const artifact = readFileSync(sharedFixture('sigstore', 'a.txt'));
+  const artifactSha256 = createHash('sha256').update(artifact).digest('hex');
+  const publicGoodDsse = readFileSync(sharedFixture('sigstore', 'a.txt.intoto-dsse.sigstore.json'));
+  const publicGoodMsgsig = readFileSync(sharedFixture('sigstore', 'a.txt.msgsig-v0.3.sigstore.json'));
+  /** A "package" whose file is a.txt: the public-good statement's subject. */
+  const aTxt = {
+    filename: 'a.txt',
+    sha256: artifactSha256,
+    datahash: '0'.repeat(64),
+    name: 'a',
+    version: '1-r0',
+  };
   const identityPolicy = (rule: Record<string, unknown>) =>
     policies({ mode: 'require', trustedRoot: 'public-good', identities: [{ issuer: GITHUB, ...rule }] });
 

@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fsck } from '../../src/repo/fsck.ts';
 import { deletePackage, KeyedLock, publishPackage } from '../../src/repo/publish.ts';
 import type { BlobStore, TempBlob } from '../../src/store/blob-store.ts';
-import { buildApk, chunked, fixturesDir } from '../helpers/apk-builder.ts';
+import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { publishForm, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import { sampleSpdx } from '../sbom/sbom-fixtures.ts';
 
-const GOLDEN = readFileSync(
-  join(fixturesDir(), 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'),
-);
+/** A melange-shaped SBOM of crane 0.20.2-r1. */
+const GOLDEN = Buffer.from(JSON.stringify(sampleSpdx('crane', '0.20.2-r1'), null, 2));
 const GOLDEN_SHA256 = createHash('sha256').update(GOLDEN).digest('hex');
 
 /**

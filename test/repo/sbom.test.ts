@@ -4,14 +4,14 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { ApkFile, ApkPackage } from '../../src/apk/read-apk.ts';
-import { isAppError } from '../../src/errors.ts';
+import { type ApkFile, type ApkPackage, readApk } from '../../src/apk/read-apk.ts';
 import { prepareSbom } from '../../src/repo/sbom.ts';
 import { SbomParser } from '../../src/repo/sbom-parser.ts';
 import { generateSpdx } from '../../src/sbom/generate.ts';
 import { parseSbomDocument } from '../../src/sbom/parse.ts';
 import { DiskBlobStore } from '../../src/store/blob-store.ts';
-import { apkFile, fixturePackages, spdxInputOf } from '../sbom/sbom-fixtures.ts';
+import { buildApk, chunked } from '../helpers/apk-builder.ts';
+import { apkFile, spdxInputOf } from '../sbom/sbom-fixtures.ts';
 
 const NAMESPACE = 'https://reef.example/spdxdocs';
 const NOW = new Date(0);
@@ -37,16 +37,29 @@ const treeOf = (apk: ApkPackage) =>
     }),
   );
 
-/** A fixture package without an SBOM of its own, with `count` more files. */
+/** A package without an SBOM of its own, with `count` more files. */
 async function manyFiles(count: number, nameLength: number): Promise<ApkPackage> {
-  const found = (await fixturePackages()).find((p) => p.file === 'abuild-alpine-base-3.12.0-r0.apk');
-  assert.ok(found && !found.apk.sbom);
+  const apk = await readApk(
+    chunked(
+      await buildApk({
+        name: 'alpine-base',
+        version: '3.12.0-r0',
+        depends: ['alpine-baselayout', 'alpine-conf'],
+        files: [
+          { name: 'etc', type: 'directory' },
+          { name: 'etc/alpine-release', content: '3.12.0\n' },
+          { name: 'etc/os-release', content: 'NAME="Alpine Linux"\n' },
+        ],
+      }),
+    ),
+  );
+  assert.ok(!apk.sbom);
   const extra: ApkFile[] = Array.from({ length: count }, (_, i) =>
     apkFile(`usr/share/${String(i).padStart(nameLength, 'x')}`, {
       sha1: createHash('sha1').update(String(i)).digest('hex'),
     }),
   );
-  return { ...found.apk, files: [...found.apk.files, ...extra] };
+  return { ...apk, files: [...apk.files, ...extra] };
 }
 
 const tempFiles = (dir: string) => readdirSync(join(dir, 'tmp'));
@@ -92,11 +105,16 @@ describe('prepareSbom for a package without an SBOM', () => {
     });
   });
 
-  test('the size limit applies to the streamed size; nothing is left behind', async () => {
-    // ~45,000 files with long names: over 16 MiB of SPDX text.
+  test('the limit on sent documents does not apply: reef describes every package it accepts', async () => {
+    // ~45,000 files with long names: over 16 MiB of SPDX text, streamed to its blob.
     const apk = await manyFiles(45_000, 300);
     await withBlobs(async (blobs, dir) => {
-      await assert.rejects(generated(apk, blobs), (err) => isAppError(err, 'SBOM_TOO_LARGE'));
+      const prepared = await generated(apk, blobs);
+      assert.ok(prepared.size > 16 * 2 ** 20, String(prepared.size));
+      const extra = prepared.parsed.components.filter((c) => c.name.includes('usr/share/xx'));
+      assert.equal(extra.length, 45_000);
+      await prepared.store(blobs);
+      assert.equal(await blobs.size(prepared.sha256), prepared.size);
       assert.deepEqual(tempFiles(dir), []);
     });
   });

@@ -4,6 +4,7 @@ import { cycloneDxToSpdx, spdxToCycloneDx, uuidV5 } from '../../src/sbom/convert
 import { generateSpdx } from '../../src/sbom/generate.ts';
 import { parseSbom } from '../../src/sbom/parse.ts';
 import type { ParsedSbom, SbomComponent } from '../../src/sbom/types.ts';
+import { needsSharedFixtures } from '../helpers/shared-fixtures.ts';
 import {
   fixturePackages,
   fixtureSboms,
@@ -65,7 +66,7 @@ async function spdxDocuments(): Promise<Array<[string, Buffer]>> {
   return out;
 }
 
-describe('SPDX → CycloneDX 1.6 → SPDX on the real SBOMs', () => {
+describe('SPDX → CycloneDX 1.6 → SPDX on the real SBOMs', needsSharedFixtures, () => {
   test('every document converts to CycloneDX 1.6 that passes the official schema, keeping components and graph', async () => {
     const docs = await spdxDocuments();
     assert.ok(docs.length >= 25, String(docs.length));

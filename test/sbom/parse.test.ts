@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { isAppError } from '../../src/errors.ts';
 import { checkDescribes, parseSbom } from '../../src/sbom/parse.ts';
 import type { ParsedSbom } from '../../src/sbom/types.ts';
-import { FIXTURES, fixtureSboms, sampleCycloneDx, sha } from './sbom-fixtures.ts';
+import { needsSharedFixtures } from '../helpers/shared-fixtures.ts';
+import { FIXTURES, fixtureSboms, sampleCycloneDx, sampleSpdx, sha } from './sbom-fixtures.ts';
 
 type SpdxJson = {
   SPDXID: string;
@@ -30,10 +31,10 @@ const rejects = (bytes: Buffer, code: string) =>
     (err) => isAppError(err) && err.code === code,
     code,
   );
-const crane = () =>
-  readFileSync(join(FIXTURES, 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'));
+/** A melange-shaped SBOM describing crane 0.20.2-r1. */
+const crane = () => Buffer.from(JSON.stringify(sampleSpdx('crane', '0.20.2-r1'), null, 2));
 
-describe('parseSbom on the real SBOMs', () => {
+describe('parseSbom on the real SBOMs', needsSharedFixtures, () => {
   test('the fixtures hold the goldens and the embedded SBOMs the issue names', async () => {
     const sboms = await fixtureSboms();
     const files = sboms.map((s) => s.file);
@@ -110,7 +111,10 @@ describe('parseSbom on the real SBOMs', () => {
   });
 
   test('the golden crane SBOM: crane 0.20.2-r1 with its purl, licence and sources', () => {
-    const parsed = parseSbom(crane());
+    const golden = readFileSync(
+      join(FIXTURES, 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'),
+    );
+    const parsed = parseSbom(golden);
     assert.deepEqual(parsed.describes, [{ name: 'crane', version: '0.20.2-r1' }]);
     const main = parsed.components.find((c) => c.name === 'crane')!;
     assert.equal(main.purl, 'pkg:apk/wolfi/crane@0.20.2-r1?arch=x86_64&distro=wolfi');

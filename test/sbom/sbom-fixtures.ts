@@ -7,11 +7,15 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { type ApkFile, type ApkPackage, readApk } from '../../src/apk/read-apk.ts';
 import type { GenerateInput } from '../../src/sbom/generate.ts';
-import { fixturesDir } from '../helpers/apk-builder.ts';
+import { realFixturesDir } from '../helpers/shared-fixtures.ts';
 
-/** The real SBOMs of ../shared/fixtures/real, and an oracle for the official CycloneDX schema. */
+/**
+ * The real SBOMs of the shared fixture corpus (tests that read them skip
+ * without it), documents made here in their likeness, and an oracle for the
+ * official CycloneDX schema.
+ */
 
-export const FIXTURES = fixturesDir();
+export const FIXTURES = realFixturesDir();
 
 export interface FixtureSbom {
   /** Fixture path relative to FIXTURES. */
@@ -116,6 +120,90 @@ export function officialCycloneDxValidator(version: '1.5' | '1.6'): ValidateFunc
 
 /** Hex digest of a string, for hashes in hand-made documents. */
 export const sha = (alg: string, s: string) => createHash(alg).update(s).digest('hex');
+
+/**
+ * An SPDX 2.3 document shaped like a melange golden SBOM for a Wolfi package:
+ * the operating system, the package it describes, the build recipe and the
+ * upstream source, no files, and the DESCRIBED_BY and GENERATED_FROM
+ * relationships (melange `pkg/sbom`).
+ */
+export function sampleSpdx(name = 'crane', version = '0.20.2-r1'): Record<string, unknown> {
+  const wolfi = { originator: 'Organization: Wolfi', supplier: 'Organization: Wolfi' };
+  const apk = `SPDXRef-Package-apk-${name}-${version}`;
+  const recipe = `SPDXRef-Package-Melange-testdata-buildC95configs-${name}.yaml-c0ffee`;
+  const source = `SPDXRef-Package-Source-github.com-example-${name}-v1.0.0-0`;
+  const purl = (locator: string) => [
+    { referenceCategory: 'PACKAGE-MANAGER', referenceLocator: locator, referenceType: 'purl' },
+  ];
+  return {
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name: `apk-${name}-${version}`,
+    spdxVersion: 'SPDX-2.3',
+    creationInfo: {
+      created: '0001-01-01T00:00:00Z',
+      creators: ['Tool: melange (devel)', 'Organization: Chainguard, Inc'],
+      licenseListVersion: '3.22',
+    },
+    dataLicense: 'CC0-1.0',
+    documentNamespace: `https://spdx.org/spdxdocs/chainguard/melange/${sha('md5', `${name}-${version}`)}`,
+    documentDescribes: [apk],
+    packages: [
+      {
+        SPDXID: 'SPDXRef-OperatingSystem',
+        name: 'wolfi',
+        filesAnalyzed: false,
+        licenseConcluded: 'NOASSERTION',
+        licenseDeclared: 'NOASSERTION',
+        description: 'Operating System',
+        downloadLocation: 'NOASSERTION',
+        ...wolfi,
+        primaryPackagePurpose: 'OPERATING-SYSTEM',
+      },
+      {
+        SPDXID: apk,
+        name,
+        versionInfo: version,
+        filesAnalyzed: false,
+        licenseConcluded: 'NOASSERTION',
+        licenseDeclared: 'Apache-2.0',
+        downloadLocation: 'NOASSERTION',
+        ...wolfi,
+        copyrightText: 'NOASSERTION',
+        primaryPackagePurpose: 'APPLICATION',
+        externalRefs: purl(`pkg:apk/wolfi/${name}@${version}?arch=x86_64&distro=wolfi`),
+      },
+      {
+        SPDXID: recipe,
+        name: `testdata/build_configs/${name}.yaml`,
+        versionInfo: 'c0ffee',
+        filesAnalyzed: false,
+        licenseConcluded: 'NOASSERTION',
+        licenseDeclared: 'NOASSERTION',
+        downloadLocation: 'NOASSERTION',
+        ...wolfi,
+        primaryPackagePurpose: 'INSTALL',
+        externalRefs: purl(`pkg:github/wolfi-dev/os@c0ffee#testdata/build_configs/${name}.yaml`),
+      },
+      {
+        SPDXID: source,
+        name,
+        versionInfo: 'v1.0.0',
+        filesAnalyzed: false,
+        licenseConcluded: 'NOASSERTION',
+        licenseDeclared: 'Apache-2.0',
+        downloadLocation: `https://github.com/example/${name}/archive/v1.0.0.tar.gz`,
+        originator: 'Organization: Example',
+        supplier: 'Organization: Example',
+        primaryPackagePurpose: 'SOURCE',
+        externalRefs: purl(`pkg:github/example/${name}@v1.0.0`),
+      },
+    ],
+    relationships: [
+      { spdxElementId: apk, relationshipType: 'DESCRIBED_BY', relatedSpdxElement: recipe },
+      { spdxElementId: apk, relationshipType: 'GENERATED_FROM', relatedSpdxElement: source },
+    ],
+  };
+}
 
 /**
  * A CycloneDX 1.5 document shaped like syft / cdxgen output: the legacy tools

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { CHECKSUM_ALGORITHMS, RELATIONSHIP_TYPES, SPDX_23_SCHEMA } from '../../src/sbom/spdx-schema.ts';
-import { FIXTURES, fixtureSboms } from './sbom-fixtures.ts';
+import { needsSharedFixtures } from '../helpers/shared-fixtures.ts';
+import { fixtureSboms, sampleSpdx } from './sbom-fixtures.ts';
 
 /** reef's SPDX 2.3 transcription, compiled on its own: each rule the spec states, one case each. */
 const ajv = new Ajv({ strict: false });
@@ -18,8 +17,7 @@ type Doc = Record<string, unknown> & {
   relationships: Array<Record<string, unknown>>;
 };
 
-const base = (): Doc =>
-  JSON.parse(readFileSync(join(FIXTURES, 'melange/build__goldenfiles__sboms__sed-4.9-r8.spdx.json'), 'utf8'));
+const base = () => sampleSpdx('sed', '4.9-r8') as Doc;
 const file = (extra: Record<string, unknown> = {}) => ({
   SPDXID: 'SPDXRef-File-1',
   fileName: './usr/bin/sed',
@@ -35,7 +33,7 @@ function fails(mutate: (d: Doc) => void, path: RegExp): void {
 }
 
 describe('SPDX_23_SCHEMA', () => {
-  test('every golden and embedded SBOM passes', async () => {
+  test('every golden and embedded SBOM passes', needsSharedFixtures, async () => {
     for (const s of await fixtureSboms()) {
       assert.ok(
         validate(JSON.parse(s.bytes.toString('utf8'))),

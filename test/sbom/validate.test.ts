@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isAppError } from '../../src/errors.ts';
 import { validateCycloneDx, validateSpdx } from '../../src/sbom/validate.ts';
-import { FIXTURES, sampleCycloneDx } from './sbom-fixtures.ts';
+import { sampleCycloneDx, sampleSpdx } from './sbom-fixtures.ts';
 
 type Doc = Record<string, unknown> & {
   documentDescribes: string[];
@@ -12,10 +10,7 @@ type Doc = Record<string, unknown> & {
   relationships: Array<Record<string, unknown>>;
 };
 
-const crane = (): Doc =>
-  JSON.parse(
-    readFileSync(join(FIXTURES, 'melange/build__goldenfiles__sboms__crane-0.20.2-r1.spdx.json'), 'utf8'),
-  );
+const crane = () => sampleSpdx('crane', '0.20.2-r1') as Doc;
 
 function invalidAt(doc: Record<string, unknown>, path: string): void {
   assert.throws(
