@@ -48,7 +48,9 @@ export async function buildApp(
     reply.code(404).send({ code: 'NOT_FOUND', message: `nothing at ${request.method} ${path}` });
   });
 
-  registerMetrics(app, metrics);
+  // Before the routes: /metrics shows a repository's series only to callers that may read it.
+  const auth = new Authenticator(services, new FailedAuthLimiter());
+  registerMetrics(app, metrics, (request) => auth.readableNames(request));
   services.indexer.observer = metrics;
   // Indexes already live at start have no build to report.
   for (const i of services.store.listIndexes()) {
@@ -87,7 +89,6 @@ export async function buildApp(
     return { status: 'ready' };
   });
 
-  const auth = new Authenticator(services, new FailedAuthLimiter());
   registerRepoFileRoutes(app, services, auth);
   registerPackageRoutes(app, services, auth, metrics);
   registerAdminRoutes(app, services, auth);

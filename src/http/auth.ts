@@ -117,6 +117,21 @@ export class Authenticator {
     this.require(request, repo, 'read');
   }
 
+  /**
+   * Which repository names the caller may see: public repositories that
+   * exist, and any name its token may read. Invalid credentials are a 401.
+   */
+  readableNames(request: FastifyRequest): (repo: string) => boolean {
+    const token = this.identify(request);
+    const open = new Set(
+      this.services.store
+        .listRepos()
+        .filter((r) => !r.private)
+        .map((r) => r.name),
+    );
+    return (repo) => open.has(repo) || (token !== undefined && hasScope(token, repo, 'read'));
+  }
+
   canRead(token: TokenInfo | undefined, repo: { name: string; private: boolean }): boolean {
     return !repo.private || (token !== undefined && hasScope(token, repo.name, 'read'));
   }

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { validateRepo } from '../repo/publish.ts';
 
@@ -7,7 +7,15 @@ import { validateRepo } from '../repo/publish.ts';
  * global one), so tests can build many apps in one process. Label values are
  * bounded: routes are fastify's route patterns, never raw URLs, and repository
  * labels are names reef accepted.
+ *
+ * A scrape shows the series of a repository (every series with a `repo`
+ * label) only to a caller that may read it: a private repository's name,
+ * package count and bytes are for its readers (a `*:read` token for
+ * Prometheus), not for anyone who can reach /metrics.
  */
+
+/** Whether a scrape may show the series of repository `repo`. */
+export type RepoVisibility = (repo: string) => boolean;
 
 export interface RepoUsage {
   repo: string;
@@ -128,6 +136,18 @@ export class Metrics {
     return this.usageOfThisScrape;
   }
 
+  /** The text exposition, without the series of the repositories `visible` refuses. */
+  async scrape(visible: RepoVisibility): Promise<string> {
+    const text = await this.registry.metrics();
+    return text
+      .split('\n')
+      .filter((line) => {
+        const repo = line.startsWith('#') ? undefined : REPO_LABEL.exec(line)?.[1];
+        return repo === undefined || repo === INVALID_REPO || visible(repo);
+      })
+      .join('\n');
+  }
+
   observeHttp(method: string, route: string | undefined, status: number, seconds: number): void {
     const labels = { method, route: route ?? 'unmatched' };
     this.httpRequests.inc({ ...labels, status: String(status) });
@@ -159,6 +179,15 @@ const NON_COUNTER_TOTALS = [
   'nodejs_active_resources_total',
 ];
 
+/**
+ * The `repo` label of a sample line. Its value is a name validateRepo accepted
+ * (no quote, no escape), and no other label's value holds `,repo="`.
+ */
+const REPO_LABEL = /[{,]repo="([^"]*)"/;
+
+/** The label of uploads naming no valid repository: it names none, so every scrape shows it. */
+const INVALID_REPO = '(invalid)';
+
 function labelsOf(key: IndexLabels): { repo: string; libc: string; arch: string } {
   return { repo: key.repo, libc: key.libc, arch: key.arch };
 }
@@ -169,17 +198,25 @@ function repoLabel(repo: string): string {
     validateRepo(repo, 'glibc');
     return repo;
   } catch {
-    return '(invalid)';
+    return INVALID_REPO;
   }
 }
 
-/** HTTP metrics for every request, and `GET /metrics` in the text exposition format. */
-export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
+/**
+ * HTTP metrics for every request, and `GET /metrics` in the text exposition
+ * format, with the repositories `visibleTo` the request allows (it may refuse
+ * the request itself, e.g. 401 for an invalid token).
+ */
+export function registerMetrics(
+  app: FastifyInstance,
+  metrics: Metrics,
+  visibleTo: (request: FastifyRequest) => RepoVisibility,
+): void {
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeHttp(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', async (_request, reply) => {
-    const text = await metrics.registry.metrics();
+  app.get('/metrics', async (request, reply) => {
+    const text = await metrics.scrape(visibleTo(request));
     return reply.type(metrics.registry.contentType).send(text);
   });
 }

@@ -2,6 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Metrics, type RepoUsage, registerMetrics } from '../../src/http/metrics.ts';
+import { buildApk } from '../helpers/apk-builder.ts';
+import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+
+/** The app under test here has no repositories to hide. */
+const everyRepo = () => true;
 
 interface Sample {
   name: string;
@@ -60,7 +65,7 @@ describe('metrics over HTTP', () => {
       return usage;
     });
     app = Fastify();
-    registerMetrics(app, metrics);
+    registerMetrics(app, metrics, () => everyRepo);
     app.get('/things/:id', async (request) => request.params);
     app.post('/things', async (_request, reply) => reply.code(201).send({ ok: true }));
     app.get('/boom', async () => {
@@ -215,7 +220,7 @@ describe('metrics registries', () => {
       throw new Error('database is closed');
     });
     const app = Fastify({ logger: false });
-    registerMetrics(app, metrics);
+    registerMetrics(app, metrics, () => everyRepo);
     await app.ready();
     try {
       const res = await app.inject('/metrics');
@@ -223,5 +228,81 @@ describe('metrics registries', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('metrics of private repositories', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer();
+    const put = await fetch(`${server.url}/api/v1/repos/hidden`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ private: true }),
+    });
+    assert.equal(put.status, 200);
+    for (const repo of ['open', 'hidden']) {
+      assert.equal((await publish(server, repo, 'musl', await buildApk({ name: `in-${repo}` }))).status, 201);
+    }
+  });
+  after(async () => {
+    await server.close();
+    removeDir(server.dataDir);
+  });
+
+  /** The repositories named by any series of a scrape with these credentials. */
+  async function reposSeen(token?: string): Promise<Set<string>> {
+    const res = await fetch(`${server.url}/metrics`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.ok(
+      !/hidden/.test(text) || token !== undefined,
+      'an anonymous scrape names the private repository',
+    );
+    return new Set(
+      parseMetrics(text)
+        .map((s) => s.labels.repo)
+        .filter((r) => r !== undefined),
+    );
+  }
+
+  test('per-repository series of a private repository need a token that may read it', async () => {
+    const { token: reader } = server.services.tokens.create('reader', ['hidden:read']);
+    const { token: other } = server.services.tokens.create('other', ['open:publish']);
+    const { token: prometheus } = server.services.tokens.create('prometheus', ['*:read']);
+    assert.deepEqual([...(await reposSeen())].sort(), ['open']);
+    assert.deepEqual([...(await reposSeen(other))].sort(), ['open']);
+    for (const token of [reader, prometheus, TEST_TOKEN]) {
+      assert.deepEqual([...(await reposSeen(token))].sort(), ['hidden', 'open']);
+    }
+    // Every per-repository series is there for a reader: packages, bytes, index and publish series.
+    const text = await (
+      await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${reader}` } })
+    ).text();
+    const samples = parseMetrics(text);
+    for (const name of [
+      'reef_packages',
+      'reef_stored_bytes',
+      'reef_index_packages',
+      'reef_index_size_bytes',
+      'reef_publish_total',
+      'reef_publish_duration_seconds_count',
+    ]) {
+      assert.ok(
+        samples.some((s) => s.name === name && s.labels.repo === 'hidden'),
+        `${name} for the private repository`,
+      );
+    }
+    // What is not per repository stays for everyone.
+    const anonymous = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+    assert.ok(anonymous.some((s) => s.name === 'reef_http_requests_total'));
+    assert.ok(anonymous.some((s) => s.name === 'reef_packages' && s.labels.repo === 'open'));
+    // A wrong token is refused, as everywhere.
+    const wrong = await fetch(`${server.url}/metrics`, { headers: { authorization: 'Bearer reef_wrong' } });
+    assert.equal(wrong.status, 401);
+    assert.equal(((await wrong.json()) as { code: string }).code, 'AUTH_INVALID');
   });
 });

@@ -322,7 +322,7 @@ describe('OpenAPI document and the real app', () => {
     // The routes this module and metrics.ts add, until app.ts registers them itself.
     own = Fastify();
     registerOpenApi(own);
-    registerMetrics(own, new Metrics(() => []));
+    registerMetrics(own, new Metrics(() => []), () => () => true);
     await own.ready();
   });
   after(async () => {
