@@ -506,8 +506,10 @@ const OPERATIONS: OperationSpec[] = [
     tag: 'operations',
     operationId: 'metrics',
     summary: 'Prometheus metrics',
-    description: 'Text exposition format 0.0.4: HTTP, publish and index metrics, and process metrics.',
-    access: { kind: 'public' },
+    description:
+      'Text exposition format 0.0.4: HTTP, publish and index metrics, and process metrics. ' +
+      'Series with a `repo` label of a private repository only for a token that may read it.',
+    access: { kind: 'optional' },
     responses: {
       200: { description: 'the metrics', content: { 'text/plain; version=0.0.4': { schema: str() } } },
     },
