@@ -27,8 +27,9 @@ RUN groupadd --system reef && useradd --system --gid reef --home /data reef \
 USER reef
 VOLUME ["/data"]
 EXPOSE 8080
+# The port the server listens on, whatever REEF_PORT the container is given.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=30s \
-  CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.REEF_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # V8's young generation capped at 1 MiB per semispace: a 2 GiB upload peaks at ~122 MiB RSS
 # instead of ~170 (BENCHMARKS.md, "Memory: a 2 GiB upload"); the same flag as npm start.
 ENTRYPOINT ["node", "--max-semi-space-size=1", "dist/cli/main.mjs"]
