@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import type { ApkPackage } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import { cycloneDxToSpdx, spdxToCycloneDx } from '../sbom/convert.ts';
 import { generateSpdxParts, type PurlDistro, type SpdxParts, spdxJsonText } from '../sbom/generate.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
-import { checkDescribes, checkSbomSize, DEFAULT_SBOM_LIMITS, parseGeneratedSpdx } from '../sbom/parse.ts';
+import { checkDescribes, checkSbomSize, DEFAULT_SBOM_LIMITS, readGeneratedSpdx } from '../sbom/parse.ts';
 import type { ParsedSbom, SbomFormat } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { SbomSource, SbomStore, StoredSbom } from '../store/sbom-store.ts';
@@ -88,8 +89,15 @@ export async function prepareSbom(input: {
     namespaceBase: input.namespaceBase,
     distro: input.distro,
   });
-  // The same checks as a sent document, in windows of the document rather than on its whole tree.
-  const parsed = withSource(source, () => parseGeneratedSpdx(parts));
+  // The same checks as a sent document, in windows of the document rather than on its whole tree,
+  // with a turn of the event loop between windows.
+  const reading = readGeneratedSpdx(parts);
+  let step = withSource(source, () => reading.next());
+  while (!step.done) {
+    await setImmediate();
+    step = withSource(source, () => reading.next());
+  }
+  const parsed = step.value;
   withSource(source, () => checkDescribes(parsed, describe));
   return preparedBlob(source, await writeGenerated(input.blobs, parts), parsed);
 }
@@ -150,7 +158,9 @@ const WRITE_CHUNK = 64 * 1024;
 /**
  * The generated document's text streamed into a temp blob, hashed as it
  * goes: the whole text (8 MB for 20,000 files) is never in memory. Nothing
- * is left behind on failure.
+ * is left behind on failure. No size limit: the limit on documents is for
+ * what publishers send, and reef must describe every package it accepts
+ * (read-apk's maxEntries and maxNameLength bound this document already).
  */
 async function writeGenerated(blobs: BlobStore, parts: SpdxParts): Promise<SbomBlob> {
   const temp = await blobs.createTemp();
@@ -164,7 +174,6 @@ async function writeGenerated(blobs: BlobStore, parts: SpdxParts): Promise<SbomB
       pending = [];
       pendingLength = 0;
       size += chunk.length;
-      withSource('generated', () => checkSbomSize(size));
       hash.update(chunk);
       await temp.write(chunk);
     };

@@ -107,12 +107,31 @@ const GENERATED_WINDOW_FILES = 1000;
 export function parseGeneratedSpdx(
   parts: SpdxParts,
   windowFiles = GENERATED_WINDOW_FILES,
-): Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'> {
+): GeneratedSpdxSummary {
+  const reading = readGeneratedSpdx(parts, windowFiles);
+  for (;;) {
+    const step = reading.next();
+    if (step.done) return step.value;
+  }
+}
+
+export type GeneratedSpdxSummary = Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
+
+/**
+ * parseGeneratedSpdx one window per step, for a caller that gives the event
+ * loop a turn between windows: 100,000 files are a hundred windows and
+ * seconds of schema checks, too long to hold the server's one thread.
+ */
+export function* readGeneratedSpdx(
+  parts: SpdxParts,
+  windowFiles = GENERATED_WINDOW_FILES,
+): Generator<void, GeneratedSpdxSummary> {
   const packageCount = arr(parts.document.packages).length;
   const fixedRelationships = arr(parts.document.relationships).length;
   let first: ParsedSbom | undefined;
   const components: SbomComponent[] = [];
   for (let start = 0; start === 0 || start < parts.fileCount; start += windowFiles) {
+    if (start > 0) yield;
     const window = spdxWindow(parts, start, Math.min(start + windowFiles, parts.fileCount));
     let parsed: ParsedSbom;
     try {

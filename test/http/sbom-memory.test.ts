@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MAX_SBOM_BYTES } from '../../src/sbom/limits.ts';
-import { buildApk } from '../helpers/apk-builder.ts';
+import { buildApk, gzipMember } from '../helpers/apk-builder.ts';
 import {
   publish,
   publishForm,
@@ -33,6 +34,62 @@ function spdxOf(name: string, version: string, size = 0): Buffer {
     documentDescribes: ['SPDXRef-Package'],
   });
   return Buffer.concat([Buffer.from(text), Buffer.alloc(Math.max(0, size - text.length), 0x20)]);
+}
+
+/**
+ * A package of `count` one-line files, each with the SHA-1 pax record abuild
+ * writes (so the generated SBOM lists it). The tar is written here, header by
+ * header: buildApk's tar-stream takes minutes for 100,000 entries on a busy
+ * machine, this takes about a second.
+ */
+function manyFilesApk(name: string, count: number): Buffer {
+  const blocks: Buffer[] = [];
+  const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+  for (let i = 0; i < count; i++) {
+    const body = Buffer.from(`${i}\n`);
+    const record = ` APK-TOOLS.checksum.SHA1=${createHash('sha1').update(body).digest('hex')}\n`;
+    const pax = Buffer.from(`${record.length + 2}${record}`);
+    blocks.push(tarHeader('PaxHeader', pax.length, 'x'), pax, pad(pax.length));
+    const path = `usr/share/many/${String(i).padStart(6, '0')}.txt`;
+    blocks.push(tarHeader(path, body.length, '0'), body, pad(body.length));
+  }
+  blocks.push(Buffer.alloc(1024));
+  const data = gzipMember(Buffer.concat(blocks), 1);
+  const pkginfo = Buffer.from(
+    [
+      `pkgname = ${name}`,
+      'pkgver = 1.0.0-r0',
+      'pkgdesc = many files',
+      'url = https://example.org/',
+      'builddate = 1700000000',
+      `size = ${count}`,
+      'arch = x86_64',
+      'license = MIT',
+      `datahash = ${createHash('sha256').update(data).digest('hex')}`,
+      '',
+    ].join('\n'),
+  );
+  const control = Buffer.concat([tarHeader('.PKGINFO', pkginfo.length, '0'), pkginfo, pad(pkginfo.length)]);
+  return Buffer.concat([gzipMember(control), data]);
+}
+
+/** A ustar header (POSIX.1-1988): name, mode 0644, uid/gid 0, size, a fixed mtime, type. */
+function tarHeader(name: string, size: number, type: string): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  h.write(`${(1_700_000_000).toString(8).padStart(11, '0')}\0`, 136);
+  h.write('        ', 148);
+  h.write(type, 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return h;
 }
 
 describe('SBOM memory while packages arrive', () => {
@@ -181,6 +238,21 @@ describe('SBOM memory while packages arrive', () => {
     const served = await fetch(url);
     assert.equal(served.headers.get('x-reef-sbom-source'), 'uploaded');
     assert.ok(Buffer.from(await served.arrayBuffer()).equals(doc));
+    assert.deepEqual(tempFiles(), []);
+  });
+
+  test('a package of 100,000 files gets its generated SBOM, larger than the limit on sent ones', async () => {
+    const count = 100_000;
+    const res = await publish(server, 'mem', 'glibc', manyFilesApk('many-files', count));
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    const served = await fetch(`${server.url}/api/v1/packages/mem/glibc/x86_64/many-files/1.0.0-r0/sbom`);
+    assert.equal(served.status, 200);
+    assert.equal(served.headers.get('x-reef-sbom-source'), 'generated');
+    const text = await served.text();
+    assert.ok(Buffer.byteLength(text) > MAX_SBOM_BYTES, String(Buffer.byteLength(text)));
+    const doc = JSON.parse(text) as { files: Array<{ fileName: string }> };
+    assert.equal(doc.files.length, count);
+    assert.equal(doc.files.at(-1)!.fileName, './usr/share/many/099999.txt');
     assert.deepEqual(tempFiles(), []);
   });
 });
