@@ -107,7 +107,7 @@ function checkFieldLength(field: string, value: string, limit = FIELD_LIMITS[fie
   if (bytes > limit) {
     throw new AppError(
       'APK_PKGINFO_FIELD_TOO_LONG',
-      `.PKGINFO ${field} is ${bytes} bytes; at most ${limit} are accepted, so that apk 2 and 3 can read the index and their installed database`,
+      `.PKGINFO ${field} is ${bytes} bytes; at most ${limit} are accepted, to stay within what apk 2 and 3 read back (see the README for every limit)`,
       { details: { field, bytes, limit } },
     );
   }
