@@ -96,6 +96,8 @@ export const ERROR_CODES = {
   PUBLISH_NO_BODY: 'invalid',
   PUBLISH_TOO_LARGE: 'too_large',
   PACKAGE_NOT_FOUND: 'not_found',
+  // the standalone publisher client was not built beside this server
+  CLIENT_NOT_BUILT: 'not_found',
   REPO_NOT_FOUND: 'not_found',
   REPO_EXISTS: 'conflict',
   NOT_FOUND: 'not_found',

@@ -478,6 +478,26 @@ const OPERATIONS: OperationSpec[] = [
   },
   {
     method: 'get',
+    path: '/client/reef.mjs',
+    tag: 'apk',
+    operationId: 'getClient',
+    summary: 'The publisher client (publish, verify) as one file for node',
+    description:
+      'For CI without a checkout of reef: `curl -fsSO <server>/client/reef.mjs && node reef.mjs publish …`. ' +
+      '404 CLIENT_NOT_BUILT when the server was started without `npm run build`.',
+    access: { kind: 'public' },
+    responses: {
+      200: {
+        description: 'an ES module, its dependencies bundled',
+        headers: FILE_HEADERS,
+        content: { 'text/javascript': { schema: str() } },
+      },
+      304: 'NotModified',
+      404: 'NotFound',
+    },
+  },
+  {
+    method: 'get',
     path: '/healthz',
     tag: 'operations',
     operationId: 'health',

@@ -10,6 +10,7 @@ import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import type { IndexKey } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
+import { clientFileReader } from '../client-file.ts';
 import { sendFile } from '../send-file.ts';
 
 /** What apk fetches: `/<repo>/<libc>/<arch>/APKINDEX.tar.gz`, packages, and public keys. */
@@ -159,6 +160,27 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     reply.header('Content-Type', 'application/x-pem-file');
     return serveKey(request.params.keyName);
   });
+  // The publisher client as one file (CI: curl it, run it with node); built by `npm run build`.
+  const readClient = clientFileReader();
+  app.get('/client/reef.mjs', async (request, reply) => {
+    const client = await readClient();
+    if (!client) {
+      throw new AppError(
+        'CLIENT_NOT_BUILT',
+        'this server was started without its client bundle: run `npm run build` (npm start does) and retry',
+      );
+    }
+    return sendFile(request, reply, {
+      sha256: client.sha256,
+      size: client.bytes.length,
+      lastModified: client.mtimeMs,
+      // A server upgrade brings a new client: revalidate.
+      cacheControl: 'no-cache',
+      contentType: 'text/javascript; charset=utf-8',
+      bytes: client.bytes,
+      open: () => Readable.from([client.bytes]),
+    });
+  });
   app.get('/keys', async () => ({
     keys: services.signingKeys.map((k) => k.keyName),
     attestation: services.attestationKey.keyName,
@@ -232,7 +254,7 @@ export const PACKAGE_SIDE_FILES: ReadonlyArray<{ suffix: string; contentType: st
   {
     suffix: '.attest.tar.gz',
     contentType: 'application/gzip',
-    summary: "A melange attestation, as sent (named after the package without its .apk)",
+    summary: 'A melange attestation, as sent (named after the package without its .apk)',
   },
 ];
 
