@@ -5,6 +5,7 @@ import { AppError } from '../errors.ts';
 import { cycloneDxToSpdx, spdxToCycloneDx } from '../sbom/convert.ts';
 import { generateSpdxParts, type PurlDistro, type SpdxParts, spdxJsonText } from '../sbom/generate.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
+import { normalizeSpdx } from '../sbom/normalize.ts';
 import { checkDescribes, checkSbomSize, DEFAULT_SBOM_LIMITS, readGeneratedSpdx } from '../sbom/parse.ts';
 import type { ParsedSbom, SbomFormat } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
@@ -230,21 +231,62 @@ export interface RenderedSbom {
   stored: StoredSbom;
 }
 
+/** What renderSbom serves: SPDX 2.3, CycloneDX, or the stored document byte for byte. */
+export type SbomRendering = SbomFormat | 'original';
+
 /**
- * A package's SBOM in the asked format: the stored bytes when the format
- * matches, else a conversion (deterministic, so its ETag is stable).
+ * The base of the documentNamespace reef gives a document it normalizes. A
+ * constant, not the public URL: what is served beside a package is cached as
+ * immutable, so it must be a function of the stored bytes alone.
+ */
+const NORMALIZED_NAMESPACE_BASE = 'https://reef.invalid/spdxdocs/normalized';
+
+/**
+ * A package's SBOM as served: `original` is the stored bytes; `spdx` is
+ * SPDX 2.3 that conforms to the specification and its official schema (an
+ * embedded or sent document normalized, normalize.ts; reef's own as stored);
+ * `cyclonedx` the stored CycloneDX or a conversion of that SPDX. Each is a
+ * deterministic function of the stored bytes and the package, so its ETag is
+ * stable; the stored document is never altered. Normalizing on the way out
+ * rather than at publish serves packages stored before it existed the same way.
  */
 export async function renderSbom(
   deps: { sboms: SbomStore; blobs: BlobStore },
-  packageId: number,
-  format: SbomFormat,
+  /** `filename`: `<name>-<version>.apk`. */
+  pkg: { id: number; repo: string; libc: string; filename: string },
+  rendering: SbomRendering,
 ): Promise<RenderedSbom> {
-  const stored = deps.sboms.get(packageId);
+  const stored = deps.sboms.get(pkg.id);
   if (!stored) throw new AppError('SBOM_NOT_FOUND', 'this package has no SBOM');
   const original = await deps.blobs.readAll(stored.sha256);
-  if (stored.format === format) return { bytes: original, sha256: stored.sha256, stored };
+  const as = (bytes: Buffer): RenderedSbom => ({
+    bytes,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    stored,
+  });
+  const asStored: RenderedSbom = { bytes: original, sha256: stored.sha256, stored };
+  if (rendering === 'original') return asStored;
+  // reef's own documents conform as generated (checked against the official schema in the tests).
+  if (stored.source === 'generated' && stored.format === rendering) return asStored;
+  if (stored.format === 'cyclonedx' && rendering === 'cyclonedx') return asStored;
   const doc = JSON.parse(original.toString('utf8')) as Record<string, unknown>;
-  const converted = format === 'cyclonedx' ? spdxToCycloneDx(doc) : cycloneDxToSpdx(doc);
-  const bytes = Buffer.from(`${JSON.stringify(converted, null, 2)}\n`);
-  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), stored };
+  let spdx = doc;
+  if (stored.format === 'spdx' && stored.source !== 'generated') {
+    const nameVersion = pkg.filename.replace(/\.apk$/, '');
+    const path = [pkg.repo, pkg.libc, nameVersion].map(encodeURIComponent).join('/');
+    const changes = normalizeSpdx(doc, {
+      // One per package and document (the arches of a build embed documents that differ in their purls):
+      // the one melange namespace of a build's subpackages becomes one each.
+      namespace: `${NORMALIZED_NAMESPACE_BASE}/${path}-${stored.sha256}`,
+      // melange's namespaces are shared by the subpackages of a build, or a bare prefix.
+      replaceNamespace: stored.source === 'embedded',
+    });
+    if (rendering === 'spdx') return changes.length === 0 ? asStored : as(jsonBytes(doc));
+  } else if (stored.format === 'cyclonedx') {
+    spdx = cycloneDxToSpdx(doc);
+    if (rendering === 'spdx') return as(jsonBytes(spdx));
+  }
+  return as(jsonBytes(spdxToCycloneDx(spdx)));
 }
+
+const jsonBytes = (doc: unknown) => Buffer.from(`${JSON.stringify(doc, null, 2)}\n`);

@@ -83,13 +83,19 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         const apkName = file.slice(0, -side.suffix.length);
         const pkg = store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
-        const rendered = await renderSbom(services, pkg.id, side.format);
+        const rendered = await renderSbom(
+          services,
+          { id: pkg.id, repo, libc, filename: apkName },
+          side.format,
+        );
         return sendFile(request, reply, {
           sha256: rendered.sha256,
           size: rendered.bytes.length,
           lastModified: rendered.stored.createdAt,
           cacheControl: cacheControl(repo, IMMUTABLE),
-          contentType: side.contentType,
+          // The original is in the format it was stored in.
+          contentType:
+            side.format === 'original' ? SBOM_MEDIA_TYPES[rendered.stored.format] : side.contentType,
           bytes: rendered.bytes,
           open: () => Readable.from([rendered.bytes]),
         });
@@ -198,9 +204,16 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
 const MELANGE_SUFFIX = '.attest.tar.gz';
 const IMMUTABLE = 'max-age=31536000, immutable';
 
+const SBOM_MEDIA_TYPES = {
+  spdx: 'application/spdx+json',
+  cyclonedx: 'application/vnd.cyclonedx+json',
+} as const;
+
 const SIDE_FILES = [
-  { suffix: '.spdx.json', format: 'spdx', contentType: 'application/spdx+json' },
-  { suffix: '.cdx.json', format: 'cyclonedx', contentType: 'application/vnd.cyclonedx+json' },
+  { suffix: '.spdx.json', format: 'spdx', contentType: SBOM_MEDIA_TYPES.spdx },
+  { suffix: '.cdx.json', format: 'cyclonedx', contentType: SBOM_MEDIA_TYPES.cyclonedx },
+  // The SBOM as stored: byte for byte what was sent or embedded (or what reef generated).
+  { suffix: '.sbom.original.json', format: 'original', contentType: 'application/json' },
 ] as const;
 
 /** A Sigstore bundle v0.3's media type (sigstore protobuf-specs, `Bundle.media_type`). */
@@ -234,12 +247,18 @@ export const PACKAGE_SIDE_FILES: ReadonlyArray<{ suffix: string; contentType: st
   {
     suffix: '.apk.spdx.json',
     contentType: SIDE_FILES[0].contentType,
-    summary: "The package's SBOM, SPDX 2.3",
+    summary: "The package's SBOM, SPDX 2.3 (an embedded or sent document normalized to conform)",
   },
   {
     suffix: '.apk.cdx.json',
     contentType: SIDE_FILES[1].contentType,
-    summary: "The package's SBOM, CycloneDX 1.6",
+    summary: "The package's SBOM, CycloneDX 1.6 (a sent CycloneDX document as sent)",
+  },
+  {
+    suffix: '.apk.sbom.original.json',
+    contentType: SIDE_FILES[2].contentType,
+    summary:
+      "The package's SBOM byte for byte as stored: as sent or embedded, or as generated (application/spdx+json or application/vnd.cyclonedx+json)",
   },
   {
     suffix: '.apk.provenance.json',

@@ -22,7 +22,7 @@ import { indexKeyOf } from './repo-files.ts';
 /** A cursor holds a purl or licence of at most 2,000 characters, base64url-encoded JSON. */
 const MAX_CURSOR_CHARS = 4_000;
 
-export const sbomQuery = z.object({ format: z.enum(['spdx', 'cyclonedx']).default('spdx') });
+export const sbomQuery = z.object({ format: z.enum(['spdx', 'cyclonedx', 'original']).default('spdx') });
 
 export const componentQuery = z
   .object({
@@ -67,7 +67,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
       auth.requireRead(request, request.params.repo);
       const pkg = publishedPackage(request.params);
       const q = parseQuery(sbomQuery, request.query);
-      const rendered = await renderSbom(services, pkg.id, q.format);
+      const rendered = await renderSbom(services, pkg, q.format);
       return reply
         .header('Content-Type', 'application/json')
         .header('ETag', `"${rendered.sha256}"`)
