@@ -70,6 +70,10 @@ export const ERROR_CODES = {
   SBOM_SCHEMA_INVALID: 'unprocessable',
   SBOM_UNKNOWN_FORMAT: 'unprocessable',
   SBOM_WRONG_PACKAGE: 'unprocessable',
+  // a sent SPDX document named other than SPDXRef-DOCUMENT (SPDX 2.3 §6.3)
+  SBOM_INVALID_SPDXID: 'unprocessable',
+  // a sent document's licence value is not an SPDX licence expression
+  SBOM_INVALID_LICENSE: 'unprocessable',
   SBOM_NOT_FOUND: 'not_found',
   // too many SBOM bytes held for other uploads at once: retry (503 with Retry-After)
   SBOM_BUSY: 'unavailable',

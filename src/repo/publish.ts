@@ -475,7 +475,7 @@ export async function attachSbom(
   const sent = document instanceof Uint8Array ? await writeSbomBlob(deps.blobs, document) : document;
   try {
     // Parsed off the event loop, from the temp blob (src/repo/sbom-parser.ts).
-    const parsed = await deps.sbomParser.parse(sent.temp.path);
+    const parsed = await deps.sbomParser.parse(sent.temp.path, { sent: true });
     checkDescribes(parsed, { name: pkg.name, version: pkg.version });
     const { sha256 } = sent;
     const sbom = { format: parsed.format, specVersion: parsed.specVersion, sha256 };

@@ -17,15 +17,22 @@ const WORKER_HEAP_MB = 512;
 
 export class SbomParser {
   private worker: Worker | undefined;
-  private readonly queue: Array<{ path: string; resolve(s: ParseSummary): void; reject(e: unknown): void }> =
-    [];
+  private readonly queue: Array<{
+    path: string;
+    sent: boolean;
+    resolve(s: ParseSummary): void;
+    reject(e: unknown): void;
+  }> = [];
   private running = false;
   private nextId = 1;
 
-  /** Parses, validates and summarizes the SBOM in a finished temp blob (parseSbom, in the worker). */
-  parse(path: string): Promise<ParseSummary> {
+  /**
+   * Parses, validates and summarizes the SBOM in a finished temp blob (parseSbom, in the worker);
+   * `sent`: a publisher's document, held to the rules of src/sbom/sent-rules.ts as well.
+   */
+  parse(path: string, options: { sent?: boolean } = {}): Promise<ParseSummary> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ path, resolve, reject });
+      this.queue.push({ path, sent: options.sent ?? false, resolve, reject });
       void this.pump();
     });
   }
@@ -47,7 +54,7 @@ export class SbomParser {
     try {
       for (let job = this.queue.shift(); job; job = this.queue.shift()) {
         try {
-          job.resolve(await this.parseOne(job.path));
+          job.resolve(await this.parseOne(job.path, job.sent));
         } catch (err) {
           job.reject(err);
         }
@@ -57,7 +64,7 @@ export class SbomParser {
     }
   }
 
-  private async parseOne(path: string): Promise<ParseSummary> {
+  private async parseOne(path: string, sent: boolean): Promise<ParseSummary> {
     const read = await readFile(path);
     // Handed over, not copied: the main thread lets the bytes go as they leave.
     const bytes =
@@ -86,7 +93,7 @@ export class SbomParser {
       worker.on('message', onMessage);
       worker.on('exit', onExit);
       worker.on('error', onError);
-      worker.postMessage({ id, bytes } satisfies ParseRequest, [bytes.buffer as ArrayBuffer]);
+      worker.postMessage({ id, bytes, sent } satisfies ParseRequest, [bytes.buffer as ArrayBuffer]);
     }).catch((err: unknown) => {
       if (this.worker === worker) this.worker = undefined;
       void worker.terminate();

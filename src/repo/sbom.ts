@@ -68,7 +68,7 @@ export async function prepareSbom(input: {
     const source = input.uploaded ? 'uploaded' : 'embedded';
     let parsed: Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
     try {
-      parsed = await input.parser.parse(sent.temp.path);
+      parsed = await input.parser.parse(sent.temp.path, { sent: source === 'uploaded' });
       checkDescribes(parsed, describe);
     } catch (err) {
       await sent.temp.discard();

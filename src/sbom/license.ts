@@ -26,6 +26,11 @@ export function isLicenseExpression(text: string): boolean {
   return parse(text) !== undefined;
 }
 
+/** A value every SPDX licence field may hold (§7.13): an expression, NONE or NOASSERTION. */
+export function isLicenseValue(text: string): boolean {
+  return text === 'NONE' || text === 'NOASSERTION' || isLicenseExpression(text.trim());
+}
+
 /** The document-local `LicenseRef-…` ids an expression uses, sorted (a `DocumentRef-x:LicenseRef-y` is defined elsewhere). */
 export function licenseRefsIn(expression: string): string[] {
   const tree = parse(expression);

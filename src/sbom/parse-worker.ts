@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { AppError } from '../errors.ts';
 import { parseSbom } from './parse.ts';
+import { checkSentSbom } from './sent-rules.ts';
 import type { ParsedSbom } from './types.ts';
 
 /**
@@ -13,6 +14,8 @@ import type { ParsedSbom } from './types.ts';
 export interface ParseRequest {
   id: number;
   bytes: Uint8Array;
+  /** Sent by a publisher, not embedded by melange: the rules of sent-rules.ts apply too. */
+  sent?: boolean;
 }
 
 export type ParseSummary = Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
@@ -26,6 +29,7 @@ function answer(request: ParseRequest): ParseAnswer {
   const bytes = Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.byteLength);
   try {
     const parsed = parseSbom(bytes);
+    if (request.sent) checkSentSbom(parsed.document);
     const { format, specVersion, describes, components } = parsed;
     return { id: request.id, ok: { format, specVersion, describes, components } };
   } catch (err) {

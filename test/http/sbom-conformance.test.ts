@@ -9,7 +9,14 @@ import {
   officialSpdxValidator,
   schemaErrors,
 } from '../helpers/official-schemas.ts';
-import { publish, publishForm, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+import {
+  publish,
+  publishForm,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 import { needsSharedFixtures, realFixturesDir } from '../helpers/shared-fixtures.ts';
 import { sampleCycloneDx, sampleSpdx } from '../sbom/sbom-fixtures.ts';
 
@@ -185,5 +192,50 @@ describe('served SBOMs pass the official SPDX 2.3 and CycloneDX 1.6 schemas', ne
     const kept = await original(cdxBase);
     assert.ok(kept.bytes.equals(cdx));
     assert.equal(kept.contentType, 'application/vnd.cyclonedx+json');
+  });
+
+  test('a sent SBOM with an invalid licence expression or document SPDXID is refused with a code that says so', async () => {
+    const pkg = await buildApk({ name: 'crane', version: '1.0-r0', depends: [] });
+    const spdx = () => sampleSpdx('crane', '1.0-r0') as Doc & { packages: Array<Record<string, unknown>> };
+    const badLicense = spdx();
+    badLicense.packages[1]!.licenseDeclared = 'Apache 2.0';
+    const badList = spdx();
+    badList.packages[1]!.licenseInfoFromFiles = ['MIT', 'GPLv2+'];
+    const badId = spdx();
+    badId.SPDXID = 'SPDXRef-DOCUMENT-apk-crane-1.0-r0';
+    const badCdx = sampleCycloneDx() as { metadata: { component: Record<string, unknown> } };
+    badCdx.metadata.component.name = 'crane';
+    badCdx.metadata.component.version = '1.0-r0';
+    badCdx.metadata.component.licenses = [{ expression: 'MIT or whatever' }];
+    const cases: Array<[unknown, string, Record<string, unknown>]> = [
+      [badLicense, 'SBOM_INVALID_LICENSE', { path: '/packages/1/licenseDeclared', expression: 'Apache 2.0' }],
+      [badList, 'SBOM_INVALID_LICENSE', { path: '/packages/1/licenseInfoFromFiles/1', expression: 'GPLv2+' }],
+      [badId, 'SBOM_INVALID_SPDXID', { spdxId: 'SPDXRef-DOCUMENT-apk-crane-1.0-r0' }],
+      [badCdx, 'SBOM_INVALID_LICENSE', { expression: 'MIT or whatever' }],
+    ];
+    for (const [doc, code, details] of cases) {
+      const sbom = Buffer.from(JSON.stringify(doc));
+      const r = await publishForm(server, 'refuse', 'glibc', { package: pkg, sbom });
+      assert.equal(r.status, 422, `${code}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.code, code);
+      for (const [k, v] of Object.entries(details)) {
+        assert.equal(
+          (r.json.details as Record<string, unknown>)?.[k],
+          v,
+          `${code} ${k}: ${JSON.stringify(r.json)}`,
+        );
+      }
+    }
+    // The same through PUT …/sbom on a published package.
+    assert.equal((await publish(server, 'refuse', 'glibc', pkg)).status, 201);
+    for (const [doc, code] of cases) {
+      const res = await fetch(`${server.url}/api/v1/packages/refuse/glibc/x86_64/crane/1.0-r0/sbom`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(doc),
+      });
+      assert.equal(res.status, 422);
+      assert.equal(((await res.json()) as { code: string }).code, code);
+    }
   });
 });
