@@ -8,6 +8,7 @@ import { benchIndexScale } from './index-scale.ts';
 import { benchMemoryScale } from './memory-scale.ts';
 import { benchParse } from './parse.ts';
 import { benchPublish } from './publish.ts';
+import { benchSbomPressure } from './sbom-pressure.ts';
 import { type BenchResult, log, runCommand } from './support.ts';
 import { benchUploadMemory } from './upload-memory.ts';
 
@@ -15,7 +16,7 @@ import { benchUploadMemory } from './upload-memory.ts';
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download components index memory upload-memory]
+ * usage: npm run bench [-- parse publish download components index memory upload-memory sbom-pressure]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
@@ -26,6 +27,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   index: benchIndexScale,
   memory: benchMemoryScale,
   'upload-memory': benchUploadMemory,
+  'sbom-pressure': benchSbomPressure,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));

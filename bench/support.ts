@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,29 @@ export interface BenchResult {
 }
 
 export const MiB = 2 ** 20;
+
+/** The repository this benchmark runs from. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The tree of a commit exported to `dir` (git archive), sharing this
+ * checkout's node_modules, and built: a baseline to run beside the current
+ * code in the same benchmark run.
+ */
+export async function exportCheckout(ref: string, dir: string): Promise<{ root: string; commit: string }> {
+  const commit = checkCommand(
+    'git rev-parse',
+    await runCommand('git', ['rev-parse', ref], { cwd: ROOT }),
+  ).stdout.trim();
+  await mkdir(dir, { recursive: true });
+  checkCommand(
+    'git archive',
+    await runCommand('bash', ['-c', `git archive ${commit} | tar -x -C "${dir}"`], { cwd: ROOT }),
+  );
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  checkCommand('npm run build', await runCommand('npm', ['run', 'build'], { cwd: dir }));
+  return { root: dir, commit };
+}
 
 export function median(values: number[]): number {
   if (values.length === 0) return Number.NaN;
@@ -155,8 +178,8 @@ export async function startBenchServices(dataDir: string): Promise<{ services: S
 }
 
 /** The node flags `npm start` passes (`node <flags> dist/cli/main.mjs serve`), so the server runs as it does. */
-export function startNodeFlags(): string[] {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+export function startNodeFlags(root = ROOT): string[] {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const match = /\bnode((?:\s+--\S+)*)\s+dist\/cli\/main\.mjs\b/.exec(String(pkg.scripts?.start ?? ''));
   if (!match) throw new Error("package.json's start script no longer runs node dist/cli/main.mjs");
   return match[1]!.split(/\s+/).filter(Boolean);
@@ -166,28 +189,30 @@ export function startNodeFlags(): string[] {
  * reef as `npm start` runs it: the bundle built now, on plain node with the
  * start script's flags, on a free port, with `env` over the benchmark's own
  * settings. Resolves once /readyz answers (a start may build indexes first).
+ * `root` runs another checkout (a baseline exported by exportCheckout), and
+ * `build: false` reuses the bundle it has.
  */
 export async function startBundledServer(
   env: Record<string, string>,
   readyTimeoutMs: number,
+  options: { root?: string; build?: boolean } = {},
 ): Promise<{ child: ChildProcess; base: string; nodeFlags: string[] }> {
-  checkCommand('npm run build', await runCommand('npm', ['run', 'build']));
+  const root = options.root ?? ROOT;
+  if (options.build !== false) {
+    checkCommand('npm run build', await runCommand('npm', ['run', 'build'], { cwd: root }));
+  }
   const port = await freePort();
-  const nodeFlags = startNodeFlags();
-  const child = spawn(
-    process.execPath,
-    [...nodeFlags, fileURLToPath(new URL('../dist/cli/main.mjs', import.meta.url)), 'serve'],
-    {
-      env: {
-        ...process.env,
-        REEF_PORT: String(port),
-        REEF_ADMIN_TOKEN: BENCH_TOKEN,
-        REEF_LOG_LEVEL: 'warn',
-        ...env,
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
+  const nodeFlags = startNodeFlags(root);
+  const child = spawn(process.execPath, [...nodeFlags, join(root, 'dist', 'cli', 'main.mjs'), 'serve'], {
+    env: {
+      ...process.env,
+      REEF_PORT: String(port),
+      REEF_ADMIN_TOKEN: BENCH_TOKEN,
+      REEF_LOG_LEVEL: 'warn',
+      ...env,
     },
-  );
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const base = `http://127.0.0.1:${port}`;
   const until = Date.now() + readyTimeoutMs;
   for (;;) {
