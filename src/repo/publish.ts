@@ -470,10 +470,10 @@ export async function attachSbom(
   version: string,
   document: SbomBlob | Buffer,
 ): Promise<{ pkg: StoredPackage; sbom: { format: SbomFormat; specVersion: string; sha256: string } }> {
-  validateRepo(key.repo, key.libc);
-  const pkg = requirePublishedPackage(deps.store, key, name, version);
   const sent = document instanceof Uint8Array ? await writeSbomBlob(deps.blobs, document) : document;
   try {
+    validateRepo(key.repo, key.libc);
+    const pkg = requirePublishedPackage(deps.store, key, name, version);
     // Parsed off the event loop, from the temp blob (src/repo/sbom-parser.ts).
     const parsed = await deps.sbomParser.parse(sent.temp.path, { sent: true });
     checkDescribes(parsed, { name: pkg.name, version: pkg.version });

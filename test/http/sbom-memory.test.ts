@@ -232,6 +232,13 @@ describe('SBOM memory while packages arrive', () => {
       assert.equal(res.status, 422, code);
       assert.equal(((await res.json()) as { code: string }).code, code);
     }
+    const missing = await fetch(url.replace('/1.0.0-r0/', '/9.9.9-r0/'), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+      body: new Uint8Array(spdxOf('later', '9.9.9-r0')),
+    });
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { code: string }).code, 'PACKAGE_NOT_FOUND');
     assert.equal(snapshotData(server), before);
     assert.deepEqual(tempFiles(), []);
 
