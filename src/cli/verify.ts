@@ -26,7 +26,7 @@ Checks a package's whole chain after downloading it, and prints each step:
   index        APKINDEX.tar.gz is signed by one of the index keys and lists the package
   package      the .apk's C: (control checksum) and S: (size) match the index,
                and its datahash matches its data
-  sbom         the SBOM beside the package describes it
+  sbom         the SBOM as stored (.sbom.original.json) describes the package
   attestation  reef's signed record of the publish verifies with the attestation
                key, names this .apk's SHA-256 and the SBOM's digest
   provenance   the publisher's provenance verifies under the policy given here
@@ -209,7 +209,8 @@ export async function runVerify(args: string[], ctx: CliContext): Promise<number
 
     // sbom
     const sbomMeta = statement.predicate.sbom as { sha256?: string; format?: string } | undefined;
-    const sbomSuffix = sbomMeta?.format === 'cyclonedx' ? '.cdx.json' : '.spdx.json';
+    // The document as stored, whose digest the attestation names: .spdx.json may be it normalized.
+    const sbomSuffix = '.sbom.original.json';
     const sbomBytes = await getBytes(`${dir}/${target.filename}${sbomSuffix}`, 'sbom');
     try {
       const parsed = parseSbom(sbomBytes);

@@ -19,6 +19,7 @@ import {
   type TestServer,
 } from '../helpers/server.ts';
 import { signWithKey, slsaStatement } from '../helpers/sigstore-ca.ts';
+import { sampleSpdx } from '../sbom/sbom-fixtures.ts';
 
 /**
  * `reef verify` against a real server, and against a mirror of its files (a
@@ -86,7 +87,7 @@ describe('reef verify', () => {
       ...keys.keys.map((k) => `/main/musl/${k}`),
       '/main/musl/x86_64/APKINDEX.tar.gz',
       pkg,
-      `${pkg}.spdx.json`,
+      `${pkg}.sbom.original.json`,
       `${pkg}.publish.json`,
       `${pkg}.provenance.json`,
     ];
@@ -176,8 +177,12 @@ describe('reef verify', () => {
     const cases: Array<[string, string, (b: Buffer) => Buffer]> = [
       ['/main/musl/x86_64/APKINDEX.tar.gz', 'index', (b) => flip(b, b.length - 30)],
       [pkg, 'package', (b) => flip(b, b.length - 30)],
-      [`${pkg}.spdx.json`, 'sbom', (b) => Buffer.from(b.toString().replace('"verified"', '"other"'))],
-      [`${pkg}.spdx.json`, 'sbom', (b) => Buffer.concat([b, Buffer.from(' ')])],
+      [
+        `${pkg}.sbom.original.json`,
+        'sbom',
+        (b) => Buffer.from(b.toString().replace('"verified"', '"other"')),
+      ],
+      [`${pkg}.sbom.original.json`, 'sbom', (b) => Buffer.concat([b, Buffer.from(' ')])],
       [
         `${pkg}.publish.json`,
         'attestation',
@@ -201,6 +206,22 @@ describe('reef verify', () => {
         files.set(path, original);
       }
     }
+  });
+
+  test('a sent SBOM that .spdx.json serves normalized verifies: its digest is of the stored document', async () => {
+    // sampleSpdx spells OPERATING-SYSTEM as the SPDX text does; .spdx.json serves OPERATING_SYSTEM.
+    const sbom = Buffer.from(JSON.stringify(sampleSpdx('normalized', '1.0-r0'), null, 2));
+    const apk = await buildApk({ name: 'normalized', version: '1.0-r0', depends: [] });
+    assert.equal((await publishForm(server, 'main', 'musl', { package: apk, sbom })).status, 201);
+    const path = '/main/musl/x86_64/normalized-1.0-r0.apk';
+    const served = Buffer.from(await (await fetch(`${server.url}${path}.spdx.json`)).arrayBuffer());
+    assert.ok(!served.equals(sbom), 'served normalized');
+    const run = await verify([`${server.url}${path}`]);
+    assertExit(run, 0);
+    assert.match(
+      run.stdout,
+      /^ok +sbom +sbom\.original\.json describes normalized 1\.0-r0, digest as attested/m,
+    );
   });
 
   test("a file tampered with in reef's data folder fails at its step: reef never serves it as sound", async () => {
