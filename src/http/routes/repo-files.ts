@@ -63,16 +63,17 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       }
       const provenance = provenanceFile(file, key);
       if (provenance) {
-        const bytes = await cache.get(provenance.sha256, provenance.size, () =>
+        const cached = await cache.get(provenance.sha256, provenance.size, () =>
           blobs.readAll(provenance.sha256),
         );
+        // A bundle too large to cache is read once here for its media type, and sent from that read.
+        const bytes = cached ?? (provenance.contentType ? undefined : await blobs.readAll(provenance.sha256));
         return sendFile(request, reply, {
           sha256: provenance.sha256,
           size: provenance.size,
           lastModified: provenance.createdAt,
           cacheControl: cacheControl(repo, IMMUTABLE),
-          contentType:
-            provenance.contentType ?? bundleMediaType(bytes ?? (await blobs.readAll(provenance.sha256))),
+          contentType: provenance.contentType ?? bundleMediaType(bytes!),
           bytes,
           open: (range) => blobs.read(provenance.sha256, range),
         });
@@ -125,9 +126,9 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
    * attestation as sent. Undefined when `file` is none of these.
    */
   const provenanceFile = (file: string, key: IndexKey) => {
-    const kind = file.endsWith('.apk.publish.json')
+    const kind = file.endsWith(PUBLISH_SUFFIX)
       ? 'publish'
-      : file.endsWith('.apk.provenance.json')
+      : file.endsWith(PROVENANCE_SUFFIX)
         ? 'provenance'
         : file.endsWith(MELANGE_SUFFIX)
           ? 'melange'
@@ -202,6 +203,8 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
 }
 
 const MELANGE_SUFFIX = '.attest.tar.gz';
+const PUBLISH_SUFFIX = '.apk.publish.json';
+const PROVENANCE_SUFFIX = '.apk.provenance.json';
 const IMMUTABLE = 'max-age=31536000, immutable';
 
 const SBOM_MEDIA_TYPES = {
@@ -210,10 +213,26 @@ const SBOM_MEDIA_TYPES = {
 } as const;
 
 const SIDE_FILES = [
-  { suffix: '.spdx.json', format: 'spdx', contentType: SBOM_MEDIA_TYPES.spdx },
-  { suffix: '.cdx.json', format: 'cyclonedx', contentType: SBOM_MEDIA_TYPES.cyclonedx },
+  {
+    suffix: '.spdx.json',
+    format: 'spdx',
+    contentType: SBOM_MEDIA_TYPES.spdx,
+    summary: "The package's SBOM, SPDX 2.3 (an embedded or sent document normalized to conform)",
+  },
+  {
+    suffix: '.cdx.json',
+    format: 'cyclonedx',
+    contentType: SBOM_MEDIA_TYPES.cyclonedx,
+    summary: "The package's SBOM, CycloneDX 1.6 (a sent CycloneDX document as sent)",
+  },
   // The SBOM as stored: byte for byte what was sent or embedded (or what reef generated).
-  { suffix: '.sbom.original.json', format: 'original', contentType: 'application/json' },
+  {
+    suffix: '.sbom.original.json',
+    format: 'original',
+    contentType: 'application/json',
+    summary:
+      "The package's SBOM byte for byte as stored: as sent or embedded, or as generated (application/spdx+json or application/vnd.cyclonedx+json)",
+  },
 ] as const;
 
 /** A Sigstore bundle v0.3's media type (sigstore protobuf-specs, `Bundle.media_type`). */
@@ -224,7 +243,7 @@ const SIGSTORE_BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
  * `application/vnd.dev.sigstore.bundle+json;version=0.x`), so a client
  * picks the right parser; v0.3 when it names none reef knows.
  */
-export function bundleMediaType(bytes: Buffer): string {
+function bundleMediaType(bytes: Buffer): string {
   try {
     const declared = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
     if (
@@ -244,34 +263,19 @@ export function bundleMediaType(bytes: Buffer): string {
  * (what the OpenAPI document describes; the route below serves them).
  */
 export const PACKAGE_SIDE_FILES: ReadonlyArray<{ suffix: string; contentType: string; summary: string }> = [
+  ...SIDE_FILES.map((f) => ({ suffix: `.apk${f.suffix}`, contentType: f.contentType, summary: f.summary })),
   {
-    suffix: '.apk.spdx.json',
-    contentType: SIDE_FILES[0].contentType,
-    summary: "The package's SBOM, SPDX 2.3 (an embedded or sent document normalized to conform)",
-  },
-  {
-    suffix: '.apk.cdx.json',
-    contentType: SIDE_FILES[1].contentType,
-    summary: "The package's SBOM, CycloneDX 1.6 (a sent CycloneDX document as sent)",
-  },
-  {
-    suffix: '.apk.sbom.original.json',
-    contentType: SIDE_FILES[2].contentType,
-    summary:
-      "The package's SBOM byte for byte as stored: as sent or embedded, or as generated (application/spdx+json or application/vnd.cyclonedx+json)",
-  },
-  {
-    suffix: '.apk.provenance.json',
+    suffix: PROVENANCE_SUFFIX,
     contentType: SIGSTORE_BUNDLE_V03,
     summary: "Provenance: the publisher's Sigstore bundle (its own media type), else reef's attestation",
   },
   {
-    suffix: '.apk.publish.json',
+    suffix: PUBLISH_SUFFIX,
     contentType: SIGSTORE_BUNDLE_V03,
     summary: "reef's signed attestation of the publish (a Sigstore bundle, DSSE, in-toto Statement v1)",
   },
   {
-    suffix: '.attest.tar.gz',
+    suffix: MELANGE_SUFFIX,
     contentType: 'application/gzip',
     summary: 'A melange attestation, as sent (named after the package without its .apk)',
   },
