@@ -7,7 +7,8 @@ import type { Json } from './types.ts';
  * An SPDX 2.3 document as reef serves it: what parse.ts accepts from melange
  * and publishers, made to conform to the SPDX 2.3 specification and its
  * official JSON schema (spdx/spdx-spec `schemas/spdx-schema.json`). The
- * accepted documents that do not (apk-format.md §6.1):
+ * accepted documents that do not (melange writes its SBOMs in
+ * chainguard-dev/melange `pkg/sbom/`):
  * - enum spellings: melange writes `PACKAGE_MANAGER` where the schema has
  *   `PACKAGE-MANAGER` (§7.21), and `OPERATING-SYSTEM` (the spec text's
  *   spelling, §7.24) where the schema has `OPERATING_SYSTEM`;
