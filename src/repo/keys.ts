@@ -95,13 +95,14 @@ export async function listRetiredKeys(dataDir: string): Promise<string[]> {
 export async function loadOrCreateSigningKeys(
   dataDir: string,
   bits: number,
-  /** Names of the keys that signed the indexes recorded in the database. */
-  signedBefore: string[] = [],
+  /** Names of the keys that signed the indexes recorded in the database; asked only when no key loads. */
+  signedBefore: () => string[] = () => [],
 ): Promise<{ keys: SigningKey[]; created: boolean }> {
   const keys = await loadSigningKeys(dataDir);
   if (keys.length > 0) return { keys, created: false };
   const retired = await listRetiredKeys(dataDir);
-  if (retired.length > 0 || signedBefore.length > 0) throw noActiveKey(dataDir, retired, signedBefore);
+  const signers = signedBefore();
+  if (retired.length > 0 || signers.length > 0) throw noActiveKey(dataDir, retired, signers);
   return { keys: [await generateSigningKey(dataDir, bits)], created: true };
 }
 
@@ -280,8 +281,11 @@ export class KeyRing {
  */
 export async function loadOrCreateAttestationKey(
   dataDir: string,
-  /** The keys that signed the attestations the database holds (PackageStore.attestationKeyNames). */
-  attestedBy: string[] = [],
+  /**
+   * The keys that signed the attestations the database holds
+   * (PackageStore.attestationKeyNames, a scan of the table): asked only when no key loads.
+   */
+  attestedByKeys: () => string[] = () => [],
 ): Promise<{ keyName: string; privateKey: KeyObject; publicPem: string }> {
   const dir = join(dataDir, 'keys', 'attestation');
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -296,6 +300,7 @@ export async function loadOrCreateAttestationKey(
       throw new AppError('KEY_INVALID', `attestation key ${join(dir, file)} cannot be read`, { cause: err });
     }
   }
+  const attestedBy = attestedByKeys();
   if (attestedBy.length > 0) {
     throw new AppError(
       'KEY_ATTESTATION_MISSING',

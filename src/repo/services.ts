@@ -57,10 +57,14 @@ export async function createServices(
     const blobs = new DiskBlobStore(config.dataDir);
     await blobs.init();
     const store = new PackageStore(db, config.defaultArches);
-    const signedBefore = store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
+    // What signed before is read only when a key is missing (attestations: a scan of the table).
+    const signedBefore = () =>
+      store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
     const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits, signedBefore);
     const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
-    const attestationKey = await loadOrCreateAttestationKey(config.dataDir, store.attestationKeyNames());
+    const attestationKey = await loadOrCreateAttestationKey(config.dataDir, () =>
+      store.attestationKeyNames(),
+    );
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
     const sbomParser = new SbomParser();
     const indexer = new Indexer(
