@@ -11,7 +11,7 @@ import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
 import { requirePublishedPackage } from './lookup.ts';
 import type { ProvenancePolicies, PublisherProvenance } from './provenance.ts';
-import { type PreparedSbom, prepareSbom, type SbomBlob, storeBytes, writeSbomBlob } from './sbom.ts';
+import { type PreparedSbom, prepareSbom, type SbomBlob, storeBytes } from './sbom.ts';
 import type { SbomMemory } from './sbom-memory.ts';
 import type { SbomParser } from './sbom-parser.ts';
 
@@ -468,9 +468,8 @@ export async function attachSbom(
   key: IndexKey,
   name: string,
   version: string,
-  document: SbomBlob | Buffer,
+  sent: SbomBlob,
 ): Promise<{ pkg: StoredPackage; sbom: { format: SbomFormat; specVersion: string; sha256: string } }> {
-  const sent = document instanceof Uint8Array ? await writeSbomBlob(deps.blobs, document) : document;
   try {
     validateRepo(key.repo, key.libc);
     const pkg = requirePublishedPackage(deps.store, key, name, version);
