@@ -3,6 +3,7 @@ import { chmod, copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../errors.ts';
+import { readdirIfExists } from '../store/blob-store.ts';
 import type { Db } from '../store/db.ts';
 import { listReferencedBlobs } from '../store/package-store.ts';
 
@@ -147,13 +148,4 @@ async function copyKeys(from: string, to: string, rel = ''): Promise<string[]> {
     }
   }
   return copiedFiles;
-}
-
-async function readdirIfExists(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }

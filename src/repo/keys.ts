@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import type { IndexSigner } from '../apk/signature.ts';
 import { publicKeyFingerprint } from '../apk/signature.ts';
 import { AppError } from '../errors.ts';
-import { fsyncDir, translateFsError } from '../store/blob-store.ts';
+import { fsyncDir, readdirIfExists, translateFsError } from '../store/blob-store.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
 /**
@@ -75,10 +75,7 @@ export async function generateSigningKey(
 
 /** The keys `retire` moved to keys/retired/, by key name. */
 export async function listRetiredKeys(dataDir: string): Promise<string[]> {
-  const files = await readdir(join(dataDir, 'keys', 'retired')).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [] as string[];
-    throw err;
-  });
+  const files = await readdirIfExists(join(dataDir, 'keys', 'retired'));
   return files
     .filter((f) => f.endsWith('.rsa'))
     .sort()
@@ -157,9 +154,11 @@ export async function restoreSigningKey(dataDir: string, keyName: string): Promi
   } catch (err) {
     throw new AppError('KEY_NOT_FOUND', `no retired key named ${keyName} in ${retired}`, { cause: err });
   }
+  let privateKey: KeyObject;
   let publicPem: string;
   try {
-    publicPem = createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'pem' }).toString();
+    privateKey = createPrivateKey(pem);
+    publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
   } catch (err) {
     throw new AppError('KEY_INVALID', `retired key ${keyName} cannot be read as a PEM private key`, {
       cause: err,
@@ -172,9 +171,7 @@ export async function restoreSigningKey(dataDir: string, keyName: string): Promi
   await fsyncDir(dir);
   await rm(join(retired, `${base}.pub`), { force: true });
   await fsyncDir(retired);
-  const key = (await loadSigningKeys(dataDir)).find((k) => k.keyName === keyName);
-  if (!key) throw new AppError('KEY_INVALID', `restored key ${keyName} does not load`);
-  return key;
+  return { keyName, privateKey, publicPem };
 }
 
 export function toIndexSigners(keys: SigningKey[], sha1: boolean): IndexSigner[] {
@@ -336,10 +333,7 @@ export async function loadAttestationPublicKeys(
   dataDir: string,
 ): Promise<Array<{ name: string; key: KeyObject }>> {
   const dir = join(dataDir, 'keys', 'attestation');
-  const files = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [] as string[];
-    throw err;
-  });
+  const files = await readdirIfExists(dir);
   const keys = new Map<string, KeyObject>();
   for (const file of files.filter((f) => f.endsWith('.pem')).sort()) {
     try {
