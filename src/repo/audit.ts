@@ -1,4 +1,4 @@
-import { type Db, translateDbError } from '../store/db.ts';
+import { type Db, writingDb } from '../store/db.ts';
 import type { TokenInfo } from './tokens.ts';
 
 /** The append-only record of every write: who, what, when, from where, and how it ended. */
@@ -44,30 +44,24 @@ export class AuditLog {
   constructor(private readonly db: Db) {}
 
   record(event: AuditEvent, now = Date.now()): void {
-    try {
-      this.insert(event, now);
-    } catch (err) {
-      throw translateDbError(err);
-    }
-  }
-
-  private insert(event: AuditEvent, now: number): void {
-    this.db
-      .prepare(
-        `INSERT INTO audit_log (at, token_id, token_name, action, target, remote_addr, result, code, detail)
+    writingDb(() =>
+      this.db
+        .prepare(
+          `INSERT INTO audit_log (at, token_id, token_name, action, target, remote_addr, result, code, detail)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        now,
-        event.token?.id ?? null,
-        event.token?.name ?? null,
-        event.action,
-        event.target,
-        event.remoteAddr ?? null,
-        event.result,
-        event.code ?? null,
-        event.detail ? JSON.stringify(event.detail) : null,
-      );
+        )
+        .run(
+          now,
+          event.token?.id ?? null,
+          event.token?.name ?? null,
+          event.action,
+          event.target,
+          event.remoteAddr ?? null,
+          event.result,
+          event.code ?? null,
+          event.detail ? JSON.stringify(event.detail) : null,
+        ),
+    );
   }
 
   /** Newest first, paged by id. */

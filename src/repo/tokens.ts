@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, isAppError } from '../errors.ts';
-import { type Db, translateDbError } from '../store/db.ts';
+import { type Db, translateDbError, writingDb } from '../store/db.ts';
 
 /**
  * API tokens. Only a SHA-256 of each token is stored; a presented token is
@@ -106,7 +106,7 @@ export class TokenService {
   ): { token: string; record: TokenRecord } {
     validateScopes(scopes);
     const token = generateToken();
-    const info = writing(() =>
+    const info = writingDb(() =>
       this.db
         .prepare('INSERT INTO tokens (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
         .run(name, hashToken(token).toString('hex'), JSON.stringify(scopes), now, expiresAt ?? null),
@@ -124,7 +124,7 @@ export class TokenService {
   }
 
   revoke(id: number, now = Date.now()): TokenRecord {
-    const result = writing(() =>
+    const result = writingDb(() =>
       this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id),
     );
     const record = this.get(id);
@@ -153,14 +153,5 @@ export class TokenService {
       if (!isAppError(translateDbError(err))) throw err;
     }
     return { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) };
-  }
-}
-
-/** A write to the tokens table, its storage failures (read-only, full) as reef's codes. */
-function writing<T>(run: () => T): T {
-  try {
-    return run();
-  } catch (err) {
-    throw translateDbError(err);
   }
 }

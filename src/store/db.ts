@@ -18,6 +18,15 @@ const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.ur
  * cannot be created beside it) as STORAGE_READ_ONLY (503); other errors
  * pass unchanged. Called where a write runs.
  */
+/** Runs a database write, its storage failures (full, read-only) thrown as reef's codes. */
+export function writingDb<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    throw translateDbError(err);
+  }
+}
+
 export function translateDbError(err: unknown): unknown {
   const code = (err as { code?: unknown }).code;
   if (code === 'SQLITE_FULL') {

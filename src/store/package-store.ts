@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
-import { type Db, statementCache, translateDbError } from './db.ts';
+import { type Db, statementCache, writingDb } from './db.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -352,11 +352,7 @@ export class PackageStore {
    * that lists it dirty in the same transaction, in which `alongside` runs too.
    */
   insert(pkg: NewPackage, now = Date.now(), alongside?: (created: StoredPackage) => void): InsertResult {
-    try {
-      return this.insertRow(pkg, now, alongside);
-    } catch (err) {
-      throw translateDbError(err);
-    }
+    return writingDb(() => this.insertRow(pkg, now, alongside));
   }
 
   private insertRow(
