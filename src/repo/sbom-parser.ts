@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../errors.ts';
-import type { ParseAnswer, ParseRequest, ParseSummary } from '../sbom/parse-worker.ts';
+import type { ParseAnswer, ParseRequest } from '../sbom/parse-worker.ts';
+import type { SbomSummary } from '../sbom/types.ts';
 
 /**
  * Reads sent and embedded SBOMs off the event loop. JSON.parse and the schema
@@ -20,7 +21,7 @@ export class SbomParser {
   private readonly queue: Array<{
     path: string;
     sent: boolean;
-    resolve(s: ParseSummary): void;
+    resolve(s: SbomSummary): void;
     reject(e: unknown): void;
   }> = [];
   private running = false;
@@ -30,7 +31,7 @@ export class SbomParser {
    * Parses, validates and summarizes the SBOM in a finished temp blob (parseSbom, in the worker);
    * `sent`: a publisher's document, held to the rules of src/sbom/sent-rules.ts as well.
    */
-  parse(path: string, options: { sent?: boolean } = {}): Promise<ParseSummary> {
+  parse(path: string, options: { sent?: boolean } = {}): Promise<SbomSummary> {
     return new Promise((resolve, reject) => {
       this.queue.push({ path, sent: options.sent ?? false, resolve, reject });
       void this.pump();
@@ -64,7 +65,7 @@ export class SbomParser {
     }
   }
 
-  private async parseOne(path: string, sent: boolean): Promise<ParseSummary> {
+  private async parseOne(path: string, sent: boolean): Promise<SbomSummary> {
     const read = await readFile(path);
     // Handed over, not copied: the main thread lets the bytes go as they leave.
     const bytes =

@@ -7,7 +7,7 @@ import { generateSpdxParts, type PurlDistro, type SpdxParts, spdxJsonText } from
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { normalizeSpdx } from '../sbom/normalize.ts';
 import { checkDescribes, checkSbomSize, DEFAULT_SBOM_LIMITS, readGeneratedSpdx } from '../sbom/parse.ts';
-import type { ParsedSbom, SbomFormat } from '../sbom/types.ts';
+import type { ParsedSbom, SbomFormat, SbomSummary } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
 import type { SbomSource, SbomStore, StoredSbom } from '../store/sbom-store.ts';
 import type { SbomHold } from './sbom-memory.ts';
@@ -66,7 +66,7 @@ export async function prepareSbom(input: {
   }
   if (sent) {
     const source = input.uploaded ? 'uploaded' : 'embedded';
-    let parsed: Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
+    let parsed: SbomSummary;
     try {
       parsed = await input.parser.parse(sent.temp.path, { sent: source === 'uploaded' });
       checkDescribes(parsed, describe);

@@ -2,7 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import { AppError } from '../errors.ts';
 import { parseSbom } from './parse.ts';
 import { checkSentSbom } from './sent-rules.ts';
-import type { ParsedSbom } from './types.ts';
+import type { SbomSummary } from './types.ts';
 
 /**
  * The body of the SBOM parser thread (src/repo/sbom-parser.ts): parseSbom on
@@ -18,10 +18,8 @@ export interface ParseRequest {
   sent?: boolean;
 }
 
-export type ParseSummary = Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
-
 export type ParseAnswer =
-  | { id: number; ok: ParseSummary }
+  | { id: number; ok: SbomSummary }
   | { id: number; error: { code: AppError['code']; message: string; details?: Record<string, unknown> } }
   | { id: number; crash: string };
 

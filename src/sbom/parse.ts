@@ -5,7 +5,7 @@ import { type SpdxParts, spdxWindow } from './generate.ts';
 import { arr, asserted, obj, str, strs } from './json.ts';
 import { cdxLicenseExpression } from './license.ts';
 import { MAX_SBOM_BYTES } from './limits.ts';
-import type { Json, ParsedSbom, SbomComponent } from './types.ts';
+import type { Json, ParsedSbom, SbomComponent, SbomSummary } from './types.ts';
 import { validateCycloneDx, validateSpdx } from './validate.ts';
 
 /**
@@ -104,18 +104,13 @@ const GENERATED_WINDOW_FILES = 1000;
  * files in order: what parseSbomDocument gives for the whole tree. Errors
  * name the path in the whole document.
  */
-export function parseGeneratedSpdx(
-  parts: SpdxParts,
-  windowFiles = GENERATED_WINDOW_FILES,
-): GeneratedSpdxSummary {
+export function parseGeneratedSpdx(parts: SpdxParts, windowFiles = GENERATED_WINDOW_FILES): SbomSummary {
   const reading = readGeneratedSpdx(parts, windowFiles);
   for (;;) {
     const step = reading.next();
     if (step.done) return step.value;
   }
 }
-
-export type GeneratedSpdxSummary = Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
 
 /**
  * parseGeneratedSpdx one window per step, for a caller that gives the event
@@ -125,7 +120,7 @@ export type GeneratedSpdxSummary = Pick<ParsedSbom, 'format' | 'specVersion' | '
 export function* readGeneratedSpdx(
   parts: SpdxParts,
   windowFiles = GENERATED_WINDOW_FILES,
-): Generator<void, GeneratedSpdxSummary> {
+): Generator<void, SbomSummary> {
   const packageCount = arr(parts.document.packages).length;
   const fixedRelationships = arr(parts.document.relationships).length;
   let first: ParsedSbom | undefined;

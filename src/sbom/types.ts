@@ -26,4 +26,10 @@ export interface ParsedSbom {
   relationships: Array<{ from: string; type: string; to: string }>;
 }
 
+/**
+ * What reef keeps of a parsed SBOM once its document is stored: what a
+ * parse in the worker sends back, and what reading a generated one yields.
+ */
+export type SbomSummary = Pick<ParsedSbom, 'format' | 'specVersion' | 'describes' | 'components'>;
+
 export type Json = Record<string, unknown>;
