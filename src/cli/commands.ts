@@ -1,6 +1,14 @@
 import { CLIENT_COMMANDS } from './client-commands.ts';
 import type { Command } from './command.ts';
-import { dataOptions, fsckOptions, keyOptions, repoOptions, serverOptions, tokenOptions } from './options.ts';
+import {
+  dataOptions,
+  fsckOptions,
+  keyOptions,
+  provenanceOptions,
+  repoOptions,
+  serverOptions,
+  tokenOptions,
+} from './options.ts';
 
 /** Every command of `reef`, each loaded only when it runs. */
 export const COMMANDS: Command[] = [
@@ -39,6 +47,12 @@ export const COMMANDS: Command[] = [
     summary: 'list, rotate, retire signing keys (through the server); init, restore (on the data folder)',
     options: keyOptions,
     load: async () => (await import('./key.ts')).runKey,
+  },
+  {
+    name: 'provenance',
+    summary: 'reverify: check stored unverified publisher provenance again (on the data folder)',
+    options: provenanceOptions,
+    load: async () => (await import('./provenance.ts')).runProvenance,
   },
   {
     name: 'backup',

@@ -51,6 +51,8 @@ export interface ProvenanceResult {
   predicate: PredicateSummary;
   /** Why it did not verify. */
   reason?: string;
+  /** Set when an admin's re-evaluation (`reef provenance reverify`) verified what was stored unverified. */
+  reevaluated?: { at: string; previousReason?: string };
 }
 
 export interface PublisherProvenance {

@@ -6,11 +6,18 @@ import { type AttestationKey, publishStatement, signStatement } from '../provena
 import { checkDescribes } from '../sbom/parse.ts';
 import type { SbomFormat } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
-import type { IndexKey, Libc, PackageStore, SlotHolder, StoredPackage } from '../store/package-store.ts';
+import type {
+  IndexKey,
+  Libc,
+  PackageStore,
+  SlotHolder,
+  StoredPackage,
+  StoredProvenance,
+} from '../store/package-store.ts';
 import type { SbomStore } from '../store/sbom-store.ts';
 import type { Indexer } from './indexer.ts';
 import { requirePublishedPackage } from './lookup.ts';
-import type { ProvenancePolicies, PublisherProvenance } from './provenance.ts';
+import type { ProvenancePolicies, ProvenanceResult, PublisherProvenance } from './provenance.ts';
 import { type PreparedSbom, prepareSbom, type SbomBlob, storeBytes } from './sbom.ts';
 import type { SbomMemory } from './sbom-memory.ts';
 import type { SbomParser } from './sbom-parser.ts';
@@ -411,13 +418,7 @@ export async function attachProvenance(
 ): Promise<{ outcome: 'created' | 'exists'; pkg: StoredPackage }> {
   validateRepo(key.repo, key.libc);
   const pkg = requirePublishedPackage(deps.store, key, name, version);
-  const provenance = await deps.provenance.evaluate(key.repo, bytes, {
-    filename: pkg.filename,
-    sha256: pkg.sha256,
-    datahash: pkg.datahash,
-    name: pkg.name,
-    version: pkg.version,
-  });
+  const provenance = await deps.provenance.evaluate(key.repo, bytes, subjectOf(pkg));
   return deps.locks.run(`provenance:${pkg.id}`, async () => {
     const existing = deps.store.getProvenance(pkg.id);
     if (existing) {
@@ -429,30 +430,17 @@ export async function attachProvenance(
       );
     }
     deps.provenance.enforce(key.repo, provenance);
-    const previous = deps.store.getAttestation(pkg.id);
-    const attestation = await reissueAttestation(deps, previous?.sha256, provenance);
-    const written = [provenance.sha256, attestation.sha256];
-    // Both blobs stay locked until the rows referencing them commit (see KeyedLock).
-    await deps.locks.runAll(written, async () => {
-      try {
-        await storeBytes(deps.blobs, provenance.bytes, provenance.sha256);
-        await storeBytes(deps.blobs, attestation.bytes, attestation.sha256);
-        deps.store.transaction(() => {
-          saveProvenance(deps, pkg.id, provenance);
-          deps.store.replaceAttestation(pkg.id, {
-            sha256: attestation.sha256,
-            size: attestation.bytes.length,
-            keyName: deps.attestationKey.keyName,
-          });
-        });
-      } catch (err) {
-        for (const sha256 of written) await collectUnreferenced(deps, sha256);
-        throw err;
-      }
-    });
-    if (previous && previous.sha256 !== attestation.sha256) {
-      await deps.locks.run(previous.sha256, () => collectUnreferenced(deps, previous.sha256));
-    }
+    await swapAttestation(
+      deps,
+      pkg.id,
+      { ...provenance.result, sha256: provenance.sha256 },
+      { publisherProvenanceAttachedAt: new Date().toISOString() },
+      [provenance],
+      () => {
+        saveProvenance(deps, pkg.id, provenance);
+        return true;
+      },
+    );
     return { outcome: 'created' as const, pkg };
   });
 }
@@ -506,19 +494,130 @@ export async function attachSbom(
   }
 }
 
-/** reef's statement as first signed, with the publisher-provenance result filled in, signed again. */
-async function reissueAttestation(
+/** What a provenance statement about a stored package must name. */
+const subjectOf = (pkg: StoredPackage) => ({
+  filename: pkg.filename,
+  sha256: pkg.sha256,
+  datahash: pkg.datahash,
+  name: pkg.name,
+  version: pkg.version,
+});
+
+/**
+ * Re-issues reef's attestation of a package: the statement as first signed,
+ * with `publisherProvenance` and `stamp` set in its predicate, signed again.
+ * The new bundle and the `extra` blobs are stored; `commit` (the row changes
+ * that go with them) and the attestation row land in one transaction. The
+ * bundle it replaces is collected; a failure, or a `commit` that returns
+ * false, collects the new blobs instead. Returns whether it committed.
+ */
+async function swapAttestation(
   deps: PublishDeps,
-  previousSha256: string | undefined,
-  provenance: PublisherProvenance,
-): Promise<{ bytes: Buffer; sha256: string }> {
-  if (!previousSha256) throw new AppError('INTERNAL', 'the package has no attestation to re-issue');
-  const bundle = JSON.parse((await deps.blobs.readAll(previousSha256)).toString('utf8'));
+  packageId: number,
+  publisherProvenance: Record<string, unknown>,
+  stamp: Record<string, string>,
+  extra: Array<{ bytes: Buffer; sha256: string }>,
+  commit: () => boolean,
+): Promise<boolean> {
+  const previous = deps.store.getAttestation(packageId);
+  if (!previous) throw new AppError('INTERNAL', 'the package has no attestation to re-issue');
+  const bundle = JSON.parse((await deps.blobs.readAll(previous.sha256)).toString('utf8'));
   const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString('utf8'));
-  statement.predicate.publisherProvenance = { ...provenance.result, sha256: provenance.sha256 };
-  statement.predicate.publisherProvenanceAttachedAt = new Date().toISOString();
+  Object.assign(statement.predicate, { publisherProvenance }, stamp);
   const bytes = await signStatement(statement, deps.attestationKey);
-  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const attestation = { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const written = [...extra, attestation];
+  // The blobs stay locked until the rows referencing them commit (see KeyedLock).
+  const committed = await deps.locks.runAll(
+    written.map((b) => b.sha256),
+    async () => {
+      let done = false;
+      try {
+        for (const blob of written) await storeBytes(deps.blobs, blob.bytes, blob.sha256);
+        done = deps.store.transaction(() => {
+          if (!commit()) return false;
+          deps.store.replaceAttestation(packageId, {
+            sha256: attestation.sha256,
+            size: attestation.bytes.length,
+            keyName: deps.attestationKey.keyName,
+          });
+          return true;
+        });
+      } finally {
+        if (!done) for (const blob of written) await collectUnreferenced(deps, blob.sha256);
+      }
+      return done;
+    },
+  );
+  if (committed && previous.sha256 !== attestation.sha256) {
+    await deps.locks.run(previous.sha256, () => collectUnreferenced(deps, previous.sha256));
+  }
+  return committed;
+}
+
+/** What re-evaluating one package's stored provenance found (and did, unless a dry run). */
+export type Reevaluation =
+  | { pkg: StoredPackage; outcome: 'verified'; result: ProvenanceResult }
+  | { pkg: StoredPackage; outcome: 'unverified' | 'skipped'; reason: string }
+  | { pkg: StoredPackage; outcome: 'failed'; error: unknown };
+
+/**
+ * Checks again every publisher provenance stored as unverified (of one
+ * repository, or all) under today's verifier and policies: after a verifier
+ * upgrade (sigstore-js 5 verifies Rekor v2 bundles that 3.x could not) or a
+ * policy change. One that verifies now is marked verified, with the earlier
+ * reason kept in `reevaluated`, and reef's attestation is re-issued to record
+ * it. One that still does not verify is left as it was. Reports each package.
+ */
+export async function reevaluateProvenance(
+  deps: PublishDeps,
+  options: { repo?: string; dryRun?: boolean },
+  report: (r: Reevaluation) => void,
+): Promise<void> {
+  let afterId = 0;
+  for (;;) {
+    const page = deps.store.listUnverifiedProvenance(options.repo, 100, afterId);
+    if (page.length === 0) return;
+    for (const { pkg, provenance } of page) {
+      afterId = pkg.id;
+      report(await reevaluateOne(deps, pkg, provenance, options.dryRun === true));
+    }
+  }
+}
+
+async function reevaluateOne(
+  deps: PublishDeps,
+  pkg: StoredPackage,
+  stored: StoredProvenance,
+  dryRun: boolean,
+): Promise<Reevaluation> {
+  if (deps.provenance.modeOf(pkg.repo) === 'off') {
+    return { pkg, outcome: 'skipped', reason: `${pkg.repo}'s provenance policy is off: nothing is verified` };
+  }
+  try {
+    const bytes = await deps.blobs.readAll(stored.sha256);
+    const { result } = await deps.provenance.evaluate(pkg.repo, bytes, subjectOf(pkg));
+    if (!result.verified) return { pkg, outcome: 'unverified', reason: result.reason ?? 'unknown reason' };
+    const at = new Date().toISOString();
+    const previousReason = typeof stored.result.reason === 'string' ? stored.result.reason : undefined;
+    const verified: ProvenanceResult = { ...result, reevaluated: { at, previousReason } };
+    if (dryRun) return { pkg, outcome: 'verified', result: verified };
+    const committed = await deps.locks.run(`provenance:${pkg.id}`, () =>
+      swapAttestation(
+        deps,
+        pkg.id,
+        { ...verified, sha256: stored.sha256 },
+        { publisherProvenanceReevaluatedAt: at },
+        [],
+        () => deps.store.markProvenanceVerified(pkg.id, stored.sha256, verified),
+      ),
+    );
+    return committed
+      ? { pkg, outcome: 'verified', result: verified }
+      : { pkg, outcome: 'skipped', reason: 'the package or its provenance changed meanwhile' };
+  } catch (error) {
+    return { pkg, outcome: 'failed', error };
+  }
 }
 
 /** reef's signed record of this publish (issue 6), made before the package row commits. */

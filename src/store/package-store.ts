@@ -718,6 +718,54 @@ export class PackageStore {
     ).run(packageId, p.sha256, p.size, p.format, p.verified ? 1 : 0, JSON.stringify(p.result), now);
   }
 
+  /**
+   * Packages whose publisher provenance is stored as unverified, by id, paged
+   * (an admin re-evaluates them after a verifier upgrade or a policy change).
+   */
+  listUnverifiedProvenance(
+    repo: string | undefined,
+    limit: number,
+    afterId = 0,
+  ): Array<{ pkg: StoredPackage; provenance: StoredProvenance }> {
+    const rows = this.stmt(
+      `SELECT p.*, pp.sha256 AS pp_sha256, pp.size AS pp_size, pp.format AS pp_format,
+              pp.result AS pp_result, pp.created_at AS pp_created_at
+       FROM publisher_provenance pp JOIN packages p ON p.id = pp.package_id
+       WHERE pp.verified = 0 AND p.id > ? AND (? IS NULL OR p.repo = ?) ORDER BY p.id LIMIT ?`,
+    ).all(afterId, repo ?? null, repo ?? null, limit) as Array<
+      PackageRow & {
+        pp_sha256: string;
+        pp_size: number;
+        pp_format: string;
+        pp_result: string;
+        pp_created_at: number;
+      }
+    >;
+    return rows.map((r) => ({
+      pkg: toPackage(r),
+      provenance: {
+        sha256: r.pp_sha256,
+        size: r.pp_size,
+        format: r.pp_format,
+        verified: false,
+        result: JSON.parse(r.pp_result),
+        createdAt: r.pp_created_at,
+      },
+    }));
+  }
+
+  /**
+   * Marks a package's publisher provenance verified with its new result;
+   * false when that document is no longer the package's, or is verified already.
+   */
+  markProvenanceVerified(packageId: number, sha256: string, result: unknown): boolean {
+    return (
+      this.stmt(
+        'UPDATE publisher_provenance SET verified = 1, result = ? WHERE package_id = ? AND sha256 = ? AND verified = 0',
+      ).run(JSON.stringify(result), packageId, sha256).changes === 1
+    );
+  }
+
   /** Runs `fn` in one transaction (several store writes that must land together). */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
