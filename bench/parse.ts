@@ -53,7 +53,9 @@ export async function benchParse(): Promise<BenchResult> {
       bundle: true,
       platform: 'node',
       format: 'esm',
-      target: 'node20',
+      target: 'node22',
+      // CommonJS dependencies (tar-stream's streamx) require Node built-ins: give the ESM bundle a require.
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
       outfile: childBundle,
       logLevel: 'warning',
     });
