@@ -278,10 +278,12 @@ export class PackageStore {
 
   /** The package listed as `name`-`version` in `key`'s index: its own arch's, else a noarch one. */
   findListed(key: IndexKey, name: string, version: string): StoredPackage | undefined {
-    const row = this.stmt(
+    // Chosen here rather than by ORDER BY, as in findPublishedFile.
+    const rows = this.stmt(
       `SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND version = ?
-       AND (arch = ? OR arch = 'noarch') ORDER BY arch = 'noarch' LIMIT 1`,
-    ).get(key.repo, key.libc, name, version, key.arch) as PackageRow | undefined;
+       AND (arch = ? OR arch = 'noarch')`,
+    ).all(key.repo, key.libc, name, version, key.arch) as PackageRow[];
+    const row = rows.find((r) => r.arch !== 'noarch') ?? rows[0];
     return row && toPackage(row);
   }
 
@@ -338,14 +340,24 @@ export class PackageStore {
 
   /** A published package file as apk requests it: under its own arch, or noarch under any arch. */
   findPublishedFile(key: IndexKey, filename: string): PackageFile | undefined {
-    const row = this.stmt(
-      `SELECT id, sha256, size, uploaded_at FROM packages WHERE repo = ? AND libc = ? AND filename = ?
-       AND published_at IS NOT NULL AND (arch = ? OR arch = 'noarch') ORDER BY arch = 'noarch' LIMIT 1`,
-    ).get(key.repo, key.libc, filename, key.arch) as
-      | { id: number; sha256: string; size: number; uploaded_at: number }
-      | undefined;
+    // The arch's own build before a noarch one (one slot holds at most one of them since
+    // migration 0008; older data may hold both). Chosen here, not by ORDER BY: a sort makes
+    // SQLite build a temp B-tree, which costs ~60 µs a query in better-sqlite3 13's SQLite
+    // 3.54 (BENCHMARKS.md, "Node 24"), on the path of every package download.
+    const rows = this.stmt(
+      `SELECT id, sha256, size, uploaded_at, arch FROM packages WHERE repo = ? AND libc = ? AND filename = ?
+       AND published_at IS NOT NULL AND (arch = ? OR arch = 'noarch')`,
+    ).all(key.repo, key.libc, filename, key.arch) as Array<{
+      id: number;
+      sha256: string;
+      size: number;
+      uploaded_at: number;
+      arch: string;
+    }>;
+    const row = rows.find((r) => r.arch !== 'noarch') ?? rows[0];
     return row && { id: row.id, sha256: row.sha256, size: row.size, uploadedAt: row.uploaded_at };
   }
+
 
   /**
    * Inserts a package unless that name-version-arch exists; marks every index
