@@ -17,6 +17,7 @@ import {
   median,
   round,
   runCommand,
+  startNodeFlags,
 } from './support.ts';
 
 /**
@@ -55,16 +56,22 @@ export async function benchParse(): Promise<BenchResult> {
       format: 'esm',
       target: 'node22',
       // CommonJS dependencies (tar-stream's streamx) require Node built-ins: give the ESM bundle a require.
-      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+      banner: {
+        js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+      },
       outfile: childBundle,
       logLevel: 'warning',
     });
     const tsxChild = JSON.parse(
       checkCommand(
         'parse-child (tsx)',
-        await runCommand(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/parse-child.ts'), apkPath], {
-          cwd: ROOT,
-        }),
+        await runCommand(
+          process.execPath,
+          [...startNodeFlags(), '--import', 'tsx', join(ROOT, 'bench/parse-child.ts'), apkPath],
+          {
+            cwd: ROOT,
+          },
+        ),
       )
         .stdout.trim()
         .split('\n')
@@ -90,7 +97,8 @@ export async function benchParse(): Promise<BenchResult> {
       // deployment would; under tsx the loader alone adds ~35 MiB of RSS.
       const child = checkCommand(
         'parse-child',
-        await runCommand(process.execPath, [childBundle, apkPath], { cwd: ROOT }),
+        // With npm start's node flags: on Node 24 the young generation otherwise grows to 100+ MiB.
+        await runCommand(process.execPath, [...startNodeFlags(), childBundle, apkPath], { cwd: ROOT }),
       );
       const parsed = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {
         ms: number;
