@@ -85,6 +85,11 @@ export const ERROR_CODES = {
   PROVENANCE_UNVERIFIED: 'unprocessable',
   PROVENANCE_EXISTS: 'conflict',
   PACKAGE_SIGNATURE_UNVERIFIED: 'unprocessable',
+  // security advisories (issue 16)
+  ADVISORY_INVALID: 'invalid',
+  ADVISORY_TOO_LARGE: 'too_large',
+  ADVISORY_ID_TAKEN: 'conflict',
+  ADVISORY_NOT_FOUND: 'not_found',
   // keys
   // no attestation key, yet the database holds attestations: the server does not start
   KEY_ATTESTATION_MISSING: 'unavailable',

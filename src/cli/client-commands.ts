@@ -1,5 +1,5 @@
 import type { Command } from './command.ts';
-import { publishOptions, verifyOptions } from './options.ts';
+import { advisoriesOptions, publishOptions, verifyOptions } from './options.ts';
 
 /**
  * The commands a publisher's CI needs, in a module of their own: the
@@ -17,5 +17,11 @@ export const CLIENT_COMMANDS: Command[] = [
     summary: 'upload .apk files to a reef server',
     options: publishOptions,
     load: async () => (await import('./publish.ts')).runPublish,
+  },
+  {
+    name: 'advisories',
+    summary: "import a Wolfi advisories repository's files into a repository's security advisories",
+    options: advisoriesOptions,
+    load: async () => (await import('./advisories.ts')).runAdvisories,
   },
 ];

@@ -62,6 +62,13 @@ export const publishOptions = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
 
+export const advisoriesOptions = {
+  repo: { type: 'string' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
 export const keyOptions = {
   url: { type: 'string' },
   token: { type: 'string' },

@@ -21,7 +21,7 @@ Manages API tokens directly in the data folder (the server may be running).
 
   reef token create --name NAME --scope SCOPE [--scope SCOPE…] [--expires 30d|12h|15m|3600s]
       prints the new token on stdout, once; it is stored only as a hash
-      SCOPE is <repo|*>:<read|publish|delete|admin>, e.g. main:publish or *:admin
+      SCOPE is <repo|*>:<read|publish|delete|advise|admin>, e.g. main:publish or *:admin
   reef token list [--json]
       every token with its scopes and state; never the token text
   reef token revoke ID

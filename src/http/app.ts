@@ -7,6 +7,7 @@ import { clientErrorHandler, errorHandler } from './errors.ts';
 import { Metrics, registerMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerAdvisoryRoutes } from './routes/advisories.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
 import { registerSbomRoutes } from './routes/sbom.ts';
@@ -89,6 +90,7 @@ export async function buildApp(
     return { status: 'ready' };
   });
 
+  registerAdvisoryRoutes(app, services, auth);
   registerRepoFileRoutes(app, services, auth);
   registerPackageRoutes(app, services, auth, metrics);
   registerAdminRoutes(app, services, auth);

@@ -5,6 +5,7 @@ import { APK_ARCHES } from '../apk/pkginfo.ts';
 import { ERROR_CODES } from '../errors.ts';
 import { LIBCS } from '../repo/publish.ts';
 import { auditQuery, createTokenBody, deletedQuery, repoSettingsBody } from './routes/admin.ts';
+import { advisoryListQuery, importBody } from './routes/advisories.ts';
 import { pageQuery } from './routes/packages.ts';
 import { PACKAGE_SIDE_FILES } from './routes/repo-files.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
@@ -255,7 +256,7 @@ const SCHEMAS: Record<string, Json> = {
   Token: obj({
     id: int(),
     name: str(),
-    scopes: arr(str('`<repo|*>:<read|publish|delete|admin>`')),
+    scopes: arr(str('`<repo|*>:<read|publish|delete|advise|admin>`')),
     createdAt: time(),
     expiresAt: orNull(time()),
     revokedAt: orNull(time()),
@@ -443,7 +444,109 @@ const sideFileOps = (method: Method): OperationSpec[] =>
     responses: fileResponses(method, side.contentType, side.summary),
   }));
 
+const advisoryDocument: Json = {
+  type: 'object',
+  description:
+    "A package's advisories, as a Wolfi advisory file (schema version 2): `schema-version`, `package.name`, " +
+    '`advisories[]` of `{id, aliases, events[{timestamp, type, data}]}`.',
+};
+
+const securityFeedOp = (method: Method): OperationSpec => ({
+  method,
+  path: '/{repo}/{libc}/security.json',
+  tag: 'advisories',
+  operationId: `${method}SecurityFeed`,
+  summary:
+    method === 'get'
+      ? "The repository's security feed (Alpine secdb)"
+      : 'Security feed headers (same ETag as GET)',
+  description:
+    'What Grype and Trivy read for apk distributions: per source package, `secfixes` maps each fixed version ' +
+    'to the ids it fixes; `"0"` lists ids it is not affected by. Built from the repository\'s advisories ' +
+    "as wolfictl builds Wolfi's; it changes at the next request after an advisory change. `Cache-Control: no-cache`.",
+  access: { kind: 'read' },
+  responses: fileResponses(method, 'application/json', 'the feed'),
+});
+
+const count = { type: 'integer' };
+
+const ADVISORY_OPERATIONS: OperationSpec[] = [
+  securityFeedOp('get'),
+  securityFeedOp('head'),
+  {
+    method: 'get',
+    path: '/api/v1/repos/{repo}/advisories',
+    tag: 'advisories',
+    operationId: 'listAdvisoryPackages',
+    summary: 'Packages with advisories, by name, paged',
+    access: { kind: 'read' },
+    query: advisoryListQuery,
+    responses: {
+      200: ok(
+        'one page',
+        obj({
+          packages: arr(obj({ package: str(), advisories: count, updatedAt: count })),
+          next: { type: ['string', 'null'] },
+        }),
+      ),
+      400: 'BadRequest',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/repos/{repo}/advisories/{name}',
+    tag: 'advisories',
+    operationId: 'getAdvisories',
+    summary: "A package's advisory document",
+    access: { kind: 'read' },
+    responses: { 200: ok('the document', advisoryDocument), 404: 'NotFound' },
+  },
+  {
+    method: 'put',
+    path: '/api/v1/repos/{repo}/advisories/{name}',
+    tag: 'advisories',
+    operationId: 'putAdvisories',
+    summary: "Replace a package's advisories (YAML or JSON)",
+    description:
+      'The whole document of the package `name` (its `package.name` must match). A bad document is a 400 ' +
+      'ADVISORY_INVALID with `details.field`, and nothing changes. Each write is in the audit log.',
+    access: { kind: 'scope', scope: '{repo}:advise' },
+    requestBody: {
+      required: true,
+      content: { ...json(advisoryDocument), 'application/yaml': { schema: str() } },
+    },
+    responses: {
+      200: ok('stored', obj({ package: str(), added: arr(str()), changed: arr(str()), removed: arr(str()) })),
+      400: 'BadRequest',
+      409: 'Conflict',
+      413: 'TooLarge',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/repos/{repo}/advisories/import',
+    tag: 'advisories',
+    operationId: 'importAdvisories',
+    summary: "Import many packages' advisory files, all or nothing",
+    description:
+      'Every file is read and checked before any is written; a bad file fails the import (400, naming ' +
+      '`details.file` and `details.field`). Packages without a file keep their advisories.',
+    access: { kind: 'scope', scope: '{repo}:advise' },
+    requestBody: { required: true, content: json(schemaOf(importBody)) },
+    responses: {
+      200: ok(
+        'imported',
+        obj({ files: count, packages: count, added: count, changed: count, removed: count }),
+      ),
+      400: 'BadRequest',
+      409: 'Conflict',
+      413: 'TooLarge',
+    },
+  },
+];
+
 const OPERATIONS: OperationSpec[] = [
+  ...ADVISORY_OPERATIONS,
   ...fileOps('get'),
   ...fileOps('head'),
   ...sideFileOps('get'),
@@ -652,7 +755,8 @@ const OPERATIONS: OperationSpec[] = [
       content: json(
         schemaOf(createTokenBody, {
           name: 'a label for people',
-          scopes: '`<repo|*>:<read|publish|delete|admin>`, e.g. main:publish; admin implies the others',
+          scopes:
+            '`<repo|*>:<read|publish|delete|advise|admin>`, e.g. main:publish; admin implies the others',
           expiresIn: 'lifetime in seconds; omitted = no expiry',
         }),
       ),
@@ -1002,6 +1106,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
       { name: 'apk', description: 'What apk, apko and melange fetch' },
       { name: 'packages', description: 'Listing, publishing and deleting packages' },
       { name: 'sbom', description: 'SBOMs of every package, and the auditor queries across them' },
+      { name: 'advisories', description: 'Security advisories and the feeds scanners read' },
       { name: 'admin', description: 'Tokens, keys, repository settings and the audit log' },
       { name: 'operations', description: 'Health, readiness, metrics and this document' },
     ],

@@ -3,12 +3,14 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
+import { AdvisoryStore } from '../store/advisory-store.ts';
 import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
+import { AdvisoryService } from './advisories.ts';
 import { AuditLog } from './audit.ts';
 import { Indexer } from './indexer.ts';
 import { KeyRing, loadOrCreateAttestationKey, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
@@ -24,6 +26,8 @@ export interface Services extends PublishDeps {
   db: Db;
   tokens: TokenService;
   audit: AuditLog;
+  /** Security advisories and the feeds built from them. */
+  advisories: AdvisoryService;
   /** Small packages and indexes held in memory for serving. */
   cache: ContentCache;
   /** Whether the data folder takes writes now (readiness). */
@@ -95,6 +99,7 @@ export async function createServices(
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
       audit: new AuditLog(db),
+      advisories: new AdvisoryService(new AdvisoryStore(db), store),
       cache: new ContentCache(config.cacheBytes, 1024 * 1024),
       writeProbe: new WriteProbe(join(config.dataDir, 'tmp')),
       keyRing,

@@ -5,10 +5,11 @@ import { type Db, translateDbError, writingDb } from '../store/db.ts';
 /**
  * API tokens. Only a SHA-256 of each token is stored; a presented token is
  * hashed and compared in constant time. A token carries scopes
- * "<repo|*>:<read|publish|delete|admin>"; `admin` on a repo implies the others.
+ * "<repo|*>:<read|publish|delete|advise|admin>"; `admin` on a repo implies the
+ * others. `advise` writes the repo's security advisories.
  */
 
-export const SCOPES = ['read', 'publish', 'delete', 'admin'] as const;
+export const SCOPES = ['read', 'publish', 'delete', 'advise', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface TokenInfo {
@@ -27,7 +28,7 @@ export interface TokenRecord extends TokenInfo {
 }
 
 const PREFIX = 'reef_';
-const SCOPE_RE = /^(\*|[a-z0-9][a-z0-9._-]{0,63}):(read|publish|delete|admin)$/;
+const SCOPE_RE = /^(\*|[a-z0-9][a-z0-9._-]{0,63}):(read|publish|delete|advise|admin)$/;
 
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
@@ -43,7 +44,7 @@ export function validateScopes(scopes: string[]): void {
     if (!SCOPE_RE.test(scope)) {
       throw new AppError(
         'TOKEN_INVALID_SCOPE',
-        `scope '${scope.slice(0, 80)}' is invalid: use <repo|*>:<read|publish|delete|admin>, e.g. main:publish`,
+        `scope '${scope.slice(0, 80)}' is invalid: use <repo|*>:<read|publish|delete|advise|admin>, e.g. main:publish`,
       );
     }
   }

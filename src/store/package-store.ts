@@ -358,7 +358,6 @@ export class PackageStore {
     return row && { id: row.id, sha256: row.sha256, size: row.size, uploadedAt: row.uploaded_at };
   }
 
-
   /**
    * Inserts a package unless that name-version-arch exists; marks every index
    * that lists it dirty in the same transaction, in which `alongside` runs too.

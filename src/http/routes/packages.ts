@@ -318,7 +318,8 @@ export function auditor(
   };
 }
 
-function baseUrl(request: FastifyRequest, services: Services): string {
+/** The server's public base URL: REEF_PUBLIC_URL, else the request's own. */
+export function baseUrl(request: FastifyRequest, services: Services): string {
   return services.config.publicUrl?.replace(/\/$/, '') ?? `${request.protocol}://${request.host}`;
 }
 

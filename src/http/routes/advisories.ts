@@ -1,0 +1,167 @@
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { toDocumentJson } from '../../advisory/document.ts';
+import { AppError } from '../../errors.ts';
+import type { AdvisoryChange } from '../../repo/advisories.ts';
+import { MAX_IMPORT_FILES } from '../../repo/advisories.ts';
+import { validateRepo } from '../../repo/publish.ts';
+import type { Services } from '../../repo/services.ts';
+import type { Authenticator } from '../auth.ts';
+import { parseBody, parseQuery } from '../query.ts';
+import { sendFile } from '../send-file.ts';
+import { auditor, baseUrl } from './packages.ts';
+
+/** A package's advisory document: 1 MiB (ADVISORY_LIMITS) plus JSON's overhead. */
+const DOCUMENT_BODY_LIMIT = 2 * 1024 * 1024;
+/** A whole advisories repository in one import (Wolfi's: ~15 MB of YAML). */
+const IMPORT_BODY_LIMIT = 256 * 1024 * 1024;
+
+/** A page of packages with advisories: `after` is the `next` of the page before (a package name). */
+export const advisoryListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.string().max(128).optional(),
+});
+
+/** An import: each file's name (for messages) and text. */
+export const importBody = z.strictObject({
+  files: z
+    .array(z.strictObject({ file: z.string().min(1).max(512), content: z.string() }))
+    .min(1)
+    .max(MAX_IMPORT_FILES),
+});
+
+const PACKAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+
+function checkPackage(repo: string, name: string): void {
+  validateRepo(repo, 'glibc');
+  if (!PACKAGE_RE.test(name)) {
+    throw new AppError('ADVISORY_INVALID', `'${name.slice(0, 80)}' is not an apk package name`, {
+      details: { field: 'package' },
+    });
+  }
+}
+
+/** What the audit log keeps of a write: the ids it touched. */
+const changeDetail = (c: AdvisoryChange) => ({ added: c.added, changed: c.changed, removed: c.removed });
+
+/**
+ * Security advisories (issue 16): a security team writes them per source
+ * package (`<repo>:advise`), and scanners read the feeds built from them.
+ */
+export function registerAdvisoryRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+  const { advisories } = services;
+
+  app.route<{ Params: { repo: string; libc: string } }>({
+    // HEAD routed explicitly, as for the other files: the same headers as GET, its length included.
+    method: ['GET', 'HEAD'],
+    url: '/:repo/:libc/security.json',
+    exposeHeadRoute: false,
+    handler: async (request, reply) => {
+      const { repo, libc } = request.params;
+      auth.requireRead(request, repo);
+      const feed = advisories.secdb(repo, libc, baseUrl(request, services));
+      return sendFile(request, reply, {
+        sha256: feed.sha256,
+        size: feed.bytes.length,
+        lastModified: feed.changedAt,
+        // Scanners poll it; it changes with every advisory change, so caches revalidate.
+        cacheControl: `${services.store.getRepo(repo)?.private ? 'private' : 'public'}, no-cache`,
+        contentType: 'application/json',
+        bytes: feed.bytes,
+        open: () => Readable.from([feed.bytes]),
+      });
+    },
+  });
+
+  app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/advisories', async (request) => {
+    const { repo } = request.params;
+    auth.requireRead(request, repo);
+    const { limit, after } = parseQuery(advisoryListQuery, request.query);
+    const packages = advisories.listPackages(repo, limit, after ?? '');
+    return { packages, next: packages.length === limit ? packages.at(-1)!.package : null };
+  });
+
+  app.get<{ Params: { repo: string; name: string } }>(
+    '/api/v1/repos/:repo/advisories/:name',
+    async (request) => {
+      const { repo, name } = request.params;
+      auth.requireRead(request, repo);
+      checkPackage(repo, name);
+      return toDocumentJson(advisories.get(repo, name));
+    },
+  );
+
+  app.register(async (scope) => {
+    // A document as YAML (as Wolfi keeps them) or JSON.
+    scope.addContentTypeParser(
+      ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'],
+      { parseAs: 'string', bodyLimit: DOCUMENT_BODY_LIMIT },
+      (_request, body, done) => done(null, body),
+    );
+    scope.put<{ Params: { repo: string; name: string } }>(
+      '/api/v1/repos/:repo/advisories/:name',
+      { bodyLimit: DOCUMENT_BODY_LIMIT },
+      async (request, reply) => {
+        const { repo, name } = request.params;
+        const token = auth.require(request, repo, 'advise');
+        const audit = auditor(services, request, token, 'advisory.write', `${repo}/${name}`);
+        try {
+          checkPackage(repo, name);
+          if (request.body === undefined || request.body === null) {
+            throw new AppError(
+              'ADVISORY_INVALID',
+              'send the package advisory document (YAML or JSON) as the body',
+            );
+          }
+          const change = advisories.put(repo, name, request.body);
+          audit.ok(`${repo}/${name}`, changeDetail(change));
+          return reply.code(200).send({ ...change, document: toDocumentJson(advisories.get(repo, name)) });
+        } catch (err) {
+          audit.rejected(err);
+          throw err;
+        }
+      },
+    );
+  });
+
+  app.post<{ Params: { repo: string } }>(
+    '/api/v1/repos/:repo/advisories/import',
+    { bodyLimit: IMPORT_BODY_LIMIT },
+    async (request) => {
+      const { repo } = request.params;
+      const token = auth.require(request, repo, 'advise');
+      const audit = auditor(services, request, token, 'advisory.import', repo);
+      try {
+        validateRepo(repo, 'glibc');
+        const { files } = parseBody(importBody, request.body);
+        const changes = advisories.import(repo, files);
+        // One line per package that changed, as a single write would record it.
+        for (const c of changes) {
+          if (c.added.length + c.changed.length + c.removed.length > 0) {
+            services.audit.record({
+              token,
+              action: 'advisory.write',
+              target: `${repo}/${c.package}`,
+              remoteAddr: request.ip,
+              result: 'ok',
+              detail: { ...changeDetail(c), import: true },
+            });
+          }
+        }
+        const summary = {
+          files: files.length,
+          packages: changes.length,
+          added: changes.reduce((n, c) => n + c.added.length, 0),
+          changed: changes.reduce((n, c) => n + c.changed.length, 0),
+          removed: changes.reduce((n, c) => n + c.removed.length, 0),
+        };
+        audit.ok(repo, summary);
+        return summary;
+      } catch (err) {
+        audit.rejected(err);
+        throw err;
+      }
+    },
+  );
+}

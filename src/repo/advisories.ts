@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import { type AdvisoryDocument, parseAdvisoryYaml, validateAdvisoryDocument } from '../advisory/document.ts';
+import { renderSecdb } from '../advisory/secdb.ts';
+import { AppError } from '../errors.ts';
+import type { AdvisoryStore, StoredAdvisories } from '../store/advisory-store.ts';
+import type { Libc, PackageStore } from '../store/package-store.ts';
+import { validateRepo } from './publish.ts';
+
+/**
+ * Security advisories (issue 16): written one package at a time or imported
+ * in bulk, all or nothing; and the feeds built from them, cached per
+ * repository generation so a change shows at the next request.
+ */
+
+/** What a document write changed, per package (for the response and the audit log). */
+export type AdvisoryChange = { package: string; added: string[]; changed: string[]; removed: string[] };
+
+/** A file of an import: its name (for messages) and text (YAML or JSON). */
+export interface AdvisoryFile {
+  file: string;
+  content: string;
+}
+
+export const MAX_IMPORT_FILES = 20_000;
+
+export class AdvisoryService {
+  private readonly feeds = new Map<
+    string,
+    { generation: number; changedAt: number; variant: string; bytes: Buffer; sha256: string }
+  >();
+
+  constructor(
+    private readonly advisories: AdvisoryStore,
+    private readonly packages: PackageStore,
+  ) {}
+
+  get(repo: string, origin: string): StoredAdvisories {
+    validateRepo(repo, 'glibc');
+    const doc = this.advisories.get(repo, origin);
+    if (!doc) throw new AppError('ADVISORY_NOT_FOUND', `${repo} has no advisories for package ${origin}`);
+    return doc;
+  }
+
+  /** Packages with advisories in a repository, by name, paged. */
+  listPackages(repo: string, limit: number, after: string) {
+    validateRepo(repo, 'glibc');
+    return this.advisories.listPackages(repo, limit, after);
+  }
+
+  /** Replaces one package's advisories with `body` (parsed JSON, or YAML text). */
+  put(repo: string, origin: string, body: unknown): AdvisoryChange {
+    validateRepo(repo, 'glibc');
+    const doc = typeof body === 'string' ? parseAdvisoryYaml(body) : validateAdvisoryDocument(body);
+    if (doc.package !== origin) {
+      throw new AppError(
+        'ADVISORY_INVALID',
+        `package.name: the document is about '${doc.package}', and was sent for '${origin}'`,
+        { details: { field: 'package.name' } },
+      );
+    }
+    return this.write(repo, [doc])[0]!;
+  }
+
+  /**
+   * Imports a Wolfi advisories repository's files (`<package>.advisories.yaml`):
+   * every file is read and checked before anything is written, then all are
+   * written in one transaction. A bad file fails the import, naming it.
+   */
+  import(repo: string, files: AdvisoryFile[]): AdvisoryChange[] {
+    validateRepo(repo, 'glibc');
+    if (files.length > MAX_IMPORT_FILES) {
+      throw new AppError(
+        'ADVISORY_TOO_LARGE',
+        `an import takes at most ${MAX_IMPORT_FILES} files; split it by package name`,
+      );
+    }
+    const docs: AdvisoryDocument[] = [];
+    const byPackage = new Map<string, string>();
+    for (const { file, content } of files) {
+      let doc: AdvisoryDocument;
+      try {
+        doc = parseAdvisoryYaml(content);
+      } catch (err) {
+        if (err instanceof AppError) {
+          throw new AppError(err.code, `${file}: ${err.message}`, { details: { ...err.details, file } });
+        }
+        throw err;
+      }
+      const expected = /^(.+)\.advisories\.ya?ml$/.exec(file.split('/').at(-1) ?? '')?.[1];
+      if (expected !== undefined && expected !== doc.package) {
+        throw new AppError(
+          'ADVISORY_INVALID',
+          `${file}: package.name is '${doc.package}'; the file is named for '${expected}'`,
+          {
+            details: { file, field: 'package.name' },
+          },
+        );
+      }
+      const other = byPackage.get(doc.package);
+      if (other) {
+        throw new AppError('ADVISORY_INVALID', `${file}: package ${doc.package} is also in ${other}`, {
+          details: { file, field: 'package.name' },
+        });
+      }
+      byPackage.set(doc.package, file);
+      docs.push(doc);
+    }
+    return this.write(repo, docs);
+  }
+
+  private write(repo: string, docs: AdvisoryDocument[]): AdvisoryChange[] {
+    this.packages.saveRepo(repo, {});
+    return this.advisories.replace(repo, docs);
+  }
+
+  /**
+   * `/<repo>/<libc>/security.json`: the secdb of the repository, its header
+   * naming reef's download URLs (`{{urlprefix}}/{{reponame}}/<libc>/{{arch}}/…`
+   * is where a package is), for the arches the libc has indexes for.
+   */
+  secdb(
+    repo: string,
+    libc: string,
+    baseUrl: string,
+  ): { bytes: Buffer; sha256: string; generation: number; changedAt: number } {
+    validateRepo(repo, libc);
+    if (!this.packages.getRepo(repo)) throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
+    const { generation, changedAt } = this.advisories.generation(repo);
+    const archs = this.packages.archesOf(repo, libc as Libc).filter((a) => a !== 'noarch');
+    // One entry per repository and libc: a request with another base URL or arch set replaces it.
+    const key = `${repo}/${libc}`;
+    const variant = `${baseUrl}\n${archs.join(',')}`;
+    const cached = this.feeds.get(key);
+    if (cached?.generation === generation && cached.variant === variant) return cached;
+    const bytes = renderSecdb(
+      {
+        apkurl: `{{urlprefix}}/{{reponame}}/${libc}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk`,
+        archs,
+        reponame: repo,
+        urlprefix: baseUrl,
+      },
+      this.advisories.all(repo),
+    );
+    const feed = {
+      generation,
+      changedAt,
+      variant,
+      bytes,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    };
+    this.feeds.set(key, feed);
+    return feed;
+  }
+}
