@@ -90,6 +90,8 @@ export const ERROR_CODES = {
   ADVISORY_TOO_LARGE: 'too_large',
   ADVISORY_ID_TAKEN: 'conflict',
   ADVISORY_NOT_FOUND: 'not_found',
+  // the repository's distro names no ecosystem OSV knows
+  ADVISORY_NO_ECOSYSTEM: 'unprocessable',
   // keys
   // no attestation key, yet the database holds attestations: the server does not start
   KEY_ATTESTATION_MISSING: 'unavailable',

@@ -494,6 +494,33 @@ const ADVISORY_OPERATIONS: OperationSpec[] = [
   },
   {
     method: 'get',
+    path: '/api/v1/repos/{repo}/osv.json',
+    tag: 'advisories',
+    operationId: 'exportOsv',
+    summary: "The repository's advisories as OSV records (a JSON array)",
+    description:
+      "One record per advisory (OSV 1.7): the source package in the ecosystem of the repository's distro " +
+      '(Wolfi, Chainguard, Alpine:vX.Y, MinimOS, …), an ECOSYSTEM range in apk version order, CVE and GHSA ' +
+      'ids in `upstream`. 422 ADVISORY_NO_ECOSYSTEM when the distro names no OSV ecosystem.',
+    access: { kind: 'read' },
+    responses: { 200: ok('the records', arr({ type: 'object' })), 304: 'NotModified', 422: 'Unprocessable' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/repos/{repo}/osv/{file}',
+    tag: 'advisories',
+    operationId: 'getOsv',
+    summary: 'One OSV record (<id>.json), or the feed index (all.json: every id and its modified time)',
+    access: { kind: 'read' },
+    responses: {
+      200: ok('the record or index', { type: ['object', 'array'] }),
+      304: 'NotModified',
+      404: 'NotFound',
+      422: 'Unprocessable',
+    },
+  },
+  {
+    method: 'get',
     path: '/api/v1/repos/{repo}/advisories/{name}',
     tag: 'advisories',
     operationId: 'getAdvisories',

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { type AdvisoryDocument, parseAdvisoryYaml, validateAdvisoryDocument } from '../advisory/document.ts';
+import { packageVex, vexProductPurl } from '../advisory/openvex.ts';
+import { osvRecords, osvTarget } from '../advisory/osv.ts';
 import { renderSecdb } from '../advisory/secdb.ts';
 import { AppError } from '../errors.ts';
 import type { AdvisoryStore, StoredAdvisories } from '../store/advisory-store.ts';
-import type { Libc, PackageStore } from '../store/package-store.ts';
+import type { IndexKey, Libc, PackageStore } from '../store/package-store.ts';
 import { validateRepo } from './publish.ts';
 
 /**
@@ -27,6 +29,18 @@ export class AdvisoryService {
   private readonly feeds = new Map<
     string,
     { generation: number; changedAt: number; variant: string; bytes: Buffer; sha256: string }
+  >();
+
+  private readonly osvExports = new Map<
+    string,
+    {
+      generation: number;
+      variant: string;
+      changedAt: number;
+      records: Array<Record<string, unknown>>;
+      bytes: Buffer;
+      sha256: string;
+    }
   >();
 
   constructor(
@@ -150,5 +164,66 @@ export class AdvisoryService {
     };
     this.feeds.set(key, feed);
     return feed;
+  }
+
+  /** When the repository's advisories last changed (Last-Modified of what is built from them). */
+  changedAt(repo: string): number {
+    return this.advisories.generation(repo).changedAt;
+  }
+
+  /**
+   * The repository's advisories as OSV records, by id (built once per
+   * generation). Needs the repository's distro to name an OSV ecosystem.
+   */
+  osv(repo: string): {
+    records: Array<Record<string, unknown>>;
+    bytes: Buffer;
+    sha256: string;
+    changedAt: number;
+  } {
+    validateRepo(repo, 'glibc');
+    const found = this.packages.getRepo(repo);
+    if (!found) throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
+    const target = osvTarget(repo, found.distro);
+    const { generation, changedAt } = this.advisories.generation(repo);
+    const variant = `${target.ecosystem}\n${target.purlNamespace}`;
+    const cached = this.osvExports.get(repo);
+    if (cached?.generation === generation && cached.variant === variant) return cached;
+    const records = osvRecords(this.advisories.all(repo), target);
+    const bytes = Buffer.from(`${JSON.stringify(records, null, 2)}\n`);
+    const built = {
+      generation,
+      variant,
+      changedAt,
+      records,
+      bytes,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    };
+    this.osvExports.set(repo, built);
+    return built;
+  }
+
+  /**
+   * `…/<name>-<version>.apk.openvex.json`: the package's statements, from the
+   * advisories of its source package; undefined when none says anything.
+   */
+  packageVex(key: IndexKey, pkgId: number, url: string): Buffer | undefined {
+    const pkg = this.packages.getById(pkgId);
+    if (!pkg) return undefined;
+    const doc = this.advisories.get(key.repo, pkg.origin || pkg.name);
+    if (!doc) return undefined;
+    const distro = this.packages.getRepo(key.repo)?.distro;
+    const vex = packageVex({
+      id: url,
+      author: `reef security advisories of ${key.repo}`,
+      version: this.advisories.generation(key.repo).generation,
+      package: {
+        name: pkg.name,
+        version: pkg.version,
+        purl: vexProductPurl(distro?.id ?? key.repo, pkg.name, pkg.version, key.arch),
+      },
+      advisories: doc.advisories,
+    });
+    return vex && Buffer.from(`${JSON.stringify(vex, null, 2)}\n`);
   }
 }

@@ -269,6 +269,11 @@ export class PackageStore {
     for (const l of this.changeListeners) l(changes);
   }
 
+  getById(id: number): StoredPackage | undefined {
+    const row = this.stmt('SELECT * FROM packages WHERE id = ?').get(id) as PackageRow | undefined;
+    return row && toPackage(row);
+  }
+
   find(key: IndexKey, name: string, version: string): StoredPackage | undefined {
     const row = this.stmt(
       'SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?',

@@ -33,6 +33,8 @@ export interface BuildApkOptions {
   arch?: string;
   depends?: string[];
   provides?: string[];
+  /** The source package (`o:`); the package's own name by default. */
+  origin?: string;
   license?: string;
   description?: string;
   /** Extra `key = value` lines appended to .PKGINFO before datahash. */
@@ -135,7 +137,7 @@ export async function buildApk(options: BuildApkOptions = {}): Promise<Buffer> {
       `builddate = 1700000000`,
       `size = ${size || 1}`,
       `arch = ${options.arch ?? 'x86_64'}`,
-      `origin = ${name}`,
+      `origin = ${options.origin ?? name}`,
       `license = ${options.license ?? 'MIT'}`,
       ...(options.depends ?? ['so:libc.musl-x86_64.so.1']).map((d) => `depend = ${d}`),
       ...(options.provides ?? []).map((p) => `provides = ${p}`),

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { toDocumentJson } from '../../advisory/document.ts';
 import { AppError } from '../../errors.ts';
@@ -8,9 +9,10 @@ import { MAX_IMPORT_FILES } from '../../repo/advisories.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
 import type { Authenticator } from '../auth.ts';
+import { baseUrl } from '../base-url.ts';
 import { parseBody, parseQuery } from '../query.ts';
 import { sendFile } from '../send-file.ts';
-import { auditor, baseUrl } from './packages.ts';
+import { auditor } from './packages.ts';
 
 /** A package's advisory document: 1 MiB (ADVISORY_LIMITS) plus JSON's overhead. */
 const DOCUMENT_BODY_LIMIT = 2 * 1024 * 1024;
@@ -30,6 +32,8 @@ export const importBody = z.strictObject({
     .min(1)
     .max(MAX_IMPORT_FILES),
 });
+
+const sha256Hex = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 const PACKAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
@@ -81,6 +85,49 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     const packages = advisories.listPackages(repo, limit, after ?? '');
     return { packages, next: packages.length === limit ? packages.at(-1)!.package : null };
   });
+
+  /** The OSV export and its records, served like files: strong ETag, 304, revalidated. */
+  const sendJson = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    repo: string,
+    body: { bytes: Buffer; sha256: string; changedAt: number },
+  ) =>
+    sendFile(request, reply, {
+      sha256: body.sha256,
+      size: body.bytes.length,
+      lastModified: body.changedAt,
+      cacheControl: `${services.store.getRepo(repo)?.private ? 'private' : 'public'}, no-cache`,
+      contentType: 'application/json',
+      bytes: body.bytes,
+      open: () => Readable.from([body.bytes]),
+    });
+
+  app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/osv.json', async (request, reply) => {
+    const { repo } = request.params;
+    auth.requireRead(request, repo);
+    return sendJson(request, reply, repo, advisories.osv(repo));
+  });
+
+  app.get<{ Params: { repo: string; file: string } }>(
+    '/api/v1/repos/:repo/osv/:file',
+    async (request, reply) => {
+      const { repo, file } = request.params;
+      auth.requireRead(request, repo);
+      const all = advisories.osv(repo);
+      if (file === 'all.json') {
+        // The feed index, as Chainguard's: every id with its modified time.
+        const index = all.records.map((r) => ({ id: r.id, modified: r.modified }));
+        const bytes = Buffer.from(`${JSON.stringify(index, null, 2)}\n`);
+        return sendJson(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
+      }
+      const id = file.endsWith('.json') ? file.slice(0, -5) : undefined;
+      const record = id === undefined ? undefined : all.records.find((r) => r.id === id);
+      if (!record) throw new AppError('ADVISORY_NOT_FOUND', `${repo} has no advisory ${file.slice(0, 120)}`);
+      const bytes = Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
+      return sendJson(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
+    },
+  );
 
   app.get<{ Params: { repo: string; name: string } }>(
     '/api/v1/repos/:repo/advisories/:name',

@@ -12,6 +12,7 @@ import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
+import { baseUrl } from '../base-url.ts';
 import type { Metrics } from '../metrics.ts';
 import { parseQuery } from '../query.ts';
 import { indexKeyOf } from './repo-files.ts';
@@ -316,11 +317,6 @@ export function auditor(
       }
     },
   };
-}
-
-/** The server's public base URL: REEF_PUBLIC_URL, else the request's own. */
-export function baseUrl(request: FastifyRequest, services: Services): string {
-  return services.config.publicUrl?.replace(/\/$/, '') ?? `${request.protocol}://${request.host}`;
 }
 
 export function packageJson(p: StoredPackage, request: FastifyRequest, services: Services) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -10,6 +11,7 @@ import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import type { IndexKey } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
+import { baseUrl } from '../base-url.ts';
 import { clientFileReader } from '../client-file.ts';
 import { sendFile } from '../send-file.ts';
 
@@ -76,6 +78,29 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           contentType: provenance.contentType ?? bundleMediaType(bytes!),
           bytes,
           open: (range) => blobs.read(provenance.sha256, range),
+        });
+      }
+      if (file.endsWith(OPENVEX_SUFFIX)) {
+        // The package's vulnerability statements: they change with its advisories, so revalidated.
+        const apkName = file.slice(0, -'.openvex.json'.length);
+        const pkg = store.findPublishedFile(key, apkName);
+        if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
+        const url = `${baseUrl(request, services)}/${repo}/${libc}/${arch}/${file}`;
+        const bytes = services.advisories.packageVex(key, pkg.id, url);
+        if (!bytes) {
+          throw new AppError(
+            'ADVISORY_NOT_FOUND',
+            `no advisory of ${repo} concerns ${apkName}: it has no statements`,
+          );
+        }
+        return sendFile(request, reply, {
+          sha256: createHash('sha256').update(bytes).digest('hex'),
+          size: bytes.length,
+          lastModified: services.advisories.changedAt(repo),
+          cacheControl: cacheControl(repo, 'no-cache'),
+          contentType: 'application/json',
+          bytes,
+          open: () => Readable.from([bytes]),
         });
       }
       const side = SIDE_FILES.find((f) => file.endsWith(`.apk${f.suffix}`));
@@ -203,6 +228,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
 }
 
 const MELANGE_SUFFIX = '.attest.tar.gz';
+const OPENVEX_SUFFIX = '.apk.openvex.json';
 const PUBLISH_SUFFIX = '.apk.publish.json';
 const PROVENANCE_SUFFIX = '.apk.provenance.json';
 const IMMUTABLE = 'max-age=31536000, immutable';
@@ -273,6 +299,12 @@ export const PACKAGE_SIDE_FILES: ReadonlyArray<{ suffix: string; contentType: st
     suffix: PUBLISH_SUFFIX,
     contentType: SIGSTORE_BUNDLE_V03,
     summary: "reef's signed attestation of the publish (a Sigstore bundle, DSSE, in-toto Statement v1)",
+  },
+  {
+    suffix: OPENVEX_SUFFIX,
+    contentType: 'application/json',
+    summary:
+      "The package's vulnerability statements (OpenVEX v0.2.0), from its source package's advisories; 404 when none concerns it",
   },
   {
     suffix: MELANGE_SUFFIX,
