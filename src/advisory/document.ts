@@ -192,6 +192,58 @@ export function validateAdvisoryDocument(json: unknown): AdvisoryDocument {
   return { package: parsed.data.package.name, advisories: parsed.data.advisories };
 }
 
+/** Deeper than any advisory file needs (Wolfi's go 6 levels): the parser is not asked to try. */
+const MAX_NESTING = 32;
+const MAX_INDENT = 256;
+
+/**
+ * SECURITY: the YAML parser spends ~2 KiB and a stack frame per nesting
+ * level (100,000 `[` took 218 MiB and 1.9 s), so nesting is measured first,
+ * in one pass: flow brackets outside quotes and comments, and per line the
+ * indentation and the compact `- ` / `? ` indicators that open a block each.
+ */
+function checkNesting(text: string): void {
+  let flow = 0;
+  let quote: string | undefined;
+  let lineStart = true;
+  let indent = 0;
+  let markers = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\n') {
+      lineStart = true;
+      indent = 0;
+      markers = 0;
+      continue;
+    }
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+      continue;
+    }
+    if (lineStart && c === ' ') {
+      if (++indent > MAX_INDENT) throw invalid(`indented more than ${MAX_INDENT} columns`);
+      continue;
+    }
+    if ((c === '-' || c === '?') && text[i + 1] === ' ' && (lineStart || text[i - 1] === ' ')) {
+      if (++markers > MAX_NESTING) throw invalid(`nested more than ${MAX_NESTING} levels deep`);
+      i++;
+      continue;
+    }
+    lineStart = false;
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      const end = text.indexOf('\n', i);
+      i = end < 0 ? text.length : end - 1;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    } else if (c === '[' || c === '{') {
+      if (++flow > MAX_NESTING) throw invalid(`nested more than ${MAX_NESTING} levels deep`);
+    } else if (c === ']' || c === '}') {
+      flow = Math.max(0, flow - 1);
+    }
+  }
+}
+
 /**
  * Reads a `<package>.advisories.yaml` (or its JSON form). SECURITY: bounded
  * size, few alias expansions (a billion-laughs file stops at the limit), no
@@ -204,6 +256,7 @@ export function parseAdvisoryYaml(text: string): AdvisoryDocument {
       `an advisory document is at most ${ADVISORY_LIMITS.documentBytes} bytes; split the package's advisories or drop old events`,
     );
   }
+  checkNesting(text);
   let json: unknown;
   try {
     const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });

@@ -213,6 +213,24 @@ describe('advisory documents', () => {
         ),
       (err) => isAppError(err, 'ADVISORY_TOO_LARGE'),
     );
+    for (const nested of [
+      `${'- '.repeat(40_000)}x`,
+      `${' '.repeat(300)}a: 1`,
+      `a: ${'{b: '.repeat(40)}1${'}'.repeat(40)}`,
+    ]) {
+      assert.throws(
+        () => parseAdvisoryYaml(nested),
+        (err) => isAppError(err, 'ADVISORY_INVALID') && /nested|indented/.test(err.message),
+      );
+    }
+    // Brackets, dashes and # inside quoted notes are text, not nesting.
+    const quoted = parseAdvisoryYaml(
+      `schema-version: "2"\npackage:\n  name: x\nadvisories:\n  - id: CGA-1\n    events:\n      - timestamp: 2024-01-01T00:00:00Z\n        type: pending-upstream-fix\n        data:\n          note: "${'[{'.repeat(40)} - - # not a comment"\n`,
+    );
+    assert.match(
+      String((quoted.advisories[0]!.events[0]!.data as { note: string }).note),
+      /# not a comment$/,
+    );
     assert.throws(
       () => parseAdvisoryYaml('a: !!js/function "x"'),
       (err) => isAppError(err, 'ADVISORY_INVALID'),

@@ -364,3 +364,124 @@ describe('hostile provenance over HTTP', () => {
     assert.equal(ok.status, 201, ok.text);
   });
 });
+
+describe('hostile advisories over HTTP', () => {
+  test('malformed advisory documents and imports: their 4xx code, nothing stored, memory bounded', async (t) => {
+    const doc = (advisories: string) =>
+      `schema-version: "2"\npackage:\n  name: hostile\nadvisories:\n${advisories}`;
+    const event = (type: string, data = '') =>
+      doc(
+        `  - id: CGA-2222-2222-2222\n    aliases: [CVE-2024-0001]\n    events:\n      - timestamp: 2024-01-01T00:00:00Z\n        type: ${type}\n${data}`,
+      );
+    const laughs = [
+      'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+      ...'bcdefghij'.split('').map((n, i) => {
+        const p = 'abcdefghij'[i]!;
+        return `${n}: &${n} [${Array(9).fill(`*${p}`).join(',')}]`;
+      }),
+      'schema-version: "2"',
+    ].join('\n');
+    const cases: Array<[string, string, string, string]> = [
+      ['a billion laughs (YAML aliases)', 'application/yaml', laughs, 'ADVISORY_INVALID'],
+      [
+        'sequences nested 100,000 deep',
+        'application/yaml',
+        `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+        'ADVISORY_INVALID',
+      ],
+      [
+        'JSON nested 100,000 deep',
+        'application/json',
+        `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+        'ADVISORY_INVALID',
+      ],
+      [
+        '1.5 MiB of YAML',
+        'application/yaml',
+        `${doc('')}#${'x'.repeat(1.5 * 2 ** 20)}`,
+        'ADVISORY_TOO_LARGE',
+      ],
+      ['an unknown event type', 'application/yaml', event('exploit-published'), 'ADVISORY_INVALID'],
+      [
+        'a fixed version apk cannot parse',
+        'application/yaml',
+        event('fixed', '        data:\n          fixed-version: 1.18.-r2\n'),
+        'ADVISORY_INVALID',
+      ],
+      [
+        'a fixed version of 10,000 characters',
+        'application/yaml',
+        event('fixed', `        data:\n          fixed-version: 1.${'1'.repeat(10_000)}-r0\n`),
+        'ADVISORY_INVALID',
+      ],
+      [
+        'an alias with a space (feeds split on spaces)',
+        'application/yaml',
+        doc('  - id: CGA-2222-2222-2222\n    aliases: ["CVE-2024-0001 CVE-2024-0002"]\n    events: []\n'),
+        'ADVISORY_INVALID',
+      ],
+      [
+        'a custom YAML tag',
+        'application/yaml',
+        `${doc('')}\nx: !!js/function "function () {}"`,
+        'ADVISORY_INVALID',
+      ],
+      ['duplicate keys', 'application/yaml', 'package: {name: a}\npackage: {name: b}\n', 'ADVISORY_INVALID'],
+      ['schema version 3', 'application/yaml', doc('').replace('"2"', '"3"'), 'ADVISORY_INVALID'],
+      ['JSON null', 'application/json', 'null', 'ADVISORY_INVALID'],
+      [
+        '5,001 advisories',
+        'application/json',
+        JSON.stringify({
+          'schema-version': '2',
+          package: { name: 'hostile' },
+          advisories: Array.from({ length: 5001 }, (_, i) => ({
+            id: `CGA-${i}`,
+            events: [{ timestamp: '2024-01-01T00:00:00Z', type: 'detection', data: { type: 'manual' } }],
+          })),
+        }),
+        'ADVISORY_INVALID',
+      ],
+    ];
+    const baseline = JSON.stringify(snapshotState(server));
+    const failures: string[] = [];
+    const { peak, before } = await peakRss(async () => {
+      for (const [name, type, body, code] of cases) {
+        const res = await fetch(`${server.url}/api/v1/repos/main/advisories/hostile`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': type },
+          body,
+          signal: AbortSignal.timeout(30_000),
+        });
+        const got = ((await res.json()) as { code?: string }).code;
+        if (got !== code || res.status !== STATUS_OF_KIND[ERROR_CODES[code as ErrorCode]]) {
+          failures.push(`${name}: got ${res.status} ${got}, want ${code}`);
+        }
+        if (JSON.stringify(snapshotState(server)) !== baseline) failures.push(`${name}: state changed`);
+      }
+      // The same documents in one import with a good one: nothing of it is written.
+      const files = [
+        {
+          file: 'good.advisories.yaml',
+          content: doc(
+            '  - id: CGA-3333-3333-3333\n    events:\n      - {timestamp: 2024-01-01T00:00:00Z, type: detection, data: {type: manual}}\n',
+          ).replace('hostile', 'good'),
+        },
+        ...cases
+          .filter(([, type]) => type === 'application/yaml')
+          .map(([, , content], i) => ({ file: `bad${i}.advisories.yaml`, content })),
+      ];
+      const res = await fetch(`${server.url}/api/v1/repos/main/advisories/import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ files }),
+      });
+      if (res.status !== 400) failures.push(`import: got ${res.status}, want 400`);
+      if (JSON.stringify(snapshotState(server)) !== baseline) failures.push('import: state changed');
+    });
+    t.diagnostic(
+      `${cases.length} advisory documents; peak RSS ${((peak - before) / 2 ** 20).toFixed(0)} MiB above the start`,
+    );
+    assert.deepEqual(failures, []);
+  });
+});
