@@ -26,22 +26,9 @@ export interface AdvisoryFile {
 export const MAX_IMPORT_FILES = 20_000;
 
 export class AdvisoryService {
-  private readonly feeds = new Map<
-    string,
-    { generation: number; changedAt: number; variant: string; bytes: Buffer; sha256: string }
-  >();
-
-  private readonly osvExports = new Map<
-    string,
-    {
-      generation: number;
-      variant: string;
-      changedAt: number;
-      records: Array<Record<string, unknown>>;
-      bytes: Buffer;
-      sha256: string;
-    }
-  >();
+  /** security.json per repository and libc; OSV exports per repository. */
+  private readonly feeds = new FeedCache();
+  private readonly osvExports = new FeedCache<{ records: Array<Record<string, unknown>> }>();
 
   constructor(
     private readonly advisories: AdvisoryStore,
@@ -132,38 +119,27 @@ export class AdvisoryService {
    * naming reef's download URLs (`{{urlprefix}}/{{reponame}}/<libc>/{{arch}}/…`
    * is where a package is), for the arches the libc has indexes for.
    */
-  secdb(
-    repo: string,
-    libc: string,
-    baseUrl: string,
-  ): { bytes: Buffer; sha256: string; generation: number; changedAt: number } {
+  secdb(repo: string, libc: string, baseUrl: string): Feed {
     validateRepo(repo, libc);
     if (!this.packages.getRepo(repo)) throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
-    const { generation, changedAt } = this.advisories.generation(repo);
     const archs = this.packages.archesOf(repo, libc as Libc).filter((a) => a !== 'noarch');
     // One entry per repository and libc: a request with another base URL or arch set replaces it.
-    const key = `${repo}/${libc}`;
-    const variant = `${baseUrl}\n${archs.join(',')}`;
-    const cached = this.feeds.get(key);
-    if (cached?.generation === generation && cached.variant === variant) return cached;
-    const bytes = renderSecdb(
-      {
-        apkurl: `{{urlprefix}}/{{reponame}}/${libc}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk`,
-        archs,
-        reponame: repo,
-        urlprefix: baseUrl,
-      },
-      this.advisories.all(repo),
+    return this.feeds.get(
+      `${repo}/${libc}`,
+      this.advisories.generation(repo),
+      `${baseUrl}\n${archs}`,
+      () => ({
+        bytes: renderSecdb(
+          {
+            apkurl: `{{urlprefix}}/{{reponame}}/${libc}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk`,
+            archs,
+            reponame: repo,
+            urlprefix: baseUrl,
+          },
+          this.advisories.all(repo),
+        ),
+      }),
     );
-    const feed = {
-      generation,
-      changedAt,
-      variant,
-      bytes,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    };
-    this.feeds.set(key, feed);
-    return feed;
   }
 
   /** When the repository's advisories last changed (Last-Modified of what is built from them). */
@@ -175,32 +151,20 @@ export class AdvisoryService {
    * The repository's advisories as OSV records, by id (built once per
    * generation). Needs the repository's distro to name an OSV ecosystem.
    */
-  osv(repo: string): {
-    records: Array<Record<string, unknown>>;
-    bytes: Buffer;
-    sha256: string;
-    changedAt: number;
-  } {
+  osv(repo: string): Feed & { records: Array<Record<string, unknown>> } {
     validateRepo(repo, 'glibc');
     const found = this.packages.getRepo(repo);
     if (!found) throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
     const target = osvTarget(repo, found.distro);
-    const { generation, changedAt } = this.advisories.generation(repo);
-    const variant = `${target.ecosystem}\n${target.purlNamespace}`;
-    const cached = this.osvExports.get(repo);
-    if (cached?.generation === generation && cached.variant === variant) return cached;
-    const records = osvRecords(this.advisories.all(repo), target);
-    const bytes = Buffer.from(`${JSON.stringify(records, null, 2)}\n`);
-    const built = {
-      generation,
-      variant,
-      changedAt,
-      records,
-      bytes,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    };
-    this.osvExports.set(repo, built);
-    return built;
+    return this.osvExports.get(
+      repo,
+      this.advisories.generation(repo),
+      `${target.ecosystem}\n${target.purlNamespace}`,
+      () => {
+        const records = osvRecords(this.advisories.all(repo), target);
+        return { records, bytes: Buffer.from(`${JSON.stringify(records, null, 2)}\n`) };
+      },
+    );
   }
 
   /**
@@ -225,5 +189,39 @@ export class AdvisoryService {
       advisories: doc.advisories,
     });
     return vex && Buffer.from(`${JSON.stringify(vex, null, 2)}\n`);
+  }
+}
+
+/** A feed as served: its bytes, their digest (the ETag), and when its advisories last changed. */
+export interface Feed {
+  bytes: Buffer;
+  sha256: string;
+  changedAt: number;
+}
+
+/**
+ * Built feeds, one per key, kept while the repository's advisory generation
+ * and the `variant` (what else shapes the bytes: base URL, arches, ecosystem)
+ * stay the same; a build for a new one replaces the old.
+ */
+class FeedCache<Extra extends object = object> {
+  private readonly entries = new Map<string, { generation: number; variant: string; value: Feed & Extra }>();
+
+  get(
+    key: string,
+    at: { generation: number; changedAt: number },
+    variant: string,
+    render: () => { bytes: Buffer } & Extra,
+  ): Feed & Extra {
+    const cached = this.entries.get(key);
+    if (cached?.generation === at.generation && cached.variant === variant) return cached.value;
+    const built = render();
+    const value = {
+      ...built,
+      sha256: createHash('sha256').update(built.bytes).digest('hex'),
+      changedAt: at.changedAt,
+    };
+    this.entries.set(key, { generation: at.generation, variant, value });
+    return value;
   }
 }
