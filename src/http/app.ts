@@ -11,6 +11,7 @@ import { registerAdvisoryRoutes } from './routes/advisories.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
 import { registerSbomRoutes } from './routes/sbom.ts';
+import { registerVulnerabilityRoutes } from './routes/vulnerabilities.ts';
 
 /** Builds the fastify app; listening is the caller's business (tests use port 0). */
 export async function buildApp(
@@ -95,6 +96,7 @@ export async function buildApp(
   registerPackageRoutes(app, services, auth, metrics);
   registerAdminRoutes(app, services, auth);
   registerSbomRoutes(app, services, auth);
+  registerVulnerabilityRoutes(app, services, auth);
   registerOpenApi(app);
   return app;
 }

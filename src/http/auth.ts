@@ -132,6 +132,15 @@ export class Authenticator {
     return (repo) => open.has(repo) || (token !== undefined && hasScope(token, repo, 'read'));
   }
 
+  /** The repositories the caller may read, by name: what searches across repositories look in. */
+  readableRepos(request: FastifyRequest): string[] {
+    const token = this.identify(request);
+    return this.services.store
+      .listRepos()
+      .filter((r) => this.canRead(token, r))
+      .map((r) => r.name);
+  }
+
   canRead(token: TokenInfo | undefined, repo: { name: string; private: boolean }): boolean {
     return !repo.private || (token !== undefined && hasScope(token, repo.name, 'read'));
   }

@@ -9,6 +9,7 @@ import { advisoryListQuery, importBody } from './routes/advisories.ts';
 import { pageQuery } from './routes/packages.ts';
 import { PACKAGE_SIDE_FILES } from './routes/repo-files.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
+import { vulnerabilityQuery } from './routes/vulnerabilities.ts';
 
 /**
  * The OpenAPI 3.1 description of reef's HTTP interface, and a self-contained
@@ -572,8 +573,103 @@ const ADVISORY_OPERATIONS: OperationSpec[] = [
   },
 ];
 
+const match = obj(
+  {
+    package: ref('PackageKey'),
+    component: obj({ name: str(), version: str(), purl: str() }, ['name']),
+    record: str('the OSV record that matched'),
+    ecosystem: str(),
+    range: { type: 'object', description: 'the OSV range the version fell in' },
+    versions: { type: 'boolean', description: 'the version is listed in the record' },
+    state: {
+      type: 'string',
+      enum: ['affected', 'under_investigation', 'fixed', 'not_affected'],
+      description:
+        "after reef's advisories of the package's source package: fixed and not_affected are suppressed",
+    },
+    advisory: obj({ id: str(), event: str(), fixedVersion: str(), justification: str() }, ['id', 'event']),
+  },
+  ['package', 'record', 'ecosystem', 'state'],
+);
+const notEvaluated = obj(
+  {
+    package: ref('PackageKey'),
+    component: obj({ name: str(), version: str(), purl: str() }, ['name']),
+    record: str(),
+    ecosystem: str(),
+    reason: str('why reef could not compare: an ecosystem it has no rule for, or a version it cannot read'),
+  },
+  ['package', 'record', 'ecosystem', 'reason'],
+);
+
+const VULNERABILITY_OPERATIONS: OperationSpec[] = [
+  {
+    method: 'post',
+    path: '/api/v1/vulnerabilities',
+    tag: 'advisories',
+    operationId: 'uploadVulnerabilities',
+    summary: 'Upload OSV records (one, or an array), all or none',
+    description:
+      'Vulnerability data to match against every SBOM: osv.dev exports for Go, npm, PyPI, crates.io, Maven, or an ' +
+      'apk distribution. A record replaces the stored one of its id unless that one is newer (`modified`).',
+    access: { kind: 'scope', scope: '*:advise' },
+    requestBody: { required: true, content: json({ type: ['object', 'array'] }) },
+    responses: {
+      200: ok(
+        'stored',
+        obj({ received: { type: 'integer' }, stored: { type: 'integer' }, older: { type: 'integer' } }),
+      ),
+      400: 'BadRequest',
+      413: 'TooLarge',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/vulnerabilities/{id}',
+    tag: 'advisories',
+    operationId: 'affectedBy',
+    summary: 'The packages a vulnerability affects (by OSV id, CVE or GHSA), paged',
+    description:
+      'Packages whose SBOM components fall in an affected range of a record known by this name (SEMVER; ' +
+      "ECOSYSTEM ranges by Go, npm and crates.io semver, PyPI's PEP 440 and apk order), and, for apk " +
+      "distributions' records, packages built from the named source package in repositories of that distro. " +
+      'Components reef cannot compare are listed under notEvaluated, never left out. Private repositories ' +
+      'only for a token that may read them.',
+    access: { kind: 'read' },
+    query: vulnerabilityQuery,
+    responses: {
+      200: ok(
+        'one page',
+        obj({
+          id: str(),
+          records: arr(str()),
+          withdrawn: arr(str()),
+          matches: arr(match),
+          notEvaluated: arr(notEvaluated),
+          next: { type: ['string', 'null'] },
+        }),
+      ),
+      400: 'BadRequest',
+      404: 'NotFound',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}/vulnerabilities',
+    tag: 'advisories',
+    operationId: 'packageVulnerabilities',
+    summary: 'The uploaded vulnerabilities one package falls under',
+    access: { kind: 'read' },
+    responses: {
+      200: ok('matches', obj({ matches: arr(match), notEvaluated: arr(notEvaluated) })),
+      404: 'NotFound',
+    },
+  },
+];
+
 const OPERATIONS: OperationSpec[] = [
   ...ADVISORY_OPERATIONS,
+  ...VULNERABILITY_OPERATIONS,
   ...fileOps('get'),
   ...fileOps('head'),
   ...sideFileOps('get'),

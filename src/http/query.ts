@@ -20,3 +20,25 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   }
   return parsed.data;
 }
+
+/** Opaque to clients: they pass `next` back as `after`. */
+export function encodeCursor(key: unknown): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+export function decodeCursor<T extends z.ZodType>(schema: T, text: string): z.infer<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new AppError(
+      'BAD_REQUEST',
+      'query parameter after: not a cursor; pass the `next` of the previous page',
+    );
+  }
+  return parsed.data;
+}

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
+import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
@@ -19,6 +20,7 @@ import { KeyedLock, type PublishDeps } from './publish.ts';
 import { SbomMemory } from './sbom-memory.ts';
 import { SbomParser } from './sbom-parser.ts';
 import { TokenService } from './tokens.ts';
+import { VulnerabilityService } from './vulnerabilities.ts';
 
 /** Everything the server and the CLI work with, wired once. */
 export interface Services extends PublishDeps {
@@ -28,6 +30,8 @@ export interface Services extends PublishDeps {
   audit: AuditLog;
   /** Security advisories and the feeds built from them. */
   advisories: AdvisoryService;
+  /** Uploaded OSV records and which packages they affect. */
+  vulnerabilities: VulnerabilityService;
   /** Small packages and indexes held in memory for serving. */
   cache: ContentCache;
   /** Whether the data folder takes writes now (readiness). */
@@ -79,6 +83,8 @@ export async function createServices(
     );
     const tokens = new TokenService(db, config.adminToken);
     const generatedAdminToken = options.bootstrapAdminToken === false ? undefined : tokens.ensureAdminToken();
+    const sboms = new SbomStore(db);
+    const advisoryStore = new AdvisoryStore(db);
     const rebuilt = await indexer.recover();
     if (rebuilt.length > 0)
       log.info({ indexes: rebuilt }, 'rebuilt indexes that disagreed with the database');
@@ -86,7 +92,7 @@ export async function createServices(
       config,
       db,
       store,
-      sboms: new SbomStore(db),
+      sboms,
       attestationKey,
       provenance,
       sbomNamespace: `${config.publicUrl?.replace(/\/$/, '') ?? 'https://reef.invalid'}/spdxdocs`,
@@ -99,7 +105,8 @@ export async function createServices(
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
       audit: new AuditLog(db),
-      advisories: new AdvisoryService(new AdvisoryStore(db), store),
+      advisories: new AdvisoryService(advisoryStore, store),
+      vulnerabilities: new VulnerabilityService(new VulnerabilityStore(db), store, sboms, advisoryStore),
       cache: new ContentCache(config.cacheBytes, 1024 * 1024),
       writeProbe: new WriteProbe(join(config.dataDir, 'tmp')),
       keyRing,

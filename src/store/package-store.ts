@@ -582,6 +582,15 @@ export class PackageStore {
     })();
   }
 
+  /** Published packages built from source package `origin`, in `repos`, paged by id. */
+  byOrigin(origin: string, repos: readonly string[], limit: number, afterId = 0): StoredPackage[] {
+    const rows = this.stmt(
+      `SELECT * FROM packages WHERE origin = ? AND id > ? AND published_at IS NOT NULL
+       AND repo IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`,
+    ).all(origin, afterId, JSON.stringify(repos), limit) as PackageRow[];
+    return rows.map(toPackage);
+  }
+
   /** Published packages of a whole repository (every libc and arch), paged by id. */
   listPublishedInRepo(repo: string, limit: number, afterId = 0): StoredPackage[] {
     const rows = this.stmt(

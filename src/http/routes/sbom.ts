@@ -15,7 +15,7 @@ import { checkSbomSize } from '../../sbom/parse.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import type { Authenticator } from '../auth.ts';
-import { parseQuery } from '../query.ts';
+import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
 import { indexKeyOf } from './repo-files.ts';
 
@@ -172,14 +172,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     },
   );
 
-  /** The repositories the caller may read: only their packages are searched. */
-  const readableRepos = (request: FastifyRequest) => {
-    const token = auth.identify(request);
-    return store
-      .listRepos()
-      .filter((r) => auth.canRead(token, r))
-      .map((r) => r.name);
-  };
+  const readableRepos = (request: FastifyRequest) => auth.readableRepos(request);
 
   app.get('/api/v1/components', async (request) => {
     const q = parseQuery(componentQuery, request.query);
@@ -295,28 +288,6 @@ async function receiveSbom(request: FastifyRequest, blobs: BlobStore): Promise<S
 /** The sort key of a page's last row: [name or purl, package id, component id] / [licence, package id]. */
 const componentCursor = z.tuple([z.string(), z.number().int().min(0), z.number().int().min(0)]);
 const licenseCursor = z.tuple([z.string(), z.number().int().min(0)]);
-
-/** Opaque to clients: they pass `next` back as `after`. */
-function encodeCursor(key: z.infer<typeof componentCursor> | z.infer<typeof licenseCursor>): string {
-  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
-}
-
-function decodeCursor<T extends z.ZodType>(schema: T, text: string): z.infer<T> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    value = undefined;
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw new AppError(
-      'BAD_REQUEST',
-      'query parameter after: not a cursor; pass the `next` of the previous page',
-    );
-  }
-  return parsed.data;
-}
 
 /** `A OR B OR C` → [A, B, C]; spdx-satisfies takes a list of approved licences, not AND. */
 function approvedList(expression: string): string[] {

@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { requirePublishedPackage } from '../../repo/lookup.ts';
+import type { Services } from '../../repo/services.ts';
+import type { Authenticator } from '../auth.ts';
+import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
+import { auditor } from './packages.ts';
+import { indexKeyOf } from './repo-files.ts';
+
+/** An upload of OSV records: osv.dev's per-ecosystem exports run to tens of MB. */
+const UPLOAD_BODY_LIMIT = 128 * 1024 * 1024;
+
+export const vulnerabilityQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  after: z.string().min(1).max(4000).optional(),
+});
+
+const matchCursor = z.strictObject({
+  query: z.number().int().min(0),
+  component: z
+    .strictObject({
+      key: z.string().max(2000),
+      packageId: z.number().int().min(0),
+      id: z.number().int().min(0),
+    })
+    .optional(),
+  packageId: z.number().int().min(0).optional(),
+});
+
+type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
+
+/**
+ * Which packages a vulnerability affects (issue 16): auditors upload OSV
+ * records (`*:advise`), and ask by id or alias, or per package.
+ */
+export function registerVulnerabilityRoutes(
+  app: FastifyInstance,
+  services: Services,
+  auth: Authenticator,
+): void {
+  const { vulnerabilities } = services;
+
+  app.post('/api/v1/vulnerabilities', { bodyLimit: UPLOAD_BODY_LIMIT }, async (request) => {
+    const token = auth.require(request, '*', 'advise');
+    const audit = auditor(services, request, token, 'vulnerability.upload', 'osv');
+    try {
+      const result = vulnerabilities.upload(request.body);
+      audit.ok('osv', result);
+      return result;
+    } catch (err) {
+      audit.rejected(err);
+      throw err;
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/vulnerabilities/:id', async (request) => {
+    const q = parseQuery(vulnerabilityQuery, request.query);
+    const after = q.after === undefined ? undefined : decodeCursor(matchCursor, q.after);
+    const page = vulnerabilities.affectedBy(request.params.id, auth.readableRepos(request), {
+      limit: q.limit,
+      after,
+    });
+    return { id: request.params.id, ...page, next: page.next ? encodeCursor(page.next) : null };
+  });
+
+  app.get<{ Params: PackageParams }>(
+    '/api/v1/packages/:repo/:libc/:arch/:name/:version/vulnerabilities',
+    async (request) => {
+      const p = request.params;
+      auth.requireRead(request, p.repo);
+      const pkg = requirePublishedPackage(
+        services.store,
+        indexKeyOf(p.repo, p.libc, p.arch),
+        p.name,
+        p.version,
+      );
+      return vulnerabilities.forPackage(pkg);
+    },
+  );
+}
