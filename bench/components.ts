@@ -37,9 +37,9 @@ import {
  *      between runs (seeding takes minutes; a newer reef migrates the copy).
  */
 
-const PACKAGES = Number(process.env.REEF_BENCH_COMPONENT_PACKAGES ?? 1_000_000);
+export const PACKAGES = Number(process.env.REEF_BENCH_COMPONENT_PACKAGES ?? 1_000_000);
 const PER_PACKAGE = 10;
-const POOL = 200_000;
+export const POOL = 200_000;
 const BATCH = 50_000;
 /** Samples per query: at most this many, or as many as fit in TIME_BUDGET_MS (at least MIN_SAMPLES). */
 const MAX_SAMPLES = 200;
@@ -84,7 +84,7 @@ const LICENSES: Array<[string, number]> = [
 ];
 
 /** Library k of the pool: a name, and a purl type that uses semver for half of them. */
-function library(k: number, random: () => number) {
+export function library(k: number, random: () => number) {
   const version = `${1 + (k % 5)}.${Math.floor(random() * 20)}.${Math.floor(random() * 4)}`;
   const name = `lib${k}`;
   const purl = k % 2 === 0 ? `pkg:npm/${name}@${version}` : `pkg:apk/wolfi/${name}@${version}-r0`;
@@ -184,14 +184,14 @@ interface Memory {
   peakMiB: number;
 }
 
-function memory(): Memory {
+export function memory(): Memory {
   const status = readFileSync('/proc/self/status', 'utf8');
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
   return { rssMiB: Math.round(kib('VmRSS') / 1024), peakMiB: Math.round(kib('VmHWM') / 1024) };
 }
 
 /** Resets VmHWM to the current RSS (Linux clear_refs 5), so the next peak is the next query's. */
-function resetPeak(): boolean {
+export function resetPeak(): boolean {
   try {
     writeFileSync('/proc/self/clear_refs', '5');
     return true;
@@ -200,7 +200,7 @@ function resetPeak(): boolean {
   }
 }
 
-async function get(url: string): Promise<{ ms: number; body: Record<string, unknown> }> {
+export async function get(url: string): Promise<{ ms: number; body: Record<string, unknown> }> {
   const started = performance.now();
   const res = await fetch(url);
   const text = await res.text();
@@ -218,27 +218,38 @@ interface Measured {
   memoryAfter: Memory;
 }
 
+/**
+ * A data folder with the seeded packages and components at `dataDir`: seeded
+ * there, or copied from REEF_BENCH_COMPONENT_SEED's copy (seeded there first
+ * when it has none). The vulnerabilities benchmark uses the same data.
+ */
+export async function prepareComponentData(dataDir: string): Promise<{ seedMs: number }> {
+  const seed = process.env.REEF_BENCH_COMPONENT_SEED;
+  const seedDir = seed ? join(seed, `data-${PACKAGES}`) : dataDir;
+  const seedStarted = performance.now();
+  if (!existsSync(join(seedDir, 'reef.db'))) {
+    await rm(seedDir, { recursive: true, force: true });
+    await mkdir(seedDir, { recursive: true });
+    seedDatabase(join(seedDir, 'reef.db'));
+  } else {
+    log(`components: reusing the seeded database in ${seedDir}`);
+  }
+  const seedMs = performance.now() - seedStarted;
+  if (seedDir !== dataDir) await cp(seedDir, dataDir, { recursive: true });
+  log(
+    `components: ${PACKAGES} packages × ${PER_PACKAGE} components ready in ${(seedMs / 1000).toFixed(1)} s`,
+  );
+
+  return { seedMs };
+}
+
 export async function benchComponents(): Promise<BenchResult> {
   const temp = await makeTempDir('components');
   const dataDir = join(temp.path, 'data');
   let app: FastifyInstance | undefined;
   let services: Awaited<ReturnType<typeof startBenchServices>>['services'] | undefined;
   try {
-    const seed = process.env.REEF_BENCH_COMPONENT_SEED;
-    const seedDir = seed ? join(seed, `data-${PACKAGES}`) : dataDir;
-    const seedStarted = performance.now();
-    if (!existsSync(join(seedDir, 'reef.db'))) {
-      await rm(seedDir, { recursive: true, force: true });
-      await mkdir(seedDir, { recursive: true });
-      seedDatabase(join(seedDir, 'reef.db'));
-    } else {
-      log(`components: reusing the seeded database in ${seedDir}`);
-    }
-    const seedMs = performance.now() - seedStarted;
-    if (seedDir !== dataDir) await cp(seedDir, dataDir, { recursive: true });
-    log(
-      `components: ${PACKAGES} packages × ${PER_PACKAGE} components ready in ${(seedMs / 1000).toFixed(1)} s`,
-    );
+    const { seedMs } = await prepareComponentData(dataDir);
 
     // Starting applies any migration the seeded database lacks (at 1M rows, a CREATE INDEX).
     const startStarted = performance.now();

@@ -11,12 +11,13 @@ import { benchPublish } from './publish.ts';
 import { benchSbomPressure } from './sbom-pressure.ts';
 import { type BenchResult, log, runCommand } from './support.ts';
 import { benchUploadMemory } from './upload-memory.ts';
+import { benchVulnerabilities } from './vulnerabilities.ts';
 
 /**
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download components index memory upload-memory sbom-pressure]
+ * usage: npm run bench [-- parse publish download components index memory upload-memory sbom-pressure vulnerabilities]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
@@ -28,6 +29,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   memory: benchMemoryScale,
   'upload-memory': benchUploadMemory,
   'sbom-pressure': benchSbomPressure,
+  vulnerabilities: benchVulnerabilities,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));

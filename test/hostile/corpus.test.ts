@@ -485,3 +485,73 @@ describe('hostile advisories over HTTP', () => {
     assert.deepEqual(failures, []);
   });
 });
+
+describe('hostile OSV records over HTTP', () => {
+  test('malformed vulnerability uploads: their 4xx code, nothing stored', async () => {
+    const good = {
+      id: 'GHSA-good-0000-0001',
+      modified: '2024-01-01T00:00:00Z',
+      affected: [
+        {
+          package: { ecosystem: 'npm', name: 'x' },
+          ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '1.0.0' }] }],
+        },
+      ],
+    };
+    const withAffected = (affected: unknown) => ({ ...good, affected });
+    const cases: Array<[string, string, string]> = [
+      ['not JSON', '{"id": ', 'BAD_REQUEST'],
+      ['arrays nested 100,000 deep', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, 'ADVISORY_INVALID'],
+      ['an empty array', '[]', 'ADVISORY_INVALID'],
+      ['no modified time', JSON.stringify({ ...good, modified: undefined }), 'ADVISORY_INVALID'],
+      [
+        'a local time',
+        JSON.stringify({ ...good, modified: '2024-01-01T00:00:00+02:00' }),
+        'ADVISORY_INVALID',
+      ],
+      ['an id with a slash', JSON.stringify({ ...good, id: 'GHSA-../../etc' }), 'ADVISORY_INVALID'],
+      [
+        'an unknown range type',
+        JSON.stringify(
+          withAffected([{ ...good.affected[0], ranges: [{ type: 'MAGIC', events: [{ introduced: '0' }] }] }]),
+        ),
+        'ADVISORY_INVALID',
+      ],
+      [
+        'an unknown event',
+        JSON.stringify(
+          withAffected([{ ...good.affected[0], ranges: [{ type: 'SEMVER', events: [{ exploded: '1' }] }] }]),
+        ),
+        'ADVISORY_INVALID',
+      ],
+      [
+        'a version of 100,000 characters',
+        JSON.stringify(withAffected([{ ...good.affected[0], versions: ['1'.repeat(100_000)] }])),
+        'ADVISORY_INVALID',
+      ],
+      [
+        '100,000 affected entries',
+        JSON.stringify(withAffected(Array(100_000).fill(good.affected[0]))),
+        'ADVISORY_INVALID',
+      ],
+      ['20,001 records', JSON.stringify(Array(20_001).fill(good)), 'ADVISORY_TOO_LARGE'],
+      ['a good record and a bad one', JSON.stringify([good, { id: 'GHSA-bad' }]), 'ADVISORY_INVALID'],
+    ];
+    const baseline = JSON.stringify(snapshotState(server));
+    const failures: string[] = [];
+    for (const [name, body, code] of cases) {
+      const res = await fetch(`${server.url}/api/v1/vulnerabilities`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(30_000),
+      });
+      const got = ((await res.json()) as { code?: string }).code;
+      if (got !== code || res.status !== STATUS_OF_KIND[ERROR_CODES[code as ErrorCode]]) {
+        failures.push(`${name}: got ${res.status} ${got}, want ${code}`);
+      }
+      if (JSON.stringify(snapshotState(server)) !== baseline) failures.push(`${name}: state changed`);
+    }
+    assert.deepEqual(failures, []);
+  });
+});
