@@ -471,9 +471,28 @@ const securityFeedOp = (method: Method): OperationSpec => ({
 
 const count = { type: 'integer' };
 
+const signedFeedOp = (method: Method): OperationSpec => ({
+  method,
+  path: '/{repo}/{libc}/security.json.sigstore.json',
+  tag: 'advisories',
+  operationId: `${method}SignedSecurityFeed`,
+  summary:
+    method === 'get'
+      ? "reef's signed statement of the security feed it serves now"
+      : 'Signed feed statement headers (same ETag as GET)',
+  description:
+    'A Sigstore bundle (DSSE, in-toto Statement v1, predicate https://reef.dev/attestation/feed/v1) whose ' +
+    "subject is security.json's SHA-256 as served now, signed with reef's attestation key (/keys): keep it " +
+    'beside a copy of the feed to prove what reef said, and when.',
+  access: { kind: 'read' },
+  responses: fileResponses(method, 'application/vnd.dev.sigstore.bundle.v0.3+json', 'the bundle'),
+});
+
 const ADVISORY_OPERATIONS: OperationSpec[] = [
   securityFeedOp('get'),
   securityFeedOp('head'),
+  signedFeedOp('get'),
+  signedFeedOp('head'),
   {
     method: 'get',
     path: '/api/v1/repos/{repo}/advisories',

@@ -4,6 +4,7 @@ import { packageVex, vexProductPurl } from '../advisory/openvex.ts';
 import { osvRecords, osvTarget } from '../advisory/osv.ts';
 import { renderSecdb } from '../advisory/secdb.ts';
 import { AppError } from '../errors.ts';
+import { type AttestationKey, IN_TOTO_STATEMENT, signStatement } from '../provenance/publish-statement.ts';
 import type { AdvisoryStore, StoredAdvisories } from '../store/advisory-store.ts';
 import type { IndexKey, Libc, PackageStore } from '../store/package-store.ts';
 import { validateRepo } from './publish.ts';
@@ -25,15 +26,58 @@ export interface AdvisoryFile {
 
 export const MAX_IMPORT_FILES = 20_000;
 
+/** The predicate of reef's signed statement about a feed it served. */
+export const FEED_PREDICATE = 'https://reef.dev/attestation/feed/v1';
+
 export class AdvisoryService {
   /** security.json per repository and libc; OSV exports per repository. */
   private readonly feeds = new FeedCache();
   private readonly osvExports = new FeedCache<{ records: Array<Record<string, unknown>> }>();
 
+  /** Signed statements of the feeds, by the feed's digest (one per feed as served). */
+  private readonly signed = new Map<string, Promise<Buffer>>();
+
   constructor(
     private readonly advisories: AdvisoryStore,
     private readonly packages: PackageStore,
+    private readonly attestationKey: AttestationKey,
   ) {}
+
+  /**
+   * reef's signed statement that it served `feed` at `url` (a Sigstore bundle,
+   * DSSE, in-toto Statement v1 whose subject is the feed's SHA-256, signed with
+   * reef's attestation key): what a mirror or an auditor keeps to prove what
+   * reef said, and when. One per feed digest; the last few are kept.
+   */
+  signedFeed(
+    feed: Feed,
+    about: { name: string; url: string; repo: string; libc?: string; generation: number },
+  ) {
+    let bundle = this.signed.get(feed.sha256);
+    if (!bundle) {
+      const statement = {
+        _type: IN_TOTO_STATEMENT,
+        subject: [{ name: about.name, digest: { sha256: feed.sha256 } }],
+        predicateType: FEED_PREDICATE,
+        predicate: {
+          url: about.url,
+          repository: { repo: about.repo, ...(about.libc ? { libc: about.libc } : {}) },
+          advisoryGeneration: about.generation,
+          advisoriesChangedAt: new Date(feed.changedAt).toISOString(),
+          signedAt: new Date().toISOString(),
+        },
+      };
+      bundle = signStatement(statement, this.attestationKey);
+      bundle.catch(() => this.signed.delete(feed.sha256));
+      if (this.signed.size >= 64) this.signed.delete(this.signed.keys().next().value!);
+      this.signed.set(feed.sha256, bundle);
+    }
+    return bundle;
+  }
+
+  generationOf(repo: string): number {
+    return this.advisories.generation(repo).generation;
+  }
 
   get(repo: string, origin: string): StoredAdvisories {
     validateRepo(repo, 'glibc');

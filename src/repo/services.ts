@@ -4,12 +4,12 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
-import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
+import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
 import { AdvisoryService } from './advisories.ts';
 import { AuditLog } from './audit.ts';
@@ -105,7 +105,7 @@ export async function createServices(
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
       audit: new AuditLog(db),
-      advisories: new AdvisoryService(advisoryStore, store),
+      advisories: new AdvisoryService(advisoryStore, store, attestationKey),
       vulnerabilities: new VulnerabilityService(new VulnerabilityStore(db), store, sboms, advisoryStore),
       cache: new ContentCache(config.cacheBytes, 1024 * 1024),
       writeProbe: new WriteProbe(join(config.dataDir, 'tmp')),

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { bundleFromJSON } from '@sigstore/bundle';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { assertExit, reef } from '../helpers/reef-cli.ts';
 import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
@@ -315,5 +319,51 @@ describe('security advisories over HTTP', () => {
     } finally {
       removeDir(dir);
     }
+  });
+
+  test("reef's signed statement of the feed: its subject is the feed as served, signed with the attestation key", async () => {
+    const keys = (await (await fetch(`${server.url}/keys`)).json()) as { attestation: string };
+    const pem = await (await fetch(`${server.url}/keys/${keys.attestation}`)).text();
+    const root = TrustedRoot.fromJSON({
+      mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+      tlogs: [],
+      certificateAuthorities: [],
+      ctlogs: [],
+      timestampAuthorities: [],
+    });
+    const material = toTrustMaterial(root, () => ({ publicKey: createPublicKey(pem), validFor: () => true }));
+    const verifier = new Verifier(material, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
+    const check = async () => {
+      const served = Buffer.from(await (await feed('sec')).arrayBuffer());
+      const res = await fetch(`${server.url}/sec/musl/security.json.sigstore.json`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'application/vnd.dev.sigstore.bundle.v0.3+json');
+      const bundle = (await res.json()) as Json;
+      verifier.verify(toSignedEntity(bundleFromJSON(bundle)));
+      const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString());
+      assert.deepEqual(statement.subject, [
+        { name: 'security.json', digest: { sha256: createHash('sha256').update(served).digest('hex') } },
+      ]);
+      assert.equal(statement.predicateType, 'https://reef.dev/attestation/feed/v1');
+      assert.equal(statement.predicate.url, `${server.url}/sec/musl/security.json`);
+      return statement;
+    };
+    const first = await check();
+    // A change: the next statement is about the new bytes, and the generation moved on.
+    const res = await put(
+      'sec',
+      'openssl',
+      yaml('openssl', fixedAdvisory('CGA-2222-2222-2222', 'CVE-2022-3602', '3.0.7-r1')),
+    );
+    assert.equal(res.status, 200);
+    const second = await check();
+    assert.notDeepEqual(second.subject, first.subject);
+    assert.ok(second.predicate.advisoryGeneration > first.predicate.advisoryGeneration);
+    // A tampered statement does not verify.
+    const bundle = (await (await fetch(`${server.url}/sec/musl/security.json.sigstore.json`)).json()) as Json;
+    const payload = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString());
+    payload.subject[0].digest.sha256 = '0'.repeat(64);
+    bundle.dsseEnvelope.payload = Buffer.from(JSON.stringify(payload)).toString('base64');
+    assert.throws(() => verifier.verify(toSignedEntity(bundleFromJSON(bundle))));
   });
 });

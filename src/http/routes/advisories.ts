@@ -35,6 +35,9 @@ export const importBody = z.strictObject({
 
 const sha256Hex = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
+/** A Sigstore bundle v0.3's media type. */
+const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+
 const PACKAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
 function checkPackage(repo: string, name: string): void {
@@ -56,27 +59,54 @@ const changeDetail = (c: AdvisoryChange) => ({ added: c.added, changed: c.change
 export function registerAdvisoryRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
   const { advisories } = services;
 
-  app.route<{ Params: { repo: string; libc: string } }>({
-    // HEAD routed explicitly, as for the other files: the same headers as GET, its length included.
-    method: ['GET', 'HEAD'],
-    url: '/:repo/:libc/security.json',
-    exposeHeadRoute: false,
-    handler: async (request, reply) => {
-      const { repo, libc } = request.params;
-      auth.requireRead(request, repo);
-      const feed = advisories.secdb(repo, libc, baseUrl(request, services));
-      return sendFile(request, reply, {
-        sha256: feed.sha256,
-        size: feed.bytes.length,
-        lastModified: feed.changedAt,
-        // Scanners poll it; it changes with every advisory change, so caches revalidate.
-        cacheControl: `${services.store.getRepo(repo)?.private ? 'private' : 'public'}, no-cache`,
-        contentType: 'application/json',
-        bytes: feed.bytes,
-        open: () => Readable.from([feed.bytes]),
-      });
-    },
-  });
+  /** Feeds and what is built from them: strong ETag, 304, and caches revalidate (they change). */
+  const sendFeed = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    repo: string,
+    body: { bytes: Buffer; sha256: string; changedAt: number },
+    contentType = 'application/json',
+  ) =>
+    sendFile(request, reply, {
+      sha256: body.sha256,
+      size: body.bytes.length,
+      lastModified: body.changedAt,
+      cacheControl: `${services.store.getRepo(repo)?.private ? 'private' : 'public'}, no-cache`,
+      contentType,
+      bytes: body.bytes,
+      open: () => Readable.from([body.bytes]),
+    });
+
+  for (const file of ['security.json', 'security.json.sigstore.json']) {
+    app.route<{ Params: { repo: string; libc: string } }>({
+      // HEAD routed explicitly, as for the other files: the same headers as GET, its length included.
+      method: ['GET', 'HEAD'],
+      url: `/:repo/:libc/${file}`,
+      exposeHeadRoute: false,
+      handler: async (request, reply) => {
+        const { repo, libc } = request.params;
+        auth.requireRead(request, repo);
+        const base = baseUrl(request, services);
+        const feed = advisories.secdb(repo, libc, base);
+        if (file === 'security.json') return sendFeed(request, reply, repo, feed);
+        // The feed as served now, signed: what a mirror keeps to prove what reef said, and when.
+        const bundle = await advisories.signedFeed(feed, {
+          name: 'security.json',
+          url: `${base}/${repo}/${libc}/security.json`,
+          repo,
+          libc,
+          generation: advisories.generationOf(repo),
+        });
+        return sendFeed(
+          request,
+          reply,
+          repo,
+          { ...feed, bytes: bundle, sha256: sha256Hex(bundle) },
+          SIGSTORE_BUNDLE,
+        );
+      },
+    });
+  }
 
   app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/advisories', async (request) => {
     const { repo } = request.params;
@@ -87,26 +117,11 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
   });
 
   /** The OSV export and its records, served like files: strong ETag, 304, revalidated. */
-  const sendJson = (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    repo: string,
-    body: { bytes: Buffer; sha256: string; changedAt: number },
-  ) =>
-    sendFile(request, reply, {
-      sha256: body.sha256,
-      size: body.bytes.length,
-      lastModified: body.changedAt,
-      cacheControl: `${services.store.getRepo(repo)?.private ? 'private' : 'public'}, no-cache`,
-      contentType: 'application/json',
-      bytes: body.bytes,
-      open: () => Readable.from([body.bytes]),
-    });
 
   app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/osv.json', async (request, reply) => {
     const { repo } = request.params;
     auth.requireRead(request, repo);
-    return sendJson(request, reply, repo, advisories.osv(repo));
+    return sendFeed(request, reply, repo, advisories.osv(repo));
   });
 
   app.get<{ Params: { repo: string; file: string } }>(
@@ -119,13 +134,13 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
         // The feed index, as Chainguard's: every id with its modified time.
         const index = all.records.map((r) => ({ id: r.id, modified: r.modified }));
         const bytes = Buffer.from(`${JSON.stringify(index, null, 2)}\n`);
-        return sendJson(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
+        return sendFeed(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
       }
       const id = file.endsWith('.json') ? file.slice(0, -5) : undefined;
       const record = id === undefined ? undefined : all.records.find((r) => r.id === id);
       if (!record) throw new AppError('ADVISORY_NOT_FOUND', `${repo} has no advisory ${file.slice(0, 120)}`);
       const bytes = Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
-      return sendJson(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
+      return sendFeed(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
     },
   );
 
