@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bundleToJSON } from '@sigstore/bundle';
@@ -10,7 +10,9 @@ import {
   initializeTSA,
   tsaHandler,
 } from '@sigstore/mock';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { DSSEBundleBuilder, FulcioSigner, type Signer, TSAWitness } from '@sigstore/sign';
+import { toTrustMaterial, Verifier } from '@sigstore/verify';
 
 /**
  * A stand-in for Sigstore's public services, for hermetic tests: a CA that
@@ -198,4 +200,19 @@ export function slsaStatement(
       },
     },
   };
+}
+
+/** Trust only `publicPem`: no CA, no log, whatever key hint the bundle carries (sigstore.md gotcha 6). */
+export function keyVerifier(publicPem: string) {
+  const root = TrustedRoot.fromJSON({
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: [],
+    certificateAuthorities: [],
+    ctlogs: [],
+    timestampAuthorities: [],
+  });
+  const publicKey = createPublicKey(publicPem);
+  const material = toTrustMaterial(root, () => ({ publicKey, validFor: () => true }));
+  material.certificateAuthorities = [];
+  return new Verifier(material, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
 }

@@ -78,6 +78,33 @@ async function runCases(cases: Case[], path?: string): Promise<string[]> {
   return failures;
 }
 
+/**
+ * Sends each body to `path` with `method`: a failure for a wrong code or
+ * status, and for any change of the data folder or the database.
+ */
+async function refuseAll(
+  method: string,
+  path: string,
+  cases: Array<[name: string, type: string, body: string, code: string]>,
+): Promise<string[]> {
+  const baseline = JSON.stringify(snapshotState(server));
+  const failures: string[] = [];
+  for (const [name, type, body, code] of cases) {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': type },
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const got = ((await res.json()) as { code?: string }).code;
+    if (got !== code || res.status !== STATUS_OF_KIND[ERROR_CODES[code as ErrorCode]]) {
+      failures.push(`${name}: got ${res.status} ${got}, want ${code}`);
+    }
+    if (JSON.stringify(snapshotState(server)) !== baseline) failures.push(`${name}: state changed`);
+  }
+  return failures;
+}
+
 describe('hostile packages over HTTP', () => {
   test('a valid package of the same shape is accepted (the corpus differs from it by its faults only)', async () => {
     for (const name of ['baseline', 'hostile-sbom-ok']) {
@@ -446,19 +473,7 @@ describe('hostile advisories over HTTP', () => {
     const baseline = JSON.stringify(snapshotState(server));
     const failures: string[] = [];
     const { peak, before } = await peakRss(async () => {
-      for (const [name, type, body, code] of cases) {
-        const res = await fetch(`${server.url}/api/v1/repos/main/advisories/hostile`, {
-          method: 'PUT',
-          headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': type },
-          body,
-          signal: AbortSignal.timeout(30_000),
-        });
-        const got = ((await res.json()) as { code?: string }).code;
-        if (got !== code || res.status !== STATUS_OF_KIND[ERROR_CODES[code as ErrorCode]]) {
-          failures.push(`${name}: got ${res.status} ${got}, want ${code}`);
-        }
-        if (JSON.stringify(snapshotState(server)) !== baseline) failures.push(`${name}: state changed`);
-      }
+      failures.push(...(await refuseAll('PUT', '/api/v1/repos/main/advisories/hostile', cases)));
       // The same documents in one import with a good one: nothing of it is written.
       const files = [
         {
@@ -537,21 +552,12 @@ describe('hostile OSV records over HTTP', () => {
       ['20,001 records', JSON.stringify(Array(20_001).fill(good)), 'ADVISORY_TOO_LARGE'],
       ['a good record and a bad one', JSON.stringify([good, { id: 'GHSA-bad' }]), 'ADVISORY_INVALID'],
     ];
-    const baseline = JSON.stringify(snapshotState(server));
-    const failures: string[] = [];
-    for (const [name, body, code] of cases) {
-      const res = await fetch(`${server.url}/api/v1/vulnerabilities`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(30_000),
-      });
-      const got = ((await res.json()) as { code?: string }).code;
-      if (got !== code || res.status !== STATUS_OF_KIND[ERROR_CODES[code as ErrorCode]]) {
-        failures.push(`${name}: got ${res.status} ${got}, want ${code}`);
-      }
-      if (JSON.stringify(snapshotState(server)) !== baseline) failures.push(`${name}: state changed`);
-    }
-    assert.deepEqual(failures, []);
+    const json = cases.map(([name, body, code]): [string, string, string, string] => [
+      name,
+      'application/json',
+      body,
+      code,
+    ]);
+    assert.deepEqual(await refuseAll('POST', '/api/v1/vulnerabilities', json), []);
   });
 });

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bundleFromJSON } from '@sigstore/bundle';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
+import { toSignedEntity } from '@sigstore/verify';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { assertExit, reef } from '../helpers/reef-cli.ts';
 import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
 import { needsSharedFixtures, sharedFixture } from '../helpers/shared-fixtures.ts';
+import { keyVerifier } from '../helpers/sigstore-ca.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON read back from the API, checked field by field
 type Json = any;
@@ -324,15 +324,7 @@ describe('security advisories over HTTP', () => {
   test("reef's signed statement of the feed: its subject is the feed as served, signed with the attestation key", async () => {
     const keys = (await (await fetch(`${server.url}/keys`)).json()) as { attestation: string };
     const pem = await (await fetch(`${server.url}/keys/${keys.attestation}`)).text();
-    const root = TrustedRoot.fromJSON({
-      mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-      tlogs: [],
-      certificateAuthorities: [],
-      ctlogs: [],
-      timestampAuthorities: [],
-    });
-    const material = toTrustMaterial(root, () => ({ publicKey: createPublicKey(pem), validFor: () => true }));
-    const verifier = new Verifier(material, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
+    const verifier = keyVerifier(pem);
     const check = async () => {
       const served = Buffer.from(await (await feed('sec')).arrayBuffer());
       const res = await fetch(`${server.url}/sec/musl/security.json.sigstore.json`);

@@ -6,25 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { bundleFromJSON } from '@sigstore/bundle';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
+import { toSignedEntity } from '@sigstore/verify';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { publish, removeDir, startServer, TEST_TOKEN } from '../helpers/server.ts';
-
-/** Trust only `publicPem`: no CA, no log, whatever key hint the bundle carries (sigstore.md gotcha 6). */
-function keyVerifier(publicPem: string) {
-  const root = TrustedRoot.fromJSON({
-    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-    tlogs: [],
-    certificateAuthorities: [],
-    ctlogs: [],
-    timestampAuthorities: [],
-  });
-  const publicKey = createPublicKey(publicPem);
-  const material = toTrustMaterial(root, () => ({ publicKey, validFor: () => true }));
-  material.certificateAuthorities = [];
-  return new Verifier(material, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
-}
+import { keyVerifier } from '../helpers/sigstore-ca.ts';
 
 /** The DSSE pre-authentication encoding the signature covers (DSSE v1). */
 function pae(type: string, payload: Buffer): Buffer {
