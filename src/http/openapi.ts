@@ -677,10 +677,14 @@ const VULNERABILITY_OPERATIONS: OperationSpec[] = [
     path: '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}/vulnerabilities',
     tag: 'advisories',
     operationId: 'packageVulnerabilities',
-    summary: 'The uploaded vulnerabilities one package falls under',
+    summary: 'The uploaded vulnerabilities one package falls under, paged',
     access: { kind: 'read' },
+    query: vulnerabilityQuery,
     responses: {
-      200: ok('matches', obj({ matches: arr(match), notEvaluated: arr(notEvaluated) })),
+      200: ok(
+        'matches',
+        obj({ matches: arr(match), notEvaluated: arr(notEvaluated), next: { type: ['string', 'null'] } }),
+      ),
       404: 'NotFound',
     },
   },

@@ -218,6 +218,18 @@ describe('which packages a vulnerability affects', () => {
       json.notEvaluated.map((n: Json) => n.record),
       ['GHSA-jfh8-c2jp-5v3q'],
     );
+    assert.equal(json.next, null);
+    // Paged: two of the four, then the rest.
+    const path = '/api/v1/packages/apps/glibc/x86_64/webapp/1.0-r0/vulnerabilities';
+    const first = (await get(`${path}?limit=2`)).json;
+    const rest = (await get(`${path}?limit=2&after=${first.next}`)).json;
+    assert.deepEqual(
+      [...first.matches, ...rest.matches, ...first.notEvaluated, ...rest.notEvaluated]
+        .map((m: Json) => m.record)
+        .sort(),
+      [...json.matches, ...json.notEvaluated].map((m: Json) => m.record).sort(),
+    );
+    assert.equal(rest.next, null);
     assert.equal(
       (await get('/api/v1/packages/private-apps/glibc/x86_64/webapp/1.0-r0/vulnerabilities', {})).status,
       401,

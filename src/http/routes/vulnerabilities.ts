@@ -27,6 +27,8 @@ const matchCursor = z.strictObject({
   packageId: z.number().int().min(0).optional(),
 });
 
+const offsetCursor = z.strictObject({ offset: z.number().int().min(0) });
+
 type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
 /**
@@ -74,7 +76,20 @@ export function registerVulnerabilityRoutes(
         p.name,
         p.version,
       );
-      return vulnerabilities.forPackage(pkg);
+      const q = parseQuery(vulnerabilityQuery, request.query);
+      // One list, matches first: a page is a slice of it, `after` the position it ends at.
+      const after = q.after === undefined ? 0 : decodeCursor(offsetCursor, q.after).offset;
+      const found = vulnerabilities.forPackage(pkg);
+      const all = [
+        ...found.matches.map((m) => ({ kind: 'match' as const, m })),
+        ...found.notEvaluated.map((m) => ({ kind: 'not' as const, m })),
+      ];
+      const page = all.slice(after, after + q.limit);
+      return {
+        matches: page.filter((e) => e.kind === 'match').map((e) => e.m),
+        notEvaluated: page.filter((e) => e.kind === 'not').map((e) => e.m),
+        next: after + q.limit < all.length ? encodeCursor({ offset: after + q.limit }) : null,
+      };
     },
   );
 }
