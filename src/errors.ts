@@ -106,6 +106,8 @@ export const ERROR_CODES = {
   PUBLISH_BAD_REPO: 'invalid',
   PUBLISH_NO_BODY: 'invalid',
   PUBLISH_TOO_LARGE: 'too_large',
+  // stored, but its index could not be written, nor the row taken back: listed at the next index build
+  PUBLISH_INDEX_PENDING: 'unavailable',
   PACKAGE_NOT_FOUND: 'not_found',
   // the standalone publisher client was not built beside this server
   CLIENT_NOT_BUILT: 'not_found',

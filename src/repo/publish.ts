@@ -211,7 +211,12 @@ export async function publishPackage(
 
   if (result.outcome === 'held') return finishExisting(deps, result.holder, apk);
   // 201 only once an index listing the package is live (design invariant 1).
-  await deps.indexer.refresh(deps.store.indexesListing(result.pkg));
+  try {
+    await deps.indexer.refresh(deps.store.indexesListing(result.pkg));
+  } catch (err) {
+    const failure = await takeBack(deps, result.pkg, err);
+    if (failure !== undefined) throw failure;
+  }
   const pkg = deps.store.find(key, p.name, p.version) ?? result.pkg;
   return { outcome: 'created', pkg, warnings: apk.warnings };
 
@@ -492,6 +497,34 @@ export async function attachSbom(
     // Committed above, or not wanted: the temp blob does not outlive the call.
     await sent.temp.discard();
   }
+}
+
+/**
+ * A publish whose index could not be written (storage full or failing): its
+ * row comes out again and its blobs are collected, so the failure stays a
+ * failure, and not a package that appears at the next build. Returns the
+ * error to answer with, or undefined when an index listed the package
+ * meanwhile (another publish's build): then it was published. When even
+ * taking it back fails, the answer says the package will be listed later.
+ */
+async function takeBack(deps: PublishDeps, pkg: StoredPackage, cause: unknown): Promise<unknown> {
+  let removed: ReturnType<PackageStore['removeUnpublished']>;
+  try {
+    removed = deps.store.removeUnpublished(pkg.id);
+  } catch {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    return new AppError(
+      'PUBLISH_INDEX_PENDING',
+      `${pkg.filename} is stored, but its index could not be written (${reason.slice(0, 200)}), nor the package taken back; ` +
+        'it will be listed by the next index build that succeeds (a publish, a reindex or a restart). Sending the same file again is safe',
+      { cause, details: { sha256: pkg.sha256 } },
+    );
+  }
+  if (removed === 'published') return undefined;
+  for (const sha256 of removed?.blobs ?? []) {
+    await deps.locks.run(sha256, () => collectUnreferenced(deps, sha256)).catch(() => {});
+  }
+  return cause;
 }
 
 /** What a provenance statement about a stored package must name. */

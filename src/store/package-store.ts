@@ -428,11 +428,44 @@ export class PackageStore {
     version: string,
     now = Date.now(),
   ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined {
+    return this.removeWhere(
+      'SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?',
+      [key.repo, key.libc, key.arch, name, version],
+      now,
+    );
+  }
+
+  /**
+   * Takes back a package no index has listed yet (a publish whose index could
+   * not be written): no version is reserved, since no client saw it.
+   * `published` when an index listed it meanwhile; undefined when it is gone.
+   */
+  removeUnpublished(
+    id: number,
+  ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | 'published' | undefined {
+    const row = this.stmt('SELECT published_at FROM packages WHERE id = ?').get(id) as
+      | { published_at: number | null }
+      | undefined;
+    if (row?.published_at != null) return 'published';
+    const removed = this.removeWhere(
+      'SELECT * FROM packages WHERE id = ? AND published_at IS NULL',
+      [id],
+      undefined,
+    );
+    if (removed || !row) return removed;
+    // Listed between the two reads.
+    return 'published';
+  }
+
+  /** Deletes the row `select` finds and marks its indexes dirty; `reservedAt` keeps its slot for its bytes. */
+  private removeWhere(
+    select: string,
+    args: unknown[],
+    reservedAt: number | undefined,
+  ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined {
     let changes: IndexChange[] = [];
     const result = this.db.transaction(() => {
-      const row = this.stmt(
-        'SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?',
-      ).get(key.repo, key.libc, key.arch, name, version) as PackageRow | undefined;
+      const row = this.stmt(select).get(...args) as PackageRow | undefined;
       if (!row) return undefined;
       const pkg = toPackage(row);
       // Its SBOM and attestation blobs may be collected with the package's own.
@@ -443,11 +476,13 @@ export class PackageStore {
       const before = this.indexesListing(pkg);
       // The package's SBOM, components and attestation go with it (ON DELETE CASCADE).
       this.stmt('DELETE FROM packages WHERE id = ?').run(pkg.id);
-      // Its slot stays reserved to these bytes (the first delete's time is kept).
-      this.stmt(
-        `INSERT OR IGNORE INTO deleted_versions (repo, libc, arch, name, version, sha256, checksum, deleted_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(pkg.repo, pkg.libc, pkg.arch, pkg.name, pkg.version, pkg.sha256, pkg.checksum, now);
+      if (reservedAt !== undefined) {
+        // Its slot stays reserved to these bytes (the first delete's time is kept).
+        this.stmt(
+          `INSERT OR IGNORE INTO deleted_versions (repo, libc, arch, name, version, sha256, checksum, deleted_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(pkg.repo, pkg.libc, pkg.arch, pkg.name, pkg.version, pkg.sha256, pkg.checksum, reservedAt);
+      }
       const after = this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
       const dirty = this.markDirty(indexes);

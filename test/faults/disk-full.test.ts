@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -10,7 +10,7 @@ import { loadPublicKey } from '../../src/apk/signature.ts';
 import { fsck } from '../../src/repo/fsck.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { type ChildServer, spawnServer } from '../helpers/child-server.ts';
-import { publish, removeDir } from '../helpers/server.ts';
+import { publish, removeDir, startServer } from '../helpers/server.ts';
 
 /**
  * A publish that runs out of space: a real filesystem condition, not a mock.
@@ -73,10 +73,11 @@ async function checkAfter(
 ): Promise<void> {
   for (const a of attempts) {
     assert.ok(
-      [201, 500, 507].includes(a.status),
+      [201, 500, 503, 507].includes(a.status),
       `${context}: ${a.file} answered ${a.status} ${String(a.code)}`,
     );
     if (a.status === 507) assert.equal(a.code, 'STORAGE_FULL', context);
+    if (a.status === 503) assert.equal(a.code, 'PUBLISH_INDEX_PENDING', context);
   }
   assert.deepEqual(readdirSync(join(dataDir, 'tmp')), [], `${context}: no temp upload left`);
   const keys = (await (await fetch(`${server.url}/keys`)).json()) as { keys: string[] };
@@ -98,7 +99,18 @@ async function checkAfter(
   for (const a of attempts) {
     const got = await fetch(`${server.url}/full/musl/x86_64/${a.file}`);
     const blob = join(dataDir, 'blobs', 'sha256', sha256(a.bytes).slice(0, 2), sha256(a.bytes));
-    if (a.status === 201) {
+    if (a.code === 'PUBLISH_INDEX_PENDING') {
+      // Stored, and said so: listed once an index build succeeds, then served whole.
+      if (listed.has(a.file)) {
+        assert.equal(
+          sha256(Buffer.from(await got.arrayBuffer())),
+          sha256(a.bytes),
+          `${context}: ${a.file} bytes`,
+        );
+      } else {
+        await got.arrayBuffer();
+      }
+    } else if (a.status === 201) {
       assert.ok(listed.has(a.file), `${context}: ${a.file} acknowledged and listed`);
       assert.equal(got.status, 200, `${context}: ${a.file}`);
       assert.equal(
@@ -219,4 +231,36 @@ test('file size limit (RLIMIT_FSIZE, unprivileged): 507 or 500, nothing partial,
 
 test('disk full: a failed publish leaves no package bytes behind', () => {
   assert.deepEqual([...leftoverBlobs], []);
+});
+
+test('an index that cannot be written: the publish fails, its row and blobs are taken back, and it never appears', async () => {
+  const server = await startServer();
+  try {
+    const ok = await buildApk({ name: 'first', version: '1.0-r0', arch: 'riscv64', depends: [] });
+    assert.equal((await publish(server, 'full', 'musl', ok)).status, 201);
+    // A file where the next arch's index folder goes: the index write fails, the database does not.
+    writeFileSync(join(server.dataDir, 'indexes', 'full', 'musl', 'aarch64'), 'in the way');
+    const apk = await buildApk({ name: 'blocked', version: '1.0-r0', arch: 'aarch64', depends: [] });
+    const res = await publish(server, 'full', 'musl', apk);
+    assert.equal(res.status, 500, JSON.stringify(res.json));
+    const pkg = server.services.store.find(
+      { repo: 'full', libc: 'musl', arch: 'aarch64' },
+      'blocked',
+      '1.0-r0',
+    );
+    assert.equal(pkg, undefined, 'the row was taken back');
+    assert.equal(
+      server.services.store.slotHolder({ repo: 'full', libc: 'musl', arch: 'aarch64' }, 'blocked', '1.0-r0'),
+      undefined,
+      'no version reserved',
+    );
+    assert.equal(await server.services.blobs.has(sha256(apk)), false, 'its bytes were collected');
+    // Room again: the same file publishes, and the first package's index never moved.
+    rmSync(join(server.dataDir, 'indexes', 'full', 'musl', 'aarch64'));
+    assert.equal((await publish(server, 'full', 'musl', apk)).status, 201);
+    assert.equal((await fetch(`${server.url}/full/musl/riscv64/first-1.0-r0.apk`)).status, 200);
+  } finally {
+    await server.close();
+    removeDir(server.dataDir);
+  }
 });
