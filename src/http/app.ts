@@ -11,6 +11,7 @@ import { registerAdvisoryRoutes } from './routes/advisories.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
 import { registerSbomRoutes } from './routes/sbom.ts';
+import { registerUiRoutes } from './routes/ui.ts';
 import { registerVulnerabilityRoutes } from './routes/vulnerabilities.ts';
 
 /** Builds the fastify app; listening is the caller's business (tests use port 0). */
@@ -97,6 +98,7 @@ export async function buildApp(
   registerAdminRoutes(app, services, auth);
   registerSbomRoutes(app, services, auth);
   registerVulnerabilityRoutes(app, services, auth);
+  registerUiRoutes(app, services, auth);
   registerOpenApi(app);
   return app;
 }

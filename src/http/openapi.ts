@@ -9,6 +9,7 @@ import { advisoryListQuery, importBody } from './routes/advisories.ts';
 import { pageQuery } from './routes/packages.ts';
 import { PACKAGE_SIDE_FILES } from './routes/repo-files.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
+import { searchQuery } from './routes/ui.ts';
 import { vulnerabilityQuery } from './routes/vulnerabilities.ts';
 
 /**
@@ -690,7 +691,66 @@ const VULNERABILITY_OPERATIONS: OperationSpec[] = [
   },
 ];
 
+const htmlPage = (description: string): Json => ({
+  description,
+  content: { 'text/html': { schema: str(undefined, { contentMediaType: 'text/html' }) } },
+});
+
+/** The web interface: pages for people, rendered on the server (no script). */
+const UI_OPERATIONS: OperationSpec[] = [
+  {
+    method: 'get',
+    path: '/',
+    tag: 'ui',
+    operationId: 'root',
+    summary: 'A browser (Accept: text/html) is sent to /ui/; anything else gets 404',
+    access: { kind: 'public' },
+    responses: { 302: { description: 'to /ui/' }, 404: 'NotFound' },
+  },
+  {
+    method: 'get',
+    path: '/ui/',
+    tag: 'ui',
+    operationId: 'uiHome',
+    summary: 'Repositories, libcs and arches the caller may read, with the lines to use each',
+    access: { kind: 'public' },
+    responses: { 200: htmlPage('the page') },
+  },
+  {
+    method: 'get',
+    path: '/ui/search',
+    tag: 'ui',
+    operationId: 'uiSearch',
+    summary: 'Search packages by name, description and what they provide',
+    access: { kind: 'public' },
+    query: searchQuery,
+    responses: { 200: htmlPage('the results'), 400: 'BadRequest' },
+  },
+  {
+    method: 'get',
+    path: '/ui/packages/{repo}/{libc}/{arch}/{name}/{version}',
+    tag: 'ui',
+    operationId: 'uiPackage',
+    summary: 'A package: its fields, dependencies, versions, SBOM, provenance and advisories',
+    access: { kind: 'read' },
+    responses: { 200: htmlPage('the page'), 404: 'NotFound' },
+  },
+  {
+    method: 'get',
+    path: '/ui/static/reef.css',
+    tag: 'ui',
+    operationId: 'uiStylesheet',
+    summary: "The interface's stylesheet",
+    access: { kind: 'public' },
+    responses: {
+      200: { description: 'CSS', content: { 'text/css': { schema: str() } } },
+      304: 'NotModified',
+    },
+  },
+];
+
 const OPERATIONS: OperationSpec[] = [
+  ...UI_OPERATIONS,
   ...ADVISORY_OPERATIONS,
   ...VULNERABILITY_OPERATIONS,
   ...fileOps('get'),
@@ -1253,6 +1313,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
       { name: 'packages', description: 'Listing, publishing and deleting packages' },
       { name: 'sbom', description: 'SBOMs of every package, and the auditor queries across them' },
       { name: 'advisories', description: 'Security advisories and the feeds scanners read' },
+      { name: 'ui', description: 'The web interface (HTML pages for people)' },
       { name: 'admin', description: 'Tokens, keys, repository settings and the audit log' },
       { name: 'operations', description: 'Health, readiness, metrics and this document' },
     ],

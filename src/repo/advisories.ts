@@ -86,6 +86,11 @@ export class AdvisoryService {
     return doc;
   }
 
+  /** A package's advisories, or undefined when it has none (pages show them). */
+  documentOf(repo: string, origin: string) {
+    return this.advisories.get(repo, origin)?.advisories;
+  }
+
   /** Packages with advisories in a repository, by name, paged. */
   listPackages(repo: string, limit: number, after: string) {
     validateRepo(repo, 'glibc');

@@ -617,6 +617,52 @@ export class PackageStore {
     })();
   }
 
+  /**
+   * Published packages whose name, description or provides (`so:…`, `cmd:…`)
+   * contain `text`, in `repos`: the exact name first, then names starting
+   * with it, then the rest, by name and version. A scan with LIKE (no text
+   * index yet).
+   */
+  search(
+    text: string,
+    repos: readonly string[],
+    filter: { libc?: string; arch?: string },
+    limit: number,
+  ): StoredPackage[] {
+    const like = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const prefix = `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    return (
+      this.stmt(
+        `SELECT * FROM packages WHERE published_at IS NOT NULL AND repo IN (SELECT value FROM json_each(?))
+         AND (? IS NULL OR libc = ?) AND (? IS NULL OR arch = ?)
+         AND (name LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\' OR provides LIKE ? ESCAPE '\\')
+         ORDER BY name = ? DESC, name LIKE ? ESCAPE '\\' DESC, name, id DESC LIMIT ?`,
+      ).all(
+        JSON.stringify(repos),
+        filter.libc ?? null,
+        filter.libc ?? null,
+        filter.arch ?? null,
+        filter.arch ?? null,
+        like,
+        like,
+        like,
+        text,
+        prefix,
+        limit,
+      ) as PackageRow[]
+    ).map(toPackage);
+  }
+
+  /** Every version of a package name in one index (its arch and noarch), newest upload first. */
+  versionsOf(key: IndexKey, name: string): StoredPackage[] {
+    return (
+      this.stmt(
+        `SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND (arch = ? OR arch = 'noarch')
+         AND published_at IS NOT NULL ORDER BY uploaded_at DESC, id DESC LIMIT 200`,
+      ).all(key.repo, key.libc, name, key.arch) as PackageRow[]
+    ).map(toPackage);
+  }
+
   /** Published packages built from source package `origin`, in `repos`, paged by id. */
   byOrigin(origin: string, repos: readonly string[], limit: number, afterId = 0): StoredPackage[] {
     const rows = this.stmt(

@@ -35,6 +35,7 @@ export interface BuildApkOptions {
   provides?: string[];
   /** The source package (`o:`); the package's own name by default. */
   origin?: string;
+  url?: string;
   license?: string;
   description?: string;
   /** Extra `key = value` lines appended to .PKGINFO before datahash. */
@@ -133,7 +134,7 @@ export async function buildApk(options: BuildApkOptions = {}): Promise<Buffer> {
       `pkgname = ${name}`,
       `pkgver = ${version}`,
       `pkgdesc = ${options.description ?? `the ${name} package`}`,
-      'url = https://example.org/',
+      `url = ${options.url ?? 'https://example.org/'}`,
       `builddate = 1700000000`,
       `size = ${size || 1}`,
       `arch = ${options.arch ?? 'x86_64'}`,

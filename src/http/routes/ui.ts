@@ -1,0 +1,228 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { latestEvent } from '../../advisory/document.ts';
+import { AppError } from '../../errors.ts';
+import { requirePublishedPackage } from '../../repo/lookup.ts';
+import type { Services } from '../../repo/services.ts';
+import type { StoredPackage } from '../../store/package-store.ts';
+import type { Authenticator } from '../auth.ts';
+import { baseUrl } from '../base-url.ts';
+import { parseQuery } from '../query.ts';
+import { externalLink, formatBytes, type Html, html, uiPath } from '../ui/html.ts';
+import { PAGE_HEADERS, page, STYLESHEET } from '../ui/layout.ts';
+import { indexKeyOf } from './repo-files.ts';
+
+/**
+ * The web interface (issue 18, first part): the home page, search and the
+ * package page, rendered on the server as plain HTML with a strict
+ * Content-Security-Policy (no script at all), showing only what the caller
+ * may read. It writes nothing.
+ */
+
+export const searchQuery = z.object({
+  q: z.string().max(200).default(''),
+  repo: z.string().max(64).optional(),
+  libc: z.enum(['glibc', 'musl']).optional(),
+  arch: z.string().max(32).optional(),
+});
+
+const STYLESHEET_ETAG = `"${createHash('sha256').update(STYLESHEET).digest('hex')}"`;
+const SEARCH_LIMIT = 100;
+
+type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
+
+export function registerUiRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+  const { store } = services;
+  const send = (reply: FastifyReply, body: Html) => reply.headers(PAGE_HEADERS).send(body.text);
+
+  // A browser at the root goes to the interface; apk and scripts never ask for `/`.
+  app.get('/', async (request, reply) => {
+    if (/text\/html/.test(request.headers.accept ?? '')) return reply.redirect('/ui/', 302);
+    throw new AppError('NOT_FOUND', 'nothing at /: the web interface is at /ui/, the API at /api/v1/');
+  });
+
+  app.get('/ui/static/reef.css', async (request, reply) => {
+    reply.header('content-type', 'text/css; charset=utf-8').header('etag', STYLESHEET_ETAG);
+    reply.header('cache-control', 'public, no-cache');
+    if (request.headers['if-none-match'] === STYLESHEET_ETAG) return reply.code(304).send();
+    return STYLESHEET;
+  });
+
+  app.get('/ui/', async (request, reply) => {
+    const readable = new Set(auth.readableRepos(request));
+    const base = baseUrl(request, services);
+    const indexes = store.listIndexes().filter((i) => readable.has(i.repo));
+    const keys = services.signingKeys.map((k) => k.keyName);
+    const sections = [...new Set(indexes.map((i) => `${i.repo}\n${i.libc}`))].map((pair) => {
+      const [repo, libc] = pair.split('\n') as [string, string];
+      const arches = indexes.filter((i) => i.repo === repo && i.libc === libc);
+      const total = arches.reduce((n, i) => n + (i.packageCount ?? 0), 0);
+      const url = `${base}/${repo}/${libc}`;
+      return html`<section>
+<h2>${repo} / ${libc} <span class="muted">${total} packages</span></h2>
+<div class="table-wrap"><table><thead><tr><th>arch</th><th>packages</th></tr></thead><tbody>
+${arches.map(
+  (i) =>
+    html`<tr><td><a href="/ui/search?repo=${encodeURIComponent(repo)}&amp;libc=${libc}&amp;arch=${encodeURIComponent(i.arch)}">${i.arch}</a></td><td>${i.packageCount ?? 0}</td></tr>`,
+)}
+</tbody></table></div>
+<p>Use it with apk:</p>
+<pre>${keys.map((k) => `wget -O /etc/apk/keys/${k} ${base}/keys/${k}\n`)}echo "${url}" &gt;&gt; /etc/apk/repositories
+apk update</pre>
+<p>With apko:</p>
+<pre>contents:
+  keyring:
+${keys.map((k) => `    - ${base}/keys/${k}\n`)}  repositories:
+    - ${url}</pre>
+</section>`;
+    });
+    return send(
+      reply,
+      page(
+        'Repositories',
+        html`<h1>Repositories</h1>
+${sections.length > 0 ? sections : html`<p class="muted">No repository you may read has packages yet.</p>`}`,
+      ),
+    );
+  });
+
+  app.get('/ui/search', async (request, reply) => {
+    const q = parseQuery(searchQuery, request.query);
+    const text = q.q.trim();
+    const repos = auth.readableRepos(request).filter((r) => q.repo === undefined || r === q.repo);
+    const hits =
+      text || q.repo ? store.search(text, repos, { libc: q.libc, arch: q.arch }, SEARCH_LIMIT) : [];
+    const rows = hits.map(
+      (p) =>
+        html`<tr><td><a href="${packagePath(p)}">${p.name}</a></td><td>${p.version}</td><td>${p.repo}/${p.libc}/${p.arch}</td><td>${p.description}</td></tr>`,
+    );
+    return send(
+      reply,
+      page(
+        text ? `Search: ${text}` : 'Search',
+        html`<h1>${text ? html`Packages matching <code>${text}</code>` : 'Packages'}</h1>
+${
+  rows.length > 0
+    ? html`<div class="table-wrap"><table><thead><tr><th>name</th><th>version</th><th>repository</th><th>description</th></tr></thead>
+<tbody>${rows}</tbody></table></div>
+${hits.length === SEARCH_LIMIT ? html`<p class="muted">The first ${SEARCH_LIMIT}; narrow the search.</p>` : ''}`
+    : html`<p class="muted">${text || q.repo ? 'Nothing matches.' : 'Search by name, description, or what a package provides (so:, cmd:, pc:).'}</p>`
+}`,
+        text,
+      ),
+    );
+  });
+
+  app.get<{ Params: PackageParams }>(
+    '/ui/packages/:repo/:libc/:arch/:name/:version',
+    async (request, reply) => {
+      const p = request.params;
+      auth.requireRead(request, p.repo);
+      const key = indexKeyOf(p.repo, p.libc, p.arch);
+      const pkg = requirePublishedPackage(store, key, p.name, p.version);
+      return send(reply, page(`${pkg.name} ${pkg.version}`, packagePage(services, request, pkg, key.arch)));
+    },
+  );
+}
+
+function packagePath(
+  p: Pick<StoredPackage, 'repo' | 'libc' | 'arch' | 'name' | 'version'>,
+  arch = p.arch,
+): string {
+  return uiPath('packages', p.repo, p.libc, arch, p.name, p.version);
+}
+
+/** A dependency or provided name, linked to the search for it. */
+function nameLink(dep: string): Html {
+  const name = dep.replace(/^!/, '').split(/[<>=~]/)[0]!;
+  return html`<a href="/ui/search?q=${encodeURIComponent(name)}"><code>${dep}</code></a>`;
+}
+
+function packagePage(services: Services, request: FastifyRequest, pkg: StoredPackage, arch: string): Html {
+  const base = baseUrl(request, services);
+  const file = `${base}/${pkg.repo}/${pkg.libc}/${arch}/${pkg.filename}`;
+  const fields: Array<[string, Html | string]> = [
+    ['description', pkg.description],
+    ['version', pkg.version],
+    ['architecture', pkg.arch],
+    ['repository', `${pkg.repo} / ${pkg.libc}`],
+    ['origin', pkg.origin],
+    ['licence', pkg.license],
+    ['project', externalLink(pkg.url)],
+    ['maintainer', pkg.maintainer],
+    ['size', `${formatBytes(pkg.size)} (installed ${formatBytes(pkg.installedSize)})`],
+    ['built', pkg.builddate ? new Date(pkg.builddate * 1000).toISOString() : ''],
+    ['source commit', pkg.commit],
+    ['uploaded', new Date(pkg.uploadedAt).toISOString()],
+    ['checksum (C:)', html`<code>${pkg.checksum}</code>`],
+    ['SHA-256', html`<code>${pkg.sha256}</code>`],
+    ['download', html`<a href="${file}">${pkg.filename}</a>`],
+  ];
+  const list = (items: string[]) =>
+    items.length > 0
+      ? html`<ul>${items.map((d) => html`<li>${nameLink(d)}</li>`)}</ul>`
+      : html`<p class="muted">none</p>`;
+
+  const components = services.sboms.componentsOf(pkg.id);
+  const sbomBase = `${base}/${pkg.repo}/${pkg.libc}/${arch}/${pkg.filename}`;
+  const provenance = services.store.getProvenance(pkg.id);
+  const result = provenance?.result as
+    | {
+        verified?: boolean;
+        reason?: string;
+        signer?: Record<string, string>;
+        predicate?: Record<string, string>;
+      }
+    | undefined;
+  const advisories = services.advisories.documentOf(pkg.repo, pkg.origin || pkg.name);
+  const versions = services.store.versionsOf({ repo: pkg.repo, libc: pkg.libc, arch }, pkg.name);
+
+  return html`<h1>${pkg.name} <span class="muted">${pkg.version}</span></h1>
+<dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
+<h2>Depends on</h2>${list(pkg.depends)}
+<h2>Provides</h2>${list(pkg.provides)}
+<h2>Versions</h2>
+<div class="table-wrap"><table><thead><tr><th>version</th><th>arch</th><th>uploaded</th></tr></thead><tbody>
+${versions.map(
+  (v) =>
+    html`<tr><td><a href="${packagePath(v, arch)}">${v.version}</a></td><td>${v.arch}</td><td>${new Date(v.uploadedAt).toISOString()}</td></tr>`,
+)}
+</tbody></table></div>
+<h2>SBOM <span class="muted">${components.length} components</span></h2>
+<p><a href="${sbomBase}.spdx.json">SPDX 2.3</a> · <a href="${sbomBase}.cdx.json">CycloneDX 1.6</a></p>
+<div class="table-wrap"><table><thead><tr><th>component</th><th>version</th><th>purl</th><th>licence</th></tr></thead><tbody>
+${components
+  .slice(0, 500)
+  .map(
+    (c) =>
+      html`<tr><td>${c.name}</td><td>${c.version ?? ''}</td><td>${c.purl ? html`<code>${c.purl}</code>` : ''}</td><td>${c.license ?? ''}</td></tr>`,
+  )}
+</tbody></table></div>
+${components.length > 500 ? html`<p class="muted">The first 500; the SBOM has them all.</p>` : ''}
+<h2>Provenance</h2>
+${
+  provenance
+    ? html`<p>Publisher provenance: ${
+        result?.verified
+          ? html`<span class="ok">verified</span>, signed by <code>${result.signer?.subjectAlternativeName ?? result.signer?.key ?? ''}</code>`
+          : html`<span class="bad">not verified</span>: ${result?.reason ?? ''}`
+      }</p>
+<p>Builder: ${result?.predicate?.builderId ?? 'unknown'}; source: ${externalLink(result?.predicate?.sourceRepository)} ${result?.predicate?.sourceCommit ?? ''}</p>`
+    : html`<p class="muted">The publisher sent no provenance.</p>`
+}
+<p>reef's signed record of this publish: <a href="${sbomBase}.publish.json">${pkg.filename}.publish.json</a>. Check it with
+<code>npx reef verify ${file}</code>.</p>
+<h2>Advisories</h2>
+${
+  advisories && advisories.length > 0
+    ? html`<div class="table-wrap"><table><thead><tr><th>advisory</th><th>aliases</th><th>state</th></tr></thead><tbody>
+${advisories.map((a) => {
+  const latest = latestEvent(a);
+  const fixed = latest.type === 'fixed' ? ` in ${latest.data['fixed-version']}` : '';
+  return html`<tr><td>${a.id}</td><td>${(a.aliases ?? []).join(', ')}</td><td>${latest.type}${fixed}</td></tr>`;
+})}
+</tbody></table></div>`
+    : html`<p class="muted">No advisory concerns ${pkg.origin || pkg.name}.</p>`
+}`;
+}
