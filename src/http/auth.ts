@@ -53,9 +53,12 @@ export class FailedAuthLimiter {
   }
 }
 
+/** The web interface's sign-in cookie: the token itself, HttpOnly, SameSite=Strict, Path=/ui/. */
+export const UI_COOKIE = 'reef_ui';
+
 export function presentedToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
-  if (!header) return undefined;
+  if (!header) return uiCookie(request);
   const space = header.indexOf(' ');
   const scheme = header.slice(0, space).toLowerCase();
   const value = header.slice(space + 1).trim();
@@ -68,6 +71,18 @@ export function presentedToken(request: FastifyRequest): string | undefined {
     return password || (colon >= 0 ? decoded.slice(0, colon) : decoded) || undefined;
   }
   return undefined;
+}
+
+/**
+ * The sign-in cookie counts only for reading pages of the interface (GET and
+ * HEAD under /ui/): never for the API, and never for a write, so a page of
+ * another site cannot act with it.
+ */
+function uiCookie(request: FastifyRequest): string | undefined {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return undefined;
+  if (!request.url.startsWith('/ui/')) return undefined;
+  const cookies = (request as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies;
+  return cookies?.[UI_COOKIE] || undefined;
 }
 
 export class Authenticator {
@@ -84,9 +99,13 @@ export class Authenticator {
    */
   identify(request: FastifyRequest): TokenInfo | undefined {
     const presented = presentedToken(request);
-    if (presented === undefined) return undefined;
-    const token = this.services.tokens.verify(presented);
-    if (token) return token;
+    return presented === undefined ? undefined : this.verify(request, presented);
+  }
+
+  /** Checks a token typed into the sign-in form as a presented one is checked (failures counted). */
+  verify(request: FastifyRequest, token: string): TokenInfo {
+    const found = this.services.tokens.verify(token);
+    if (found) return found;
     this.limiter.fail(request.ip);
     throw new AppError('AUTH_INVALID', 'the token is not valid (unknown, revoked or expired)');
   }

@@ -737,6 +737,46 @@ const UI_OPERATIONS: OperationSpec[] = [
   },
   {
     method: 'get',
+    path: '/ui/sign-in',
+    tag: 'ui',
+    operationId: 'uiSignInPage',
+    summary: 'The sign-in form',
+    access: { kind: 'public' },
+    responses: { 200: htmlPage('the form') },
+  },
+  {
+    method: 'post',
+    path: '/ui/sign-in',
+    tag: 'ui',
+    operationId: 'uiSignIn',
+    summary:
+      'Sign in with a token (form field token): kept in an HttpOnly, Secure, SameSite=Strict cookie for /ui/',
+    description:
+      "Only from reef's own pages (the Origin header is checked), and over https or on a loopback address. " +
+      'The cookie counts for reading pages of the interface only, never for the API.',
+    access: { kind: 'public' },
+    requestBody: {
+      required: true,
+      content: { 'application/x-www-form-urlencoded': { schema: obj({ token: str() }) } },
+    },
+    responses: {
+      303: { description: 'to /ui/, signed in' },
+      400: htmlPage('needs https'),
+      401: htmlPage('not a valid token'),
+      403: 'Forbidden',
+    },
+  },
+  {
+    method: 'post',
+    path: '/ui/sign-out',
+    tag: 'ui',
+    operationId: 'uiSignOut',
+    summary: 'Sign out (the cookie is cleared)',
+    access: { kind: 'public' },
+    responses: { 303: { description: 'to /ui/' }, 403: 'Forbidden' },
+  },
+  {
+    method: 'get',
     path: '/ui/static/reef.css',
     tag: 'ui',
     operationId: 'uiStylesheet',

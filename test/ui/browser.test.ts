@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { HOSTILE, publishHostile } from '../helpers/hostile-package.ts';
-import { publish, removeDir, startServer, type TestServer } from '../helpers/server.ts';
+import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
 
 /**
  * The interface in a real browser: Debian's Chromium driven by
@@ -116,6 +116,59 @@ describe('web interface in Chromium', {
       assert.ok((await page.textContent('main'))!.includes('<script>window.__pwned=1</script>'));
       await page.screenshot({ path: join(shots, 'hostile.png'), fullPage: true });
       assert.deepEqual(dialogs, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('sign in with a token to see a private repository; the token stays out of scripts and pages', async () => {
+    const secret = await buildApk({ name: 'secret-tool', version: '1.0-r0', depends: [] });
+    assert.equal((await publish(server, 'hidden', 'musl', secret)).status, 201);
+    const admin = { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' };
+    await fetch(`${server.url}/api/v1/repos/hidden`, {
+      method: 'PUT',
+      headers: admin,
+      body: '{"private":true}',
+    });
+    const created = await fetch(`${server.url}/api/v1/tokens`, {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ name: 'auditor-ui', scopes: ['hidden:read'] }),
+    });
+    const token = ((await created.json()) as { token: string }).token;
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await page.goto(`${server.url}/ui/`);
+      assert.equal(await page.locator('text=hidden / musl').count(), 0, 'not before signing in');
+      await page.click('a:text-is("Sign in")');
+      await page.fill('input[name=token]', 'reef_not-a-token');
+      await page.click('main button[type=submit]');
+      assert.match((await page.textContent('main'))!, /not valid/);
+      await page.fill('input[name=token]', token);
+      await page.click('main button[type=submit]');
+      assert.equal(new URL(page.url()).pathname, '/ui/');
+      assert.equal(
+        await page.locator('text=hidden / musl').count(),
+        1,
+        'the private repository, once signed in',
+      );
+      assert.match((await page.textContent('header'))!, /auditor-ui/);
+      await page.screenshot({ path: join(shots, 'signed-in.png'), fullPage: true });
+      // Scripts cannot read the cookie, and the token is on no page.
+      assert.equal(await page.evaluate(() => document.cookie), '');
+      const cookie = (await context.cookies()).find((c) => c.name === 'reef_ui');
+      assert.ok(cookie?.httpOnly && cookie.secure && cookie.sameSite === 'Strict' && cookie.path === '/ui/');
+      await page.goto(`${server.url}/ui/packages/hidden/musl/x86_64/secret-tool/1.0-r0`);
+      assert.equal(await page.textContent('h1'), 'secret-tool 1.0-r0');
+      assert.ok(!(await page.content()).includes(token), 'the token is not in the page');
+      // The cookie is for pages only: the API does not take it.
+      const api = await page.request.get(`${server.url}/api/v1/repos/hidden/musl/x86_64/packages`);
+      assert.equal(api.status(), 401);
+      await page.goto(`${server.url}/ui/`);
+      await page.click('header button:text-is("Sign out")');
+      assert.equal(await page.locator('text=hidden / musl').count(), 0, 'signed out');
     } finally {
       await context.close();
     }

@@ -100,4 +100,41 @@ describe('web interface pages (HTTP)', () => {
     assert.match(search.text, /value="&lt;script&gt;"/);
     assert.match(search.text, /evil-pkg/, 'found by its description');
   });
+
+  test("signing in: only from reef's own pages, never through a link, and the cookie is not a key to the API", async () => {
+    const form = (token: string, origin?: string) =>
+      fetch(`${server.url}/ui/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(origin ? { origin } : {}) },
+        body: new URLSearchParams({ token }).toString(),
+      });
+    assert.equal((await form(TEST_TOKEN, 'https://evil.example')).status, 403, 'another site');
+    assert.equal((await form(TEST_TOKEN)).status, 403, 'no Origin');
+    const bad = await form('reef_not-a-token', server.url);
+    assert.equal(bad.status, 401);
+    assert.match(await bad.text(), /not valid/);
+    const ok = await form(TEST_TOKEN, server.url);
+    assert.equal(ok.status, 303);
+    const cookie = ok.headers.get('set-cookie') ?? '';
+    assert.match(cookie, /^reef_ui=/);
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /Secure/);
+    assert.match(cookie, /SameSite=Strict/);
+    assert.match(cookie, /Path=\/ui\//);
+    const value = cookie.split(';')[0]!;
+    // Pages read with it; the API and writes do not.
+    assert.match((await page('/ui/', { cookie: value })).text, /hidden \/ musl/);
+    assert.equal((await page('/api/v1/repos/hidden/musl/x86_64/packages', { cookie: value })).status, 401);
+    const write = await fetch(`${server.url}/api/v1/repos/hidden`, {
+      method: 'PUT',
+      headers: { cookie: value, 'content-type': 'application/json' },
+      body: '{"private":false}',
+    });
+    assert.equal(write.status, 401);
+    // A revoked or unknown token in the cookie signs out rather than locking out.
+    const stale = await page('/ui/', { cookie: 'reef_ui=reef_revoked' });
+    assert.equal(stale.status, 200);
+    assert.match(String(stale.headers.get('set-cookie')), /reef_ui=;/);
+  });
 });

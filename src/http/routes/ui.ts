@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
+import fastifyFormbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { latestEvent } from '../../advisory/document.ts';
@@ -6,7 +8,7 @@ import { AppError } from '../../errors.ts';
 import { requirePublishedPackage } from '../../repo/lookup.ts';
 import type { Services } from '../../repo/services.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
-import type { Authenticator } from '../auth.ts';
+import { type Authenticator, UI_COOKIE } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { parseQuery } from '../query.ts';
 import { externalLink, formatBytes, type Html, html, uiPath } from '../ui/html.ts';
@@ -33,13 +35,94 @@ const SEARCH_LIMIT = 100;
 type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
 export function registerUiRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
-  const { store } = services;
-  const send = (reply: FastifyReply, body: Html) => reply.headers(PAGE_HEADERS).send(body.text);
-
   // A browser at the root goes to the interface; apk and scripts never ask for `/`.
   app.get('/', async (request, reply) => {
     if (/text\/html/.test(request.headers.accept ?? '')) return reply.redirect('/ui/', 302);
     throw new AppError('NOT_FOUND', 'nothing at /: the web interface is at /ui/, the API at /api/v1/');
+  });
+
+  app.register(async (ui) => {
+    await ui.register(fastifyCookie);
+    // A cookie whose token was revoked or has expired signs out, rather than locking out every page.
+    ui.addHook('preHandler', async (request, reply) => {
+      const cookies = (request as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies;
+      if (!cookies?.[UI_COOKIE] || request.headers.authorization) return;
+      try {
+        auth.identify(request);
+      } catch (err) {
+        if (!(err instanceof AppError) || err.code !== 'AUTH_INVALID') throw err;
+        cookies[UI_COOKIE] = undefined;
+        reply.clearCookie(UI_COOKIE, { path: '/ui/' });
+      }
+    });
+    // The sign-in form's body; nothing else of the interface takes one.
+    await ui.register(fastifyFormbody, { bodyLimit: 4096 });
+    registerPages(ui, services, auth);
+  });
+}
+
+/** How long a sign-in lasts: a working day. */
+const SIGN_IN_SECONDS = 8 * 3600;
+
+function registerPages(app: FastifyInstance, services: Services, auth: Authenticator): void {
+  const { store } = services;
+  /** Who the page is for: the signed-in token's name, if any. */
+  const viewer = (request: FastifyRequest): string | undefined => auth.identify(request)?.name;
+  const send = (request: FastifyRequest, reply: FastifyReply, title: string, body: Html, query = '') =>
+    reply.headers(PAGE_HEADERS).send(page(title, body, query, viewer(request)).text);
+
+  const signInPage = (request: FastifyRequest, reply: FastifyReply, problem?: string) =>
+    send(
+      request,
+      reply,
+      'Sign in',
+      html`<h1>Sign in</h1>
+${problem ? html`<p class="bad">${problem}</p>` : ''}
+<p>Paste a token that may read the private repositories you want to see. It is kept in a cookie that
+scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} hours.</p>
+<form action="/ui/sign-in" method="post">
+<label for="token">Token</label>
+<input type="password" id="token" name="token" autocomplete="off" required>
+<button type="submit">Sign in</button>
+</form>`,
+    );
+
+  app.get('/ui/sign-in', async (request, reply) => signInPage(request, reply));
+
+  app.post('/ui/sign-in', async (request, reply) => {
+    checkSameOrigin(request, services);
+    // The cookie is Secure: browsers keep it only over https (and on this machine's own address).
+    if (request.protocol !== 'https' && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(request.hostname)) {
+      reply.code(400);
+      return signInPage(
+        request,
+        reply,
+        'Signing in needs https: serve reef behind TLS (REEF_PUBLIC_URL https://…).',
+      );
+    }
+    const token = String((request.body as { token?: unknown } | undefined)?.token ?? '').trim();
+    try {
+      if (!token) throw new AppError('AUTH_INVALID', 'give a token');
+      auth.verify(request, token);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'AUTH_INVALID') throw err;
+      reply.code(401);
+      return signInPage(request, reply, 'That token is not valid (unknown, revoked or expired).');
+    }
+    reply.setCookie(UI_COOKIE, token, {
+      path: '/ui/',
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: true,
+      maxAge: SIGN_IN_SECONDS,
+    });
+    return reply.redirect('/ui/', 303);
+  });
+
+  app.post('/ui/sign-out', async (request, reply) => {
+    checkSameOrigin(request, services);
+    reply.clearCookie(UI_COOKIE, { path: '/ui/' });
+    return reply.redirect('/ui/', 303);
   });
 
   app.get('/ui/static/reef.css', async (request, reply) => {
@@ -78,12 +161,11 @@ ${keys.map((k) => `    - ${base}/keys/${k}\n`)}  repositories:
 </section>`;
     });
     return send(
+      request,
       reply,
-      page(
-        'Repositories',
-        html`<h1>Repositories</h1>
+      'Repositories',
+      html`<h1>Repositories</h1>
 ${sections.length > 0 ? sections : html`<p class="muted">No repository you may read has packages yet.</p>`}`,
-      ),
     );
   });
 
@@ -98,10 +180,10 @@ ${sections.length > 0 ? sections : html`<p class="muted">No repository you may r
         html`<tr><td><a href="${packagePath(p)}">${p.name}</a></td><td>${p.version}</td><td>${p.repo}/${p.libc}/${p.arch}</td><td>${p.description}</td></tr>`,
     );
     return send(
+      request,
       reply,
-      page(
-        text ? `Search: ${text}` : 'Search',
-        html`<h1>${text ? html`Packages matching <code>${text}</code>` : 'Packages'}</h1>
+      text ? `Search: ${text}` : 'Search',
+      html`<h1>${text ? html`Packages matching <code>${text}</code>` : 'Packages'}</h1>
 ${
   rows.length > 0
     ? html`<div class="table-wrap"><table><thead><tr><th>name</th><th>version</th><th>repository</th><th>description</th></tr></thead>
@@ -109,8 +191,7 @@ ${
 ${hits.length === SEARCH_LIMIT ? html`<p class="muted">The first ${SEARCH_LIMIT}; narrow the search.</p>` : ''}`
     : html`<p class="muted">${text || q.repo ? 'Nothing matches.' : 'Search by name, description, or what a package provides (so:, cmd:, pc:).'}</p>`
 }`,
-        text,
-      ),
+      text,
     );
   });
 
@@ -121,9 +202,29 @@ ${hits.length === SEARCH_LIMIT ? html`<p class="muted">The first ${SEARCH_LIMIT}
       auth.requireRead(request, p.repo);
       const key = indexKeyOf(p.repo, p.libc, p.arch);
       const pkg = requirePublishedPackage(store, key, p.name, p.version);
-      return send(reply, page(`${pkg.name} ${pkg.version}`, packagePage(services, request, pkg, key.arch)));
+      return send(
+        request,
+        reply,
+        `${pkg.name} ${pkg.version}`,
+        packagePage(services, request, pkg, key.arch),
+      );
     },
   );
+}
+
+/**
+ * SECURITY: a form of another site must not sign someone in or out (login
+ * CSRF): the browser's Origin must be this server's.
+ */
+function checkSameOrigin(request: FastifyRequest, services: Services): void {
+  const origin = request.headers.origin;
+  const own = new Set([`${request.protocol}://${request.host}`, new URL(baseUrl(request, services)).origin]);
+  if (!origin || !own.has(origin)) {
+    throw new AppError(
+      'AUTH_FORBIDDEN',
+      "sign in from reef's own sign-in page (the request came from another origin)",
+    );
+  }
 }
 
 function packagePath(

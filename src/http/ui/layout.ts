@@ -11,6 +11,8 @@ body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-seri
 header { display: flex; flex-wrap: wrap; gap: .75rem 1.5rem; align-items: center; padding: .75rem 1rem; border-bottom: 1px solid var(--line); }
 header a.home { font-weight: 700; text-decoration: none; color: var(--fg); }
 header form { display: flex; gap: .5rem; flex: 1 1 16rem; }
+header form.signed-in { flex: 0 0 auto; align-items: center; }
+main form input[type=password] { padding: .4rem .6rem; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; margin: 0 .5rem; }
 header input[type=search] { flex: 1; min-width: 0; padding: .4rem .6rem; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; }
 button { padding: .4rem .8rem; font: inherit; color: inherit; background: var(--code); border: 1px solid var(--line); border-radius: 4px; }
 main { max-width: 72rem; margin: 0 auto; padding: 1rem; }
@@ -33,7 +35,7 @@ pre { padding: .75rem; overflow-x: auto; white-space: pre-wrap; overflow-wrap: a
 `;
 
 /** The whole page around `content`; `query` fills the search box. */
-export function page(title: string, content: Html, query = ''): Html {
+export function page(title: string, content: Html, query = '', viewer?: string): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -50,6 +52,11 @@ export function page(title: string, content: Html, query = ''): Html {
 <input type="search" id="q" name="q" value="${query}" placeholder="package, so:libc.so.6, cmd:curl">
 <button type="submit">Search</button>
 </form>
+${
+  viewer === undefined
+    ? html`<a href="/ui/sign-in">Sign in</a>`
+    : html`<form action="/ui/sign-out" method="post" class="signed-in"><span class="muted">${viewer}</span> <button type="submit">Sign out</button></form>`
+}
 </header>
 <main>
 ${content}
@@ -66,7 +73,8 @@ export const PAGE_HEADERS: Record<string, string> = {
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the sign-in form's POST.
+  'referrer-policy': 'same-origin',
   'cache-control': 'private, no-cache',
 };
 
