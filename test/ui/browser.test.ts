@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { HOSTILE, publishHostile } from '../helpers/hostile-package.ts';
+import { ROOT } from '../helpers/reef-cli.ts';
 import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
 
 /**
@@ -172,5 +173,40 @@ describe('web interface in Chromium', {
     } finally {
       await context.close();
     }
+  });
+
+  test('every page is accessible: axe-core finds no serious or critical violation, in light and dark', async () => {
+    const axe = readFileSync(join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
+    const failures: string[] = [];
+    for (const colorScheme of ['light', 'dark'] as const) {
+      const context = await browser.newContext({ colorScheme, bypassCSP: true });
+      const page = await context.newPage();
+      try {
+        for (const path of [
+          '/ui/',
+          '/ui/search?q=foo',
+          '/ui/packages/main/musl/x86_64/foo-cli/2.1-r0',
+          '/ui/sign-in',
+          `/ui/packages/main/musl/x86_64/${HOSTILE.name}/${HOSTILE.version}`,
+        ]) {
+          await page.goto(`${server.url}${path}`);
+          // The page's CSP forbids scripts; axe is injected with it bypassed, in this test's context only.
+          await page.addScriptTag({ content: axe });
+          const violations = (await page.evaluate(async () => {
+            const result = await (
+              window as unknown as { axe: { run(): Promise<{ violations: unknown[] }> } }
+            ).axe.run();
+            return result.violations;
+          })) as Array<{ id: string; impact: string; nodes: unknown[] }>;
+          for (const v of violations) {
+            if (v.impact === 'serious' || v.impact === 'critical')
+              failures.push(`${colorScheme} ${path}: ${v.id} (${v.impact}, ${v.nodes.length} nodes)`);
+          }
+        }
+      } finally {
+        await context.close();
+      }
+    }
+    assert.deepEqual(failures, []);
   });
 });
