@@ -137,4 +137,36 @@ describe('web interface pages (HTTP)', () => {
     assert.equal(stale.status, 200);
     assert.match(String(stale.headers.get('set-cookie')), /reef_ui=;/);
   });
+
+  test('the package page shows the vulnerabilities uploaded records find in it', async () => {
+    const admin = { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' };
+    const none = await page('/ui/packages/main/musl/x86_64/curl/8.0-r0');
+    assert.match(none.text, /No uploaded vulnerability record matches/);
+    const res = await fetch(`${server.url}/api/v1/vulnerabilities`, {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({
+        id: 'CGA-curl-0000-0001',
+        modified: '2024-01-01T00:00:00Z',
+        upstream: ['CVE-2099-0001'],
+        affected: [
+          {
+            package: { ecosystem: 'Wolfi', name: 'curl' },
+            ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '8.0-r1' }] }],
+          },
+        ],
+      }),
+    });
+    assert.equal(res.status, 200);
+    await fetch(`${server.url}/api/v1/repos/main`, {
+      method: 'PUT',
+      headers: admin,
+      body: '{"distro":{"id":"wolfi"}}',
+    });
+    const shown = await page('/ui/packages/main/musl/x86_64/curl/8.0-r0');
+    assert.match(
+      shown.text,
+      /<td>CGA-curl-0000-0001<\/td><td>this package<\/td><td><span class="bad">affected<\/span>/,
+    );
+  });
 });

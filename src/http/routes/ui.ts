@@ -325,5 +325,33 @@ ${advisories.map((a) => {
 })}
 </tbody></table></div>`
     : html`<p class="muted">No advisory concerns ${pkg.origin || pkg.name}.</p>`
-}`;
+}
+<h2>Vulnerabilities</h2>
+${vulnerabilityTable(services, pkg)}`;
+}
+
+/** What the uploaded OSV records say of this package and its components (reef's advisories applied). */
+function vulnerabilityTable(services: Services, pkg: StoredPackage): Html {
+  const { matches, notEvaluated } = services.vulnerabilities.forPackage(pkg);
+  if (matches.length + notEvaluated.length === 0) {
+    return html`<p class="muted">No uploaded vulnerability record matches this package or its components.</p>`;
+  }
+  const stateClass = (state: string) =>
+    state === 'affected' ? 'bad' : state === 'under_investigation' ? '' : 'ok';
+  return html`<div class="table-wrap"><table><thead><tr><th>record</th><th>component</th><th>state</th><th>why</th></tr></thead><tbody>
+${matches.map(
+  (m) =>
+    html`<tr><td>${m.record}</td><td>${m.component ? `${m.component.name} ${m.component.version ?? ''}` : 'this package'}</td><td><span class="${stateClass(m.state)}">${m.state.replace('_', ' ')}</span></td><td>${
+      m.advisory
+        ? `advisory ${m.advisory.id}: ${m.advisory.event}${m.advisory.fixedVersion ? ` in ${m.advisory.fixedVersion}` : ''}`
+        : m.range
+          ? `in range ${JSON.stringify(m.range.events)}`
+          : 'version listed'
+    }</td></tr>`,
+)}
+${notEvaluated.map(
+  (n) =>
+    html`<tr><td>${n.record}</td><td>${n.component ? `${n.component.name} ${n.component.version ?? ''}` : 'this package'}</td><td>not evaluated</td><td>${n.reason}</td></tr>`,
+)}
+</tbody></table></div>`;
 }
