@@ -85,7 +85,7 @@ export const ERROR_CODES = {
   PROVENANCE_UNVERIFIED: 'unprocessable',
   PROVENANCE_EXISTS: 'conflict',
   PACKAGE_SIGNATURE_UNVERIFIED: 'unprocessable',
-  // security advisories (issue 16)
+  // security advisories
   ADVISORY_INVALID: 'invalid',
   ADVISORY_TOO_LARGE: 'too_large',
   ADVISORY_ID_TAKEN: 'conflict',

@@ -6,8 +6,8 @@ import { AppError } from '../errors.ts';
 /**
  * A package's security advisories: the document a distro's security team
  * keeps per source package, in the shape of Wolfi's advisory YAML, schema
- * version 2 (chainguard-dev/advisory-schema, pkg/advisory/v2; fixtures/
- * advisories/README.md §3), so a Wolfi advisories repository imports as is.
+ * version 2 (chainguard-dev/advisory-schema, pkg/advisory/v2), so a Wolfi
+ * advisories repository imports as is.
  * reef adds one event type, `withdrawn`. Pure: parse, validate, decide the
  * current state; nothing here stores or serves.
  */

@@ -4,7 +4,7 @@ import { type Advisory, type AdvisoryEvent, latestEvent } from './document.ts';
 
 /**
  * One package's vulnerability statements as an OpenVEX v0.2.0 document
- * (fixtures/advisories/README.md §3): a statement per advisory of its source
+ * (openvex/spec, OPENVEX-SPEC.md): a statement per advisory of its source
  * package, about this package's exact purl. The status follows the
  * advisory's latest event and this version: fixed at or below it → `fixed`,
  * above → `affected` with the version to upgrade to; a false positive →

@@ -2,8 +2,7 @@ import { AppError } from '../errors.ts';
 import { type Advisory, type AdvisoryDocument, type AdvisoryEvent, latestEvent } from './document.ts';
 
 /**
- * Advisories as OSV records (ossf/osv-schema 1.7; fixtures/advisories/
- * README.md §2), one per advisory, as Chainguard publishes them for Wolfi:
+ * Advisories as OSV records (ossf/osv-schema 1.7, docs/schema.md), one per advisory, as Chainguard publishes them for Wolfi:
  * the affected package is the source package in the repository's ecosystem,
  * with an ECOSYSTEM range in apk version order. A fixed advisory is
  * `introduced 0, fixed V`; a false positive `introduced 0, fixed 0` with

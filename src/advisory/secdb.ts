@@ -2,7 +2,8 @@ import { type AdvisoryDocument, latestEvent } from './document.ts';
 
 /**
  * The security feed scanners read for apk distributions: Alpine's secdb
- * format, `security.json` (fixtures/advisories/README.md §1), built from a
+ * format, `security.json` (secdb.alpinelinux.org; read by anchore/vunnel and
+ * aquasecurity/vuln-list-update), built from a
  * repository's advisories exactly as wolfictl builds Wolfi's: per source
  * package, `secfixes` maps a fixed version to the ids it fixes; "0" lists
  * ids the package is not affected by (a false-positive determination). Only

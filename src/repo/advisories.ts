@@ -10,7 +10,7 @@ import type { IndexKey, Libc, PackageStore } from '../store/package-store.ts';
 import { validateRepo } from './publish.ts';
 
 /**
- * Security advisories (issue 16): written one package at a time or imported
+ * Security advisories (README, "Security advisories"): written one package at a time or imported
  * in bulk, all or nothing; and the feeds built from them, cached per
  * repository generation so a change shows at the next request.
  */

@@ -21,7 +21,8 @@ import type { ComponentCursor, SbomStore } from '../store/sbom-store.ts';
 import type { VulnerabilityStore } from '../store/vulnerability-store.ts';
 
 /**
- * Which packages a vulnerability affects (issue 16): OSV records auditors
+ * Which packages a vulnerability affects (README, "Which packages does a
+ * vulnerability affect?"): OSV records auditors
  * upload, matched against every package's SBOM components by purl and
  * version, and against apk source packages for apk distributions' records;
  * reef's own advisories then say whether a match stands (affected, under

@@ -53,7 +53,7 @@ function checkPackage(repo: string, name: string): void {
 const changeDetail = (c: AdvisoryChange) => ({ added: c.added, changed: c.changed, removed: c.removed });
 
 /**
- * Security advisories (issue 16): a security team writes them per source
+ * Security advisories (README, "Security advisories"): a security team writes them per source
  * package (`<repo>:advise`), and scanners read the feeds built from them.
  */
 export function registerAdvisoryRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {

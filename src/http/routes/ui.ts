@@ -16,7 +16,7 @@ import { PAGE_HEADERS, page, STYLESHEET } from '../ui/layout.ts';
 import { indexKeyOf } from './repo-files.ts';
 
 /**
- * The web interface (issue 18, first part): the home page, search and the
+ * The web interface (README, "Web interface"): the home page, search and the
  * package page, rendered on the server as plain HTML with a strict
  * Content-Security-Policy (no script at all), showing only what the caller
  * may read. It writes nothing.

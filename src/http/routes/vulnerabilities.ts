@@ -32,7 +32,8 @@ const offsetCursor = z.strictObject({ offset: z.number().int().min(0) });
 type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
 /**
- * Which packages a vulnerability affects (issue 16): auditors upload OSV
+ * Which packages a vulnerability affects (README, "Which packages does a
+ * vulnerability affect?"): auditors upload OSV
  * records (`*:advise`), and ask by id or alias, or per package.
  */
 export function registerVulnerabilityRoutes(
