@@ -115,7 +115,8 @@ const advisorySchema = z.strictObject({
 });
 export type Advisory = z.infer<typeof advisorySchema>;
 
-const PACKAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+/** An apk package name as advisory documents and their URLs name it. */
+export const PACKAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
 const documentSchema = z.strictObject({
   'schema-version': z.union([z.string(), z.number()]).optional(),

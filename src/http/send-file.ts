@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { AppError } from '../errors.ts';
@@ -86,6 +86,16 @@ export async function sendFile(
   if (file.bytes) return reply.send(file.bytes);
   // pipeline: a client gone mid-transfer closes the file too. Fastify reports the error (if any) itself.
   return reply.send(pipeline(file.open(), new VerifyingStream(file.sha256, file.size), () => {}));
+}
+
+/** Content held in memory (rendered, never a file): `sendFile` with its length and a stream over it. */
+export function sendBytes(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  file: Omit<FileToSend, 'size' | 'bytes' | 'open'> & { bytes: Buffer },
+): Promise<FastifyReply> {
+  const { bytes } = file;
+  return sendFile(request, reply, { ...file, size: bytes.length, open: () => Readable.from([bytes]) });
 }
 
 /** Files verified whole, by identity; a few thousand short strings. */

@@ -49,10 +49,7 @@ export class AdvisoryService {
    * reef's attestation key): what a mirror or an auditor keeps to prove what
    * reef said, and when. One per feed digest; the last few are kept.
    */
-  signedFeed(
-    feed: Feed,
-    about: { name: string; url: string; repo: string; libc?: string; generation: number },
-  ) {
+  signedFeed(feed: Feed, about: { name: string; url: string; repo: string; libc?: string }) {
     let bundle = this.signed.get(feed.sha256);
     if (!bundle) {
       const statement = {
@@ -62,7 +59,7 @@ export class AdvisoryService {
         predicate: {
           url: about.url,
           repository: { repo: about.repo, ...(about.libc ? { libc: about.libc } : {}) },
-          advisoryGeneration: about.generation,
+          advisoryGeneration: feed.generation,
           advisoriesChangedAt: new Date(feed.changedAt).toISOString(),
           signedAt: new Date().toISOString(),
         },
@@ -73,10 +70,6 @@ export class AdvisoryService {
       this.signed.set(feed.sha256, bundle);
     }
     return bundle;
-  }
-
-  generationOf(repo: string): number {
-    return this.advisories.generation(repo).generation;
   }
 
   get(repo: string, origin: string): StoredAdvisories {
@@ -170,7 +163,7 @@ export class AdvisoryService {
    */
   secdb(repo: string, libc: string, baseUrl: string): Feed {
     validateRepo(repo, libc);
-    if (!this.packages.getRepo(repo)) throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
+    this.packages.requireRepo(repo);
     const archs = this.packages.archesOf(repo, libc as Libc).filter((a) => a !== 'noarch');
     // One entry per repository and libc: a request with another base URL or arch set replaces it.
     return this.feeds.get(
@@ -191,20 +184,13 @@ export class AdvisoryService {
     );
   }
 
-  /** When the repository's advisories last changed (Last-Modified of what is built from them). */
-  changedAt(repo: string): number {
-    return this.advisories.generation(repo).changedAt;
-  }
-
   /**
    * The repository's advisories as OSV records, by id (built once per
    * generation). Needs the repository's distro to name an OSV ecosystem.
    */
   osv(repo: string): Feed & { records: Array<Record<string, unknown>> } {
     validateRepo(repo, 'glibc');
-    const found = this.packages.getRepo(repo);
-    if (!found) throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
-    const target = osvTarget(repo, found.distro);
+    const target = osvTarget(repo, this.packages.requireRepo(repo).distro);
     return this.osvExports.get(
       repo,
       this.advisories.generation(repo),
@@ -220,16 +206,17 @@ export class AdvisoryService {
    * `…/<name>-<version>.apk.openvex.json`: the package's statements, from the
    * advisories of its source package; undefined when none says anything.
    */
-  packageVex(key: IndexKey, pkgId: number, url: string): Buffer | undefined {
+  packageVex(key: IndexKey, pkgId: number, url: string): Feed | undefined {
     const pkg = this.packages.getById(pkgId);
     if (!pkg) return undefined;
     const doc = this.advisories.get(key.repo, pkg.origin || pkg.name);
     if (!doc) return undefined;
     const distro = this.packages.getRepo(key.repo)?.distro;
+    const at = this.advisories.generation(key.repo);
     const vex = packageVex({
       id: url,
       author: `reef security advisories of ${key.repo}`,
-      version: this.advisories.generation(key.repo).generation,
+      version: at.generation,
       package: {
         name: pkg.name,
         version: pkg.version,
@@ -237,15 +224,26 @@ export class AdvisoryService {
       },
       advisories: doc.advisories,
     });
-    return vex && Buffer.from(`${JSON.stringify(vex, null, 2)}\n`);
+    return vex && jsonFeed(vex, at);
   }
 }
 
-/** A feed as served: its bytes, their digest (the ETag), and when its advisories last changed. */
+/**
+ * A feed as served: its bytes, their digest (the ETag), and the advisory
+ * generation it was built from, with when that generation began.
+ */
 export interface Feed {
   bytes: Buffer;
   sha256: string;
+  generation: number;
   changedAt: number;
+}
+
+/** `value` as pretty JSON, a feed of advisory generation `at`. */
+export function jsonFeed(value: unknown, at: { generation: number; changedAt: number }): Feed {
+  const bytes = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { bytes, sha256, generation: at.generation, changedAt: at.changedAt };
 }
 
 /**
@@ -268,6 +266,7 @@ class FeedCache<Extra extends object = object> {
     const value = {
       ...built,
       sha256: createHash('sha256').update(built.bytes).digest('hex'),
+      generation: at.generation,
       changedAt: at.changedAt,
     };
     this.entries.set(key, { generation: at.generation, variant, value });

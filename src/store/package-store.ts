@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
+import { AppError } from '../errors.ts';
 import { type Db, statementCache, writingDb } from './db.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
@@ -886,6 +887,13 @@ export class PackageStore {
 
   listRepos(): RepoInfo[] {
     return (this.stmt('SELECT * FROM repos ORDER BY name').all() as RepoRow[]).map(toRepo);
+  }
+
+  /** The repository, or REPO_NOT_FOUND. */
+  requireRepo(name: string): RepoInfo {
+    const repo = this.getRepo(name);
+    if (!repo) throw new AppError('REPO_NOT_FOUND', `no repository named '${name}'`);
+    return repo;
   }
 
   getRepo(name: string): RepoInfo | undefined {

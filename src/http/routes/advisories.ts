@@ -1,17 +1,15 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { toDocumentJson } from '../../advisory/document.ts';
+import { PACKAGE_NAME_RE, toDocumentJson } from '../../advisory/document.ts';
 import { AppError } from '../../errors.ts';
-import type { AdvisoryChange } from '../../repo/advisories.ts';
-import { MAX_IMPORT_FILES } from '../../repo/advisories.ts';
+import { type AdvisoryChange, type Feed, jsonFeed, MAX_IMPORT_FILES } from '../../repo/advisories.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
 import type { Authenticator } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { parseBody, parseQuery } from '../query.ts';
-import { sendFile } from '../send-file.ts';
+import { sendBytes } from '../send-file.ts';
 import { auditor } from './packages.ts';
 
 /** A package's advisory document: 1 MiB (ADVISORY_LIMITS) plus JSON's overhead. */
@@ -33,16 +31,12 @@ export const importBody = z.strictObject({
     .max(MAX_IMPORT_FILES),
 });
 
-const sha256Hex = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-
 /** A Sigstore bundle v0.3's media type. */
 const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
-const PACKAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
-
 function checkPackage(repo: string, name: string): void {
   validateRepo(repo, 'glibc');
-  if (!PACKAGE_RE.test(name)) {
+  if (!PACKAGE_NAME_RE.test(name)) {
     throw new AppError('ADVISORY_INVALID', `'${name.slice(0, 80)}' is not an apk package name`, {
       details: { field: 'package' },
     });
@@ -64,17 +58,15 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     request: FastifyRequest,
     reply: FastifyReply,
     repo: string,
-    body: { bytes: Buffer; sha256: string; changedAt: number },
+    body: Feed,
     contentType = 'application/json',
   ) =>
-    sendFile(request, reply, {
+    sendBytes(request, reply, {
       sha256: body.sha256,
-      size: body.bytes.length,
       lastModified: body.changedAt,
       cacheControl: `${services.store.getRepo(repo)?.private ? 'private' : 'public'}, no-cache`,
       contentType,
       bytes: body.bytes,
-      open: () => Readable.from([body.bytes]),
     });
 
   for (const file of ['security.json', 'security.json.sigstore.json']) {
@@ -95,15 +87,9 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
           url: `${base}/${repo}/${libc}/security.json`,
           repo,
           libc,
-          generation: advisories.generationOf(repo),
         });
-        return sendFeed(
-          request,
-          reply,
-          repo,
-          { ...feed, bytes: bundle, sha256: sha256Hex(bundle) },
-          SIGSTORE_BUNDLE,
-        );
+        const signed = { ...feed, bytes: bundle, sha256: createHash('sha256').update(bundle).digest('hex') };
+        return sendFeed(request, reply, repo, signed, SIGSTORE_BUNDLE);
       },
     });
   }
@@ -115,8 +101,6 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     const packages = advisories.listPackages(repo, limit, after ?? '');
     return { packages, next: packages.length === limit ? packages.at(-1)!.package : null };
   });
-
-  /** The OSV export and its records, served like files: strong ETag, 304, revalidated. */
 
   app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/osv.json', async (request, reply) => {
     const { repo } = request.params;
@@ -133,14 +117,12 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
       if (file === 'all.json') {
         // The feed index, as Chainguard's: every id with its modified time.
         const index = all.records.map((r) => ({ id: r.id, modified: r.modified }));
-        const bytes = Buffer.from(`${JSON.stringify(index, null, 2)}\n`);
-        return sendFeed(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
+        return sendFeed(request, reply, repo, jsonFeed(index, all));
       }
       const id = file.endsWith('.json') ? file.slice(0, -5) : undefined;
       const record = id === undefined ? undefined : all.records.find((r) => r.id === id);
       if (!record) throw new AppError('ADVISORY_NOT_FOUND', `${repo} has no advisory ${file.slice(0, 120)}`);
-      const bytes = Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
-      return sendFeed(request, reply, repo, { bytes, sha256: sha256Hex(bytes), changedAt: all.changedAt });
+      return sendFeed(request, reply, repo, jsonFeed(record, all));
     },
   );
 

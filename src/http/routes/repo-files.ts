@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { APK_ARCHES } from '../../apk/pkginfo.ts';
 import { AppError } from '../../errors.ts';
@@ -13,7 +11,7 @@ import type { IndexKey } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { clientFileReader } from '../client-file.ts';
-import { sendFile } from '../send-file.ts';
+import { sendBytes, sendFile } from '../send-file.ts';
 
 /** What apk fetches: `/<repo>/<libc>/<arch>/APKINDEX.tar.gz`, packages, and public keys. */
 export function registerRepoFileRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
@@ -86,21 +84,19 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         const pkg = store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
         const url = `${baseUrl(request, services)}/${repo}/${libc}/${arch}/${file}`;
-        const bytes = services.advisories.packageVex(key, pkg.id, url);
-        if (!bytes) {
+        const vex = services.advisories.packageVex(key, pkg.id, url);
+        if (!vex) {
           throw new AppError(
             'ADVISORY_NOT_FOUND',
             `no advisory of ${repo} concerns ${apkName}: it has no statements`,
           );
         }
-        return sendFile(request, reply, {
-          sha256: createHash('sha256').update(bytes).digest('hex'),
-          size: bytes.length,
-          lastModified: services.advisories.changedAt(repo),
+        return sendBytes(request, reply, {
+          sha256: vex.sha256,
+          lastModified: vex.changedAt,
           cacheControl: cacheControl(repo, 'no-cache'),
           contentType: 'application/json',
-          bytes,
-          open: () => Readable.from([bytes]),
+          bytes: vex.bytes,
         });
       }
       const side = SIDE_FILES.find((f) => file.endsWith(`.apk${f.suffix}`));
@@ -114,16 +110,14 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           { id: pkg.id, repo, libc, filename: apkName },
           side.format,
         );
-        return sendFile(request, reply, {
+        return sendBytes(request, reply, {
           sha256: rendered.sha256,
-          size: rendered.bytes.length,
           lastModified: rendered.stored.createdAt,
           cacheControl: cacheControl(repo, IMMUTABLE),
           // The original is in the format it was stored in.
           contentType:
             side.format === 'original' ? SBOM_MEDIA_TYPES[rendered.stored.format] : side.contentType,
           bytes: rendered.bytes,
-          open: () => Readable.from([rendered.bytes]),
         });
       }
       if (file.endsWith('.apk')) {
@@ -202,15 +196,13 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         'this server was started without its client bundle: run `npm run build` (npm start does) and retry',
       );
     }
-    return sendFile(request, reply, {
+    return sendBytes(request, reply, {
       sha256: client.sha256,
-      size: client.bytes.length,
       lastModified: client.mtimeMs,
       // A server upgrade brings a new client: revalidate.
       cacheControl: 'no-cache',
       contentType: 'text/javascript; charset=utf-8',
       bytes: client.bytes,
-      open: () => Readable.from([client.bytes]),
     });
   });
   app.get('/keys', async () => ({

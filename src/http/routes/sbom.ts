@@ -239,7 +239,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
   app.get('/api/v1/sbom/export', async (request, reply) => {
     const q = parseQuery(exportQuery, request.query);
     auth.requireRead(request, q.repo);
-    if (!store.getRepo(q.repo)) throw new AppError('REPO_NOT_FOUND', `no repository named '${q.repo}'`);
+    store.requireRepo(q.repo);
     async function* lines() {
       let after = 0;
       for (;;) {
