@@ -172,8 +172,6 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     },
   );
 
-  const readableRepos = (request: FastifyRequest) => auth.readableRepos(request);
-
   app.get('/api/v1/components', async (request) => {
     const q = parseQuery(componentQuery, request.query);
     const constraints = q.version === undefined ? [] : parseConstraints(q.version);
@@ -181,7 +179,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     const page = sboms.findComponents(
       { name: q.name, purl: q.purl },
       {
-        repos: readableRepos(request),
+        repos: auth.readableRepos(request),
         limit: q.limit,
         after: after && { key: after[0], packageId: after[1], id: after[2] },
         accept: constraints.length === 0 ? undefined : versionFilter(constraints),
@@ -197,7 +195,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     const q = parseQuery(licenseQuery, request.query);
     const approved = approvedList(q.expression);
     const after = q.after === undefined ? undefined : decodeCursor(licenseCursor, q.after);
-    const repos = readableRepos(request);
+    const repos = auth.readableRepos(request);
     const satisfied = (license: string) => {
       try {
         return license !== '' && spdxSatisfies(license, approved);
