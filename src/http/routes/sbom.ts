@@ -1,18 +1,14 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import semver from 'semver';
-import parseSpdx from 'spdx-expression-parse';
-import spdxSatisfies from 'spdx-satisfies';
 import { z } from 'zod';
-import { isValidVersion, matchVersion, type VersionOp } from '../../apk/version.ts';
 import { AppError } from '../../errors.ts';
 import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { attachProvenance, attachSbom } from '../../repo/publish.ts';
 import { renderSbom, type SbomBlob, writeSbomBlob } from '../../repo/sbom.ts';
+import { diffComponents, findComponents, findLicensed } from '../../repo/sbom-queries.ts';
 import type { Services } from '../../repo/services.ts';
 import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
 import { checkSbomSize } from '../../sbom/parse.ts';
-import type { SbomComponent } from '../../sbom/types.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import type { Authenticator } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
@@ -48,9 +44,6 @@ export const licenseQuery = z.object({
 
 export const diffQuery = z.object({ against: z.string().min(1).max(200) });
 export const exportQuery = z.object({ repo: z.string().min(1).max(64) });
-
-/** purl types whose versions are semantic versions. */
-const SEMVER_TYPES = new Set(['npm', 'cargo', 'golang', 'gem', 'hex', 'pub', 'swift', 'composer', 'nuget']);
 
 type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
@@ -172,52 +165,13 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     },
   );
 
-  app.get('/api/v1/components', async (request) => {
-    const q = parseQuery(componentQuery, request.query);
-    const constraints = q.version === undefined ? [] : parseConstraints(q.version);
-    const after = q.after === undefined ? undefined : decodeCursor(componentCursor, q.after);
-    const page = sboms.findComponents(
-      { name: q.name, purl: q.purl },
-      {
-        repos: auth.readableRepos(request),
-        limit: q.limit,
-        after: after && { key: after[0], packageId: after[1], id: after[2] },
-        accept: constraints.length === 0 ? undefined : versionFilter(constraints),
-      },
-    );
-    return {
-      matches: page.hits.map((h) => ({ package: h.package, component: h.component })),
-      next: page.next ? encodeCursor([page.next.key, page.next.packageId, page.next.id]) : null,
-    };
-  });
+  app.get('/api/v1/components', async (request) =>
+    queryComponents(services, auth.readableRepos(request), parseQuery(componentQuery, request.query)),
+  );
 
-  app.get('/api/v1/licenses', async (request) => {
-    const q = parseQuery(licenseQuery, request.query);
-    const approved = approvedList(q.expression);
-    const after = q.after === undefined ? undefined : decodeCursor(licenseCursor, q.after);
-    const repos = auth.readableRepos(request);
-    const satisfied = (license: string) => {
-      try {
-        return license !== '' && spdxSatisfies(license, approved);
-      } catch {
-        return false; // not an SPDX expression: satisfies nothing
-      }
-    };
-    // Each distinct licence is judged once (hundreds of them), then only a page of packages is read.
-    const want = q.mode === 'satisfies';
-    const licenses = sboms.publishedLicenses().filter((l) => satisfied(l) === want);
-    const page = sboms.findByLicense(licenses, {
-      repos,
-      limit: q.limit,
-      after: after && { license: after[0], id: after[1] },
-    });
-    return {
-      expression: q.expression,
-      mode: q.mode,
-      packages: page.packages,
-      next: page.next ? encodeCursor([page.next.license, page.next.id]) : null,
-    };
-  });
+  app.get('/api/v1/licenses', async (request) =>
+    queryLicenses(services, auth.readableRepos(request), parseQuery(licenseQuery, request.query)),
+  );
 
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom/diff',
@@ -287,120 +241,36 @@ async function receiveSbom(request: FastifyRequest, blobs: BlobStore): Promise<S
 const componentCursor = z.tuple([z.string(), z.number().int().min(0), z.number().int().min(0)]);
 const licenseCursor = z.tuple([z.string(), z.number().int().min(0)]);
 
-/** `A OR B OR C` → [A, B, C]; spdx-satisfies takes a list of approved licences, not AND. */
-function approvedList(expression: string): string[] {
-  let tree: SpdxNode;
-  try {
-    tree = parseSpdx(expression) as SpdxNode;
-  } catch (err) {
-    throw new AppError(
-      'BAD_REQUEST',
-      `expression '${expression.slice(0, 100)}' is not an SPDX licence expression`,
-      {
-        cause: err,
-      },
-    );
-  }
-  const out: string[] = [];
-  const walk = (node: SpdxNode): void => {
-    if ('license' in node) {
-      out.push(`${node.license}${node.plus ? '+' : ''}${node.exception ? ` WITH ${node.exception}` : ''}`);
-    } else if (node.conjunction === 'or') {
-      walk(node.left);
-      walk(node.right);
-    } else {
-      throw new AppError(
-        'BAD_REQUEST',
-        'give approved licences joined with OR (AND is not a list of approvals)',
-      );
-    }
-  };
-  walk(tree);
-  return out;
-}
-
-type SpdxNode =
-  | { license: string; plus?: boolean; exception?: string }
-  | { conjunction: 'and' | 'or'; left: SpdxNode; right: SpdxNode };
-
-interface Constraint {
-  op: VersionOp;
-  version: string;
-}
-
-function parseConstraints(text: string): Constraint[] {
-  return text
-    .split(/[\s,]+/)
-    .filter(Boolean)
-    .map((part) => {
-      const m = /^(<=|>=|<~|>~|<|>|=|~)?(.+)$/.exec(part)!;
-      return { op: (m[1] ?? '=') as VersionOp, version: m[2]! };
-    });
-}
-
-/**
- * versionMatches with its verdict remembered per (purl type, version): a
- * common component has a handful of versions across a million packages, and
- * a page may have to read far past rows that miss the constraint.
- */
-function versionFilter(constraints: Constraint[]): (c: Pick<SbomComponent, 'version' | 'purl'>) => boolean {
-  const verdicts = new Map<string, boolean>();
-  return (component) => {
-    const key = `${purlTypeOf(component.purl) ?? ''}\0${component.version ?? ''}`;
-    let ok = verdicts.get(key);
-    if (ok === undefined) {
-      ok = versionMatches(component, constraints);
-      if (verdicts.size < 10_000) verdicts.set(key, ok);
-    }
-    return ok;
+/** The auditor's component query, one page of it (the API's and the web interface's). */
+export function queryComponents(
+  services: Services,
+  repos: readonly string[],
+  q: z.infer<typeof componentQuery>,
+) {
+  const after = q.after === undefined ? undefined : decodeCursor(componentCursor, q.after);
+  const page = findComponents(
+    services.sboms,
+    { name: q.name, purl: q.purl, version: q.version },
+    { repos, limit: q.limit, after: after && { key: after[0], packageId: after[1], id: after[2] } },
+  );
+  return {
+    matches: page.hits.map((h) => ({ package: h.package, component: h.component })),
+    next: page.next ? encodeCursor([page.next.key, page.next.packageId, page.next.id]) : null,
   };
 }
 
-function purlTypeOf(purl: string | undefined): string | undefined {
-  return /^pkg:([a-z0-9.+-]+)\//i.exec(purl ?? '')?.[1]?.toLowerCase();
-}
-
-/** apk rules (§4) for apk components and plain names; semver for purl types that use it. */
-function versionMatches(
-  component: Pick<SbomComponent, 'version' | 'purl'>,
-  constraints: Constraint[],
-): boolean {
-  if (constraints.length === 0) return true;
-  const version = component.version;
-  if (!version) return false;
-  const type = purlTypeOf(component.purl);
-  if (type && SEMVER_TYPES.has(type)) {
-    const v = semver.coerce(version, { loose: true });
-    if (!v) return false;
-    const range = constraints
-      .map((c) => `${c.op === '~' ? '~' : c.op.replace('~', '=')}${c.version}`)
-      .join(' ');
-    return semver.validRange(range, { loose: true }) !== null && semver.satisfies(v, range, { loose: true });
-  }
-  if (!isValidVersion(version)) return false;
-  return constraints.every((c) => isValidVersion(c.version) && matchVersion(version, c.op, c.version));
-}
-
-/** Components keyed by purl without its version (or name): what was added, removed or changed. */
-export function diffComponents(before: SbomComponent[], after: SbomComponent[]) {
-  const keyOf = (c: SbomComponent) => (c.purl ? c.purl.replace(/@[^?#]*/, '') : `name:${c.name}`);
-  const index = (list: SbomComponent[]) => {
-    const map = new Map<string, SbomComponent>();
-    for (const c of list) map.set(keyOf(c), c);
-    return map;
+/** The auditor's licence query, one page of it (the API's and the web interface's). */
+export function queryLicenses(services: Services, repos: readonly string[], q: z.infer<typeof licenseQuery>) {
+  const after = q.after === undefined ? undefined : decodeCursor(licenseCursor, q.after);
+  const page = findLicensed(
+    services.sboms,
+    { expression: q.expression, mode: q.mode },
+    { repos, limit: q.limit, after: after && { license: after[0], id: after[1] } },
+  );
+  return {
+    expression: q.expression,
+    mode: q.mode,
+    packages: page.packages,
+    next: page.next ? encodeCursor([page.next.license, page.next.id]) : null,
   };
-  const a = index(before);
-  const b = index(after);
-  const added = [...b].filter(([k]) => !a.has(k)).map(([, c]) => c);
-  const removed = [...a].filter(([k]) => !b.has(k)).map(([, c]) => c);
-  const changed = [...b]
-    .filter(([k]) => a.has(k))
-    .map(([k, c]) => ({ before: a.get(k)!, after: c }))
-    .filter(
-      ({ before: x, after: y }) =>
-        x.version !== y.version ||
-        x.license !== y.license ||
-        JSON.stringify(x.checksums) !== JSON.stringify(y.checksums),
-    );
-  return { added, removed, changed };
 }
