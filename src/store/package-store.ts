@@ -1,4 +1,5 @@
 import type { Statement } from 'better-sqlite3';
+import { parseDependency } from '../apk/dependency.ts';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
@@ -405,6 +406,15 @@ export class PackageStore {
         signatures: JSON.stringify(pkg.signatures),
         uploadedAt: now,
       });
+      const relation = this.stmt(
+        'INSERT OR IGNORE INTO package_relations (name, kind, package_id) VALUES (?, ?, ?)',
+      );
+      for (const [kind, tokens] of [
+        ['depends', pkg.depends],
+        ['provides', pkg.provides],
+      ] as const) {
+        for (const name of relationNames(tokens)) relation.run(name, kind, info.lastInsertRowid);
+      }
       const dirty = this.markDirty(this.indexesListing(pkg));
       const row = this.stmt('SELECT * FROM packages WHERE id = ?').get(info.lastInsertRowid) as PackageRow;
       const created = toPackage(row);
@@ -662,6 +672,41 @@ export class PackageStore {
          AND published_at IS NOT NULL ORDER BY uploaded_at DESC, id DESC LIMIT 200`,
       ).all(key.repo, key.libc, name, key.arch) as PackageRow[]
     ).map(toPackage);
+  }
+
+  /**
+   * Published packages of one index (its arch and noarch) named `name` or
+   * providing it: what apk may install for a dependency on `name`.
+   */
+  providersOf(key: IndexKey, name: string, limit: number): StoredPackage[] {
+    return (
+      this.stmt(
+        `SELECT * FROM packages WHERE id IN (
+           SELECT id FROM packages WHERE repo = ? AND libc = ? AND name = ? AND (arch = ? OR arch = 'noarch')
+           UNION
+           SELECT package_id FROM package_relations WHERE name = ? AND kind = 'provides')
+         AND repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch') AND published_at IS NOT NULL
+         LIMIT ?`,
+      ).all(key.repo, key.libc, name, key.arch, name, key.repo, key.libc, key.arch, limit) as PackageRow[]
+    ).map(toPackage);
+  }
+
+  /**
+   * Published packages of one index (its arch and noarch) that depend on any
+   * of `names` (a package's name and what it provides), at most `limit`.
+   */
+  dependentsOf(key: IndexKey, names: readonly string[], limit: number): StoredPackage[] {
+    return (
+      this.stmt(
+        // Driven from the relation rows without a sort, so the scan stops at the limit.
+        `SELECT p.* FROM package_relations r JOIN packages p ON p.id = r.package_id
+         WHERE r.name IN (SELECT value FROM json_each(?)) AND r.kind = 'depends'
+         AND p.repo = ? AND p.libc = ? AND (p.arch = ? OR p.arch = 'noarch') AND p.published_at IS NOT NULL
+         LIMIT ?`,
+      ).all(JSON.stringify(names), key.repo, key.libc, key.arch, limit) as PackageRow[]
+    )
+      .filter((row, i, rows) => rows.findIndex((r) => r.id === row.id) === i)
+      .map(toPackage);
   }
 
   /** Published packages built from source package `origin`, in `repos`, paged by id. */
@@ -988,4 +1033,14 @@ export function uniqueKeys(keys: IndexKey[]): IndexKey[] {
   const seen = new Map<string, IndexKey>();
   for (const k of keys) seen.set(`${k.repo}\0${k.libc}\0${k.arch}`, k);
   return [...seen.values()];
+}
+
+/** The bare names of dependency tokens (operators and versions cut, conflicts left out). */
+export function relationNames(tokens: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const token of tokens) {
+    const dep = parseDependency(token);
+    if (!dep.conflict) names.add(dep.name);
+  }
+  return [...names];
 }
