@@ -65,12 +65,25 @@ export function errorHandler(
   request: FastifyRequest,
   reply: FastifyReply,
 ): void {
+  const { status, body } = errorResponse(err, request, reply);
+  reply.code(status).send(body);
+}
+
+/**
+ * The status and body an error answers with, logged, its headers set on
+ * `reply`; the caller sends the body (as JSON, or as a page of the web
+ * interface).
+ */
+export function errorResponse(
+  err: FastifyError | AppError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): { status: number; body: ErrorBody } {
   const appErr = err instanceof AppError ? err : fromFastify(err as FastifyError, request);
   if (!appErr || appErr.kind === 'internal') {
     // 5xx bodies say nothing of internals; the log has the details.
     request.log.error({ err }, 'request failed');
-    reply.code(500).send({ code: 'INTERNAL', message: 'internal server error' } satisfies ErrorBody);
-    return;
+    return { status: 500, body: { code: 'INTERNAL', message: 'internal server error' } };
   }
   const status = statusOf(appErr);
   if (status >= 500) request.log.error({ err: appErr }, 'request failed');
@@ -82,7 +95,7 @@ export function errorHandler(
   }
   const body: ErrorBody = { code: appErr.code, message: appErr.message };
   if (appErr.details) body.details = appErr.details;
-  reply.code(status).send(body);
+  return { status, body };
 }
 
 /**

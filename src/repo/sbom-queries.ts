@@ -100,7 +100,15 @@ function parseConstraints(text: string): Constraint[] {
     .filter(Boolean)
     .map((part) => {
       const m = /^(<=|>=|<~|>~|<|>|=|~)?(.+)$/.exec(part)!;
-      return { op: (m[1] ?? '=') as VersionOp, version: m[2]! };
+      const version = m[2]!;
+      // A bound that is neither an apk version nor a semantic one matches nothing: say so, not [].
+      if (!isValidVersion(version) && semver.coerce(version, { loose: true }) === null) {
+        throw new AppError(
+          'BAD_REQUEST',
+          `'${part.slice(0, 100)}' is not a version constraint: give an operator and a version, e.g. <3.0.8`,
+        );
+      }
+      return { op: (m[1] ?? '=') as VersionOp, version };
     });
 }
 

@@ -205,6 +205,28 @@ export function sampleSpdx(name = 'crane', version = '0.20.2-r1'): Record<string
   };
 }
 
+/** sampleSpdx with one more component: openssl at version `openssl`, as a JSON text. */
+export function spdxWithOpenssl(name: string, version: string, openssl: string, license = 'Apache-2.0'): string {
+  const doc = sampleSpdx(name, version) as { packages: Array<Record<string, unknown>> };
+  doc.packages.push({
+    SPDXID: 'SPDXRef-Package-openssl',
+    name: 'openssl',
+    versionInfo: openssl,
+    filesAnalyzed: false,
+    licenseConcluded: 'NOASSERTION',
+    licenseDeclared: license,
+    downloadLocation: 'NOASSERTION',
+    externalRefs: [
+      {
+        referenceCategory: 'PACKAGE-MANAGER',
+        referenceType: 'purl',
+        referenceLocator: `pkg:apk/wolfi/openssl@${openssl}?arch=x86_64`,
+      },
+    ],
+  });
+  return JSON.stringify(doc);
+}
+
 /**
  * A CycloneDX 1.5 document shaped like syft / cdxgen output: the legacy tools
  * array, licences by id, by name and as an expression, a Maven group, a nested

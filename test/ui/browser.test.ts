@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -8,12 +8,15 @@ import { buildApk } from '../helpers/apk-builder.ts';
 import { HOSTILE, publishHostile } from '../helpers/hostile-package.ts';
 import { ROOT } from '../helpers/reef-cli.ts';
 import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import { sharedFixture, sharedFixturesPresent } from '../helpers/shared-fixtures.ts';
+import { spdxWithOpenssl } from '../sbom/sbom-fixtures.ts';
 
 /**
  * The interface in a real browser: Debian's Chromium driven by
  * playwright-core (../shared/docs/browser-tests.md). `.ci/run` installs
- * Chromium; elsewhere the test skips when it is missing. Screenshots of each
- * page are kept in a temp folder the test names.
+ * Chromium; elsewhere the test skips when it is missing. A screenshot of each
+ * page is kept in $REEF_TEST_ARTIFACTS/ui-screenshots (`.ci/run` sets it and
+ * lists them), or else in a temp folder the test names.
  */
 const CHROMIUM = '/usr/bin/chromium';
 const missing = !existsSync(CHROMIUM);
@@ -25,7 +28,12 @@ describe('web interface in Chromium', {
 }, () => {
   let server: TestServer;
   let browser: Browser;
-  const shots = mkdtempSync(join(tmpdir(), 'reef-ui-shots-'));
+  const shots = process.env.REEF_TEST_ARTIFACTS
+    ? join(process.env.REEF_TEST_ARTIFACTS, 'ui-screenshots')
+    : mkdtempSync(join(tmpdir(), 'reef-ui-shots-'));
+  mkdirSync(shots, { recursive: true });
+  /** Pages of real melange-built packages (from the shared corpus, when present). */
+  const realPages: string[] = [];
 
   before(async () => {
     server = await startServer();
@@ -37,13 +45,30 @@ describe('web interface in Chromium', {
       provides: ['so:libfoo.so.2=2.1'],
     });
     assert.equal((await publish(server, 'main', 'musl', lib)).status, 201);
-    const app = await buildApk({
-      name: 'foo-cli',
-      version: '2.1-r0',
-      depends: ['so:libfoo.so.2'],
-      description: 'the foo tool',
-    });
-    assert.equal((await publish(server, 'main', 'musl', app)).status, 201);
+    for (const [version, openssl] of [
+      ['2.1-r0', '3.0.7-r0'],
+      ['2.2-r0', '3.0.8-r0'],
+    ] as const) {
+      const app = await buildApk({
+        name: 'foo-cli',
+        version,
+        depends: ['so:libfoo.so.2'],
+        description: 'the foo tool',
+        sbom: spdxWithOpenssl('foo-cli', version, openssl),
+      });
+      assert.equal((await publish(server, 'main', 'musl', app)).status, 201);
+    }
+    if (sharedFixturesPresent) {
+      // Real packages built by melange, with their embedded SBOMs, as Wolfi publishes them.
+      const dir = sharedFixture('real', 'melange');
+      for (const file of readdirSync(dir).filter((f) => f.endsWith('.apk'))) {
+        const res = await publish(server, 'wolfi', 'glibc', readFileSync(join(dir, file)));
+        if (res.status !== 201) continue; // a fixture reef refuses on purpose (e.g. an unsigned test file)
+        const pkg = res.json as { arch: string; name: string; version: string };
+        realPages.push(`/ui/packages/wolfi/glibc/${pkg.arch}/${pkg.name}/${pkg.version}`);
+      }
+      assert.ok(realPages.length >= 3, `real melange packages published: ${realPages.join(' ')}`);
+    }
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -72,17 +97,24 @@ describe('web interface in Chromium', {
       await page.fill('input[name=q]', 'foo');
       await page.click('button[type=submit]');
       await page.screenshot({ path: join(shots, 'search.png'), fullPage: true });
-      await page.click('a:text-is("foo-cli")');
-      assert.equal(await page.textContent('h1'), 'foo-cli 2.1-r0');
+      await page.click('main a[href$="/foo-cli/2.2-r0"]');
+      assert.equal(await page.textContent('h1'), 'foo-cli 2.2-r0');
       await page.screenshot({ path: join(shots, 'package.png'), fullPage: true });
-      // The dependency leads to the package that provides it.
-      await page.click('a:has-text("so:libfoo.so.2")');
-      await page.click('a:text-is("libfoo")');
+      // The dependency leads to the package that provides it, which lists foo-cli as needing it.
+      assert.match((await page.textContent('main li:has(a:text-is("libfoo"))'))!, /so:libfoo\.so\.2/);
+      await page.click('main li a:text-is("libfoo")');
       assert.equal(await page.textContent('h1'), 'libfoo 2.1-r0');
+      await page.screenshot({ path: join(shots, 'dependency.png'), fullPage: true });
+      await page.click('main ul.columns a:text-is("foo-cli")');
+      assert.equal(await page.textContent('h1'), 'foo-cli 2.2-r0', 'required by: the newest foo-cli');
+      // Its SBOM: the components on the page, and the SPDX document behind the link.
+      assert.equal(await page.locator('main td:text-is("openssl")').count(), 1);
       const sbom = await page.getAttribute('a:text-is("SPDX 2.3")', 'href');
       const res = await page.request.get(sbom!);
       assert.equal(res.status(), 200);
-      assert.equal(((await res.json()) as { spdxVersion: string }).spdxVersion, 'SPDX-2.3');
+      const doc = (await res.json()) as { spdxVersion: string; packages: Array<{ name: string }> };
+      assert.equal(doc.spdxVersion, 'SPDX-2.3');
+      assert.ok(doc.packages.some((p) => p.name === 'openssl'));
       t.diagnostic(`screenshots in ${shots}`);
     } finally {
       await context.close();
@@ -175,6 +207,59 @@ describe('web interface in Chromium', {
     }
   });
 
+  test('an auditor finds a component in a version range, checks licences and compares two versions', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await page.goto(`${server.url}/ui/`);
+      await page.click('header a:text-is("Components")');
+      await page.fill('input[name=name]', 'openssl');
+      await page.fill('input[name=version]', '<3.0.8');
+      await page.click('main button[type=submit]');
+      const found = await page.locator('main tbody tr').allTextContents();
+      assert.equal(found.length, 1, found.join('\n'));
+      assert.match(found[0]!, /foo-cli.*2\.1-r0.*openssl.*3\.0\.7-r0/s);
+      await page.screenshot({ path: join(shots, 'components.png'), fullPage: true });
+
+      await page.click('header a:text-is("Licences")');
+      await page.fill('input[name=expression]', 'Apache-2.0');
+      await page.selectOption('select[name=mode]', 'conflicts');
+      await page.click('main button[type=submit]');
+      // buildApk declares MIT: every package here is outside an Apache-only list.
+      assert.ok((await page.locator('main tbody tr').count()) >= 3);
+      await page.screenshot({ path: join(shots, 'licences.png'), fullPage: true });
+
+      await page.goto(`${server.url}/ui/packages/main/musl/x86_64/foo-cli/2.2-r0`);
+      await page.click('main a:text-is("compare")');
+      const changed = await page.locator('main tr:has(td:text-is("openssl"))').textContent();
+      assert.match(changed!, /3\.0\.7-r0.*3\.0\.8-r0/s);
+      await page.screenshot({ path: join(shots, 'diff.png'), fullPage: true });
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('real melange-built packages: every page renders its fields and SBOM', {
+    skip: !sharedFixturesPresent && 'needs the shared fixture corpus',
+  }, async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      for (const path of realPages) {
+        const res = await page.goto(`${server.url}${path}`);
+        assert.equal(res?.status(), 200, path);
+        const [name, version] = path.split('/').slice(-2);
+        assert.equal(await page.textContent('h1'), `${name} ${version}`);
+        assert.ok(
+          (await page.locator('main h2:has-text("SBOM") .muted').textContent())!.match(/^\d+ components$/),
+        );
+        await page.screenshot({ path: join(shots, `real-${name}.png`), fullPage: true });
+      }
+    } finally {
+      await context.close();
+    }
+  });
+
   test('every page is accessible: axe-core finds no serious or critical violation, in light and dark', async () => {
     const axe = readFileSync(join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
     const failures: string[] = [];
@@ -185,9 +270,14 @@ describe('web interface in Chromium', {
         for (const path of [
           '/ui/',
           '/ui/search?q=foo',
-          '/ui/packages/main/musl/x86_64/foo-cli/2.1-r0',
+          '/ui/packages/main/musl/x86_64/foo-cli/2.2-r0',
           '/ui/sign-in',
           `/ui/packages/main/musl/x86_64/${HOSTILE.name}/${HOSTILE.version}`,
+          '/ui/components?name=openssl&version=%3C3.0.8',
+          '/ui/licenses?expression=Apache-2.0',
+          '/ui/packages/main/musl/x86_64/foo-cli/2.2-r0/diff?against=2.1-r0',
+          '/ui/packages/main/musl/x86_64/nope/1.0-r0',
+          ...realPages.slice(0, 2),
         ]) {
           await page.goto(`${server.url}${path}`);
           // The page's CSP forbids scripts; axe is injected with it bypassed, in this test's context only.

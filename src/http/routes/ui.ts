@@ -5,15 +5,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { latestEvent } from '../../advisory/document.ts';
 import { AppError } from '../../errors.ts';
+import { type PackageRelations, resolveRelations } from '../../repo/dependencies.ts';
 import { requirePublishedPackage } from '../../repo/lookup.ts';
 import type { Services } from '../../repo/services.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import { type Authenticator, UI_COOKIE } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
+import { errorResponse } from '../errors.ts';
 import { parseQuery } from '../query.ts';
-import { externalLink, formatBytes, type Html, html, uiPath } from '../ui/html.ts';
+import { externalLink, formatBytes, type Html, html, packagePath } from '../ui/html.ts';
 import { PAGE_HEADERS, page, STYLESHEET } from '../ui/layout.ts';
 import { indexKeyOf } from './repo-files.ts';
+import { registerAuditPages } from './ui-audit.ts';
 
 /**
  * The web interface (README, "Web interface"): the home page, search and the
@@ -57,6 +60,23 @@ export function registerUiRoutes(app: FastifyInstance, services: Services, auth:
     });
     // The sign-in form's body; nothing else of the interface takes one.
     await ui.register(fastifyFormbody, { bodyLimit: 4096 });
+    // A person gets a page saying what went wrong, with the same status and code the API gives.
+    ui.setErrorHandler((err, request, reply) => {
+      const { status, body } = errorResponse(err as Error, request, reply);
+      // Basic auth is for apk and scripts; a browser would pop up its own password dialog.
+      reply.removeHeader('www-authenticate');
+      const title =
+        status === 404 ? 'Not found' : status >= 500 ? 'Something went wrong' : 'Cannot show this';
+      reply
+        .code(status)
+        .headers(PAGE_HEADERS)
+        .send(
+          page(
+            title,
+            html`<h1>${title}</h1><p>${body.message}</p><p class="muted">${status} <code>${body.code}</code></p>`,
+          ).text,
+        );
+    });
     registerPages(ui, services, auth);
   });
 }
@@ -86,6 +106,8 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
 <button type="submit">Sign in</button>
 </form>`,
     );
+
+  registerAuditPages(app, services, auth, send);
 
   app.get('/ui/sign-in', async (request, reply) => signInPage(request, reply));
 
@@ -227,13 +249,6 @@ function checkSameOrigin(request: FastifyRequest, services: Services): void {
   }
 }
 
-function packagePath(
-  p: Pick<StoredPackage, 'repo' | 'libc' | 'arch' | 'name' | 'version'>,
-  arch = p.arch,
-): string {
-  return uiPath('packages', p.repo, p.libc, arch, p.name, p.version);
-}
-
 /** A dependency or provided name, linked to the search for it. */
 function nameLink(dep: string): Html {
   const name = dep.replace(/^!/, '').split(/[<>=~]/)[0]!;
@@ -281,13 +296,17 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
 
   return html`<h1>${pkg.name} <span class="muted">${pkg.version}</span></h1>
 <dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
-<h2>Depends on</h2>${list(pkg.depends)}
+${relationsSection(resolveRelations(services.store, { repo: pkg.repo, libc: pkg.libc, arch }, pkg), arch)}
 <h2>Provides</h2>${list(pkg.provides)}
 <h2>Versions</h2>
-<div class="table-wrap"><table><thead><tr><th>version</th><th>arch</th><th>uploaded</th></tr></thead><tbody>
+<div class="table-wrap"><table><thead><tr><th>version</th><th>arch</th><th>uploaded</th><th>SBOM</th></tr></thead><tbody>
 ${versions.map(
   (v) =>
-    html`<tr><td><a href="${packagePath(v, arch)}">${v.version}</a></td><td>${v.arch}</td><td>${new Date(v.uploadedAt).toISOString()}</td></tr>`,
+    html`<tr><td><a href="${packagePath(v, arch)}">${v.version}</a></td><td>${v.arch}</td><td>${new Date(v.uploadedAt).toISOString()}</td><td>${
+      v.id === pkg.id
+        ? html`<span class="muted">this version</span>`
+        : html`<a href="${packagePath(pkg, arch)}/diff?against=${encodeURIComponent(v.version)}">compare</a>`
+    }</td></tr>`,
 )}
 </tbody></table></div>
 <h2>SBOM <span class="muted">${components.length} components</span></h2>
@@ -328,6 +347,32 @@ ${advisories.map((a) => {
 }
 <h2>Vulnerabilities</h2>
 ${vulnerabilityTable(services, pkg)}`;
+}
+
+/** Dependencies linked to the packages that satisfy them, and the packages that need this one. */
+function relationsSection(relations: PackageRelations, arch: string): Html {
+  const link = (p: StoredPackage) =>
+    html`<a href="${packagePath(p, arch)}">${p.name}</a> <span class="muted">${p.version}</span>`;
+  const depends = relations.depends.map((d) => {
+    if (d.conflict) return html`<li><code>${d.token}</code>: conflicts</li>`;
+    if (d.providers.length === 0) {
+      return html`<li><code>${d.token}</code> <span class="muted">(not in this repository)</span></li>`;
+    }
+    const byName = d.providers.find((p) => p.name === d.name);
+    if (byName && d.providers.length === 1) {
+      return html`<li>${link(byName)}${d.token === d.name ? '' : html` <code>${d.token}</code>`}</li>`;
+    }
+    return html`<li><code>${d.token}</code>: provided by ${d.providers.map((p, i) => html`${i > 0 ? ', ' : ''}${link(p)}`)}</li>`;
+  });
+  const dependents = relations.dependents;
+  return html`<h2>Depends on</h2>
+${depends.length > 0 ? html`<ul>${depends}</ul>` : html`<p class="muted">none</p>`}
+<h2>Required by <span class="muted">${dependents.length}${relations.dependentsTruncated ? '+' : ''} packages</span></h2>
+${
+  dependents.length > 0
+    ? html`<ul class="columns">${dependents.map((p) => html`<li>${link(p)}</li>`)}</ul>`
+    : html`<p class="muted">No package in this repository depends on it.</p>`
+}`;
 }
 
 /** What the uploaded OSV records say of this package and its components (reef's advisories applied). */

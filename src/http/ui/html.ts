@@ -57,6 +57,14 @@ export function externalLink(url: string | undefined, text = url): Html {
   return html`${text}`;
 }
 
+/** A package's page; a noarch package shown within an arch's index keeps that arch. */
+export function packagePath(
+  p: { repo: string; libc: string; arch: string; name: string; version: string },
+  arch = p.arch,
+): string {
+  return uiPath('packages', p.repo, p.libc, arch, p.name, p.version);
+}
+
 /** A path under the interface, each segment percent-encoded. */
 export function uiPath(...segments: string[]): string {
   return `/ui/${segments.map(encodeURIComponent).join('/')}`;

@@ -12,6 +12,9 @@ header { display: flex; flex-wrap: wrap; gap: .75rem 1.5rem; align-items: center
 header a.home { font-weight: 700; text-decoration: none; color: var(--fg); }
 header form { display: flex; gap: .5rem; flex: 1 1 16rem; }
 header form.signed-in { flex: 0 0 auto; align-items: center; }
+header nav { display: flex; gap: 1rem; }
+form.query { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: 1rem 0; }
+form.query input, form.query select { padding: .4rem .6rem; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; min-width: 0; }
 main form input[type=password] { padding: .4rem .6rem; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; margin: 0 .5rem; }
 header input[type=search] { flex: 1; min-width: 0; padding: .4rem .6rem; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; }
 button { padding: .4rem .8rem; font: inherit; color: inherit; background: var(--code); border: 1px solid var(--line); border-radius: 4px; }
@@ -32,6 +35,7 @@ pre { padding: .75rem; overflow-x: auto; white-space: pre-wrap; overflow-wrap: a
 .ok { color: var(--ok); font-weight: 600; }
 .bad { color: var(--bad); font-weight: 600; }
 .table-wrap { overflow-x: auto; }
+ul.columns { columns: 16rem; }
 `;
 
 /** The whole page around `content`; `query` fills the search box. */
@@ -47,6 +51,7 @@ export function page(title: string, content: Html, query = '', viewer?: string):
 <body>
 <header>
 <a class="home" href="/ui/">reef</a>
+<nav aria-label="Audit"><a href="/ui/components">Components</a> <a href="/ui/licenses">Licences</a></nav>
 <form action="/ui/search" method="get" role="search">
 <label for="q" class="muted">Search</label>
 <input type="search" id="q" name="q" value="${query}" placeholder="package, so:libc.so.6, cmd:curl">
