@@ -1,13 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { APK_ARCHES } from '../../apk/pkginfo.ts';
 import { AppError } from '../../errors.ts';
 import { isKeyName } from '../../repo/keys.ts';
+import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
-import type { IndexKey } from '../../store/package-store.ts';
+import type { IndexKey, StoredPackage } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { clientFileReader } from '../client-file.ts';
@@ -314,4 +315,24 @@ export function indexKeyOf(repo: string, libc: string, arch: string): IndexKey {
   }
   if (!APK_ARCHES.has(arch)) throw new AppError('NOT_FOUND', `unknown architecture '${arch}'`);
   return { repo, libc, arch };
+}
+
+/** The path parameters of every per-package route. */
+export type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
+
+/**
+ * The published package a per-package path names, once the caller is known
+ * to read its repository (checked first, so a private package's existence is
+ * told to nobody else). `version` names another version of the same package.
+ */
+export function readablePackage(
+  services: Services,
+  auth: Authenticator,
+  request: FastifyRequest,
+  p: PackageParams,
+  version = p.version,
+): { key: IndexKey; pkg: StoredPackage } {
+  auth.requireRead(request, p.repo);
+  const key = indexKeyOf(p.repo, p.libc, p.arch);
+  return { key, pkg: requirePublishedPackage(services.store, key, p.name, version) };
 }

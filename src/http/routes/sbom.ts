@@ -2,7 +2,6 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors.ts';
-import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { attachProvenance, attachSbom } from '../../repo/publish.ts';
 import { renderSbom, type SbomBlob, writeSbomBlob } from '../../repo/sbom.ts';
 import { diffComponents, findComponents, findLicensed } from '../../repo/sbom-queries.ts';
@@ -13,7 +12,7 @@ import type { BlobStore } from '../../store/blob-store.ts';
 import type { Authenticator } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
-import { indexKeyOf } from './repo-files.ts';
+import { indexKeyOf, type PackageParams, readablePackage } from './repo-files.ts';
 
 /** A cursor holds a purl or licence of at most 2,000 characters, base64url-encoded JSON. */
 const MAX_CURSOR_CHARS = 4_000;
@@ -45,20 +44,14 @@ export const licenseQuery = z.object({
 export const diffQuery = z.object({ against: z.string().min(1).max(200) });
 export const exportQuery = z.object({ repo: z.string().min(1).max(64) });
 
-type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
-
 /** SBOM documents, the auditor's queries across all of them, and export. */
 export function registerSbomRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
   const { store, sboms } = services;
 
-  const publishedPackage = (p: PackageParams) =>
-    requirePublishedPackage(store, indexKeyOf(p.repo, p.libc, p.arch), p.name, p.version);
-
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
     async (request, reply) => {
-      auth.requireRead(request, request.params.repo);
-      const pkg = publishedPackage(request.params);
+      const { pkg } = readablePackage(services, auth, request, request.params);
       const q = parseQuery(sbomQuery, request.query);
       const rendered = await renderSbom(services, pkg, q.format);
       return reply
@@ -141,8 +134,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
     async (request) => {
-      auth.requireRead(request, request.params.repo);
-      const pkg = publishedPackage(request.params);
+      const { pkg } = readablePackage(services, auth, request, request.params);
       const attestation = store.getAttestation(pkg.id);
       if (!attestation) throw new AppError('NOT_FOUND', 'this package has no attestation');
       const bundle = JSON.parse((await services.blobs.readAll(attestation.sha256)).toString('utf8'));
@@ -176,10 +168,9 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom/diff',
     async (request) => {
-      auth.requireRead(request, request.params.repo);
-      const pkg = publishedPackage(request.params);
+      const { pkg } = readablePackage(services, auth, request, request.params);
       const q = parseQuery(diffQuery, request.query);
-      const other = publishedPackage({ ...request.params, version: q.against });
+      const other = readablePackage(services, auth, request, request.params, q.against).pkg;
       return {
         from: other.version,
         to: pkg.version,

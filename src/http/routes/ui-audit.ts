@@ -1,14 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors.ts';
-import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { diffComponents } from '../../repo/sbom-queries.ts';
 import type { Services } from '../../repo/services.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
 import type { Authenticator } from '../auth.ts';
 import { parseQuery } from '../query.ts';
 import { type Html, html, packagePath } from '../ui/html.ts';
-import { indexKeyOf } from './repo-files.ts';
+import { type PackageParams, readablePackage } from './repo-files.ts';
 import { queryComponents, queryLicenses } from './sbom.ts';
 
 /**
@@ -46,8 +45,6 @@ export const uiLicenseQuery = z.object({
 });
 
 export const uiDiffQuery = z.object({ against: field(200) });
-
-type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
 export function registerAuditPages(
   app: FastifyInstance,
@@ -136,10 +133,7 @@ ${nextLink('/ui/licenses', { expression, mode: q.mode }, next)}`,
   app.get<{ Params: PackageParams }>(
     '/ui/packages/:repo/:libc/:arch/:name/:version/diff',
     async (request, reply) => {
-      const p = request.params;
-      auth.requireRead(request, p.repo);
-      const key = indexKeyOf(p.repo, p.libc, p.arch);
-      const pkg = requirePublishedPackage(services.store, key, p.name, p.version);
+      const { key, pkg } = readablePackage(services, auth, request, request.params);
       const q = parseQuery(uiDiffQuery, request.query);
       const versions = services.store.versionsOf(key, pkg.name).filter((v) => v.version !== pkg.version);
       const title = `${pkg.name} ${pkg.version}: what changed`;
@@ -158,7 +152,7 @@ ${versions.map((v) => html`<option value="${v.version}"${v.version === q.against
           html`${heading}${versions.length === 0 ? html`<p class="muted">This is the only version.</p>` : ''}`,
         );
       }
-      const other = requirePublishedPackage(services.store, key, pkg.name, q.against);
+      const other = readablePackage(services, auth, request, request.params, q.against).pkg;
       const diff = diffComponents(services.sboms.componentsOf(other.id), services.sboms.componentsOf(pkg.id));
       const list = (components: SbomComponent[]) =>
         components.length > 0

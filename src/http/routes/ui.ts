@@ -6,7 +6,6 @@ import { z } from 'zod';
 import { latestEvent } from '../../advisory/document.ts';
 import { AppError } from '../../errors.ts';
 import { type PackageRelations, resolveRelations } from '../../repo/dependencies.ts';
-import { requirePublishedPackage } from '../../repo/lookup.ts';
 import type { Services } from '../../repo/services.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import { type Authenticator, UI_COOKIE } from '../auth.ts';
@@ -15,7 +14,7 @@ import { errorResponse } from '../errors.ts';
 import { parseQuery } from '../query.ts';
 import { externalLink, formatBytes, type Html, html, packagePath } from '../ui/html.ts';
 import { PAGE_HEADERS, page, STYLESHEET } from '../ui/layout.ts';
-import { indexKeyOf } from './repo-files.ts';
+import { type PackageParams, readablePackage } from './repo-files.ts';
 import { registerAuditPages } from './ui-audit.ts';
 
 /**
@@ -34,8 +33,6 @@ export const searchQuery = z.object({
 
 const STYLESHEET_ETAG = `"${createHash('sha256').update(STYLESHEET).digest('hex')}"`;
 const SEARCH_LIMIT = 100;
-
-type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
 export function registerUiRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
   // A browser at the root goes to the interface; apk and scripts never ask for `/`.
@@ -220,10 +217,7 @@ ${hits.length === SEARCH_LIMIT ? html`<p class="muted">The first ${SEARCH_LIMIT}
   app.get<{ Params: PackageParams }>(
     '/ui/packages/:repo/:libc/:arch/:name/:version',
     async (request, reply) => {
-      const p = request.params;
-      auth.requireRead(request, p.repo);
-      const key = indexKeyOf(p.repo, p.libc, p.arch);
-      const pkg = requirePublishedPackage(store, key, p.name, p.version);
+      const { key, pkg } = readablePackage(services, auth, request, request.params);
       return send(
         request,
         reply,

@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { requirePublishedPackage } from '../../repo/lookup.ts';
 import type { Services } from '../../repo/services.ts';
 import type { Authenticator } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
-import { indexKeyOf } from './repo-files.ts';
+import { type PackageParams, readablePackage } from './repo-files.ts';
 
 /** An upload of OSV records: osv.dev's per-ecosystem exports run to tens of MB. */
 const UPLOAD_BODY_LIMIT = 128 * 1024 * 1024;
@@ -28,8 +27,6 @@ const matchCursor = z.strictObject({
 });
 
 const offsetCursor = z.strictObject({ offset: z.number().int().min(0) });
-
-type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
 /**
  * Which packages a vulnerability affects (README, "Which packages does a
@@ -69,14 +66,7 @@ export function registerVulnerabilityRoutes(
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/vulnerabilities',
     async (request) => {
-      const p = request.params;
-      auth.requireRead(request, p.repo);
-      const pkg = requirePublishedPackage(
-        services.store,
-        indexKeyOf(p.repo, p.libc, p.arch),
-        p.name,
-        p.version,
-      );
+      const { pkg } = readablePackage(services, auth, request, request.params);
       const q = parseQuery(vulnerabilityQuery, request.query);
       // One list, matches first: a page is a slice of it, `after` the position it ends at.
       const after = q.after === undefined ? 0 : decodeCursor(offsetCursor, q.after).offset;
