@@ -2,13 +2,15 @@
 -- its page and served by GET /api/v1/packages/…/files.
 --
 -- One row per entry, in archive order, rather than one compressed list per
--- package: a page of the list is then a range read of the primary key, so
+-- package: a page of the list is then a range read by (package, position), so
 -- serving the largest package (tens of thousands of entries, up to the
 -- parser's 500,000) never inflates the whole list into memory, and a delete
--- removes the rows by cascade. WITHOUT ROWID keeps each row once, in the
--- primary key's B-tree (no rowid table beside an index); a row is the
--- package id and ordinal as varints, the path and a few small columns.
--- Only what a reader needs is kept: not uid, gid, mtime or the SHA-1.
+-- removes the rows by cascade (through the primary key's index, which
+-- starts with the package id). A row is the package id and position as
+-- varints, the path and a few small integers: only what a reader needs is
+-- kept, not uid, gid, mtime or the SHA-1. (A WITHOUT ROWID table would save
+-- the index's copy of the key, but would break whatever reads every table
+-- by rowid.)
 
 CREATE TABLE package_files (
   package_id   INTEGER NOT NULL REFERENCES packages(id) ON DELETE CASCADE,
@@ -19,7 +21,7 @@ CREATE TABLE package_files (
   size         INTEGER NOT NULL,              -- bytes of a regular file; 0 otherwise
   link_target  TEXT,                          -- symlinks and hard links only
   PRIMARY KEY (package_id, seq)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 -- A row here means the package's list was recorded (empty lists included):
 -- packages published before this migration have none until the list is read
