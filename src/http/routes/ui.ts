@@ -5,12 +5,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { latestEvent } from '../../advisory/document.ts';
 import { AppError } from '../../errors.ts';
+import { ensureFileList } from '../../repo/file-list.ts';
 import { requirePublishedPackage } from '../../repo/lookup.ts';
 import type { Services } from '../../repo/services.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import { type Authenticator, UI_COOKIE } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { parseQuery } from '../query.ts';
+import { renderFileList } from '../ui/file-list.ts';
 import { externalLink, formatBytes, type Html, html, uiPath } from '../ui/html.ts';
 import { PAGE_HEADERS, page, STYLESHEET } from '../ui/layout.ts';
 import { indexKeyOf } from './repo-files.ts';
@@ -202,6 +204,7 @@ ${hits.length === SEARCH_LIMIT ? html`<p class="muted">The first ${SEARCH_LIMIT}
       auth.requireRead(request, p.repo);
       const key = indexKeyOf(p.repo, p.libc, p.arch);
       const pkg = requirePublishedPackage(store, key, p.name, p.version);
+      await ensureFileList(services, pkg).catch((err) => request.log.warn({ err }, 'file list not read'));
       return send(
         request,
         reply,
@@ -283,6 +286,7 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
 <dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
 <h2>Depends on</h2>${list(pkg.depends)}
 <h2>Provides</h2>${list(pkg.provides)}
+${renderFileList(services.fileLists, pkg, base)}
 <h2>Versions</h2>
 <div class="table-wrap"><table><thead><tr><th>version</th><th>arch</th><th>uploaded</th></tr></thead><tbody>
 ${versions.map(
