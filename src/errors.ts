@@ -109,6 +109,8 @@ export const ERROR_CODES = {
   // stored, but its index could not be written, nor the row taken back: listed at the next index build
   PUBLISH_INDEX_PENDING: 'unavailable',
   PACKAGE_NOT_FOUND: 'not_found',
+  // a package published before file lists were kept, whose stored .apk today's parser cannot list
+  PACKAGE_FILES_UNREADABLE: 'internal',
   // the standalone publisher client was not built beside this server
   CLIENT_NOT_BUILT: 'not_found',
   REPO_NOT_FOUND: 'not_found',

@@ -8,6 +8,7 @@ import { Metrics, registerMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAdvisoryRoutes } from './routes/advisories.ts';
+import { registerPackageFileRoutes } from './routes/package-files.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
 import { registerSbomRoutes } from './routes/sbom.ts';
@@ -95,6 +96,7 @@ export async function buildApp(
   registerAdvisoryRoutes(app, services, auth);
   registerRepoFileRoutes(app, services, auth);
   registerPackageRoutes(app, services, auth, metrics);
+  registerPackageFileRoutes(app, services, auth);
   registerAdminRoutes(app, services, auth);
   registerSbomRoutes(app, services, auth);
   registerVulnerabilityRoutes(app, services, auth);

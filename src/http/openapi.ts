@@ -6,6 +6,7 @@ import { ERROR_CODES } from '../errors.ts';
 import { LIBCS } from '../repo/publish.ts';
 import { auditQuery, createTokenBody, deletedQuery, repoSettingsBody } from './routes/admin.ts';
 import { advisoryListQuery, importBody } from './routes/advisories.ts';
+import { fileListQuery } from './routes/package-files.ts';
 import { pageQuery } from './routes/packages.ts';
 import { PACKAGE_SIDE_FILES } from './routes/repo-files.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
@@ -911,6 +912,45 @@ const OPERATIONS: OperationSpec[] = [
     summary: 'One package: every .PKGINFO field, checksums, size, upload time',
     access: { kind: 'read' },
     responses: { 200: ok('the package', ref('Package')), 404: 'NotFound' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}/files',
+    tag: 'packages',
+    operationId: 'listPackageFiles',
+    summary: 'The files a package installs: the entries of its data tar, in archive order, paged',
+    description:
+      'Paths are as the archive spells them (no leading `/`; a directory may end in `/` and may ' +
+      'come more than once). `total` counts every entry. For a package published before reef ' +
+      'recorded file lists, the first request reads the list from the stored package. Pass `next` ' +
+      'as `after` until it is null.',
+    access: { kind: 'read' },
+    query: fileListQuery,
+    responses: {
+      200: ok(
+        'one page of the list',
+        obj({
+          files: arr(
+            obj(
+              {
+                path: str('the entry name in the data tar'),
+                type: str(undefined, {
+                  enum: ['file', 'directory', 'symlink', 'hardlink', 'chardev', 'blockdev', 'fifo'],
+                }),
+                mode: int('permission bits, as in the tar header (e.g. 493 = 0o755)'),
+                size: int('bytes of a regular file; 0 for other entries'),
+                linkTarget: str('what a symlink points to, or the entry a hard link names'),
+              },
+              ['path', 'type', 'mode', 'size'],
+            ),
+          ),
+          total: int('entries in the whole list'),
+          next: orNull(str('an opaque cursor: the `after` of the next page; null on the last page')),
+        }),
+      ),
+      400: 'BadRequest',
+      404: 'NotFound',
+    },
   },
   ...(['post', 'put'] as const).map(
     (method): OperationSpec => ({

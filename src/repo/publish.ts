@@ -6,6 +6,7 @@ import { type AttestationKey, publishStatement, signStatement } from '../provena
 import { checkDescribes } from '../sbom/parse.ts';
 import type { SbomFormat } from '../sbom/types.ts';
 import type { BlobStore, TempBlob } from '../store/blob-store.ts';
+import type { FileListStore } from '../store/file-list-store.ts';
 import type {
   IndexKey,
   Libc,
@@ -15,6 +16,7 @@ import type {
   StoredProvenance,
 } from '../store/package-store.ts';
 import type { SbomStore } from '../store/sbom-store.ts';
+import { listedFiles } from './file-list.ts';
 import type { Indexer } from './indexer.ts';
 import { requirePublishedPackage } from './lookup.ts';
 import type { ProvenancePolicies, ProvenanceResult, PublisherProvenance } from './provenance.ts';
@@ -30,6 +32,8 @@ import type { SbomParser } from './sbom-parser.ts';
 export interface PublishDeps {
   store: PackageStore;
   sboms: SbomStore;
+  /** What each package installs. */
+  fileLists: FileListStore;
   /** Base URI of generated SPDX documentNamespace values. */
   sbomNamespace: string;
   /** Signs reef's record of every publish. */
@@ -248,6 +252,8 @@ export async function publishPackage(
       },
       Date.now(),
       (created) => {
+        // In the package's transaction: no package is ever listed without its files.
+        deps.fileLists.save(created.id, listedFiles(apk.files));
         deps.sboms.save(created.id, {
           source: sbom.source,
           format: sbom.parsed.format,

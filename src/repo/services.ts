@@ -7,6 +7,7 @@ import { AdvisoryStore } from '../store/advisory-store.ts';
 import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
+import { FileListStore } from '../store/file-list-store.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
 import { VulnerabilityStore } from '../store/vulnerability-store.ts';
@@ -93,6 +94,7 @@ export async function createServices(
       db,
       store,
       sboms,
+      fileLists: new FileListStore(db),
       attestationKey,
       provenance,
       sbomNamespace: `${config.publicUrl?.replace(/\/$/, '') ?? 'https://reef.invalid'}/spdxdocs`,

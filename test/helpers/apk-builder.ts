@@ -19,6 +19,8 @@ export interface BuildFile {
   linkTarget?: string;
   /** A pax `path` record that overrides the header name (for hostile tests). */
   paxPath?: string;
+  /** Permission bits; 0o755 for directories and 0o644 otherwise by default. */
+  mode?: number;
 }
 
 export interface BuildSigner {
@@ -92,7 +94,7 @@ export async function buildDataTar(files: BuildFile[]): Promise<Buffer> {
         name: f.name,
         type,
         size: body.length,
-        mode: type === 'directory' ? 0o755 : 0o644,
+        mode: f.mode ?? (type === 'directory' ? 0o755 : 0o644),
         mtime: new Date(1_700_000_000_000),
         uid: 0,
         gid: 0,

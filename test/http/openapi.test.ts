@@ -390,6 +390,8 @@ describe('OpenAPI document and the real app', () => {
     assertConforms(list.body, '/api/v1/repos/{repo}/{libc}/{arch}/packages', 'get', 200);
     const one = await get(`/api/v1/packages/main/musl/${arch}/hello/1.0-r0`);
     assertConforms(one.body, '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}', 'get', 200);
+    const files = await get(`/api/v1/packages/main/musl/${arch}/hello/1.0-r0/files?limit=1`);
+    assertConforms(files.body, '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}/files', 'get', 200);
     assertConforms((await get('/api/v1/repos')).body, '/api/v1/repos', 'get', 200);
 
     const created = await fetch(`${server.url}/api/v1/tokens`, {

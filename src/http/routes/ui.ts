@@ -6,12 +6,14 @@ import { z } from 'zod';
 import { latestEvent } from '../../advisory/document.ts';
 import { AppError } from '../../errors.ts';
 import { type PackageRelations, resolveRelations } from '../../repo/dependencies.ts';
+import { ensureFileList } from '../../repo/file-list.ts';
 import type { Services } from '../../repo/services.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import { type Authenticator, UI_COOKIE } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { errorResponse } from '../errors.ts';
 import { parseQuery } from '../query.ts';
+import { renderFileList } from '../ui/file-list.ts';
 import { externalLink, formatBytes, type Html, html, packagePath } from '../ui/html.ts';
 import { PAGE_HEADERS, page, STYLESHEET } from '../ui/layout.ts';
 import { type PackageParams, readablePackage } from './repo-files.ts';
@@ -218,6 +220,7 @@ ${hits.length === SEARCH_LIMIT ? html`<p class="muted">The first ${SEARCH_LIMIT}
     '/ui/packages/:repo/:libc/:arch/:name/:version',
     async (request, reply) => {
       const { key, pkg } = readablePackage(services, auth, request, request.params);
+      await ensureFileList(services, pkg).catch((err) => request.log.warn({ err }, 'file list not read'));
       return send(
         request,
         reply,
@@ -292,6 +295,7 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
 <dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
 ${relationsSection(resolveRelations(services.store, { repo: pkg.repo, libc: pkg.libc, arch }, pkg), arch)}
 <h2>Provides</h2>${list(pkg.provides)}
+${renderFileList(services.fileLists, pkg, base)}
 <h2>Versions</h2>
 <div class="table-wrap"><table><thead><tr><th>version</th><th>arch</th><th>uploaded</th><th>SBOM</th></tr></thead><tbody>
 ${versions.map(

@@ -1,0 +1,99 @@
+import type { TarEntryType } from '../../apk/tar-reader.ts';
+import type { FileListStore, ListedFile } from '../../store/file-list-store.ts';
+import type { StoredPackage } from '../../store/package-store.ts';
+import { formatBytes, type Html, html } from './html.ts';
+
+/** Entries shown on a page; the API pages through the rest. */
+const SHOWN = 1000;
+
+/** `tar -tv`'s letter for each entry type. */
+const TYPE_LETTERS: Record<TarEntryType, string> = {
+  file: '-',
+  directory: 'd',
+  symlink: 'l',
+  hardlink: 'h',
+  chardev: 'c',
+  blockdev: 'b',
+  fifo: 'p',
+};
+
+/**
+ * The package page's "Files" section: the first entries of the package's
+ * data tar, directories left out, and a link to the API for all of them.
+ * The list is read from the store, recorded before the page is asked for
+ * (ensureFileList); a package whose list could not be read says so.
+ */
+export function renderFileList(fileLists: FileListStore, pkg: StoredPackage, base: string): Html {
+  const total = fileLists.entryCount(pkg.id);
+  const api = `${base}/api/v1/packages/${[pkg.repo, pkg.libc, pkg.arch, pkg.name, pkg.version].map(encodeURIComponent).join('/')}/files`;
+  const link = html`<a href="${api}">the file list API</a>`;
+  if (total === undefined) {
+    return html`<h2>Files</h2>
+<p class="muted">The file list of this package could not be read yet; ${link} tries again.</p>`;
+  }
+  const { files, next } = fileLists.page(pkg.id, { limit: SHOWN, withDirectories: false });
+  const note =
+    next !== undefined
+      ? html`<p class="muted">The first ${SHOWN.toLocaleString('en')} files; ${link} lists all ${total} entries.</p>`
+      : files.length < total
+        ? html`<p class="muted">Directories are left out; ${link} lists all ${total} entries.</p>`
+        : '';
+  return html`<h2>Files <span class="muted">${total} entries</span></h2>
+${
+  files.length > 0
+    ? html`<div class="table-wrap"><table><thead><tr><th>mode</th><th>path</th><th>size</th></tr></thead><tbody>
+${files.map(
+  (f) =>
+    html`<tr><td><code>${modeString(f)}</code></td><td><code>${visible(f.path)}</code>${linkOf(f)}</td><td>${f.type === 'file' ? formatBytes(f.size) : ''}</td></tr>`,
+)}
+</tbody></table></div>`
+    : html`<p class="muted">This package installs no files.</p>`
+}
+${note}`;
+}
+
+function linkOf(f: ListedFile): Html | string {
+  if (f.linkTarget === undefined) return '';
+  const how = f.type === 'hardlink' ? 'link to' : '→';
+  return html` ${how} <code>${visible(f.linkTarget)}</code>`;
+}
+
+/** `-rwxr-xr-x` as `ls -l` and `tar -tv` print it, setuid, setgid and sticky bits included. */
+function modeString(f: Pick<ListedFile, 'type' | 'mode'>): string {
+  const m = f.mode;
+  const triple = (shift: number, special: boolean, letter: string) => {
+    const x = (m >> shift) & 1;
+    const last = special ? (x ? letter : letter.toUpperCase()) : x ? 'x' : '-';
+    return `${(m >> (shift + 2)) & 1 ? 'r' : '-'}${(m >> (shift + 1)) & 1 ? 'w' : '-'}${last}`;
+  };
+  return (
+    TYPE_LETTERS[f.type] +
+    triple(6, (m & 0o4000) !== 0, 's') +
+    triple(3, (m & 0o2000) !== 0, 's') +
+    triple(0, (m & 0o1000) !== 0, 't')
+  );
+}
+
+/**
+ * SECURITY: a path is any bytes but NUL. Control characters (a newline makes
+ * one name look like two) and the bidirectional controls that reorder text
+ * (`evil\u202Etxt.sh` reads as `evilhs.txt`) are shown as `\xNN` / `\u{…}`
+ * escapes, and a backslash as `\\`, so what is shown names one path only.
+ * Escaping for HTML is the `html` template's.
+ */
+function visible(path: string): string {
+  let out = '';
+  for (const c of path) {
+    const code = c.codePointAt(0)!;
+    if (c === '\\') out += '\\\\';
+    else if (code < 0x20 || (code >= 0x7f && code < 0xa0)) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else if (BIDI_CONTROLS.has(code)) out += `\\u{${code.toString(16)}}`;
+    else out += c;
+  }
+  return out;
+}
+
+/** Unicode's bidirectional formatting characters (UAX #9): marks, embeddings, overrides, isolates. */
+const BIDI_CONTROLS = new Set([
+  0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069,
+]);
