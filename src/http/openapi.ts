@@ -11,6 +11,7 @@ import { pageQuery } from './routes/packages.ts';
 import { PACKAGE_SIDE_FILES } from './routes/repo-files.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
 import { searchQuery } from './routes/ui.ts';
+import { uiComponentQuery, uiDiffQuery, uiLicenseQuery } from './routes/ui-audit.ts';
 import { vulnerabilityQuery } from './routes/vulnerabilities.ts';
 
 /**
@@ -735,6 +736,38 @@ const UI_OPERATIONS: OperationSpec[] = [
     summary: 'A package: its fields, dependencies, versions, SBOM, provenance and advisories',
     access: { kind: 'read' },
     responses: { 200: htmlPage('the page'), 404: 'NotFound' },
+  },
+  {
+    method: 'get',
+    path: '/ui/packages/{repo}/{libc}/{arch}/{name}/{version}/diff',
+    tag: 'ui',
+    operationId: 'uiPackageDiff',
+    summary: 'SBOM components added, removed and changed since another version (query against)',
+    access: { kind: 'read' },
+    query: uiDiffQuery,
+    responses: { 200: htmlPage('the page'), 404: 'NotFound' },
+  },
+  {
+    method: 'get',
+    path: '/ui/components',
+    tag: 'ui',
+    operationId: 'uiComponents',
+    summary: 'Which packages contain a component (by name or purl), in a version range',
+    description: 'The page of GET /api/v1/components, a hundred rows at a time.',
+    access: { kind: 'public' },
+    query: uiComponentQuery,
+    responses: { 200: htmlPage('the form and the results'), 400: htmlPage('the form and what to fix') },
+  },
+  {
+    method: 'get',
+    path: '/ui/licenses',
+    tag: 'ui',
+    operationId: 'uiLicenses',
+    summary: 'Packages whose declared licence an approved list does not allow (or does)',
+    description: 'The page of GET /api/v1/licenses, a hundred rows at a time.',
+    access: { kind: 'public' },
+    query: uiLicenseQuery,
+    responses: { 200: htmlPage('the form and the results'), 400: htmlPage('the form and what to fix') },
   },
   {
     method: 'get',

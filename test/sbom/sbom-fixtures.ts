@@ -206,7 +206,12 @@ export function sampleSpdx(name = 'crane', version = '0.20.2-r1'): Record<string
 }
 
 /** sampleSpdx with one more component: openssl at version `openssl`, as a JSON text. */
-export function spdxWithOpenssl(name: string, version: string, openssl: string, license = 'Apache-2.0'): string {
+export function spdxWithOpenssl(
+  name: string,
+  version: string,
+  openssl: string,
+  license = 'Apache-2.0',
+): string {
   const doc = sampleSpdx(name, version) as { packages: Array<Record<string, unknown>> };
   doc.packages.push({
     SPDXID: 'SPDXRef-Package-openssl',
