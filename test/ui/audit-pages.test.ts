@@ -181,6 +181,23 @@ describe('dependency links and auditor pages (HTTP)', () => {
     assert.equal((await page('/ui/packages/hidden/musl/x86_64/secret-tool/1.0-r0/diff')).status, 401);
   });
 
+  test('an SBOM component name cannot pass for another: controls and bidi overrides are shown as escapes', async () => {
+    const doc = JSON.parse(spdxWithOpenssl('tricky', '1.0-r0', '3.0.8-r0')) as {
+      packages: Array<Record<string, unknown>>;
+    };
+    doc.packages.push({
+      SPDXID: 'SPDXRef-Package-tricky-part',
+      name: 'libevil\u202Etxt.so\nopenssl',
+      versionInfo: '1.0',
+      downloadLocation: 'NOASSERTION',
+    });
+    const apk = await buildApk({ name: 'tricky', version: '1.0-r0', depends: [], sbom: JSON.stringify(doc) });
+    assert.equal((await publish(server, 'main', 'musl', apk)).status, 201);
+    const shown = await page('/ui/packages/main/musl/x86_64/tricky/1.0-r0');
+    assert.ok(shown.text.includes('<td>libevil\\u{202e}txt.so\\x0aopenssl</td>'), 'escaped in the SBOM table');
+    assert.ok(!shown.text.includes('\u202E'), 'no override character reaches the page');
+  });
+
   test('errors are pages: the status and code of the API, no Basic-auth dialog', async () => {
     const missing = await page('/ui/packages/main/musl/x86_64/nope/1.0-r0');
     assert.equal(missing.status, 404);

@@ -6,7 +6,8 @@ import type { Services } from '../../repo/services.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
 import type { Authenticator } from '../auth.ts';
 import { parseQuery } from '../query.ts';
-import { type Html, html, packagePath } from '../ui/html.ts';
+import { componentCells } from '../ui/component-cells.ts';
+import { type Html, html, packagePath, visible } from '../ui/html.ts';
 import { type PackageParams, readablePackage } from './repo-files.ts';
 import { queryComponents, queryLicenses } from './sbom.ts';
 
@@ -74,7 +75,7 @@ export function registerAuditPages(
     const { matches, next } = answer.value;
     const rows = matches.map(
       (m) =>
-        html`<tr><td><a href="${packagePath(m.package)}">${m.package.name}</a></td><td>${m.package.version}</td><td>${m.package.repo}/${m.package.libc}/${m.package.arch}</td><td>${m.component.name}</td><td>${m.component.version ?? ''}</td><td>${m.component.purl ? html`<code>${m.component.purl}</code>` : ''}</td><td>${m.component.license ?? ''}</td></tr>`,
+        html`<tr><td><a href="${packagePath(m.package)}">${m.package.name}</a></td><td>${m.package.version}</td><td>${m.package.repo}/${m.package.libc}/${m.package.arch}</td>${componentCells(m.component)}</tr>`,
     );
     return send(
       request,
@@ -157,7 +158,7 @@ ${versions.map((v) => html`<option value="${v.version}"${v.version === q.against
       const list = (components: SbomComponent[]) =>
         components.length > 0
           ? html`<div class="table-wrap"><table><thead><tr><th>component</th><th>version</th><th>purl</th><th>licence</th></tr></thead><tbody>
-${components.map((c) => html`<tr><td>${c.name}</td><td>${c.version ?? ''}</td><td>${c.purl ? html`<code>${c.purl}</code>` : ''}</td><td>${c.license ?? ''}</td></tr>`)}
+${components.map((c) => html`<tr>${componentCells(c)}</tr>`)}
 </tbody></table></div>`
           : html`<p class="muted">none</p>`;
       return send(
@@ -172,7 +173,7 @@ ${
     ? html`<div class="table-wrap"><table><thead><tr><th>component</th><th>${other.version}</th><th>${pkg.version}</th><th>licence</th></tr></thead><tbody>
 ${diff.changed.map(
   ({ before, after }) =>
-    html`<tr><td>${after.name}</td><td>${before.version ?? ''}</td><td>${after.version ?? ''}</td><td>${before.license === after.license ? (after.license ?? '') : `${before.license ?? 'none'} → ${after.license ?? 'none'}`}</td></tr>`,
+    html`<tr><td>${visible(after.name)}</td><td>${visible(before.version ?? '')}</td><td>${visible(after.version ?? '')}</td><td>${before.license === after.license ? (after.license ?? '') : `${before.license ?? 'none'} → ${after.license ?? 'none'}`}</td></tr>`,
 )}
 </tbody></table></div>`
     : html`<p class="muted">none</p>`

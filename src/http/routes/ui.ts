@@ -13,8 +13,9 @@ import { type Authenticator, UI_COOKIE } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { errorResponse } from '../errors.ts';
 import { parseQuery } from '../query.ts';
+import { componentCells } from '../ui/component-cells.ts';
 import { renderFileList } from '../ui/file-list.ts';
-import { externalLink, formatBytes, type Html, html, packagePath } from '../ui/html.ts';
+import { externalLink, formatBytes, type Html, html, packagePath, visible } from '../ui/html.ts';
 import { PAGE_HEADERS, page, STYLESHEET } from '../ui/layout.ts';
 import { type PackageParams, readablePackage } from './repo-files.ts';
 import { registerAuditPages } from './ui-audit.ts';
@@ -310,12 +311,7 @@ ${versions.map(
 <h2>SBOM <span class="muted">${components.length} components</span></h2>
 <p><a href="${sbomBase}.spdx.json">SPDX 2.3</a> · <a href="${sbomBase}.cdx.json">CycloneDX 1.6</a></p>
 <div class="table-wrap"><table><thead><tr><th>component</th><th>version</th><th>purl</th><th>licence</th></tr></thead><tbody>
-${components
-  .slice(0, 500)
-  .map(
-    (c) =>
-      html`<tr><td>${c.name}</td><td>${c.version ?? ''}</td><td>${c.purl ? html`<code>${c.purl}</code>` : ''}</td><td>${c.license ?? ''}</td></tr>`,
-  )}
+${components.slice(0, 500).map((c) => html`<tr>${componentCells(c)}</tr>`)}
 </tbody></table></div>
 ${components.length > 500 ? html`<p class="muted">The first 500; the SBOM has them all.</p>` : ''}
 <h2>Provenance</h2>
@@ -384,7 +380,7 @@ function vulnerabilityTable(services: Services, pkg: StoredPackage): Html {
   return html`<div class="table-wrap"><table><thead><tr><th>record</th><th>component</th><th>state</th><th>why</th></tr></thead><tbody>
 ${matches.map(
   (m) =>
-    html`<tr><td>${m.record}</td><td>${m.component ? `${m.component.name} ${m.component.version ?? ''}` : 'this package'}</td><td><span class="${stateClass(m.state)}">${m.state.replace('_', ' ')}</span></td><td>${
+    html`<tr><td>${m.record}</td><td>${m.component ? visible(`${m.component.name} ${m.component.version ?? ''}`) : 'this package'}</td><td><span class="${stateClass(m.state)}">${m.state.replace('_', ' ')}</span></td><td>${
       m.advisory
         ? `advisory ${m.advisory.id}: ${m.advisory.event}${m.advisory.fixedVersion ? ` in ${m.advisory.fixedVersion}` : ''}`
         : m.range
@@ -394,7 +390,7 @@ ${matches.map(
 )}
 ${notEvaluated.map(
   (n) =>
-    html`<tr><td>${n.record}</td><td>${n.component ? `${n.component.name} ${n.component.version ?? ''}` : 'this package'}</td><td>not evaluated</td><td>${n.reason}</td></tr>`,
+    html`<tr><td>${n.record}</td><td>${n.component ? visible(`${n.component.name} ${n.component.version ?? ''}`) : 'this package'}</td><td>not evaluated</td><td>${n.reason}</td></tr>`,
 )}
 </tbody></table></div>`;
 }

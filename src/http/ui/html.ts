@@ -81,3 +81,27 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
 }
+
+/**
+ * SECURITY: a path or an SBOM component name is any text a publisher chose.
+ * Control characters (a newline makes one name look like two) and the bidirectional controls that reorder text
+ * (`evil\u202Etxt.sh` reads as `evilhs.txt`) are shown as `\xNN` / `\u{…}`
+ * escapes, and a backslash as `\\`, so what is shown names one thing only.
+ * Escaping for HTML is the `html` template's.
+ */
+export function visible(text: string): string {
+  let out = '';
+  for (const c of text) {
+    const code = c.codePointAt(0)!;
+    if (c === '\\') out += '\\\\';
+    else if (code < 0x20 || (code >= 0x7f && code < 0xa0)) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else if (BIDI_CONTROLS.has(code)) out += `\\u{${code.toString(16)}}`;
+    else out += c;
+  }
+  return out;
+}
+
+/** Unicode's bidirectional formatting characters (UAX #9): marks, embeddings, overrides, isolates. */
+const BIDI_CONTROLS = new Set([
+  0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069,
+]);
