@@ -11,6 +11,7 @@ import { registerAdvisoryRoutes } from './routes/advisories.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
 import { registerSbomRoutes } from './routes/sbom.ts';
+import { registerSearchRoutes } from './routes/search.ts';
 import { registerUiRoutes } from './routes/ui.ts';
 import { registerVulnerabilityRoutes } from './routes/vulnerabilities.ts';
 
@@ -97,6 +98,7 @@ export async function buildApp(
   registerPackageRoutes(app, services, auth, metrics);
   registerAdminRoutes(app, services, auth);
   registerSbomRoutes(app, services, auth);
+  registerSearchRoutes(app, services, auth);
   registerVulnerabilityRoutes(app, services, auth);
   registerUiRoutes(app, services, auth);
   registerOpenApi(app);
