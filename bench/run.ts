@@ -10,6 +10,7 @@ import { benchParse } from './parse.ts';
 import { benchPublish } from './publish.ts';
 import { benchSbomPressure } from './sbom-pressure.ts';
 import { type BenchResult, log, runCommand } from './support.ts';
+import { benchUi } from './ui.ts';
 import { benchUploadMemory } from './upload-memory.ts';
 import { benchVulnerabilities } from './vulnerabilities.ts';
 
@@ -17,7 +18,7 @@ import { benchVulnerabilities } from './vulnerabilities.ts';
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download components index memory upload-memory sbom-pressure vulnerabilities]
+ * usage: npm run bench [-- parse publish download components index memory upload-memory sbom-pressure vulnerabilities ui]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
@@ -30,6 +31,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   'upload-memory': benchUploadMemory,
   'sbom-pressure': benchSbomPressure,
   vulnerabilities: benchVulnerabilities,
+  ui: benchUi,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));

@@ -12,6 +12,7 @@ import { registerPackageFileRoutes } from './routes/package-files.ts';
 import { registerPackageRoutes } from './routes/packages.ts';
 import { registerRepoFileRoutes } from './routes/repo-files.ts';
 import { registerSbomRoutes } from './routes/sbom.ts';
+import { registerSearchRoutes } from './routes/search.ts';
 import { registerUiRoutes } from './routes/ui.ts';
 import { registerVulnerabilityRoutes } from './routes/vulnerabilities.ts';
 
@@ -99,6 +100,7 @@ export async function buildApp(
   registerPackageFileRoutes(app, services, auth);
   registerAdminRoutes(app, services, auth);
   registerSbomRoutes(app, services, auth);
+  registerSearchRoutes(app, services, auth);
   registerVulnerabilityRoutes(app, services, auth);
   registerUiRoutes(app, services, auth);
   registerOpenApi(app);

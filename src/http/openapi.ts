@@ -10,6 +10,7 @@ import { fileListQuery } from './routes/package-files.ts';
 import { pageQuery } from './routes/packages.ts';
 import { PACKAGE_SIDE_FILES } from './routes/repo-files.ts';
 import { componentQuery, diffQuery, exportQuery, licenseQuery, sbomQuery } from './routes/sbom.ts';
+import { apiSearchQuery } from './routes/search.ts';
 import { searchQuery } from './routes/ui.ts';
 import { uiComponentQuery, uiDiffQuery, uiLicenseQuery } from './routes/ui-audit.ts';
 import { vulnerabilityQuery } from './routes/vulnerabilities.ts';
@@ -221,6 +222,13 @@ const SCHEMAS: Record<string, Json> = {
       }),
     ],
   },
+  SearchPage: obj({
+    packages: arr(
+      ref('Package'),
+      'exact name first, then names starting with q, other names containing it, then descriptions and provides; by name within each',
+    ),
+    next: orNull(str('the `after` of the next page; null on the last page')),
+  }),
   PackagePage: obj({
     packages: arr(ref('Package')),
     next: orNull(int('the `after` of the next page; null on the last page')),
@@ -939,6 +947,21 @@ const OPERATIONS: OperationSpec[] = [
   },
   {
     method: 'get',
+    path: '/api/v1/search',
+    tag: 'packages',
+    operationId: 'searchPackages',
+    summary: 'Search packages by name, description and what they provide (so:, cmd:, pc:), paged',
+    description:
+      'Case-insensitive substring search over the packages the caller may read (a private repository ' +
+      'only with `<repo>:read`). `q` of 1 or 2 characters matches names by their start; an empty `q` ' +
+      "lists every package by name. Every character of `q` is literal. The web interface's /ui/search " +
+      'shows the same results.',
+    access: { kind: 'optional' },
+    query: apiSearchQuery,
+    responses: { 200: ok('one page', ref('SearchPage')), 400: 'BadRequest' },
+  },
+  {
+    method: 'get',
     path: '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}',
     tag: 'packages',
     operationId: 'getPackage',
@@ -1338,6 +1361,7 @@ const QUERY_DESCRIPTIONS: Record<string, string> = {
   limit: 'page size',
   after: 'the `next` of the previous page',
   before: 'the `next` of the previous page',
+  q: 'the text to search for, literally (case-insensitive)',
 };
 
 function securityOf(access: Access): Array<Record<string, string[]>> {

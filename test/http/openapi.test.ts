@@ -393,6 +393,10 @@ describe('OpenAPI document and the real app', () => {
     const files = await get(`/api/v1/packages/main/musl/${arch}/hello/1.0-r0/files?limit=1`);
     assertConforms(files.body, '/api/v1/packages/{repo}/{libc}/{arch}/{name}/{version}/files', 'get', 200);
     assertConforms((await get('/api/v1/repos')).body, '/api/v1/repos', 'get', 200);
+    const found = await get('/api/v1/search?q=hello');
+    assert.equal((found.body.packages as unknown[]).length, 1);
+    assertConforms(found.body, '/api/v1/search', 'get', 200);
+    assertConforms((await get('/api/v1/search?after=x')).body, '/api/v1/search', 'get', 400);
 
     const created = await fetch(`${server.url}/api/v1/tokens`, {
       method: 'POST',

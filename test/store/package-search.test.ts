@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { migrate, openDb } from '../../src/store/db.ts';
+import { PackageStore, type SearchCursor, type StoredPackage } from '../../src/store/package-store.ts';
+import { insertNew, newPackage } from '../helpers/new-package.ts';
+import { prng } from '../helpers/prng.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'reef-search-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+function openStore(name: string, migrations = MIGRATIONS) {
+  const db = openDb(join(dir, name));
+  migrate(db, migrations);
+  return { db, store: new PackageStore(db, ['x86_64']) };
+}
+
+/** Every page of a search, `limit` at a time, through the cursors. */
+function allPages(store: PackageStore, text: string, repos: string[], limit: number, filter = {}) {
+  const seen: StoredPackage[] = [];
+  let after: SearchCursor | undefined;
+  do {
+    const page = store.searchPage(text, repos, filter, { limit, after });
+    assert.ok(page.packages.length <= limit);
+    seen.push(...page.packages);
+    after = page.next;
+  } while (after);
+  return seen.map((p) => p.id);
+}
+
+/**
+ * The independent oracle: what search must answer, computed in JavaScript
+ * over the published rows (ASCII data, so lower-casing is SQLite's NOCASE).
+ */
+function expected(
+  rows: StoredPackage[],
+  text: string,
+  repos: string[],
+  filter: { libc?: string; arch?: string },
+) {
+  const t = text.toLowerCase();
+  const hits = rows.flatMap((p) => {
+    if (p.publishedAt === undefined || !repos.includes(p.repo)) return [];
+    if ((filter.libc && p.libc !== filter.libc) || (filter.arch && p.arch !== filter.arch)) return [];
+    const name = p.name.toLowerCase();
+    let tier: number;
+    if (name === t) tier = 0;
+    else if (name.startsWith(t)) tier = 1;
+    else if ([...t].length < 3) return [];
+    else if (name.includes(t)) tier = 2;
+    else if (p.description.toLowerCase().includes(t) || p.provides.join(' ').toLowerCase().includes(t))
+      tier = 3;
+    else return [];
+    return [{ tier, name: p.name, id: p.id }];
+  });
+  hits.sort((a, b) => a.tier - b.tier || (a.name < b.name ? -1 : a.name > b.name ? 1 : b.id - a.id));
+  return hits.map((h) => h.id);
+}
+
+test('search agrees with an oracle: tiers, name order, filters, only published, every page size', () => {
+  const { db, store } = openStore('oracle.db');
+  const random = prng(5);
+  const letters = 'abcAB-:.';
+  const word = (n: number) =>
+    Array.from({ length: n }, () => letters[Math.floor(random() * letters.length)]).join('');
+  for (let i = 0; i < 300; i++) {
+    const pkg = newPackage(
+      `${word(1 + Math.floor(random() * 5))}${i % 4 === 0 ? '' : i}`,
+      `1.${i}-r0`,
+      random() < 0.5 ? 'x86_64' : 'aarch64',
+    );
+    insertNew(store, {
+      ...pkg,
+      repo: ['main', 'other', 'private'][i % 3]!,
+      libc: random() < 0.5 ? 'glibc' : 'musl',
+      description: `${word(6)} ${word(4)}`,
+      provides: random() < 0.5 ? [`so:${word(4)}.so.1`, `cmd:${word(3)}`] : [],
+    });
+  }
+  // Published: all but every 5th (uploads whose index is not written yet).
+  db.prepare('UPDATE packages SET published_at = 1 WHERE id % 5 != 0').run();
+  const rows = db
+    .prepare('SELECT id FROM packages')
+    .all()
+    .map((r) => store.getById((r as { id: number }).id)!);
+  const queries = [
+    '',
+    'a',
+    'A',
+    'b-',
+    'ab',
+    'abc',
+    'aB:',
+    'so:',
+    '.so.1',
+    'cmd:a',
+    'a b',
+    'ba-a',
+    'zzz',
+    '"a',
+    'a*',
+  ];
+  for (let i = 0; i < 40; i++) {
+    const p = rows[Math.floor(random() * rows.length)]!;
+    const source = [p.name, p.description, p.provides.join(' ')][i % 3]!;
+    const start = Math.floor(random() * source.length);
+    queries.push(source.slice(start, start + 1 + Math.floor(random() * 5)));
+  }
+  const filters = [{}, { libc: 'musl' }, { arch: 'aarch64' }, { libc: 'glibc', arch: 'x86_64' }];
+  for (const text of queries) {
+    for (const filter of filters) {
+      const repos = ['main', 'other'];
+      const want = expected(rows, text, repos, filter);
+      for (const limit of [1, 4, 1000]) {
+        assert.deepEqual(
+          allPages(store, text, repos, limit, filter),
+          want,
+          `"${text}" ${JSON.stringify(filter)} /${limit}`,
+        );
+      }
+    }
+  }
+  db.close();
+});
+
+test('unpublished and deleted packages are not found; the index follows publish and delete', () => {
+  const { db, store } = openStore('sync.db');
+  const pkg = insertNew(store, {
+    ...newPackage('pending-tool', '1.0-r0', 'x86_64'),
+    provides: ['cmd:pending'],
+  });
+  const find = (text: string) => store.search(text, ['main'], {}, 10).map((p) => p.name);
+  assert.deepEqual(find('pending'), [], 'uploaded, no index lists it yet');
+  assert.deepEqual(find('pe'), []);
+  assert.ok(
+    store.recordIndex({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 1, {
+      sha256: 'a'.repeat(64),
+      size: 1,
+      packageCount: 1,
+      newIds: [pkg.id],
+      signedBy: 'k',
+      builtAt: Date.now(),
+    }),
+  );
+  assert.deepEqual(find('cmd:pending'), ['pending-tool']);
+  assert.deepEqual(find('pe'), ['pending-tool']);
+  // A write that rolls back takes its index change with it.
+  assert.throws(() =>
+    store.transaction(() => {
+      store.remove({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 'pending-tool', '1.0-r0');
+      throw new Error('rolled back');
+    }),
+  );
+  assert.deepEqual(find('pending'), ['pending-tool']);
+  store.remove({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 'pending-tool', '1.0-r0');
+  assert.deepEqual(find('pending'), []);
+  assert.deepEqual(find('pe'), []);
+  assert.equal((db.prepare('SELECT count(*) AS n FROM package_search').get() as { n: number }).n, 0);
+  db.close();
+});
+
+test('the migration indexes the packages published before it', () => {
+  const before = join(dir, 'migrations-before');
+  mkdirSync(before);
+  for (const f of readdirSync(MIGRATIONS).filter((f) => f < '0013'))
+    copyFileSync(join(MIGRATIONS, f), join(before, f));
+  const { db, store } = openStore('upgrade.db', before);
+  insertNew(store, { ...newPackage('old-tool', '1.0-r0', 'x86_64'), provides: ['so:libold.so.2'] });
+  insertNew(store, newPackage('old-pending', '1.0-r0', 'x86_64'));
+  db.prepare("UPDATE packages SET published_at = 1 WHERE name = 'old-tool'").run();
+  assert.ok(migrate(db).applied.includes('0013_package_search.sql'));
+  const upgraded = new PackageStore(db, ['x86_64']);
+  assert.deepEqual(
+    upgraded.search('libold', ['main'], {}, 10).map((p) => p.name),
+    ['old-tool'],
+  );
+  assert.deepEqual(
+    upgraded.search('old', ['main'], {}, 10).map((p) => p.name),
+    ['old-tool'],
+  );
+  db.close();
+});
+
+test('hostile text never reaches SQLite as syntax', () => {
+  const { db, store } = openStore('hostile.db');
+  insertNew(store, newPackage('tool', '1.0-r0', 'x86_64'));
+  db.prepare('UPDATE packages SET published_at = 1').run();
+  const random = prng(9);
+  const alphabet = [
+    '"',
+    '*',
+    '^',
+    ':',
+    '-',
+    '+',
+    '(',
+    ')',
+    '{',
+    '}',
+    ' ',
+    'OR',
+    'NEAR',
+    'AND',
+    'NOT',
+    '\0',
+    '\\',
+    '%',
+    '_',
+    "'",
+    'a',
+    'ü',
+    '😀',
+  ];
+  for (let i = 0; i < 2000; i++) {
+    const text = Array.from(
+      { length: 1 + Math.floor(random() * 8) },
+      () => alphabet[Math.floor(random() * alphabet.length)],
+    ).join('');
+    assert.doesNotThrow(() => store.search(text, ['main'], {}, 10), JSON.stringify(text));
+  }
+  db.close();
+});
