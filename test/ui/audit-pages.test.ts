@@ -194,7 +194,10 @@ describe('dependency links and auditor pages (HTTP)', () => {
     const apk = await buildApk({ name: 'tricky', version: '1.0-r0', depends: [], sbom: JSON.stringify(doc) });
     assert.equal((await publish(server, 'main', 'musl', apk)).status, 201);
     const shown = await page('/ui/packages/main/musl/x86_64/tricky/1.0-r0');
-    assert.ok(shown.text.includes('<td>libevil\\u{202e}txt.so\\x0aopenssl</td>'), 'escaped in the SBOM table');
+    assert.ok(
+      shown.text.includes('<td>libevil\\u{202e}txt.so\\x0aopenssl</td>'),
+      'escaped in the SBOM table',
+    );
     assert.ok(!shown.text.includes('\u202E'), 'no override character reaches the page');
   });
 
