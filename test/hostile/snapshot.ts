@@ -36,7 +36,12 @@ export function snapshotState(server: TestServer): { files: string[]; tables: Re
     .map((r) => r.name)
     .filter((n) => n !== 'audit_log');
   const tables: Record<string, unknown[]> = {};
-  for (const name of names) tables[name] = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).all();
+  // Sorted here, not by rowid: WITHOUT ROWID tables have none.
+  for (const name of names) {
+    tables[name] = (db.prepare(`SELECT * FROM "${name}"`).all() as unknown[])
+      .map((row) => JSON.stringify(row))
+      .sort();
+  }
   return { files, tables };
 }
 
