@@ -121,14 +121,40 @@ export const configSchema = z.object({
    * to repositories not listed. File paths are relative to the config file.
    */
   provenance: z.record(z.string(), provenancePolicySchema).default({}),
+  /**
+   * Where package blobs and side documents live: unset, the data folder;
+   * `s3://<bucket>[/<prefix>]`, an S3-compatible object store (credentials,
+   * region and endpoint from the standard AWS variables).
+   */
+  blobUrl: z
+    .string()
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^?#]*)?$/, 'give s3://<bucket>[/<prefix>]')
+    .optional(),
+  /** Address buckets as <endpoint>/<bucket> (MinIO, Swift, Ceph) rather than <bucket>.<endpoint>. */
+  s3PathStyle: bool.default(false),
   /** Directory that relative paths in the config file are resolved against. */
   configDir: z.string().default('.'),
 });
 
-export type Config = z.infer<typeof configSchema>;
+type Settings = z.infer<typeof configSchema>;
+
+/** The object store REEF_BLOB_URL names, with what the standard AWS variables say of it. */
+export interface S3Settings {
+  bucket: string;
+  /** Key prefix, empty or ending in `/`. */
+  prefix: string;
+  region: string;
+  /** AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; unset, AWS itself. */
+  endpoint: string | undefined;
+  pathStyle: boolean;
+  /** Unset: the AWS SDK's own chain (instance role, ~/.aws, …). */
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
+}
+
+export type Config = Settings & { s3: S3Settings | undefined };
 
 /** Environment variable ↔ config key. */
-export const ENV_NAMES: Record<keyof Config, string> = {
+export const ENV_NAMES: Record<keyof Settings, string> = {
   host: 'REEF_HOST',
   port: 'REEF_PORT',
   dataDir: 'REEF_DATA_DIR',
@@ -145,11 +171,13 @@ export const ENV_NAMES: Record<keyof Config, string> = {
   trustProxy: 'REEF_TRUST_PROXY',
   provenance: 'provenance',
   configDir: 'configDir',
+  blobUrl: 'REEF_BLOB_URL',
+  s3PathStyle: 'REEF_S3_PATH_STYLE',
 };
 
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
-  flags: Partial<Record<keyof Config, unknown>> = {},
+  flags: Partial<Record<keyof Settings, unknown>> = {},
 ): Config {
   let file: Record<string, unknown> = {};
   const configPath = env.REEF_CONFIG;
@@ -178,9 +206,42 @@ export function loadConfig(
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0] ?? '');
-    const name = ENV_NAMES[key as keyof Config] ?? key;
+    const name = ENV_NAMES[key as keyof Settings] ?? key;
     const where = issue.path.length > 1 ? `${name}.${issue.path.slice(1).join('.')}` : name;
     throw new AppError('CONFIG_INVALID', `invalid configuration ${where}: ${issue.message}`);
   }
-  return { ...parsed.data, dataDir: resolve(parsed.data.dataDir) };
+  return {
+    ...parsed.data,
+    dataDir: resolve(parsed.data.dataDir),
+    s3: parsed.data.blobUrl === undefined ? undefined : s3Settings(parsed.data, env),
+  };
+}
+
+/** REEF_BLOB_URL and the AWS SDK's standard variables, read here as every other setting is. */
+function s3Settings(settings: Settings, env: Record<string, string | undefined>): S3Settings {
+  const url = new URL(settings.blobUrl!);
+  const path = decodeURIComponent(url.pathname).replace(/^\/+/, '');
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      'invalid configuration AWS_ACCESS_KEY_ID: give it together with AWS_SECRET_ACCESS_KEY, or neither',
+    );
+  }
+  return {
+    bucket: url.hostname,
+    prefix: path === '' || path.endsWith('/') ? path : `${path}/`,
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+    endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+    pathStyle: settings.s3PathStyle,
+    credentials:
+      accessKeyId && secretAccessKey
+        ? {
+            accessKeyId,
+            secretAccessKey,
+            ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+          }
+        : undefined,
+  };
 }

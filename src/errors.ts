@@ -131,6 +131,8 @@ export const ERROR_CODES = {
   STORAGE_FULL: 'unavailable',
   // the data folder or the database cannot be written (read-only file system, permissions)
   STORAGE_READ_ONLY: 'unavailable',
+  // the object store refused a request or did not answer
+  STORAGE_UNAVAILABLE: 'unavailable',
   STORAGE_CORRUPT: 'internal',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorKind>;

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { backupDataDir } from '../repo/backup.ts';
-import { type CliContext, EXIT_CODES, parseCommand, usageError } from './command.ts';
+import { type CliContext, EXIT_CODES, parseCommand, requireDiskBlobs, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { cliAuditor, withLocalData } from './local-data.ts';
 import { dataOptions } from './options.ts';
@@ -35,6 +35,7 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
   if (positionals.length !== 1) throw usageError('reef backup needs exactly one destination folder');
   const dest = resolve(positionals[0]!);
   const config = configFromFlags(ctx, values);
+  requireDiskBlobs(config, 'backup');
   if (dest === config.dataDir || dest.startsWith(`${config.dataDir}/`)) {
     throw usageError('the backup destination must be outside the data folder');
   }

@@ -1,5 +1,5 @@
 import { DataDirBusyError, type FsckReport, fsck } from '../repo/fsck.ts';
-import { type CliContext, CliError, parseCommand, usageError } from './command.ts';
+import { type CliContext, CliError, parseCommand, requireDiskBlobs, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { fsckOptions } from './options.ts';
 
@@ -51,6 +51,7 @@ export async function runFsck(args: string[], ctx: CliContext): Promise<number> 
     graceMs = Number(values.grace) * 1000;
   }
   const config = configFromFlags(ctx, values);
+  requireDiskBlobs(config, 'fsck');
   let report: FsckReport;
   try {
     report = await fsck(config.dataDir, { repair: values.repair === true, graceMs });

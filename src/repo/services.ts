@@ -9,6 +9,7 @@ import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { FileListStore } from '../store/file-list-store.ts';
 import { PackageStore } from '../store/package-store.ts';
+import { S3BlobStore } from '../store/s3-blob-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
 import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
@@ -63,7 +64,7 @@ export async function createServices(
   try {
     const migrated = migrate(db);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'database migrated');
-    const blobs = new DiskBlobStore(config.dataDir);
+    const blobs = config.s3 ? new S3BlobStore(config.s3, config.dataDir) : new DiskBlobStore(config.dataDir);
     await blobs.init();
     const store = new PackageStore(db, config.defaultArches);
     // What signed before is read only when a key is missing (attestations: a scan of the table).
@@ -120,6 +121,7 @@ export async function createServices(
       async close() {
         await indexer.idle();
         await sbomParser.close();
+        if (blobs instanceof S3BlobStore) blobs.close();
         db.close();
       },
     };

@@ -1,26 +1,32 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { AppError } from '../errors.ts';
 
 /**
- * Content-addressed blob storage (SHA-256). The interface is what an object
- * store adapter would implement; the disk adapter is the embedded default.
+ * Content-addressed blob storage (SHA-256), spoken in keys and streams: the
+ * data folder (DiskBlobStore, the embedded default) and an S3-compatible
+ * object store (S3BlobStore) fill it alike. Uploads are spooled to a local
+ * temp file first in both (hashed, size-limited and parsed there), and
+ * become a blob by `commit`.
  */
 export interface BlobStore {
   /** A new temporary blob to stream an upload into. */
   createTemp(): Promise<TempBlob>;
-  /** Moves a finished temp blob to its content address (fsynced); idempotent. */
+  /** Makes a finished temp blob the content of `sha256`, durably; idempotent. */
   commit(temp: TempBlob, sha256: string): Promise<void>;
   has(sha256: string): Promise<boolean>;
   size(sha256: string): Promise<number | undefined>;
-  read(sha256: string, range?: { start: number; end: number }): ReadStream;
+  /** The blob's bytes, or an inclusive byte range of them. */
+  read(sha256: string, range?: { start: number; end: number }): Readable;
   readAll(sha256: string): Promise<Buffer>;
   delete(sha256: string): Promise<void>;
 }
 
 export interface TempBlob {
+  /** The local spool file: parsers and hashers read it here, whatever the engine. */
   path: string;
   write(chunk: Uint8Array): Promise<void>;
   /** Flush to disk and close; the file stays until commit or discard. */
@@ -30,31 +36,29 @@ export interface TempBlob {
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
-export class DiskBlobStore implements BlobStore {
-  private readonly blobsDir: string;
-  private readonly tmpDir: string;
+/** SECURITY: only well-formed digests become paths or object keys, so nothing escapes its place. */
+export function checkBlobKey(sha256: string): string {
+  if (!SHA256_RE.test(sha256)) throw new AppError('INTERNAL', 'blob key is not a SHA-256 hex digest');
+  return sha256;
+}
+
+/** Temp files under `<dataDir>/tmp`, where every upload is spooled. */
+export class LocalSpool {
+  readonly dir: string;
 
   constructor(dataDir: string) {
-    this.blobsDir = join(dataDir, 'blobs', 'sha256');
-    this.tmpDir = join(dataDir, 'tmp');
+    this.dir = join(dataDir, 'tmp');
   }
 
   async init(): Promise<void> {
-    await mkdir(this.blobsDir, { recursive: true });
-    await mkdir(this.tmpDir, { recursive: true });
+    await mkdir(this.dir, { recursive: true });
     // Temp files belong to uploads that never finished; nothing references them.
-    for (const name of await readdir(this.tmpDir))
-      await rm(join(this.tmpDir, name), { force: true, recursive: true });
+    for (const name of await readdir(this.dir))
+      await rm(join(this.dir, name), { force: true, recursive: true });
   }
 
-  /** SECURITY: only well-formed digests become paths, so nothing escapes the data folder. */
-  pathOf(sha256: string): string {
-    if (!SHA256_RE.test(sha256)) throw new AppError('INTERNAL', 'blob key is not a SHA-256 hex digest');
-    return join(this.blobsDir, sha256.slice(0, 2), sha256);
-  }
-
-  async createTemp(): Promise<TempBlob> {
-    const path = join(this.tmpDir, `upload-${randomBytes(12).toString('hex')}`);
+  async create(): Promise<TempBlob> {
+    const path = join(this.dir, `upload-${randomBytes(12).toString('hex')}`);
     const fh = await open(path, 'wx', 0o644).catch((err: unknown) => {
       throw translateFsError(err);
     });
@@ -88,6 +92,30 @@ export class DiskBlobStore implements BlobStore {
       },
     };
   }
+}
+
+export class DiskBlobStore implements BlobStore {
+  private readonly blobsDir: string;
+  private readonly spool: LocalSpool;
+
+  constructor(dataDir: string) {
+    this.blobsDir = join(dataDir, 'blobs', 'sha256');
+    this.spool = new LocalSpool(dataDir);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.blobsDir, { recursive: true });
+    await this.spool.init();
+  }
+
+  pathOf(sha256: string): string {
+    checkBlobKey(sha256);
+    return join(this.blobsDir, sha256.slice(0, 2), sha256);
+  }
+
+  createTemp(): Promise<TempBlob> {
+    return this.spool.create();
+  }
 
   async commit(temp: TempBlob, sha256: string): Promise<void> {
     const target = this.pathOf(sha256);
@@ -116,11 +144,11 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
-  read(sha256: string, range?: { start: number; end: number }): ReadStream {
+  read(sha256: string, range?: { start: number; end: number }): Readable {
     return createReadStream(this.pathOf(sha256), range ? { start: range.start, end: range.end } : {});
   }
 
-  readAll(sha256: string): Promise<Buffer> {
+  async readAll(sha256: string): Promise<Buffer> {
     return readFile(this.pathOf(sha256));
   }
 

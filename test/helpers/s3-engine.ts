@@ -88,3 +88,15 @@ export function freshBucket(prefix = 'reef-test'): string {
     .replace(/^-+|-+$/g, '');
   return `${cleaned || 'reef'}${suffix}`;
 }
+
+/** The settings that point a reef at `bucket` on the test server (REEF_BLOB_URL and the AWS variables). */
+export function s3ServerEnv(engine: S3Engine, bucket = freshBucket()): Record<string, string> {
+  return {
+    REEF_BLOB_URL: `s3://${bucket}/reef`,
+    REEF_S3_PATH_STYLE: 'true',
+    AWS_ENDPOINT_URL_S3: engine.endpoint,
+    AWS_REGION: engine.region,
+    AWS_ACCESS_KEY_ID: engine.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: engine.secretAccessKey,
+  };
+}

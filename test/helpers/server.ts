@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { createServices, type Services } from '../../src/repo/services.ts';
+import { s3Engine, s3ServerEnv } from './s3-engine.ts';
 
 export const TEST_TOKEN = 'reef-test-admin-token-0123456789';
 
@@ -22,7 +23,11 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** A real reef on 127.0.0.1:0 with its own temp data folder. */
+/**
+ * A real reef on 127.0.0.1:0 with its own temp data folder. With
+ * REEF_TEST_BLOB=s3 (the second pass of `npm test`, see test/run-s3-suites.ts)
+ * its blobs go to a fresh bucket of the test S3 server instead.
+ */
 export async function startServer(
   env: Record<string, string> = {},
   dataDir = mkdtempSync(join(tmpdir(), 'reef-test-')),
@@ -33,6 +38,7 @@ export async function startServer(
     REEF_KEY_BITS: '2048',
     REEF_ADMIN_TOKEN: TEST_TOKEN,
     REEF_LOG_LEVEL: 'info',
+    ...(process.env.REEF_TEST_BLOB === 's3' && env.REEF_BLOB_URL === undefined ? s3BlobEnv() : {}),
     ...env,
   });
   const logs: string[] = [];
@@ -165,4 +171,10 @@ export function opensslVerifyIndex(
     if (out.includes('Verified OK')) verified.push(name);
   }
   return verified;
+}
+
+function s3BlobEnv(): Record<string, string> {
+  if (!s3Engine)
+    throw new Error('REEF_TEST_BLOB=s3 needs the test S3 server (see test/helpers/s3-engine.ts)');
+  return s3ServerEnv(s3Engine);
 }

@@ -1,0 +1,190 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Settings } from '../config.ts';
+import { AppError } from '../errors.ts';
+import { type BlobStore, checkBlobKey, LocalSpool, type TempBlob } from './blob-store.ts';
+
+/**
+ * Blobs as objects of an S3-compatible store (AWS S3, MinIO, Ceph, Swift's
+ * s3api), under `<prefix>blobs/sha256/<aa>/<sha256>` as in the data folder.
+ * Keys are content addresses, so two writers of one key write the same
+ * bytes and no conditional write is needed (Swift answers `If-None-Match`
+ * with 501). Uploads are spooled locally and sent once hashed and accepted.
+ */
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client;
+  private readonly spool: LocalSpool;
+
+  constructor(
+    private readonly settings: S3Settings,
+    dataDir: string,
+  ) {
+    this.client = new S3Client({
+      region: settings.region,
+      endpoint: settings.endpoint,
+      forcePathStyle: settings.pathStyle,
+      credentials: settings.credentials,
+      // Checksums only where the API demands them: the SDK's default sends streamed bodies
+      // `aws-chunked` with a trailing CRC, which several S3-compatible servers refuse (501).
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+    });
+    this.spool = new LocalSpool(dataDir);
+  }
+
+  /** The local spool, and the bucket: created when missing and the credentials allow it. */
+  async init(): Promise<void> {
+    await this.spool.init();
+    const Bucket = this.settings.bucket;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket }));
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw unavailable(err, `bucket ${Bucket} cannot be reached`);
+    }
+    try {
+      await this.client.send(new CreateBucketCommand({ Bucket }));
+    } catch (err) {
+      // Another replica may have created it meanwhile.
+      const code = (err as { name?: string }).name;
+      if (code === 'BucketAlreadyOwnedByYou' || code === 'BucketAlreadyExists') return;
+      throw new AppError(
+        'CONFIG_INVALID',
+        `bucket ${Bucket} does not exist and could not be created (${describe(err)}); create it, or give credentials that may`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Closes the client's connections. */
+  close(): void {
+    this.client.destroy();
+  }
+
+  keyOf(sha256: string): string {
+    checkBlobKey(sha256);
+    return `${this.settings.prefix}blobs/sha256/${sha256.slice(0, 2)}/${sha256}`;
+  }
+
+  createTemp(): Promise<TempBlob> {
+    return this.spool.create();
+  }
+
+  async commit(temp: TempBlob, sha256: string): Promise<void> {
+    const Key = this.keyOf(sha256);
+    try {
+      if (!(await this.has(sha256))) {
+        const { size } = await stat(temp.path);
+        // lib-storage sends one PUT up to its part size and a multipart upload past it.
+        await new Upload({
+          client: this.client,
+          params: {
+            Bucket: this.settings.bucket,
+            Key,
+            Body: createReadStream(temp.path),
+            ContentLength: size,
+          },
+        }).done();
+        // The object store acknowledged the bytes: they are as durable as it makes them.
+      }
+    } catch (err) {
+      throw unavailable(err, 'the object store did not take the blob');
+    }
+    await temp.discard();
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return (await this.size(sha256)) !== undefined;
+  }
+
+  async size(sha256: string): Promise<number | undefined> {
+    try {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
+      );
+      return head.ContentLength;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw unavailable(err, 'the object store did not answer');
+    }
+  }
+
+  read(sha256: string, range?: { start: number; end: number }): Readable {
+    const out = new PassThrough();
+    const Key = this.keyOf(sha256);
+    this.client
+      .send(
+        new GetObjectCommand({
+          Bucket: this.settings.bucket,
+          Key,
+          Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+        }),
+        { abortSignal: abortOn(out) },
+      )
+      .then((res) => pipeline(res.Body as Readable, out))
+      .catch((err) => out.destroy(unavailable(err, 'the object store did not send the blob') as Error));
+    return out;
+  }
+
+  async readAll(sha256: string): Promise<Buffer> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
+      );
+      return Buffer.from(await res.Body!.transformToByteArray());
+    } catch (err) {
+      throw unavailable(err, 'the object store did not send the blob');
+    }
+  }
+
+  async delete(sha256: string): Promise<void> {
+    try {
+      await this.client.send(
+        new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
+      );
+    } catch (err) {
+      if (statusOf(err) !== 404) throw unavailable(err, 'the object store did not delete the blob');
+    }
+  }
+}
+
+/** An AbortSignal that fires when the reader goes away, so the object's download stops with it. */
+function abortOn(stream: Readable): AbortSignal {
+  const controller = new AbortController();
+  stream.once('close', () => controller.abort());
+  return controller.signal;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+}
+
+function describe(err: unknown): string {
+  const status = statusOf(err);
+  const name = (err as { name?: string }).name ?? 'error';
+  return status ? `${name}, HTTP ${status}` : name;
+}
+
+/**
+ * An object store that refused or did not answer, as reef's storage code:
+ * 503 with a message naming the operation, never the endpoint's secrets.
+ * A missing object (404) is the caller's to judge and is passed unchanged.
+ */
+function unavailable(err: unknown, what: string): unknown {
+  if (err instanceof AppError) return err;
+  if (statusOf(err) === 404) return err;
+  return new AppError('STORAGE_UNAVAILABLE', `${what} (${describe(err)}); try again later`, { cause: err });
+}
