@@ -60,7 +60,7 @@ async function send(c: Case, path = '/api/v1/repos/main/musl/packages') {
 
 /** Runs every case, then reports all failures at once. */
 async function runCases(cases: Case[], path?: string): Promise<string[]> {
-  const baseline = JSON.stringify(snapshotState(server));
+  const baseline = JSON.stringify(await snapshotState(server));
   const failures: string[] = [];
   for (const c of cases) {
     const r = await send(c, path);
@@ -70,7 +70,7 @@ async function runCases(cases: Case[], path?: string): Promise<string[]> {
         `${c.name}: got ${r.status} ${r.code ?? r.text.slice(0, 200)}, want ${c.codes.length > 3 ? 'a malformed-package code' : c.codes.join('|')}`,
       );
     }
-    if (JSON.stringify(snapshotState(server)) !== baseline) {
+    if (JSON.stringify(await snapshotState(server)) !== baseline) {
       failures.push(`${c.name}: the data folder or database changed`);
       break;
     }
@@ -87,7 +87,7 @@ async function refuseAll(
   path: string,
   cases: Array<[name: string, type: string, body: string, code: string]>,
 ): Promise<string[]> {
-  const baseline = JSON.stringify(snapshotState(server));
+  const baseline = JSON.stringify(await snapshotState(server));
   const failures: string[] = [];
   for (const [name, type, body, code] of cases) {
     const res = await fetch(`${server.url}${path}`, {
@@ -100,7 +100,7 @@ async function refuseAll(
     if (got !== code || res.status !== STATUS_OF_KIND[ERROR_CODES[code as ErrorCode]]) {
       failures.push(`${name}: got ${res.status} ${got}, want ${code}`);
     }
-    if (JSON.stringify(snapshotState(server)) !== baseline) failures.push(`${name}: state changed`);
+    if (JSON.stringify(await snapshotState(server)) !== baseline) failures.push(`${name}: state changed`);
   }
   return failures;
 }
@@ -188,7 +188,7 @@ describe('hostile SBOMs over HTTP', () => {
   });
 
   test('attached later (PUT …/sbom): its code, nothing stored', async () => {
-    const baseline = JSON.stringify(snapshotState(server));
+    const baseline = JSON.stringify(await snapshotState(server));
     const failures: string[] = [];
     for (const c of sbomCases(okDoc, targetDoc)) {
       const res = await fetch(`${server.url}${okPath}`, {
@@ -202,7 +202,7 @@ describe('hostile SBOMs over HTTP', () => {
       if (body.code !== c.codes[0] || res.status !== status) {
         failures.push(`${c.name}: got ${res.status} ${body.code}, want ${status} ${c.codes[0]}`);
       }
-      if (JSON.stringify(snapshotState(server)) !== baseline) failures.push(`${c.name}: state changed`);
+      if (JSON.stringify(await snapshotState(server)) !== baseline) failures.push(`${c.name}: state changed`);
     }
     assert.deepEqual(failures, []);
   });
@@ -221,14 +221,14 @@ describe('hostile SBOMs over HTTP', () => {
     const form = new FormData();
     form.set('sbom', ' '.repeat(17 * 2 ** 20));
     form.set('package', new Blob([new Uint8Array(makeApk({ signer, pkginfo: target }).bytes)]), 'p.apk');
-    const before = JSON.stringify(snapshotState(server));
+    const before = JSON.stringify(await snapshotState(server));
     const res = await fetch(`${server.url}/api/v1/repos/main/musl/packages`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TEST_TOKEN}` },
       body: form,
     });
     const body = (await res.json()) as { code?: string };
-    assert.equal(JSON.stringify(snapshotState(server)), before);
+    assert.equal(JSON.stringify(await snapshotState(server)), before);
     assert.deepEqual([res.status, body.code], [422, 'SBOM_TOO_LARGE']);
   });
 
@@ -368,7 +368,7 @@ describe('hostile provenance over HTTP', () => {
     t.diagnostic(`${cases.length + melangeCases.length} provenance documents`);
     assert.deepEqual(failures, []);
     // The same documents attached later to a published package (PUT …/provenance).
-    const putState = JSON.stringify(snapshotState(server));
+    const putState = JSON.stringify(await snapshotState(server));
     const putFailures: string[] = [];
     for (const [name, provenance, code] of cases) {
       const res = await fetch(
@@ -383,7 +383,8 @@ describe('hostile provenance over HTTP', () => {
       const body = (await res.json()) as { code?: string };
       if (body.code !== code || res.status !== 422)
         putFailures.push(`PUT ${name}: got ${res.status} ${body.code}, want 422 ${code}`);
-      if (JSON.stringify(snapshotState(server)) !== putState) putFailures.push(`PUT ${name}: state changed`);
+      if (JSON.stringify(await snapshotState(server)) !== putState)
+        putFailures.push(`PUT ${name}: state changed`);
     }
     assert.deepEqual(putFailures, []);
     // The package with good provenance goes in: the provenance was the only fault.
@@ -470,7 +471,7 @@ describe('hostile advisories over HTTP', () => {
         'ADVISORY_INVALID',
       ],
     ];
-    const baseline = JSON.stringify(snapshotState(server));
+    const baseline = JSON.stringify(await snapshotState(server));
     const failures: string[] = [];
     const { peak, before } = await peakRss(async () => {
       failures.push(...(await refuseAll('PUT', '/api/v1/repos/main/advisories/hostile', cases)));
@@ -492,7 +493,7 @@ describe('hostile advisories over HTTP', () => {
         body: JSON.stringify({ files }),
       });
       if (res.status !== 400) failures.push(`import: got ${res.status}, want 400`);
-      if (JSON.stringify(snapshotState(server)) !== baseline) failures.push('import: state changed');
+      if (JSON.stringify(await snapshotState(server)) !== baseline) failures.push('import: state changed');
     });
     t.diagnostic(
       `${cases.length} advisory documents; peak RSS ${((peak - before) / 2 ** 20).toFixed(0)} MiB above the start`,

@@ -125,7 +125,7 @@ describe('path traversal and encoded slashes', () => {
     const doc = (await (await fetch(`${server.url}/api/v1/openapi.json`)).json()) as {
       paths: Record<string, Record<string, unknown>>;
     };
-    const state = JSON.stringify(snapshotState(server));
+    const state = JSON.stringify(await snapshotState(server));
     const failures: string[] = [];
     let requests = 0;
     let routes = 0;
@@ -165,7 +165,7 @@ describe('path traversal and encoded slashes', () => {
     t.diagnostic(`${requests} requests over ${routes} parameterised operations`);
     assert.deepEqual(failures, []);
     assert.ok(routes >= 15, `${routes} operations`);
-    assert.equal(JSON.stringify(snapshotState(server)), state);
+    assert.equal(JSON.stringify(await snapshotState(server)), state);
   });
 
   test('whole-path traversal is not found, never a file', async () => {
@@ -214,7 +214,7 @@ describe('oversized requests', () => {
   });
 
   test('uploads over the limit: declared, streamed and in a form are 413 PUBLISH_TOO_LARGE, nothing left', async () => {
-    const state = JSON.stringify(snapshotState(server));
+    const state = JSON.stringify(await snapshotState(server));
     const auth = { authorization: `Bearer ${TEST_TOKEN}` };
     // Declared too large: refused from the headers alone, the body never sent.
     const declared = await rawSocket(
@@ -245,13 +245,13 @@ describe('oversized requests', () => {
     });
     assert.equal(multipart.status, 413);
     assert.equal(((await multipart.json()) as { code: string }).code, 'PUBLISH_TOO_LARGE');
-    assert.equal(JSON.stringify(snapshotState(server)), state);
+    assert.equal(JSON.stringify(await snapshotState(server)), state);
   });
 });
 
 describe('vanishing uploads', () => {
   test('a client that disconnects mid-upload leaves no temp file and nothing stored', async () => {
-    const state = JSON.stringify(snapshotState(server));
+    const state = JSON.stringify(await snapshotState(server));
     const body = makeApk({
       signer,
       pkginfo: (h) => `${pkginfoLines(h, 'vanishing').join('\n')}\n`,
@@ -268,7 +268,7 @@ describe('vanishing uploads', () => {
       socket.destroy();
       await waitFor(() => readdirSync(join(server.dataDir, 'tmp')).length === 0, 'the temp file to go');
     }
-    assert.equal(JSON.stringify(snapshotState(server)), state);
+    assert.equal(JSON.stringify(await snapshotState(server)), state);
     assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
   });
 });
@@ -296,7 +296,7 @@ describe('slow clients (request timeout 1.5 s, idle timeout 0.5 s)', () => {
   });
 
   test('a body trickled 10 bytes at a time: cut off, no temp file, nothing stored', async () => {
-    const state = JSON.stringify(snapshotState(slow));
+    const state = JSON.stringify(await snapshotState(slow));
     const apk = makeApk({ signer, pkginfo: (h) => `${pkginfoLines(h, 'slow').join('\n')}\n` }).bytes;
     const request = Buffer.concat([
       Buffer.from(head.replace('Content-Length: 1000000', `Content-Length: ${apk.length}`)),
@@ -305,7 +305,7 @@ describe('slow clients (request timeout 1.5 s, idle timeout 0.5 s)', () => {
     const { closed } = await trickle(slow, request, 10, 50, head.length);
     assert.ok(closed, 'the server kept the connection');
     await waitFor(() => readdirSync(join(slow.dataDir, 'tmp')).length === 0, 'the temp file to go');
-    assert.equal(JSON.stringify(snapshotState(slow)), state);
+    assert.equal(JSON.stringify(await snapshotState(slow)), state);
   });
 
   test('a rejected upload whose client stalls is closed once the request timeout passes', async () => {

@@ -1,14 +1,19 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import type { S3Settings } from '../../src/config.ts';
 import type { TestServer } from '../helpers/server.ts';
 
 /**
  * What "nothing changed" means for a rejected request: every file under the
- * data folder (temp files included) with its SHA-256, and every row of every
- * table except the audit log, which records the rejection by design.
+ * data folder (temp files included) with its SHA-256, every object of the
+ * bucket when blobs are in an object store, and every row of every table
+ * except the audit log, which records the rejection by design.
  */
-export function snapshotState(server: TestServer): { files: string[]; tables: Record<string, unknown[]> } {
+export async function snapshotState(
+  server: TestServer,
+): Promise<{ files: string[]; objects: string[]; tables: Record<string, unknown[]> }> {
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
@@ -42,7 +47,7 @@ export function snapshotState(server: TestServer): { files: string[]; tables: Re
       .map((row) => JSON.stringify(row))
       .sort();
   }
-  return { files, tables };
+  return { files, objects: await bucketObjects(server.services.config.s3), tables };
 }
 
 /** Resident set size sampled while `fn` runs: the peak, for "memory stays bounded". */
@@ -59,4 +64,29 @@ export async function peakRss<T>(fn: () => Promise<T>): Promise<{ result: T; pea
   } finally {
     clearInterval(timer);
   }
+}
+
+/** Every object under the server's prefix, with its size and ETag (none without an object store). */
+async function bucketObjects(s3: S3Settings | undefined): Promise<string[]> {
+  if (!s3) return [];
+  const client = new S3Client({
+    region: s3.region,
+    endpoint: s3.endpoint,
+    forcePathStyle: s3.pathStyle,
+    credentials: s3.credentials,
+  });
+  const out: string[] = [];
+  try {
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: s3.prefix, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) out.push(`${o.Key} ${o.Size} ${o.ETag}`);
+      token = page.NextContinuationToken;
+    } while (token);
+  } finally {
+    client.destroy();
+  }
+  return out.sort();
 }

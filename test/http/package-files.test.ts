@@ -186,7 +186,9 @@ describe('package file lists (HTTP)', () => {
     assert.deepEqual(rowCounts(id), { files: TREE.length, recorded: true });
   });
 
-  test('stored bytes that are not the package: no list is served, none is kept', async () => {
+  test('stored bytes that are not the package: no list is served, none is kept', {
+    skip: process.env.REEF_TEST_BLOB === 's3' && 'corrupts a blob file of the data folder',
+  }, async () => {
     const { id } = await publishFiles('swapped', TREE);
     const other = await buildApk({
       name: 'impostor',

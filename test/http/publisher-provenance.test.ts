@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -197,7 +197,7 @@ describe('publisher provenance over HTTP', () => {
     assert.equal(reissued.predicate.publisherProvenance.verified, true);
     assert.equal(reissued.subject[0].digest.sha256, sha256(apk));
     assert.ok(
-      !existsSync(join(server.dataDir, 'blobs', 'sha256', sha256(firstReef).slice(0, 2), sha256(firstReef))),
+      !(await server.services.blobs.has(sha256(firstReef))),
       'the superseded attestation blob is collected',
     );
     assert.equal((await put(provenance)).status, 200);
@@ -248,13 +248,13 @@ describe('publisher provenance over HTTP', () => {
     const apk = await buildApk({ name: 'gone', version: '1.0-r0', depends: [] });
     const provenance = await bundleFor(apk);
     assert.equal((await publishForm(server, 'main', 'musl', { package: apk, provenance })).status, 201);
-    const blob = join(server.dataDir, 'blobs', 'sha256', sha256(provenance).slice(0, 2), sha256(provenance));
-    assert.ok(existsSync(blob), `the bundle is a blob at ${blob}`);
+    const blob = sha256(provenance);
+    assert.ok(await server.services.blobs.has(blob), `the bundle is blob ${blob}`);
     const res = await fetch(`${server.url}/api/v1/repos/main/musl/x86_64/gone/1.0-r0`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${TEST_TOKEN}` },
     });
     assert.equal(res.status, 204);
-    assert.ok(!existsSync(blob));
+    assert.ok(!(await server.services.blobs.has(blob)));
   });
 });
