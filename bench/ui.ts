@@ -295,7 +295,7 @@ export async function benchUi(): Promise<BenchResult> {
         likeSearch(db, text, repos);
         like.push(performance.now() - t);
         t = performance.now();
-        rows = store.search(text, repos, {}, 100).length;
+        rows = store.searchPage(text, repos, {}, { limit: 100 }).packages.length;
         fts.push(performance.now() - t);
       }
       storeRuns.push({ text, like, fts, rows });
