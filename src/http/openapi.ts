@@ -954,8 +954,11 @@ const OPERATIONS: OperationSpec[] = [
     description:
       'Case-insensitive substring search over the packages the caller may read (a private repository ' +
       'only with `<repo>:read`). `q` of 1 or 2 characters matches names by their start; an empty `q` ' +
-      "lists every package by name. Every character of `q` is literal. The web interface's /ui/search " +
-      'shows the same results.',
+      'lists every package by name. Every character of `q` is literal. Ranked: the exact name, names ' +
+      'starting with `q`, other names containing it (each by name), then packages with `q` only in ' +
+      'their description or provides, newest first. A page may hold fewer than `limit` packages and ' +
+      "still have a `next`: keep paging until `next` is null. The web interface's /ui/search shows the " +
+      'same results.',
     access: { kind: 'optional' },
     query: apiSearchQuery,
     responses: { 200: ok('one page', ref('SearchPage')), 400: 'BadRequest' },

@@ -240,26 +240,23 @@ export type InsertResult =
   | { outcome: 'exists'; pkg: StoredPackage }
   | { outcome: 'reserved'; deleted: DeletedVersion };
 
-/** Where a search page ends: the last result's tier, name and id (see searchPage). */
-export interface SearchCursor {
-  tier: number;
-  name: string;
-  id: number;
-}
+/**
+ * Where a search page ends. In tiers 0 to 2 (names containing the text) the
+ * last result's tier, name and id; in tier 3 (the rest, newest first) the id
+ * the walk stopped at, a result's or, when the walk ran out of rows to read,
+ * the last one read (see searchPage).
+ */
+export type SearchCursor = { tier: 0 | 1 | 2; name: string; id: number } | { tier: 3; id: number };
 
 /**
- * The page of search results after the cursor, in (tier, name, newest id)
- * order, joined to their packages rows only once the page is chosen. `hits`
- * yields each candidate's id, name and tier.
+ * Matches of the text that a page of tier 3 reads at most, kept or not by the
+ * filters (~1 µs each, twice when the page ends short: ~25 ms at most for a
+ * word in half of 100,000 packages). A filter that keeps few of a common word's
+ * matches (a small repository, a rare arch) would otherwise read all of them
+ * for one page, and better-sqlite3 holds the event loop while it reads; the
+ * page ends short instead, with a cursor after the last match read.
  */
-const searchPageSql = (hits: string) => `
-  SELECT p.*, h.tier AS search_tier FROM (
-    SELECT id, name, tier FROM (${hits})
-    WHERE @afterTier IS NULL OR (tier, name, -id) > (@afterTier, @afterName, -@afterId)
-    ORDER BY tier, name, id DESC LIMIT @limit
-  ) h JOIN packages p ON p.id = h.id
-  WHERE p.published_at IS NOT NULL
-  ORDER BY h.tier, h.name, h.id DESC`;
+const MAX_SEARCH_ROWS = 10_000;
 
 /**
  * The search's filters on package_search_rows `r`; the readable repositories
@@ -269,24 +266,67 @@ const searchFilterSql = (repoCount: number) => `
   r.repo IN (${Array.from({ length: repoCount }, (_, i) => `@repo${i}`).join(', ')})
   AND (@libc IS NULL OR r.libc = @libc) AND (@arch IS NULL OR r.arch = @arch)`;
 
+/** The packages rows of the page's ids `h` (id, tier), joined only once the page is chosen. */
+const searchRowsSql = (page: string, order: string) => `
+  SELECT p.*, h.tier AS search_tier FROM (${page}) h JOIN packages p ON p.id = h.id
+  WHERE p.published_at IS NOT NULL ORDER BY ${order}`;
+
 /**
- * 3 characters or more: the trigram index, each match's name and filter
- * columns read from package_search_rows (both hold only published packages).
- * Only packages whose name matches (the index's `name` column, looked up
- * once) are ranked further by LIKE; the rest, most of the matches of a
- * common word, are tier 3 with no test of their own.
+ * Tiers 0 to 2, the packages whose name contains the text, in (tier, name,
+ * newest id) order after the cursor. `hits` yields each one's id, name and
+ * tier: few, as names are short, so they are ranked and sorted whole.
  */
-const searchIndexedSql = (repoCount: number) =>
-  searchPageSql(`
+const searchNamePageSql = (hits: string) =>
+  searchRowsSql(
+    `SELECT id, name, tier FROM (${hits})
+     WHERE @afterTier IS NULL OR (tier, name, -id) > (@afterTier, @afterName, -@afterId)
+     ORDER BY tier, name, id DESC LIMIT @limit`,
+    'h.tier, h.name, h.id DESC',
+  );
+
+/**
+ * 3 characters or more, tiers 0 to 2: names from their own trigram index
+ * (migrations/0015_package_search_names.sql), read no further than the names
+ * that match, whatever the descriptions hold.
+ */
+const searchNamesIndexedSql = (repoCount: number) =>
+  searchNamePageSql(`
   SELECT r.id, r.name,
-    CASE WHEN r.id NOT IN (SELECT rowid FROM package_search WHERE package_search MATCH @nameMatch) THEN 3
-         WHEN r.name = @text COLLATE NOCASE THEN 0 WHEN r.name LIKE @prefix ESCAPE '\\' THEN 1 ELSE 2 END AS tier
-  FROM package_search f JOIN package_search_rows r ON r.id = f.rowid
-  WHERE package_search MATCH @match AND ${searchFilterSql(repoCount)}`);
+    CASE WHEN r.name = @text COLLATE NOCASE THEN 0 WHEN r.name LIKE @prefix ESCAPE '\\' THEN 1 ELSE 2 END AS tier
+  FROM package_search_names n CROSS JOIN package_search_rows r ON r.id = n.rowid
+  WHERE package_search_names MATCH @match AND ${searchFilterSql(repoCount)}`);
+
+/**
+ * 3 characters or more, tier 3: the text's matches in package_search
+ * (names, descriptions, provides) below the cursor's id, newest first, which
+ * FTS5 reads in rowid order without a sort, so the walk stops at the page's
+ * end; at most @maxRows of them (the inner LIMIT), each kept if the filters
+ * pass and its name does not match (tiers 0 to 2 have it). CROSS JOIN keeps
+ * the index walk the outer loop.
+ */
+const searchRestSql = (repoCount: number) =>
+  searchRowsSql(
+    `SELECT w.id, 3 AS tier FROM (
+       SELECT rowid AS id FROM package_search WHERE package_search MATCH @match AND rowid < @afterId
+       ORDER BY rowid DESC LIMIT @maxRows
+     ) w CROSS JOIN package_search_rows r ON r.id = w.id
+     WHERE ${searchFilterSql(repoCount)}
+       AND r.id NOT IN (SELECT rowid FROM package_search_names WHERE package_search_names MATCH @match)
+     ORDER BY w.id DESC LIMIT @limit`,
+    'h.id DESC',
+  );
+
+/**
+ * Where a walk of tier 3 that read @maxRows matches stopped: the last match
+ * it read, or none when the matches below the cursor ran out first.
+ */
+const SEARCH_REST_END_SQL = `
+  SELECT rowid AS id FROM package_search WHERE package_search MATCH @match AND rowid < @afterId
+  ORDER BY rowid DESC LIMIT 1 OFFSET @maxRows - 1`;
 
 /** Fewer than 3 characters: names by their start, a range of package_search_rows_by_name. */
 const searchNamesSql = (repoCount: number) =>
-  searchPageSql(`
+  searchNamePageSql(`
   SELECT r.id, r.name, CASE WHEN r.name = @text COLLATE NOCASE THEN 0 ELSE 1 END AS tier
   FROM package_search_rows r INDEXED BY package_search_rows_by_name
   WHERE r.name LIKE @prefix ESCAPE '\\' AND ${searchFilterSql(repoCount)}`);
@@ -682,24 +722,32 @@ export class PackageStore {
   /**
    * Published packages whose name, description or provides (`so:…`, `cmd:…`)
    * contain `text` (case-insensitive), in `repos`. Ranked in tiers: the exact
-   * name, names starting with the text, names containing it, then packages
-   * whose description or provides contain it; by name (then newest upload)
-   * within a tier. Name order rather than bm25: it is stable while packages
-   * come and go, so a page's cursor (tier, name, id) stays meaningful, and a
-   * bm25 score of trigrams says little about short fields like these.
+   * name, names starting with the text, names containing it, by name (then
+   * newest upload) within each; then the packages whose description or
+   * provides contain it, newest first. Name order rather than bm25 for names:
+   * it is stable while packages come and go, so a page's cursor stays
+   * meaningful, and a bm25 score of trigrams says little about short fields
+   * like these. Newest first for the rest: they can be half of all packages
+   * (a word like "library"), and this is the order the index reads them in,
+   * so a page costs its own rows, not a sort of every match.
    *
-   * Text of 3 characters or more is looked up in the trigram index
-   * (migrations/0013_package_search.sql); shorter text matches names only, by their start (a
-   * one- or two-letter substring is in most packages, and a trigram index
-   * cannot find it); no text at all lists every package by name.
+   * Text of 3 characters or more is looked up in the trigram indexes
+   * (migrations/0013_package_search.sql, 0015_package_search_names.sql); shorter
+   * text matches names only, by their start (a one- or two-letter substring is
+   * in most packages, and a trigram index cannot find it); no text at all
+   * lists every package by name.
+   *
+   * A page may end short with a cursor when the filters keep few of the
+   * matches (`maxRows`, default MAX_SEARCH_ROWS): the caller asks again from it.
    */
   searchPage(
     text: string,
     repos: readonly string[],
     filter: { libc?: string; arch?: string },
-    page: { limit: number; after?: SearchCursor },
+    page: { limit: number; after?: SearchCursor; maxRows?: number },
   ): { packages: StoredPackage[]; next: SearchCursor | undefined } {
     // A NUL cannot be in a stored field, and ends an FTS5 string early (a syntax error).
+    if (repos.length === 0) return { packages: [], next: undefined };
     const needle = text.replaceAll('\0', '');
     const escaped = needle.replace(/[\\%_]/g, (c) => `\\${c}`);
     const after = page.after;
@@ -709,36 +757,56 @@ export class PackageStore {
     const args: Record<string, string | number | null> = {
       text: needle,
       prefix: `${escaped}%`,
-      nameMatch: `name : ${phrase}`,
       match: phrase,
       libc: filter.libc ?? null,
       arch: filter.arch ?? null,
-      afterTier: after?.tier ?? null,
-      afterName: after?.name ?? null,
-      afterId: after?.id ?? null,
-      limit: page.limit + 1,
     };
     repos.forEach((repo, i) => {
       args[`repo${i}`] = repo;
     });
-    const sql = [...needle].length >= 3 ? searchIndexedSql(repos.length) : searchNamesSql(repos.length);
-    const rows = this.stmt(sql).all(args) as Array<PackageRow & { search_tier: number }>;
-    const packages = rows.slice(0, page.limit).map(toPackage);
-    const last = rows.length > page.limit ? rows[page.limit - 1] : undefined;
+    const indexed = [...needle].length >= 3;
+    type Row = PackageRow & { search_tier: number };
+    const cursorOf = (row: Row): SearchCursor =>
+      row.search_tier === 3
+        ? { tier: 3, id: row.id }
+        : { tier: row.search_tier as 0 | 1 | 2, name: row.name, id: row.id };
+    const found: Row[] = [];
+    if (after === undefined || after.tier !== 3) {
+      const sql = indexed ? searchNamesIndexedSql(repos.length) : searchNamesSql(repos.length);
+      found.push(
+        ...(this.stmt(sql).all({
+          ...args,
+          afterTier: after?.tier ?? null,
+          afterName: after?.name ?? null,
+          afterId: after?.id ?? null,
+          limit: page.limit + 1,
+        }) as Row[]),
+      );
+    }
+    if (indexed && found.length <= page.limit) {
+      const rest = {
+        match: phrase,
+        afterId: after?.tier === 3 ? after.id : Number.MAX_SAFE_INTEGER,
+        maxRows: page.maxRows ?? MAX_SEARCH_ROWS,
+      };
+      found.push(
+        ...(this.stmt(searchRestSql(repos.length)).all({
+          ...args,
+          ...rest,
+          limit: page.limit + 1 - found.length,
+        }) as Row[]),
+      );
+      if (found.length <= page.limit) {
+        // A short page: the matches ran out, or the walk read maxRows of them first.
+        const end = this.stmt(SEARCH_REST_END_SQL).get(rest) as { id: number } | undefined;
+        return { packages: found.map(toPackage), next: end && { tier: 3, id: end.id } };
+      }
+    }
+    const packages = found.slice(0, page.limit);
     return {
-      packages,
-      next: last && { tier: last.search_tier, name: last.name, id: last.id },
+      packages: packages.map(toPackage),
+      next: found.length > page.limit ? cursorOf(packages.at(-1)!) : undefined,
     };
-  }
-
-  /** The first `limit` results of searchPage. */
-  search(
-    text: string,
-    repos: readonly string[],
-    filter: { libc?: string; arch?: string },
-    limit: number,
-  ): StoredPackage[] {
-    return this.searchPage(text, repos, filter, { limit }).packages;
   }
 
   /** Every version of a package name in one index (its arch and noarch), newest upload first. */

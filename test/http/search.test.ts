@@ -162,6 +162,12 @@ describe('package search (HTTP: /api/v1/search and /ui/search)', () => {
     );
   });
 
+  test('text only in descriptions or provides (tier 3): after the names, newest first', async () => {
+    // libcurl by name; then openssl (so:libssl), wget ("library"), curl-dev (pc:libcurl), newest upload first.
+    assert.deepEqual(await names({ q: 'lib' }), ['libcurl', 'openssl', 'wget', 'curl-dev']);
+    assert.deepEqual(await uiNames('lib'), ['libcurl', 'openssl', 'wget', 'curl-dev']);
+  });
+
   test('what a package provides is searched: so:, cmd:, pc:', async () => {
     assert.deepEqual(await names({ q: 'so:libcurl.so.4' }), ['libcurl']);
     assert.deepEqual(await names({ q: 'libcrypto' }), ['openssl']);
@@ -240,7 +246,8 @@ describe('package search (HTTP: /api/v1/search and /ui/search)', () => {
   test('pages: the cursor walks the whole ranked list once', async () => {
     const whole = (await search({ q: 'curl', limit: '100' })).packages;
     assert.equal((await search({ q: 'curl', limit: '100' })).next, null);
-    for (const q of ['curl', '', 'c']) {
+    // `lib` and `curl` cross from names (tiers 0 to 2) to descriptions and provides (tier 3).
+    for (const q of ['curl', 'lib', '', 'c']) {
       const expected = (await search({ q, limit: '100' })).packages;
       for (const limit of ['1', '3']) {
         const seen: Found[] = [];
@@ -260,6 +267,11 @@ describe('package search (HTTP: /api/v1/search and /ui/search)', () => {
     }
     assert.ok(whole.length > 3);
     assert.equal((await get('/api/v1/search?q=curl&after=bm90LWEtY3Vyc29y')).status, 400);
+    // A tier-3 cursor holds an id only; [tier, name, id] is for names.
+    const cursor = (key: unknown) => Buffer.from(JSON.stringify(key)).toString('base64url');
+    assert.equal((await get(`/api/v1/search?q=curl&after=${cursor([3, 'wget', 5])}`)).status, 400);
+    assert.equal((await get(`/api/v1/search?q=curl&after=${cursor([2, 5])}`)).status, 400);
+    assert.equal((await get(`/api/v1/search?q=curl&after=${cursor([3, 1_000_000])}`)).status, 200);
     assert.equal((await get('/api/v1/search?q=curl&limit=101')).status, 400);
     assert.equal((await get('/api/v1/search?q=curl&limit=0')).status, 400);
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,18 +13,30 @@ const dir = mkdtempSync(join(tmpdir(), 'reef-search-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
-function openStore(name: string, migrations = MIGRATIONS) {
+function openStore(name: string) {
   const db = openDb(join(dir, name));
-  migrate(db, migrations);
+  migrate(db, MIGRATIONS);
   return { db, store: new PackageStore(db, ['x86_64']) };
 }
 
+/** The first page of a search, as the web interface asks for it. */
+function search(store: PackageStore, text: string, repos: string[], filter: object, limit: number) {
+  return store.searchPage(text, repos, filter, { limit }).packages;
+}
+
 /** Every page of a search, `limit` at a time, through the cursors. */
-function allPages(store: PackageStore, text: string, repos: string[], limit: number, filter = {}) {
+function allPages(
+  store: PackageStore,
+  text: string,
+  repos: string[],
+  limit: number,
+  filter = {},
+  maxRows?: number,
+) {
   const seen: StoredPackage[] = [];
   let after: SearchCursor | undefined;
   do {
-    const page = store.searchPage(text, repos, filter, { limit, after });
+    const page = store.searchPage(text, repos, filter, { limit, after, maxRows });
     assert.ok(page.packages.length <= limit);
     seen.push(...page.packages);
     after = page.next;
@@ -57,11 +69,15 @@ function expected(
     else return [];
     return [{ tier, name: p.name, id: p.id }];
   });
-  hits.sort((a, b) => a.tier - b.tier || (a.name < b.name ? -1 : a.name > b.name ? 1 : b.id - a.id));
+  // Names by name, then newest; the rest (tier 3) newest first.
+  hits.sort(
+    (a, b) =>
+      a.tier - b.tier || (a.tier < 3 && (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) || b.id - a.id,
+  );
   return hits.map((h) => h.id);
 }
 
-test('search agrees with an oracle: tiers, name order, filters, only published, every page size', () => {
+test('search agrees with an oracle: tiers, their order, filters, only published, every page size', () => {
   const { db, store } = openStore('oracle.db');
   const random = prng(5);
   const letters = 'abcAB-:.';
@@ -122,6 +138,14 @@ test('search agrees with an oracle: tiers, name order, filters, only published, 
           `"${text}" ${JSON.stringify(filter)} /${limit}`,
         );
       }
+      // A walk of tier 3 cut short after a few matches read: short pages, the same results.
+      for (const maxRows of [1, 3]) {
+        assert.deepEqual(
+          allPages(store, text, repos, 4, filter, maxRows),
+          want,
+          `"${text}" ${JSON.stringify(filter)} /4, ${maxRows} rows read at most`,
+        );
+      }
     }
   }
   db.close();
@@ -133,7 +157,7 @@ test('unpublished and deleted packages are not found; the index follows publish 
     ...newPackage('pending-tool', '1.0-r0', 'x86_64'),
     provides: ['cmd:pending'],
   });
-  const find = (text: string) => store.search(text, ['main'], {}, 10).map((p) => p.name);
+  const find = (text: string) => search(store, text, ['main'], {}, 10).map((p) => p.name);
   assert.deepEqual(find('pending'), [], 'uploaded, no index lists it yet');
   assert.deepEqual(find('pe'), []);
   assert.ok(
@@ -160,27 +184,39 @@ test('unpublished and deleted packages are not found; the index follows publish 
   assert.deepEqual(find('pending'), []);
   assert.deepEqual(find('pe'), []);
   assert.equal((db.prepare('SELECT count(*) AS n FROM package_search').get() as { n: number }).n, 0);
+  assert.equal((db.prepare('SELECT count(*) AS n FROM package_search_names').get() as { n: number }).n, 0);
   db.close();
 });
 
-test('the migration indexes the packages published before it', () => {
-  const before = join(dir, 'migrations-before');
-  mkdirSync(before);
-  for (const f of readdirSync(MIGRATIONS).filter((f) => f < '0013'))
-    copyFileSync(join(MIGRATIONS, f), join(before, f));
-  const { db, store } = openStore('upgrade.db', before);
-  insertNew(store, { ...newPackage('old-tool', '1.0-r0', 'x86_64'), provides: ['so:libold.so.2'] });
+test('the migrations index the packages published before them', () => {
+  const { db, store } = openStore('upgrade.db');
+  const tool = insertNew(store, {
+    ...newPackage('old-tool', '1.0-r0', 'x86_64'),
+    provides: ['so:libold.so.2'],
+  });
   insertNew(store, newPackage('old-pending', '1.0-r0', 'x86_64'));
   db.prepare("UPDATE packages SET published_at = 1 WHERE name = 'old-tool'").run();
-  assert.ok(migrate(db).applied.includes('0013_package_search.sql'));
+  // As if the packages had been published before the search tables existed: the migrations' SQL fills them.
+  db.exec(`DROP TABLE package_search_names; DROP TABLE package_search; DROP TABLE package_search_rows;
+    DROP TRIGGER package_search_insert; DROP TRIGGER package_search_update; DROP TRIGGER package_search_delete`);
+  db.prepare('DELETE FROM schema_migrations WHERE name IN (?, ?)').run(
+    '0013_package_search.sql',
+    '0015_package_search_names.sql',
+  );
+  assert.deepEqual(migrate(db).applied, ['0013_package_search.sql', '0015_package_search_names.sql']);
   const upgraded = new PackageStore(db, ['x86_64']);
   assert.deepEqual(
-    upgraded.search('libold', ['main'], {}, 10).map((p) => p.name),
+    search(upgraded, 'libold', ['main'], {}, 10).map((p) => p.name),
     ['old-tool'],
   );
   assert.deepEqual(
-    upgraded.search('old', ['main'], {}, 10).map((p) => p.name),
+    search(upgraded, 'old', ['main'], {}, 10).map((p) => p.name),
     ['old-tool'],
+  );
+  // The name is in the names index (0015), so it ranks as a name, not as tier 3.
+  assert.deepEqual(
+    db.prepare(`SELECT rowid AS id FROM package_search_names WHERE package_search_names MATCH '"old"'`).all(),
+    [{ id: tool.id }],
   );
   db.close();
 });
@@ -220,7 +256,7 @@ test('hostile text never reaches SQLite as syntax', () => {
       { length: 1 + Math.floor(random() * 8) },
       () => alphabet[Math.floor(random() * alphabet.length)],
     ).join('');
-    assert.doesNotThrow(() => store.search(text, ['main'], {}, 10), JSON.stringify(text));
+    assert.doesNotThrow(() => search(store, text, ['main'], {}, 10), JSON.stringify(text));
   }
   db.close();
 });

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../../repo/services.ts';
+import type { SearchCursor } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { packageJson } from './packages.ts';
@@ -12,8 +13,20 @@ export const apiSearchQuery = searchQuery.extend({
   after: z.string().min(1).max(1000).optional(),
 });
 
-/** [tier, name, id] of the last package of the previous page (PackageStore.searchPage). */
-const searchCursor = z.tuple([z.number().int().min(0).max(3), z.string().max(1000), z.number().int().min(1)]);
+/**
+ * Where the previous page ended (PackageStore.searchPage): [tier, name, id] of
+ * its last package in tiers 0 to 2 (names containing the text), [3, id] in
+ * tier 3 (the rest, newest first).
+ */
+const searchCursor = z.union([
+  z.tuple([z.number().int().min(0).max(2), z.string().max(1000), z.number().int().min(1)]),
+  z.tuple([z.literal(3), z.number().int().min(1)]),
+]);
+
+/** The cursor as the client holds it. */
+function cursorKey(cursor: SearchCursor): [number, string, number] | [3, number] {
+  return cursor.tier === 3 ? [3, cursor.id] : [cursor.tier, cursor.name, cursor.id];
+}
 
 /**
  * The search of the web interface as JSON (README, "Web interface"): the
@@ -23,17 +36,23 @@ const searchCursor = z.tuple([z.number().int().min(0).max(3), z.string().max(100
 export function registerSearchRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
   app.get('/api/v1/search', async (request) => {
     const q = parseQuery(apiSearchQuery, request.query);
-    const after = q.after === undefined ? undefined : decodeCursor(searchCursor, q.after);
+    const key = q.after === undefined ? undefined : decodeCursor(searchCursor, q.after);
+    const after: SearchCursor | undefined =
+      key === undefined
+        ? undefined
+        : key.length === 2
+          ? { tier: 3, id: key[1] }
+          : { tier: key[0] as 0 | 1 | 2, name: key[1], id: key[2] };
     const repos = auth.readableRepos(request).filter((r) => q.repo === undefined || r === q.repo);
     const page = services.store.searchPage(
       q.q.trim(),
       repos,
       { libc: q.libc, arch: q.arch },
-      { limit: q.limit, after: after && { tier: after[0], name: after[1], id: after[2] } },
+      { limit: q.limit, after },
     );
     return {
       packages: page.packages.map((p) => packageJson(p, request, services)),
-      next: page.next ? encodeCursor([page.next.tier, page.next.name, page.next.id]) : null,
+      next: page.next ? encodeCursor(cursorKey(page.next)) : null,
     };
   });
 }

@@ -195,8 +195,12 @@ ${sections.length > 0 ? sections : html`<p class="muted">No repository you may r
     const q = parseQuery(searchQuery, request.query);
     const text = q.q.trim();
     const repos = auth.readableRepos(request).filter((r) => q.repo === undefined || r === q.repo);
-    const hits =
-      text || q.repo ? store.search(text, repos, { libc: q.libc, arch: q.arch }, SEARCH_LIMIT) : [];
+    // The first page only; `next` says there is more (or that the search stopped reading early).
+    const found =
+      text || q.repo
+        ? store.searchPage(text, repos, { libc: q.libc, arch: q.arch }, { limit: SEARCH_LIMIT })
+        : { packages: [], next: undefined };
+    const hits = found.packages;
     const rows = hits.map(
       (p) =>
         html`<tr><td><a href="${packagePath(p)}">${p.name}</a></td><td>${p.version}</td><td>${p.repo}/${p.libc}/${p.arch}</td><td>${p.description}</td></tr>`,
@@ -210,8 +214,8 @@ ${
   rows.length > 0
     ? html`<div class="table-wrap"><table><thead><tr><th>name</th><th>version</th><th>repository</th><th>description</th></tr></thead>
 <tbody>${rows}</tbody></table></div>
-${hits.length === SEARCH_LIMIT ? html`<p class="muted">The first ${SEARCH_LIMIT}; narrow the search.</p>` : ''}`
-    : html`<p class="muted">${text || q.repo ? 'Nothing matches.' : 'Search by name, description, or what a package provides (so:, cmd:, pc:).'}</p>`
+${found.next ? html`<p class="muted">The first ${hits.length}; narrow the search.</p>` : ''}`
+    : html`<p class="muted">${found.next ? 'Nothing among the first matches read; narrow the search.' : text || q.repo ? 'Nothing matches.' : 'Search by name, description, or what a package provides (so:, cmd:, pc:).'}</p>`
 }`,
       text,
     );
