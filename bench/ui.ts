@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/http/app.ts';
 import { migrate, openDb } from '../src/store/db.ts';
+import { relationNames } from '../src/store/package-store.ts';
 import { prng } from '../test/helpers/prng.ts';
 import {
   type BenchResult,
@@ -147,6 +148,16 @@ export function seedDatabase(path: string): { rows: number; ms: number } {
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1000, 'Q1', ?, 4000, ?, 'https://example.org/', 'MIT', ?, '', '',
        'so:libc.so.6', ?, '', '', '[]', '[]', ?, ?)`,
   );
+  // What publishing records beside each row: its dependency names (package_relations) and its file list.
+  const relation = db.prepare(
+    'INSERT OR IGNORE INTO package_relations (name, kind, package_id) VALUES (?, ?, ?)',
+  );
+  const fileList = db.prepare(
+    'INSERT INTO package_file_lists (package_id, entries, recorded_at) VALUES (?, ?, ?)',
+  );
+  const file = db.prepare(
+    `INSERT INTO package_files (package_id, seq, path, type, mode, size, link_target) VALUES (?, ?, ?, ?, ?, ?, NULL)`,
+  );
   db.transaction(() => {
     for (let i = 0; i < PACKAGES; i++) {
       const id = i + 1;
@@ -169,7 +180,40 @@ export function seedDatabase(path: string): { rows: number; ms: number } {
         now,
         now,
       );
+      // Every package needs libc; glibc (package 0's slot is reused for it below) provides it.
+      relation.run('so:libc.so.6', 'depends', id);
+      for (const name of relationNames(row.provides.split(' ').filter(Boolean)))
+        relation.run(name, 'provides', id);
+      const files = [
+        ['usr/', 'directory', 0o755, 0],
+        ['usr/bin/', 'directory', 0o755, 0],
+        [`usr/bin/${row.name}`, 'file', 0o755, 120_000],
+        [`usr/share/doc/${row.name}/README`, 'file', 0o644, 2_000],
+      ] as const;
+      fileList.run(id, files.length, now);
+      files.forEach(([path, type, mode, size], seq) => file.run(id, seq, path, type, mode, size));
     }
+    // The libc everything depends on: its page lists its reverse dependencies (tens of thousands).
+    const glibc = PACKAGES + 1;
+    const hex = glibc.toString(16).padStart(64, '0');
+    insert.run(
+      glibc,
+      'wolfi',
+      'glibc',
+      'x86_64',
+      'glibc',
+      '2.40-r0',
+      'glibc-2.40-r0.apk',
+      hex,
+      hex,
+      'the GNU C library',
+      'glibc',
+      'so:libc.so.6=6',
+      now,
+      now,
+    );
+    relation.run('so:libc.so.6', 'provides', glibc);
+    fileList.run(glibc, 0, now);
   })();
   db.close();
   return { rows: PACKAGES, ms: performance.now() - started };
@@ -331,8 +375,12 @@ export async function benchUi(): Promise<BenchResult> {
       '/api/v1/search?q=library&arch=riscv64',
     );
     await measure(
-      '/ui/packages/… (package page)',
+      '/ui/packages/… (package page; its so:libc.so.6 resolved through provides)',
       `/ui/packages/wolfi/${page.libc}/${page.arch}/${page.name}/${encodeURIComponent(page.version)}`,
+    );
+    await measure(
+      '/ui/packages/… (glibc: every package of its index requires it)',
+      '/ui/packages/wolfi/glibc/x86_64/glibc/2.40-r0',
     );
     await measure('baseline GET /healthz, again', '/healthz');
 
