@@ -260,6 +260,38 @@ describe('web interface in Chromium', {
     }
   });
 
+  test('readable on a phone: no page is wider than the screen (wide tables scroll on their own)', async () => {
+    const context = await browser.newContext({
+      viewport: { width: 360, height: 780 },
+      isMobile: true,
+      hasTouch: true,
+    });
+    const page = await context.newPage();
+    const tooWide: string[] = [];
+    try {
+      for (const path of [
+        '/ui/',
+        '/ui/search?q=foo',
+        '/ui/packages/main/musl/x86_64/foo-cli/2.2-r0',
+        '/ui/packages/main/musl/x86_64/foo-cli/2.2-r0/diff?against=2.1-r0',
+        '/ui/components?name=openssl',
+        '/ui/licenses?expression=Apache-2.0',
+        '/ui/sign-in',
+        `/ui/packages/main/musl/x86_64/${HOSTILE.name}/${HOSTILE.version}`,
+        ...realPages,
+      ]) {
+        await page.goto(`${server.url}${path}`);
+        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        if (width > 360) tooWide.push(`${path}: ${width}px`);
+      }
+      await page.goto(`${server.url}/ui/packages/main/musl/x86_64/foo-cli/2.2-r0`);
+      await page.screenshot({ path: join(shots, 'phone-package.png'), fullPage: true });
+    } finally {
+      await context.close();
+    }
+    assert.deepEqual(tooWide, []);
+  });
+
   test('every page is accessible: axe-core finds no serious or critical violation, in light and dark', async () => {
     const axe = readFileSync(join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
     const failures: string[] = [];

@@ -10,7 +10,7 @@ export const STYLESHEET = `
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg); }
 header { display: flex; flex-wrap: wrap; gap: .75rem 1.5rem; align-items: center; padding: .75rem 1rem; border-bottom: 1px solid var(--line); }
 header a.home { font-weight: 700; text-decoration: none; color: var(--fg); }
-header form { display: flex; gap: .5rem; flex: 1 1 16rem; }
+header form { display: flex; gap: .5rem; flex: 1 1 16rem; min-width: 0; }
 header form.signed-in { flex: 0 0 auto; align-items: center; }
 header nav { display: flex; gap: 1rem; }
 form.query { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: 1rem 0; }
@@ -18,12 +18,13 @@ form.query input, form.query select { padding: .4rem .6rem; font: inherit; color
 main form input[type=password] { padding: .4rem .6rem; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; margin: 0 .5rem; }
 header input[type=search] { flex: 1; min-width: 0; padding: .4rem .6rem; font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; }
 button { padding: .4rem .8rem; font: inherit; color: inherit; background: var(--code); border: 1px solid var(--line); border-radius: 4px; }
-main { max-width: 72rem; margin: 0 auto; padding: 1rem; }
+main { max-width: 72rem; margin: 0 auto; padding: 1rem; overflow-wrap: anywhere; }
 a { color: var(--accent); }
 h1 { font-size: 1.5rem; margin: .5rem 0 1rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.15rem; margin: 1.75rem 0 .5rem; }
 table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; vertical-align: top; padding: .35rem .5rem; border-bottom: 1px solid var(--line); overflow-wrap: anywhere; }
+th, td { text-align: left; vertical-align: top; padding: .35rem .5rem; border-bottom: 1px solid var(--line); overflow-wrap: break-word; }
+th { white-space: nowrap; }
 th { color: var(--muted); font-weight: 600; }
 dl.fields { display: grid; grid-template-columns: minmax(8rem, max-content) 1fr; gap: .25rem 1rem; }
 dl.fields dt { color: var(--muted); }
