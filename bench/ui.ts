@@ -191,7 +191,8 @@ export function seedDatabase(path: string): { rows: number; ms: number } {
         [`usr/share/doc/${row.name}/README`, 'file', 0o644, 2_000],
       ] as const;
       fileList.run(id, files.length, now);
-      files.forEach(([path, type, mode, size], seq) => file.run(id, seq, path, type, mode, size));
+      for (const [seq, [path, type, mode, size]] of files.entries())
+        file.run(id, seq, path, type, mode, size);
     }
     // The libc everything depends on: its page lists its reverse dependencies (tens of thousands).
     const glibc = PACKAGES + 1;

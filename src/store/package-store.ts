@@ -843,20 +843,22 @@ export class PackageStore {
   dependentsOf(key: IndexKey, names: readonly string[], limit: number): StoredPackage[] {
     const seen = new Set<number>();
     return (
-      this.stmt(
-        // Driven from the relation rows without a sort, so the scan stops at the limit.
-        // CROSS JOIN keeps package_relations the outer loop (sqlite.org/optoverview.html, "Manual
-        // Control Of Query Plans Using CROSS JOIN"): driven from the packages side, the planner
-        // scanned the whole index's packages (28 ms at 100,000).
-        `SELECT p.* FROM package_relations r CROSS JOIN packages p ON p.id = r.package_id
+      (
+        this.stmt(
+          // Driven from the relation rows without a sort, so the scan stops at the limit.
+          // CROSS JOIN keeps package_relations the outer loop (sqlite.org/optoverview.html, "Manual
+          // Control Of Query Plans Using CROSS JOIN"): driven from the packages side, the planner
+          // scanned the whole index's packages (28 ms at 100,000).
+          `SELECT p.* FROM package_relations r CROSS JOIN packages p ON p.id = r.package_id
          WHERE r.name IN (SELECT value FROM json_each(?)) AND r.kind = 'depends'
          AND p.repo = ? AND p.libc = ? AND (p.arch = ? OR p.arch = 'noarch') AND p.published_at IS NOT NULL
          LIMIT ?`,
-      ).all(JSON.stringify(names), key.repo, key.libc, key.arch, limit) as PackageRow[]
-    )
-      // A package depending on two of the names comes twice.
-      .filter((row) => !seen.has(row.id) && seen.add(row.id))
-      .map(toPackage);
+        ).all(JSON.stringify(names), key.repo, key.libc, key.arch, limit) as PackageRow[]
+      )
+        // A package depending on two of the names comes twice.
+        .filter((row) => !seen.has(row.id) && seen.add(row.id))
+        .map(toPackage)
+    );
   }
 
   /** Published packages built from source package `origin`, in `repos`, paged by id. */
