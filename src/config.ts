@@ -132,6 +132,11 @@ export const configSchema = z.object({
     .optional(),
   /** Address buckets as <endpoint>/<bucket> (MinIO, Swift, Ceph) rather than <bucket>.<endpoint>. */
   s3PathStyle: bool.default(false),
+  /**
+   * Answer package downloads with a 302 to a presigned URL of the object
+   * store, valid this many seconds; 0 streams them through reef.
+   */
+  blobRedirectSeconds: int(0, 7 * 24 * 3600).default(0),
   /** Directory that relative paths in the config file are resolved against. */
   configDir: z.string().default('.'),
 });
@@ -173,6 +178,7 @@ export const ENV_NAMES: Record<keyof Settings, string> = {
   configDir: 'configDir',
   blobUrl: 'REEF_BLOB_URL',
   s3PathStyle: 'REEF_S3_PATH_STYLE',
+  blobRedirectSeconds: 'REEF_BLOB_REDIRECT_SECONDS',
 };
 
 export function loadConfig(
@@ -209,6 +215,12 @@ export function loadConfig(
     const name = ENV_NAMES[key as keyof Settings] ?? key;
     const where = issue.path.length > 1 ? `${name}.${issue.path.slice(1).join('.')}` : name;
     throw new AppError('CONFIG_INVALID', `invalid configuration ${where}: ${issue.message}`);
+  }
+  if (parsed.data.blobRedirectSeconds > 0 && parsed.data.blobUrl === undefined) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      'invalid configuration REEF_BLOB_REDIRECT_SECONDS: redirects go to an object store; set REEF_BLOB_URL too',
+    );
   }
   return {
     ...parsed.data,

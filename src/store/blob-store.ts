@@ -23,6 +23,8 @@ export interface BlobStore {
   read(sha256: string, range?: { start: number; end: number }): Readable;
   readAll(sha256: string): Promise<Buffer>;
   delete(sha256: string): Promise<void>;
+  /** A URL anyone may GET the blob from for `seconds` (object stores only: presigned). */
+  url?(sha256: string, seconds: number): Promise<string>;
 }
 
 export interface TempBlob {

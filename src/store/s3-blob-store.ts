@@ -12,6 +12,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Settings } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { type BlobStore, checkBlobKey, LocalSpool, type TempBlob } from './blob-store.ts';
@@ -148,6 +149,17 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       throw unavailable(err, 'the object store did not send the blob');
     }
+  }
+
+  /** A presigned GET: signed here with the store's credentials, checked by the store, no request made. */
+  url(sha256: string, seconds: number): Promise<string> {
+    return getSignedUrl(
+      this.client,
+      new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
+      {
+        expiresIn: seconds,
+      },
+    );
   }
 
   async delete(sha256: string): Promise<void> {

@@ -124,6 +124,15 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       if (file.endsWith('.apk')) {
         const pkg = store.findPublishedFile(key, file);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
+        const redirectSeconds = services.config.blobRedirectSeconds;
+        if (redirectSeconds > 0 && blobs.url) {
+          // The object store serves the bytes (apk follows 302, never 308: libfetch http.c). Read
+          // access was checked above; the URL is as good as the file for its lifetime, so it is
+          // cached by nobody.
+          return reply
+            .header('Cache-Control', 'private, no-store')
+            .redirect(await blobs.url(pkg.sha256, redirectSeconds), 302);
+        }
         return sendFile(request, reply, {
           sha256: pkg.sha256,
           size: pkg.size,
