@@ -4,6 +4,7 @@ import {
   dataOptions,
   fsckOptions,
   keyOptions,
+  migrateStorageOptions,
   provenanceOptions,
   repoOptions,
   serverOptions,
@@ -59,6 +60,12 @@ export const COMMANDS: Command[] = [
     summary: 'copy the data folder consistently while the server runs',
     options: dataOptions,
     load: async () => (await import('./backup.ts')).runBackup,
+  },
+  {
+    name: 'migrate-storage',
+    summary: 'copy every blob between the data folder and an object store (server stopped)',
+    options: migrateStorageOptions,
+    load: async () => (await import('./migrate-storage.ts')).runMigrateStorage,
   },
   {
     name: 'fsck',

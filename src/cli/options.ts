@@ -28,6 +28,11 @@ export const fsckOptions = {
   grace: { type: 'string' },
 } as const satisfies OptionSpec;
 
+export const migrateStorageOptions = {
+  ...dataOptions,
+  to: { type: 'string' },
+} as const satisfies OptionSpec;
+
 export const provenanceOptions = {
   ...dataOptions,
   'dry-run': { type: 'boolean' },

@@ -4,12 +4,11 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
-import { DiskBlobStore } from '../store/blob-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Db, migrate, openDb } from '../store/db.ts';
 import { FileListStore } from '../store/file-list-store.ts';
+import { openBlobStore } from '../store/open-blob-store.ts';
 import { PackageStore } from '../store/package-store.ts';
-import { S3BlobStore } from '../store/s3-blob-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
 import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
@@ -64,8 +63,7 @@ export async function createServices(
   try {
     const migrated = migrate(db);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'database migrated');
-    const blobs = config.s3 ? new S3BlobStore(config.s3, config.dataDir) : new DiskBlobStore(config.dataDir);
-    await blobs.init();
+    const { blobs, close: closeBlobs } = await openBlobStore(config);
     const store = new PackageStore(db, config.defaultArches);
     // What signed before is read only when a key is missing (attestations: a scan of the table).
     const signedBefore = () =>
@@ -121,7 +119,7 @@ export async function createServices(
       async close() {
         await indexer.idle();
         await sbomParser.close();
-        if (blobs instanceof S3BlobStore) blobs.close();
+        closeBlobs();
         db.close();
       },
     };

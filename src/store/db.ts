@@ -114,3 +114,21 @@ export function statementCache(db: Db): (sql: string) => Statement {
     return statement;
   };
 }
+
+/**
+ * The database opened with SQLite's exclusive lock, held until closed, or
+ * undefined when another process (a running server) has it open: what
+ * commands that must run alone take first.
+ */
+export function lockExclusive(path: string): Database.Database | undefined {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { fileMustExist: true, timeout: 200 });
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE');
+    return db;
+  } catch {
+    db?.close();
+    return undefined;
+  }
+}

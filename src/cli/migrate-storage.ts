@@ -1,0 +1,106 @@
+import { join } from 'node:path';
+import { loadConfig } from '../config.ts';
+import { AuditLog } from '../repo/audit.ts';
+import { copyBlobs } from '../repo/copy-blobs.ts';
+import { lockExclusive, migrate, openDb } from '../store/db.ts';
+import { openBlobStore } from '../store/open-blob-store.ts';
+import { listReferencedBlobs } from '../store/package-store.ts';
+import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
+import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
+import { cliAuditor } from './local-data.ts';
+import { migrateStorageOptions } from './options.ts';
+
+const USAGE = `usage: reef migrate-storage --to <s3://BUCKET[/PREFIX] | data-folder> [options]
+
+Copies every blob the database references (packages, SBOMs, attestations,
+publisher provenance) from where the configuration keeps them now (the data
+folder, or REEF_BLOB_URL) to the place --to names, each one verified against
+its SHA-256 on the way. The object store's credentials, region and endpoint
+come from the AWS variables, as for 'reef serve'.
+
+The server must be stopped: the database is locked while blobs are copied,
+so no publish can add one behind the copy. Run it again after an
+interruption: blobs already there are skipped. Then start reef with the new
+REEF_BLOB_URL (or without it, for the data folder) and check with
+'reef fsck'. The source blobs are left where they were.
+
+options:
+  --to TARGET          s3://BUCKET[/PREFIX], or data-folder
+${DATA_OPTION_USAGE}
+  -h, --help
+
+${EXIT_CODES}`;
+
+export async function runMigrateStorage(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand('migrate-storage', {
+    args,
+    options: migrateStorageOptions,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    ctx.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length > 0) throw usageError(`unexpected argument '${positionals[0]}'`);
+  if (!values.to) throw usageError('--to is required: s3://BUCKET[/PREFIX] or data-folder');
+  const source = configFromFlags(ctx, values);
+  const toDisk = values.to === 'data-folder';
+  if (!toDisk && !values.to.startsWith('s3://')) {
+    throw usageError(`--to takes s3://BUCKET[/PREFIX] or data-folder, not '${values.to}'`);
+  }
+  // The target's settings are read as REEF_BLOB_URL would be, so they are checked alike.
+  const target = toDisk
+    ? { ...source, s3: undefined }
+    : loadConfig({ ...ctx.env, REEF_BLOB_URL: values.to }, { dataDir: source.dataDir });
+  const same = toDisk
+    ? source.s3 === undefined
+    : source.s3 !== undefined &&
+      source.s3.bucket === target.s3!.bucket &&
+      source.s3.prefix === target.s3!.prefix;
+  if (same) throw usageError(`the blobs are already there (${values.to})`);
+
+  const dbPath = join(source.dataDir, 'reef.db');
+  const migrating = openDb(dbPath);
+  try {
+    migrate(migrating);
+  } finally {
+    migrating.close();
+  }
+  const db = lockExclusive(dbPath);
+  if (!db) {
+    throw new CliError(
+      `another process (a running server?) has ${dbPath} open; stop it before 'reef migrate-storage'`,
+      1,
+      'DATA_DIR_BUSY',
+    );
+  }
+  const from = await openBlobStore(source);
+  try {
+    const to = await openBlobStore(target);
+    try {
+      const audited = cliAuditor(new AuditLog(db), 'storage.migrate', values.to);
+      try {
+        const sha256s = listReferencedBlobs(db);
+        const report = await copyBlobs(from.blobs, to.blobs, sha256s, (done, total) => {
+          if (done % 100 === 0 || done === total) ctx.stderr.write(`reef: ${done}/${total} blobs\n`);
+        });
+        audited.ok(values.to, { ...report });
+        ctx.stdout.write(
+          `copied ${report.copied} blobs (${report.bytes} bytes) to ${values.to}; ${report.present} were there already, ` +
+            `${report.blobs} in all. Start reef ${toDisk ? 'without REEF_BLOB_URL' : `with REEF_BLOB_URL=${values.to}`} ` +
+            `and the same data folder, then run 'reef fsck'.\n`,
+        );
+        return 0;
+      } catch (err) {
+        audited.rejected(err);
+        throw err;
+      }
+    } finally {
+      to.close();
+    }
+  } finally {
+    from.close();
+    db.exec('COMMIT');
+    db.close();
+  }
+}
