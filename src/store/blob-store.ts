@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError } from '../errors.ts';
 
@@ -25,6 +25,37 @@ export interface BlobStore {
   delete(sha256: string): Promise<void>;
   /** A URL anyone may GET the blob from for `seconds` (object stores only: presigned). */
   url?(sha256: string, seconds: number): Promise<string>;
+}
+
+/**
+ * What maintenance (fsck) needs beyond serving: every stored blob, where an
+ * operator finds it, and a way to remove what is in the blob area without
+ * being a blob. Kept apart from BlobStore so the publish and serve paths, and
+ * the wrappers around them, need not know it.
+ */
+export interface BlobInventory {
+  /** Everything under the blob area, in no particular order; each entry once. */
+  list(): AsyncIterable<BlobListing>;
+  /** Where the blob is, for people: a path of the data folder, or `s3://bucket/key`. */
+  locationOf(sha256: string): string;
+  /** Removes a stray that `list` reported; refuses a location outside the blob area. */
+  deleteStray(location: string): Promise<void>;
+}
+
+/**
+ * One entry of the blob area: a blob at its address, or a stray (a file or
+ * key under it that is not `<aa>/<sha256>` with `aa` its first two digits).
+ */
+export type BlobListing =
+  | { kind: 'blob'; sha256: string; location: string; size: number; modifiedAt: number }
+  | { kind: 'stray'; location: string; size: number; modifiedAt: number };
+
+/** Whether `rel`, a name under `blobs/sha256/`, is a blob's place: `<aa>/<sha256>`; its digest if so. */
+export function blobKeyAt(rel: string): string | undefined {
+  const [prefix, name, ...rest] = rel.split('/');
+  return rest.length === 0 && name !== undefined && SHA256_RE.test(name) && name.startsWith(prefix!)
+    ? name
+    : undefined;
 }
 
 export interface TempBlob {
@@ -96,7 +127,7 @@ export class LocalSpool {
   }
 }
 
-export class DiskBlobStore implements BlobStore {
+export class DiskBlobStore implements BlobStore, BlobInventory {
   private readonly blobsDir: string;
   private readonly spool: LocalSpool;
 
@@ -158,6 +189,40 @@ export class DiskBlobStore implements BlobStore {
     await unlink(this.pathOf(sha256)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw translateFsError(err);
     });
+  }
+
+  async *list(): AsyncIterable<BlobListing> {
+    for await (const f of walkFiles(this.blobsDir)) {
+      const sha256 = blobKeyAt(f.path.slice(this.blobsDir.length + 1));
+      const entry = { location: f.path, size: f.size, modifiedAt: f.mtimeMs };
+      yield sha256 ? { kind: 'blob', sha256, ...entry } : { kind: 'stray', ...entry };
+    }
+  }
+
+  locationOf(sha256: string): string {
+    return this.pathOf(sha256);
+  }
+
+  async deleteStray(location: string): Promise<void> {
+    // SECURITY: only what lies under blobs/sha256/ is ours to remove (resolved, so `..` cannot leave it).
+    const path = resolve(location);
+    if (!path.startsWith(resolve(this.blobsDir) + sep)) {
+      throw new AppError('INTERNAL', 'a stray to remove lies outside the blob folder');
+    }
+    await rm(path, { force: true });
+  }
+}
+
+/** Files under `dir`, depth first; none when it does not exist. Files gone meanwhile are skipped. */
+async function* walkFiles(dir: string): AsyncIterable<{ path: string; size: number; mtimeMs: number }> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) yield* walkFiles(path);
+    else {
+      const s = await stat(path).catch(() => undefined);
+      if (s) yield { path, size: s.size, mtimeMs: s.mtimeMs };
+    }
   }
 }
 

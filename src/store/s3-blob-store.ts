@@ -8,6 +8,8 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -15,7 +17,15 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Settings } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { type BlobStore, checkBlobKey, LocalSpool, type TempBlob } from './blob-store.ts';
+import {
+  type BlobInventory,
+  type BlobListing,
+  type BlobStore,
+  blobKeyAt,
+  checkBlobKey,
+  LocalSpool,
+  type TempBlob,
+} from './blob-store.ts';
 
 /**
  * Blobs as objects of an S3-compatible store (AWS S3, MinIO, Ceph, Swift's
@@ -24,7 +34,7 @@ import { type BlobStore, checkBlobKey, LocalSpool, type TempBlob } from './blob-
  * bytes and no conditional write is needed (Swift answers `If-None-Match`
  * with 501). Uploads are spooled locally and sent once hashed and accepted.
  */
-export class S3BlobStore implements BlobStore {
+export class S3BlobStore implements BlobStore, BlobInventory {
   private readonly client: S3Client;
   private readonly spool: LocalSpool;
 
@@ -75,9 +85,14 @@ export class S3BlobStore implements BlobStore {
     this.client.destroy();
   }
 
+  /** The key prefix every blob lies under. */
+  private get blobArea(): string {
+    return `${this.settings.prefix}blobs/sha256/`;
+  }
+
   keyOf(sha256: string): string {
     checkBlobKey(sha256);
-    return `${this.settings.prefix}blobs/sha256/${sha256.slice(0, 2)}/${sha256}`;
+    return `${this.blobArea}${sha256.slice(0, 2)}/${sha256}`;
   }
 
   createTemp(): Promise<TempBlob> {
@@ -163,10 +178,52 @@ export class S3BlobStore implements BlobStore {
   }
 
   async delete(sha256: string): Promise<void> {
+    await this.deleteKey(this.keyOf(sha256));
+  }
+
+  /** Every object under the blob area, a page (up to 1000 keys) at a time. */
+  async *list(): AsyncIterable<BlobListing> {
+    const Bucket = this.settings.bucket;
+    const area = this.blobArea;
+    let ContinuationToken: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket, Prefix: area, ContinuationToken }));
+      } catch (err) {
+        throw unavailable(err, 'the object store did not list the blobs');
+      }
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        const sha256 = blobKeyAt(o.Key.slice(area.length));
+        const entry = {
+          location: `s3://${Bucket}/${o.Key}`,
+          size: o.Size ?? 0,
+          // Without a date the object cannot be shown to be old: taken for new, so never garbage too early.
+          modifiedAt: o.LastModified?.getTime() ?? Date.now(),
+        };
+        yield sha256 ? { kind: 'blob', sha256, ...entry } : { kind: 'stray', ...entry };
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  }
+
+  locationOf(sha256: string): string {
+    return `s3://${this.settings.bucket}/${this.keyOf(sha256)}`;
+  }
+
+  async deleteStray(location: string): Promise<void> {
+    const base = `s3://${this.settings.bucket}/`;
+    // SECURITY: only keys under this store's blob area are ours to remove, never the rest of the bucket.
+    if (!location.startsWith(base + this.blobArea)) {
+      throw new AppError('INTERNAL', 'a stray to remove lies outside the blob area');
+    }
+    await this.deleteKey(location.slice(base.length));
+  }
+
+  private async deleteKey(Key: string): Promise<void> {
     try {
-      await this.client.send(
-        new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
-      );
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key }));
     } catch (err) {
       if (statusOf(err) !== 404) throw unavailable(err, 'the object store did not delete the blob');
     }
