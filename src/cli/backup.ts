@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { backupDataDir } from '../repo/backup.ts';
-import { type CliContext, EXIT_CODES, parseCommand, requireDiskBlobs, usageError } from './command.ts';
+import { openBlobStore } from '../store/open-blob-store.ts';
+import { type CliContext, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { cliAuditor, withLocalData } from './local-data.ts';
 import { dataOptions } from './options.ts';
@@ -8,7 +9,8 @@ import { dataOptions } from './options.ts';
 const USAGE = `usage: reef backup DEST [options]
 
 Copies the data folder into DEST (which must be empty or absent) while the
-server keeps running: blobs, an online SQLite snapshot, every blob that
+server keeps running: blobs (from the object store too, with REEF_BLOB_URL:
+into DEST/blobs, each verified), an online SQLite snapshot, every blob that
 snapshot references (packages, SBOMs, attestations, publisher provenance),
 index files and the whole keys/ folder: index signing keys, keys/retired/
 and reef's attestation key in keys/attestation/ (private keys 0600).
@@ -35,14 +37,14 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
   if (positionals.length !== 1) throw usageError('reef backup needs exactly one destination folder');
   const dest = resolve(positionals[0]!);
   const config = configFromFlags(ctx, values);
-  requireDiskBlobs(config, 'backup');
   if (dest === config.dataDir || dest.startsWith(`${config.dataDir}/`)) {
     throw usageError('the backup destination must be outside the data folder');
   }
   return withLocalData(config, ctx.stderr, async ({ db, audit }) => {
     const audited = cliAuditor(audit, 'backup', dest);
     try {
-      const report = await backupDataDir(db, config.dataDir, dest);
+      const store = await openBlobStore(config);
+      const report = await backupDataDir(db, config.dataDir, dest, store.blobs).finally(() => store.close());
       audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
       ctx.stdout.write(
         `backed up ${config.dataDir} to ${dest}: ${report.packages} packages, ${report.blobs} blobs (${report.bytes} bytes), ${report.indexes} indexes, ${report.keys} signing keys (${report.retiredKeys} retired), ${report.attestationKeys} attestation key${report.attestationKeys === 1 ? '' : 's'}\n`,

@@ -3,13 +3,16 @@ import { chmod, copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../errors.ts';
-import { readdirIfExists } from '../store/blob-store.ts';
+import { type BlobStore, DiskBlobStore, readdirIfExists } from '../store/blob-store.ts';
 import type { Db } from '../store/db.ts';
 import { listReferencedBlobs } from '../store/package-store.ts';
+import { copyBlob } from './copy-blobs.ts';
 
 /**
  * A consistent copy of a data folder that `reef serve --data DEST` can start
- * from, taken while reef runs. Order matters: blobs are copied first, then
+ * from, taken while reef runs, wherever its blobs are kept (an object
+ * store's are copied into the backup's blobs/ folder, each verified against
+ * its address). Order matters: blobs are copied first, then
  * SQLite's online backup takes a snapshot, then every blob that snapshot
  * references (packages, SBOMs, attestations, publisher provenance) and the
  * first pass missed is copied. Index files are copied when present; a
@@ -31,17 +34,30 @@ export interface BackupReport {
   attestationKeys: number;
 }
 
-export async function backupDataDir(db: Db, dataDir: string, dest: string): Promise<BackupReport> {
+export async function backupDataDir(
+  db: Db,
+  dataDir: string,
+  dest: string,
+  blobs: BlobStore,
+): Promise<BackupReport> {
   await mkdir(dest, { recursive: true, mode: 0o700 });
   if ((await readdir(dest)).length > 0) {
     throw new AppError('BAD_REQUEST', `backup destination ${dest} is not empty`);
   }
   const blobsFrom = join(dataDir, 'blobs', 'sha256');
   const blobsTo = join(dest, 'blobs', 'sha256');
+  // A backup is a data folder: blobs kept in an object store land in its blobs/ folder.
+  const destBlobs = new DiskBlobStore(dest);
   const copied = new Set<string>();
   let bytes = 0;
 
-  const copyBlob = async (sha256: string): Promise<boolean> => {
+  const copyOne = async (sha256: string): Promise<boolean> => {
+    if (!(blobs instanceof DiskBlobStore)) {
+      if ((await blobs.size(sha256)) === undefined) return false;
+      bytes += await copyBlob(blobs, destBlobs, sha256);
+      copied.add(sha256);
+      return true;
+    }
     const from = join(blobsFrom, sha256.slice(0, 2), sha256);
     const to = join(blobsTo, sha256.slice(0, 2), sha256);
     try {
@@ -56,11 +72,16 @@ export async function backupDataDir(db: Db, dataDir: string, dest: string): Prom
     return true;
   };
 
-  // Pass 1: whatever is stored now.
-  for (const prefix of await readdirIfExists(blobsFrom)) {
-    for (const sha256 of await readdirIfExists(join(blobsFrom, prefix))) {
-      if (/^[0-9a-f]{64}$/.test(sha256)) await copyBlob(sha256);
+  // Pass 1: whatever is stored now (in an object store: what the database references now).
+  if (blobs instanceof DiskBlobStore) {
+    for (const prefix of await readdirIfExists(blobsFrom)) {
+      for (const sha256 of await readdirIfExists(join(blobsFrom, prefix))) {
+        if (/^[0-9a-f]{64}$/.test(sha256)) await copyOne(sha256);
+      }
     }
+  } else {
+    await destBlobs.init();
+    for (const sha256 of listReferencedBlobs(db)) await copyOne(sha256);
   }
 
   // The snapshot: from here on, the backup is the database as of this instant.
@@ -75,7 +96,7 @@ export async function backupDataDir(db: Db, dataDir: string, dest: string): Prom
     // SBOM and attestation blobs before its row commits, so any of them can be new here.
     for (const sha256 of listReferencedBlobs(snapshot)) {
       if (copied.has(sha256)) continue;
-      if (!(await copyBlob(sha256))) {
+      if (!(await copyOne(sha256))) {
         throw new AppError(
           'INTERNAL',
           `blob ${sha256} was deleted while the backup ran; run the backup again into an empty folder`,

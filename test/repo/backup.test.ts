@@ -40,7 +40,7 @@ test('a backup taken under a publish burst restores every package acknowledged b
     while (acked.size < 20) await new Promise((r) => setTimeout(r, 5));
     ackedBeforeBackup = [...acked.keys()];
     backupStarted = true;
-    const report = await backupDataDir(server.services.db, server.dataDir, dest);
+    const report = await backupDataDir(server.services.db, server.dataDir, dest, server.services.blobs);
     await burst;
     assert.ok(backupStarted);
     assert.ok(report.packages >= ackedBeforeBackup.length);
