@@ -1,5 +1,5 @@
 import { DataDirBusyError, type FsckReport, fsck } from '../repo/fsck.ts';
-import { type CliContext, CliError, parseCommand, requireDiskBlobs, usageError } from './command.ts';
+import { type CliContext, CliError, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { fsckOptions } from './options.ts';
 
@@ -14,12 +14,17 @@ attestation of reef's verifies with an attestation key in keys/attestation/
 and names its package's SHA-256 (ATTESTATION_UNVERIFIABLE otherwise: restore
 keys/attestation/ from a backup).
 
-It also finds garbage: temp files left by a crash, blobs and index files that
-nothing references. Garbage costs space only; --repair removes it.
+With REEF_BLOB_URL the blobs are read from the object store it names, and
+listed there: what lies under <prefix>/blobs/sha256/ is checked as the data
+folder's blobs/ would be.
 
-It only reads, and may run while the server serves: then files younger than
---grace are taken for work in progress, and damage is reported only when a
-second pass sees it too. --repair needs the server stopped (it takes the
+It also finds garbage: temp files left by a crash, blobs and index files that
+nothing references, and stray files or objects among the blobs. Garbage costs
+space only; --repair removes it.
+
+It only reads, and may run while the server serves: then files (and objects,
+by their LastModified) younger than --grace are taken for work in progress,
+and damage is reported only when a second pass sees it too. --repair needs the server stopped (it takes the
 database's exclusive lock and refuses when a server holds it). Damage is never
 repaired automatically: 'reef reindex' rebuilds indexes; a corrupt package
 blob must be restored from a backup.
@@ -51,17 +56,16 @@ export async function runFsck(args: string[], ctx: CliContext): Promise<number> 
     graceMs = Number(values.grace) * 1000;
   }
   const config = configFromFlags(ctx, values);
-  requireDiskBlobs(config, 'fsck');
   let report: FsckReport;
   try {
-    report = await fsck(config.dataDir, { repair: values.repair === true, graceMs });
+    report = await fsck(config.dataDir, { repair: values.repair === true, graceMs, s3: config.s3 });
   } catch (err) {
     if (err instanceof DataDirBusyError) throw new CliError(err.message, 1, 'DATA_DIR_BUSY');
     throw err;
   }
   const code = exitCodeOf(report);
   if (values.json) ctx.stdout.write(`${JSON.stringify({ ...report, exitCode: code }, null, 2)}\n`);
-  else ctx.stdout.write(formatReport(report));
+  else ctx.stdout.write(formatReport(report, config.blobUrl));
   return code;
 }
 
@@ -71,10 +75,10 @@ export function exitCodeOf(report: FsckReport): number {
   return left.length > 0 ? 3 : 0;
 }
 
-function formatReport(r: FsckReport): string {
+function formatReport(r: FsckReport, blobUrl: string | undefined): string {
   const c = r.checked;
   const lines = [
-    `checked ${r.dataDir}${r.serverRunning ? ' (a server has it open)' : ''}: ${c.packages} packages, ${c.sboms} SBOMs, ${c.attestations} attestations, ${c.otherBlobs} other documents in ${c.blobs} blobs (${c.blobBytes} bytes); ${c.indexes} indexes with ${c.indexEntries} entries; ${r.durationMs} ms`,
+    `checked ${r.dataDir}${blobUrl ? ` with blobs in ${blobUrl}` : ''}${r.serverRunning ? ' (a server has it open)' : ''}: ${c.packages} packages, ${c.sboms} SBOMs, ${c.attestations} attestations, ${c.otherBlobs} other documents in ${c.blobs} blobs (${c.blobBytes} bytes); ${c.indexes} indexes with ${c.indexEntries} entries; ${r.durationMs} ms`,
   ];
   for (const p of r.problems) {
     lines.push(`DAMAGE ${p.code} ${p.subject}: ${p.message}${p.path ? ` [${p.path}]` : ''}`);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -7,10 +7,13 @@ import { streamOf } from '../apk/byte-source.ts';
 import { readIndex } from '../apk/index-reader.ts';
 import { readApk } from '../apk/read-apk.ts';
 import { loadPublicKey, type PublicKeyEntry } from '../apk/signature.ts';
+import type { S3Settings } from '../config.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { PUBLISH_PREDICATE } from '../provenance/publish-statement.ts';
 import { parseStatement } from '../provenance/statement.ts';
 import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
+import { type BlobInventory, type BlobStore, DiskBlobStore } from '../store/blob-store.ts';
+import { S3BlobStore } from '../store/s3-blob-store.ts';
 import { indexFilePath } from './indexer.ts';
 import { loadAttestationPublicKeys } from './keys.ts';
 
@@ -23,6 +26,11 @@ import { loadAttestationPublicKeys } from './keys.ts';
  * (its DSSE signature) with an attestation key the folder holds and name its
  * package's SHA-256, as `reef verify` checks it. Temp files and bytes nothing references are
  * garbage: reported, and removed only by `repair`, which needs the server stopped.
+ *
+ * Blobs are read and listed through the blob store, whichever engine holds
+ * them: the data folder's `blobs/`, or the object store REEF_BLOB_URL names,
+ * where an object's LastModified stands for a file's mtime. Bytes are hashed
+ * as they stream, never held whole.
  *
  * It only reads (SQLite read-only, files read-only) and may run while the
  * server serves. A live server changes the folder under it, so when it sees
@@ -93,6 +101,8 @@ export interface FsckOptions {
   graceMs?: number;
   /** How long a second pass waits before confirming damage seen next to a live server. */
   recheckDelayMs?: number;
+  /** The object store REEF_BLOB_URL names; unset, the blobs are in the data folder. */
+  s3?: S3Settings;
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -157,13 +167,17 @@ export async function fsck(dataDir: string, options: FsckOptions = {}): Promise<
     exclusive?.close();
     exclusive = undefined;
   }
+  // Not init(): it would create a missing bucket and empty data/tmp under a live server's uploads.
+  const blobs = options.s3 ? new S3BlobStore(options.s3, dataDir) : new DiskBlobStore(dataDir);
+  const where = options.s3 ? 'in the object store' : 'on disk';
   try {
     const graceMs = serverRunning ? (options.graceMs ?? DEFAULT_GRACE_MS) : 0;
-    let pass = await checkOnce(dataDir, dbPath, graceMs, exclusive);
+    const check = () => checkOnce({ dataDir, dbPath, graceMs, locked: exclusive, blobs, where });
+    let pass = await check();
     if (serverRunning && pass.problems.length > 0) {
       // A publish or delete may have moved things between our read of the database and of the files.
       await new Promise((r) => setTimeout(r, options.recheckDelayMs ?? 1000));
-      const again = await checkOnce(dataDir, dbPath, graceMs, exclusive);
+      const again = await check();
       const seen = new Set(pass.problems.map(problemKey));
       again.problems = again.problems.filter((p) => seen.has(problemKey(p)));
       pass = again;
@@ -171,8 +185,8 @@ export async function fsck(dataDir: string, options: FsckOptions = {}): Promise<
     const removed: string[] = [];
     if (options.repair) {
       for (const g of pass.garbage) {
-        await rm(g.path, { force: true });
-        removed.push(g.path);
+        await g.remove();
+        removed.push(g.item.path);
       }
     }
     return {
@@ -180,13 +194,30 @@ export async function fsck(dataDir: string, options: FsckOptions = {}): Promise<
       serverRunning,
       checked: pass.checked,
       problems: pass.problems,
-      garbage: pass.garbage,
+      garbage: pass.garbage.map((g) => g.item),
       removed,
       durationMs: Math.round(performance.now() - started),
     };
   } finally {
     exclusive?.close();
+    if (blobs instanceof S3BlobStore) blobs.close();
   }
+}
+
+/** Garbage found, and how `repair` removes it: a file, a blob or a stray through the blob store. */
+interface FoundGarbage {
+  item: FsckGarbage;
+  remove(): Promise<void>;
+}
+
+interface CheckContext {
+  dataDir: string;
+  dbPath: string;
+  graceMs: number;
+  locked: Database.Database | undefined;
+  blobs: BlobStore & BlobInventory;
+  /** Where blobs live, for messages: 'on disk' or 'in the object store'. */
+  where: string;
 }
 
 const problemKey = (p: FsckProblem) => `${p.code} ${p.subject}`;
@@ -300,16 +331,15 @@ const subjectOfId = (byId: Map<number, PackageRow>, id: number) => {
   return p ? subjectOf(p) : `package #${id}`;
 };
 
-async function checkOnce(
-  dataDir: string,
-  dbPath: string,
-  graceMs: number,
-  locked: Database.Database | undefined,
-): Promise<{ checked: FsckReport['checked']; problems: FsckProblem[]; garbage: FsckGarbage[] }> {
+async function checkOnce({ dataDir, dbPath, graceMs, locked, blobs, where }: CheckContext): Promise<{
+  checked: FsckReport['checked'];
+  problems: FsckProblem[];
+  garbage: FoundGarbage[];
+}> {
   const snap = readSnapshot(dbPath, locked);
   const problems: FsckProblem[] = [];
-  const garbage: FsckGarbage[] = [];
-  const blobPath = (sha256: string) => join(dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
+  const garbage: FoundGarbage[] = [];
+  const removeFile = (path: string) => () => rm(path, { force: true });
   let blobBytes = 0;
 
   // Blobs: address == SHA-256 of the content == what the database recorded, size included.
@@ -318,7 +348,8 @@ async function checkOnce(
   /** Blobs whose bytes are what the database says: only these are worth reading further. */
   const intact = new Set<string>();
   for (const [sha256, ref] of snap.blobs) {
-    const path = blobPath(sha256);
+    // A digest the database mangled names no place in the store: nothing there to find.
+    const path = SHA256_RE.test(sha256) ? blobs.locationOf(sha256) : undefined;
     const subject = `${sha256} (${ref.subjects.slice(0, 3).join(', ')}${ref.subjects.length > 3 ? ', …' : ''})`;
     if (ref.size === -1) {
       problems.push({
@@ -328,17 +359,16 @@ async function checkOnce(
         message: 'rows of the database record different sizes for these bytes',
       });
     }
-    const size = await stat(path).then(
-      (s) => s.size,
-      () => undefined,
-    );
-    if (size === undefined) {
+    const missing = () =>
       problems.push({
         code: 'BLOB_MISSING',
         subject,
         path,
-        message: 'referenced by the database, not on disk',
+        message: `referenced by the database, not ${where}`,
       });
+    const size = path === undefined ? undefined : await blobs.size(sha256);
+    if (size === undefined) {
+      missing();
       continue;
     }
     blobBytes += size;
@@ -347,11 +377,19 @@ async function checkOnce(
         code: 'BLOB_SIZE_MISMATCH',
         subject,
         path,
-        message: `${size} bytes on disk, the database records ${ref.size}`,
+        message: `${size} bytes ${where}, the database records ${ref.size}`,
       });
       continue;
     }
-    const actual = await hashFile(path);
+    let actual: string;
+    try {
+      actual = await hashBlob(blobs, sha256);
+    } catch (err) {
+      // Gone between the size and the read (a live server's delete): missing, not a failed fsck.
+      if (await blobs.has(sha256)) throw err;
+      missing();
+      continue;
+    }
     if (actual !== sha256) {
       problems.push({
         code: 'BLOB_CORRUPT',
@@ -365,8 +403,9 @@ async function checkOnce(
     const pkg = packagesBySha.get(sha256);
     if (pkg) {
       // The index's C: comes from the database; it must still describe these bytes.
+      const bytes = blobs.read(sha256);
       try {
-        const apk = await readApk(createReadStream(path), { requireDatahash: false });
+        const apk = await readApk(bytes, { requireDatahash: false });
         if (apk.checksum !== pkg.checksum) {
           problems.push({
             code: 'PACKAGE_CHECKSUM_MISMATCH',
@@ -376,17 +415,22 @@ async function checkOnce(
           });
         }
       } catch (err) {
+        // An object store that stopped answering says nothing about the package.
+        if (isAppError(err, 'STORAGE_UNAVAILABLE')) throw err;
         problems.push({
           code: 'PACKAGE_UNREADABLE',
           subject: subjectOf(pkg),
           path,
           message: `stored package does not parse: ${(err as Error).message}`,
         });
+      } finally {
+        // readApk may stop before the end: let go of the file or the object's download.
+        bytes.destroy();
       }
     }
   }
 
-  problems.push(...(await checkAttestations(dataDir, snap, intact, blobPath)));
+  problems.push(...(await checkAttestations(dataDir, snap, intact, blobs)));
 
   // Indexes: the file the row names, signed by the current keys, listing exactly the database's packages.
   const keys = await loadIndexKeys(dataDir);
@@ -542,7 +586,8 @@ async function checkOnce(
   const now = Date.now();
   const old = (mtimeMs: number) => now - mtimeMs >= graceMs;
   for (const f of await walk(join(dataDir, 'tmp'))) {
-    if (old(f.mtimeMs)) garbage.push({ code: 'TEMP_FILE', path: f.path, bytes: f.size });
+    if (old(f.mtimeMs))
+      garbage.push({ item: { code: 'TEMP_FILE', path: f.path, bytes: f.size }, remove: removeFile(f.path) });
   }
   for (const f of await walk(join(dataDir, 'indexes'))) {
     if (liveIndexFiles.has(f.path) || !old(f.mtimeMs)) continue;
@@ -552,17 +597,18 @@ async function checkOnce(
       : /^[0-9a-f]{64}\.tar\.gz$/.test(name)
         ? 'UNREFERENCED_INDEX_FILE'
         : 'STRAY_FILE';
-    garbage.push({ code, path: f.path, bytes: f.size });
+    garbage.push({ item: { code, path: f.path, bytes: f.size }, remove: removeFile(f.path) });
   }
-  const blobsDir = join(dataDir, 'blobs', 'sha256');
-  for (const f of await walk(blobsDir)) {
-    const rel = f.path.slice(blobsDir.length + 1);
-    const [prefix, name, ...rest] = rel.split('/');
-    const wellPlaced =
-      rest.length === 0 && name !== undefined && SHA256_RE.test(name) && name.startsWith(prefix!);
-    if (wellPlaced && snap.blobs.has(name)) continue;
-    if (!old(f.mtimeMs)) continue;
-    garbage.push({ code: wellPlaced ? 'UNREFERENCED_BLOB' : 'STRAY_FILE', path: f.path, bytes: f.size });
+  // Objects as files: an unreferenced object younger than the grace may be a publish whose row is not yet in.
+  for await (const entry of blobs.list()) {
+    if (entry.kind === 'blob' && snap.blobs.has(entry.sha256)) continue;
+    if (!old(entry.modifiedAt)) continue;
+    const item = { path: entry.location, bytes: entry.size };
+    garbage.push(
+      entry.kind === 'blob'
+        ? { item: { code: 'UNREFERENCED_BLOB', ...item }, remove: () => blobs.delete(entry.sha256) }
+        : { item: { code: 'STRAY_FILE', ...item }, remove: () => blobs.deleteStray(entry.location) },
+    );
   }
 
   return {
@@ -592,7 +638,7 @@ async function checkAttestations(
   dataDir: string,
   snap: Snapshot,
   intact: Set<string>,
-  blobPath: (sha256: string) => string,
+  blobs: BlobStore & BlobInventory,
 ): Promise<FsckProblem[]> {
   if (snap.attestationRows.length === 0) return [];
   const problems: FsckProblem[] = [];
@@ -612,7 +658,7 @@ async function checkAttestations(
     // A missing or corrupt blob is reported as such above.
     if (!intact.has(row.sha256)) continue;
     const pkg = byId.get(row.package_id);
-    const path = blobPath(row.sha256);
+    const path = blobs.locationOf(row.sha256);
     const unverifiable = (why: string) =>
       problems.push({
         code: 'ATTESTATION_UNVERIFIABLE',
@@ -624,8 +670,10 @@ async function checkAttestations(
       unverifiable(`cannot be verified: ${dir} holds no attestation key; restore it from a backup`);
       continue;
     }
+    // reef's own attestation, a JSON document of a few KB: read whole to parse.
+    const bytes = await blobs.readAll(row.sha256);
     try {
-      const { bundle, payload } = parseDsseBundle(await readFile(path));
+      const { bundle, payload } = parseDsseBundle(bytes);
       const verdict = verifier.verify(bundle);
       if (!verdict.verified) {
         unverifiable(
@@ -650,9 +698,9 @@ async function checkAttestations(
   return problems;
 }
 
-async function hashFile(path: string): Promise<string> {
+async function hashBlob(blobs: BlobStore, sha256: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  for await (const chunk of blobs.read(sha256)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
