@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -63,6 +64,29 @@ export async function startServer(
       await services.close();
     },
   };
+}
+
+/** Makes `repo` private through the API, as its admin would. */
+export async function makePrivate(server: { url: string }, repo: string): Promise<void> {
+  const res = await fetch(`${server.url}/api/v1/repos/${repo}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ private: true }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 200, body);
+}
+
+/** A new token with `scopes`, created through the API: its secret. */
+export async function createToken(server: { url: string }, name: string, scopes: string[]): Promise<string> {
+  const res = await fetch(`${server.url}/api/v1/tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name, scopes }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 201, body);
+  return (JSON.parse(body) as { token: string }).token;
 }
 
 export function removeDir(dir: string): void {

@@ -5,7 +5,14 @@ import { loadConfig } from '../../src/config.ts';
 import { isAppError } from '../../src/errors.ts';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { needsS3, s3Engine, s3ServerEnv } from '../helpers/s3-engine.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 
 /**
  * REEF_BLOB_REDIRECT_SECONDS: package downloads answered with a 302 to a
@@ -31,12 +38,7 @@ describe('package downloads redirected to the object store', { skip: needsS3.ski
     assert.equal((await publish(server, 'main', 'musl', apk)).status, 201);
     const secret = await buildApk({ name: 'secret', version: '1.0-r0', depends: [] });
     assert.equal((await publish(server, 'hidden', 'musl', secret)).status, 201);
-    const res = await fetch(`${server.url}/api/v1/repos/hidden`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
-    assert.equal(res.status, 200);
+    await makePrivate(server, 'hidden');
   });
   after(async () => {
     await server.close();

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BuildFile, buildApk } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  createToken,
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 import { type ListedEntry, tarListing } from '../helpers/tar-listing.ts';
 
 interface ListJson {
@@ -123,19 +131,8 @@ describe('package file lists (HTTP)', () => {
 
   test('a private package: a caller who may not read it gets what its metadata route answers, and no path', async () => {
     await publishFiles('secret-tool', [{ name: 'usr/bin/secret-tool-binary', content: 'x' }], 'vault');
-    const made = await fetch(`${server.url}/api/v1/repos/vault`, {
-      method: 'PUT',
-      headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
-    assert.equal(made.status, 200);
-    const created = await fetch(`${server.url}/api/v1/tokens`, {
-      method: 'POST',
-      headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'main-reader', scopes: ['main:read'] }),
-    });
-    assert.equal(created.status, 201);
-    const other = { authorization: `Bearer ${((await created.json()) as { token: string }).token}` };
+    await makePrivate(server, 'vault');
+    const other = { authorization: `Bearer ${await createToken(server, 'main-reader', ['main:read'])}` };
     const metadata = '/api/v1/packages/vault/musl/x86_64/secret-tool/1.0-r0';
     for (const headers of [{}, other]) {
       const files = await fetch(`${server.url}${filesPath('secret-tool', '1.0-r0', 'vault')}`, { headers });

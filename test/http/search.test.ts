@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  createToken,
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 
 type Found = { repo: string; libc: string; arch: string; name: string; version: string };
 
@@ -117,18 +125,8 @@ describe('package search (HTTP: /api/v1/search and /ui/search)', () => {
       description: 'internal curl build',
       provides: ['cmd:secret-curl=1.0'],
     });
-    const settings = await fetch(`${server.url}/api/v1/repos/hidden`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
-    assert.equal(settings.status, 200);
-    const created = await fetch(`${server.url}/api/v1/tokens`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'reads-main', scopes: ['main:read', 'other:publish'] }),
-    });
-    reader = ((await created.json()) as { token: string }).token;
+    await makePrivate(server, 'hidden');
+    reader = await createToken(server, 'reads-main', ['main:read', 'other:publish']);
   });
   after(async () => {
     await server.close();

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 import { spdxWithOpenssl } from '../sbom/sbom-fixtures.ts';
 
 /**
@@ -63,12 +70,7 @@ describe('dependency links and auditor pages (HTTP)', () => {
       sbom: spdxWithOpenssl('secret-tool', '1.0-r0', '3.0.1-r0'),
     });
     assert.equal((await publish(server, 'hidden', 'musl', secret)).status, 201);
-    const res = await fetch(`${server.url}/api/v1/repos/hidden`, {
-      method: 'PUT',
-      headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
-    assert.equal(res.status, 200);
+    await makePrivate(server, 'hidden');
   });
   after(async () => {
     await server.close();

@@ -7,7 +7,14 @@ import { type Browser, chromium } from 'playwright-core';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { HOSTILE, publishHostile } from '../helpers/hostile-package.ts';
 import { ROOT } from '../helpers/reef-cli.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  createToken,
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  type TestServer,
+} from '../helpers/server.ts';
 import { sharedFixture, sharedFixturesPresent } from '../helpers/shared-fixtures.ts';
 import { spdxWithOpenssl } from '../sbom/sbom-fixtures.ts';
 
@@ -157,18 +164,8 @@ describe('web interface in Chromium', {
   test('sign in with a token to see a private repository; the token stays out of scripts and pages', async () => {
     const secret = await buildApk({ name: 'secret-tool', version: '1.0-r0', depends: [] });
     assert.equal((await publish(server, 'hidden', 'musl', secret)).status, 201);
-    const admin = { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' };
-    await fetch(`${server.url}/api/v1/repos/hidden`, {
-      method: 'PUT',
-      headers: admin,
-      body: '{"private":true}',
-    });
-    const created = await fetch(`${server.url}/api/v1/tokens`, {
-      method: 'POST',
-      headers: admin,
-      body: JSON.stringify({ name: 'auditor-ui', scopes: ['hidden:read'] }),
-    });
-    const token = ((await created.json()) as { token: string }).token;
+    await makePrivate(server, 'hidden');
+    const token = await createToken(server, 'auditor-ui', ['hidden:read']);
 
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  createToken,
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 import { spdxWithOpenssl } from '../sbom/sbom-fixtures.ts';
 
 /**
@@ -63,19 +71,9 @@ describe('no page leaks a private repository', () => {
       201,
     );
     for (const repo of ['hidden', 'other']) {
-      const res = await fetch(`${server.url}/api/v1/repos/${repo}`, {
-        method: 'PUT',
-        headers: { ...admin, 'content-type': 'application/json' },
-        body: JSON.stringify({ private: true }),
-      });
-      assert.equal(res.status, 200);
+      await makePrivate(server, repo);
     }
-    const created = await fetch(`${server.url}/api/v1/tokens`, {
-      method: 'POST',
-      headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'other-reader', scopes: ['other:read'] }),
-    });
-    otherReader = ((await created.json()) as { token: string }).token;
+    otherReader = await createToken(server, 'other-reader', ['other:read']);
   });
   after(async () => {
     await server.close();

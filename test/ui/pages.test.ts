@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { HOSTILE, publishHostile } from '../helpers/hostile-package.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 
 describe('web interface pages (HTTP)', () => {
   let server: TestServer;
@@ -24,11 +31,7 @@ describe('web interface pages (HTTP)', () => {
     }
     const secret = await buildApk({ name: 'secret-tool', version: '1.0-r0', depends: [] });
     assert.equal((await publish(server, 'hidden', 'musl', secret)).status, 201);
-    await fetch(`${server.url}/api/v1/repos/hidden`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
+    await makePrivate(server, 'hidden');
   });
   after(async () => {
     await server.close();
