@@ -203,6 +203,31 @@ describe('dependency links and auditor pages (HTTP)', () => {
     assert.ok(!shown.text.includes('\u202E'), 'no override character reaches the page');
   });
 
+  test('every .PKGINFO line is on the page, those reef has no field for too', async () => {
+    const apk = await buildApk({
+      name: 'odd',
+      version: '1.0-r0',
+      depends: [],
+      extraPkginfo: [
+        'replaces = busybox',
+        'replaces_priority = 10',
+        'triggers = /usr/share/odd/*',
+        'x-custom = <b>kept</b>',
+      ],
+    });
+    assert.equal((await publish(server, 'main', 'musl', apk)).status, 201);
+    const shown = await page('/ui/packages/main/musl/x86_64/odd/1.0-r0');
+    for (const [k, v] of [
+      ['pkgname', 'odd'],
+      ['replaces', 'busybox'],
+      ['replaces_priority', '10'],
+      ['triggers', '/usr/share/odd/*'],
+      ['x-custom', '&lt;b&gt;kept&lt;/b&gt;'],
+    ]) {
+      assert.ok(shown.text.includes(`<tr><td><code>${k}</code></td><td>${v}</td></tr>`), `${k} = ${v}`);
+    }
+  });
+
   test('errors are pages: the status and code of the API, no Basic-auth dialog', async () => {
     const missing = await page('/ui/packages/main/musl/x86_64/nope/1.0-r0');
     assert.equal(missing.status, 404);

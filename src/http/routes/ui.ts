@@ -298,6 +298,10 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
 
   return html`<h1>${pkg.name} <span class="muted">${pkg.version}</span></h1>
 <dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
+<details><summary>Every <code>.PKGINFO</code> line <span class="muted">(${pkg.pkginfo.length})</span></summary>
+<div class="table-wrap"><table><thead><tr><th>key</th><th>value</th></tr></thead><tbody>
+${pkg.pkginfo.map(([k, v]) => html`<tr><td><code>${visible(k)}</code></td><td>${visible(v)}</td></tr>`)}
+</tbody></table></div></details>
 ${relationsSection(resolveRelations(services.store, { repo: pkg.repo, libc: pkg.libc, arch }, pkg), arch)}
 <h2>Provides</h2>${list(pkg.provides)}
 ${renderFileList(services.fileLists, pkg, base)}

@@ -37,6 +37,8 @@ pre { padding: .75rem; overflow-x: auto; white-space: pre-wrap; overflow-wrap: a
 .bad { color: var(--bad); font-weight: 600; }
 .table-wrap { overflow-x: auto; }
 ul.columns { columns: 16rem; }
+details { margin: 1rem 0; }
+summary { cursor: pointer; }
 `;
 
 /** The whole page around `content`; `query` fills the search box. */
