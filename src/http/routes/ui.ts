@@ -369,7 +369,7 @@ function relationsSection(relations: PackageRelations, arch: string): Html {
   const dependents = relations.dependents;
   return html`<h2>Depends on</h2>
 ${depends.length > 0 ? html`<ul>${depends}</ul>` : html`<p class="muted">none</p>`}
-<h2>Required by <span class="muted">${dependents.length}${relations.dependentsTruncated ? '+' : ''} packages</span></h2>
+<h2>Required by <span class="muted">${dependents.length}${relations.dependentsTruncated ? '+' : ''} package${dependents.length === 1 && !relations.dependentsTruncated ? '' : 's'}</span></h2>
 ${
   dependents.length > 0
     ? html`<ul class="columns">${dependents.map((p) => html`<li>${link(p)}</li>`)}</ul>`

@@ -5,6 +5,8 @@ import { formatBytes, type Html, html, visible } from './html.ts';
 
 /** Entries shown on a page; the API pages through the rest. */
 const SHOWN = 1000;
+/** Lists this short are shown open; longer ones behind a summary. */
+const OPEN_UP_TO = 20;
 
 /** `tar -tv`'s letter for each entry type. */
 const TYPE_LETTERS: Record<TarEntryType, string> = {
@@ -38,16 +40,20 @@ export function renderFileList(fileLists: FileListStore, pkg: StoredPackage, bas
       : files.length < total
         ? html`<p class="muted">Directories are left out; ${link} lists all ${total} entries.</p>`
         : '';
-  return html`<h2>Files <span class="muted">${total} entries</span></h2>
-${
-  files.length > 0
-    ? html`<div class="table-wrap"><table><thead><tr><th>mode</th><th>path</th><th>size</th></tr></thead><tbody>
+  const table = html`<div class="table-wrap"><table><thead><tr><th>mode</th><th>path</th><th>size</th></tr></thead><tbody>
 ${files.map(
   (f) =>
     html`<tr><td><code>${modeString(f)}</code></td><td><code>${visible(f.path)}</code>${linkOf(f)}</td><td>${f.type === 'file' ? formatBytes(f.size) : ''}</td></tr>`,
 )}
-</tbody></table></div>`
-    : html`<p class="muted">This package installs no files.</p>`
+</tbody></table></div>`;
+  return html`<h2>Files <span class="muted">${total} entries</span></h2>
+${
+  files.length === 0
+    ? html`<p class="muted">This package installs no files.</p>`
+    : files.length <= OPEN_UP_TO
+      ? table
+      : // A long list would push the SBOM and provenance far down: it opens on request.
+        html`<details><summary>Show the ${files.length} files</summary>${table}</details>`
 }
 ${note}`;
 }
