@@ -145,19 +145,3 @@ export function runSubcommand(
   if (!run) throw usageError(`unknown subcommand '${command} ${word}'\n\n${usage}`);
   return run(rest, ctx);
 }
-
-/**
- * Commands that walk the data folder's blobs (fsck, backup) do not read an
- * object store yet: with REEF_BLOB_URL set they would report every blob
- * missing, or back up none, so they stop with a message instead.
- */
-export function requireDiskBlobs(config: { s3: unknown }, command: string): void {
-  if (config.s3) {
-    throw new CliError(
-      `reef ${command} reads blobs from the data folder and REEF_BLOB_URL keeps them in an object store: ` +
-        `not supported yet (use the object store's own versioning or replication for its blobs)`,
-      1,
-      'BLOB_STORE_UNSUPPORTED',
-    );
-  }
-}

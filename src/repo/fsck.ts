@@ -13,6 +13,7 @@ import { PUBLISH_PREDICATE } from '../provenance/publish-statement.ts';
 import { parseStatement } from '../provenance/statement.ts';
 import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
 import { type BlobInventory, type BlobStore, DiskBlobStore } from '../store/blob-store.ts';
+import { lockExclusive } from '../store/db.ts';
 import { S3BlobStore } from '../store/s3-blob-store.ts';
 import { indexFilePath } from './indexer.ts';
 import { loadAttestationPublicKeys } from './keys.ts';
@@ -156,7 +157,7 @@ export async function fsck(dataDir: string, options: FsckOptions = {}): Promise<
   if (!existsSync(dbPath)) throw new AppError('NOT_FOUND', `${dataDir} holds no reef database (reef.db)`);
   // An exclusive lock tells that no server has the database open. Repair holds it
   // throughout, so no server starts meanwhile; a check lets go at once.
-  let exclusive = tryExclusive(dbPath);
+  let exclusive = lockExclusive(dbPath);
   const serverRunning = exclusive === undefined;
   if (options.repair && serverRunning) {
     throw new DataDirBusyError(
@@ -231,19 +232,6 @@ export class DataDirBusyError extends Error {
 }
 
 /** An exclusive lock on the database, or undefined when another connection has it open. */
-function tryExclusive(dbPath: string): Database.Database | undefined {
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(dbPath, { fileMustExist: true, timeout: 200 });
-    db.pragma('locking_mode = EXCLUSIVE');
-    db.exec('BEGIN EXCLUSIVE');
-    return db;
-  } catch {
-    db?.close();
-    return undefined;
-  }
-}
-
 function readSnapshot(dbPath: string, locked: Database.Database | undefined): Snapshot {
   // Read-only, one transaction: a consistent picture even while a server writes.
   const db = locked ?? new Database(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 });
