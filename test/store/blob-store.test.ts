@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, describe, test } from 'node:test';
-import { loadConfig } from '../../src/config.ts';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { loadConfig, type S3Settings } from '../../src/config.ts';
 import { isAppError } from '../../src/errors.ts';
-import { type BlobStore, DiskBlobStore } from '../../src/store/blob-store.ts';
+import { type BlobInventory, type BlobStore, DiskBlobStore } from '../../src/store/blob-store.ts';
 import { S3BlobStore } from '../../src/store/s3-blob-store.ts';
 import { freshBucket, needsS3, s3Engine, s3ServerEnv } from '../helpers/s3-engine.ts';
 
@@ -37,10 +38,15 @@ async function put(store: BlobStore, bytes: Buffer): Promise<string> {
   return key;
 }
 
+/** The bucket and prefix of each S3 store a test opened. */
+const settingsOf = new WeakMap<BlobStore, S3Settings>();
+
 interface Engine {
   name: string;
   skip: string | false;
-  open(dataDir: string): Promise<BlobStore & { close?(): void }>;
+  open(dataDir: string): Promise<BlobStore & BlobInventory & { close?(): void }>;
+  /** Writes `bytes` under `rel` of the blob area behind the store's back (a stray, or a blob in the wrong place). */
+  plant(store: BlobStore, dataDir: string, rel: string, bytes: Buffer): Promise<void>;
 }
 
 const engines: Engine[] = [
@@ -52,6 +58,11 @@ const engines: Engine[] = [
       await store.init();
       return store;
     },
+    async plant(_store, dataDir, rel, bytes) {
+      const path = join(dataDir, 'blobs', 'sha256', rel);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, bytes);
+    },
   },
   {
     name: 'an S3 server',
@@ -60,7 +71,21 @@ const engines: Engine[] = [
       const config = loadConfig({ REEF_DATA_DIR: dataDir, ...s3ServerEnv(s3Engine!) });
       const store = new S3BlobStore(config.s3!, dataDir);
       await store.init();
+      settingsOf.set(store, config.s3!);
       return store;
+    },
+    async plant(store, _dataDir, rel, bytes) {
+      const s3 = settingsOf.get(store)!;
+      const client = new S3Client({
+        region: s3.region,
+        endpoint: s3.endpoint,
+        forcePathStyle: s3.pathStyle,
+        credentials: s3.credentials,
+      });
+      await client.send(
+        new PutObjectCommand({ Bucket: s3.bucket, Key: `${s3.prefix}blobs/sha256/${rel}`, Body: bytes }),
+      );
+      client.destroy();
     },
   },
 ];
@@ -131,6 +156,42 @@ for (const engine of engines) {
         await store.delete(key);
         await assert.rejects(buffer(store.read(key)));
         await assert.rejects(store.readAll(key));
+      } finally {
+        store.close?.();
+      }
+    });
+
+    test('list: every blob once with its size; strays apart; a stray is deleted only inside the blob area', async () => {
+      const dataDir = tempDir();
+      const store = await engine.open(dataDir);
+      try {
+        const keys = [await put(store, randomBytes(10)), await put(store, randomBytes(2000))];
+        const misplaced = sha256(Buffer.from('misplaced'));
+        await engine.plant(store, dataDir, `zz/${misplaced}`, Buffer.from('misplaced'));
+        await engine.plant(store, dataDir, 'ab/not-a-digest', Buffer.from('junk'));
+        const listed = [];
+        for await (const entry of store.list()) listed.push(entry);
+        const blobs = listed.filter((e) => e.kind === 'blob');
+        assert.deepEqual(blobs.map((b) => b.sha256).sort(), [...keys].sort());
+        for (const b of blobs) {
+          assert.equal(b.size, await store.size(b.sha256));
+          assert.equal(b.location, store.locationOf(b.sha256));
+          assert.ok(Math.abs(b.modifiedAt - Date.now()) < 10 * 60_000, 'a plausible modification time');
+        }
+        const strays = listed.filter((e) => e.kind === 'stray');
+        assert.equal(strays.length, 2, JSON.stringify(listed));
+        for (const stray of strays) await store.deleteStray(stray.location);
+        const after = [];
+        for await (const entry of store.list()) after.push(entry);
+        assert.deepEqual(
+          after.filter((e) => e.kind === 'stray'),
+          [],
+        );
+        assert.equal(after.length, 2, 'the blobs stay');
+        // SECURITY: a location that is not under the blob area is refused.
+        const outside = store.locationOf(keys[0]!).replace(/blobs\/sha256\/.*$/, 'reef.db');
+        await assert.rejects(store.deleteStray(outside));
+        assert.equal(await store.has(keys[0]!), true);
       } finally {
         store.close?.();
       }
