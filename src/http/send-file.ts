@@ -18,7 +18,8 @@ import { AppError } from '../errors.ts';
  * cut-off transfer (the client sees fewer bytes than Content-Length), never a
  * clean 200 with wrong bytes. A range is only served from a file verified
  * whole first; the verdict is remembered per file identity (device, inode,
- * size, mtime, ctime), so rewriting the file makes it verify again.
+ * size, mtime, ctime) or object version (ETag, time, size), so rewriting
+ * the file or the object makes it verify again.
  */
 export interface FileToSend {
   /** Hex digest of the content: the strong ETag. */
@@ -30,6 +31,8 @@ export interface FileToSend {
   /** The whole content when it is small enough to hold in memory (cached). */
   bytes: Buffer | undefined;
   open(range?: { start: number; end: number }): Readable;
+  /** What identifies these stored bytes when `open` is not a file (an object's ETag): see verifyWhole. */
+  version?(): Promise<string | undefined>;
 }
 
 export async function sendFile(
@@ -108,8 +111,13 @@ async function verifyWhole(file: FileToSend, stream: Readable): Promise<void> {
   if (path) {
     const s = await stat(path).catch(() => undefined);
     if (s) identity = `${file.sha256} ${s.dev} ${s.ino} ${s.size} ${s.mtimeMs} ${s.ctimeMs}`;
-    if (identity && verified.has(identity)) return;
+  } else if (file.version) {
+    // An object store: its ETag changes when the object is written again, so a verdict keyed by it
+    // spares reading the whole object for every range apk or apko asks for.
+    const version = await file.version();
+    if (version) identity = `${file.sha256} ${version}`;
   }
+  if (identity && verified.has(identity)) return;
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of path ? createReadStream(path) : file.open()) {

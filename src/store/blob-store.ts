@@ -25,6 +25,12 @@ export interface BlobStore {
   delete(sha256: string): Promise<void>;
   /** A URL anyone may GET the blob from for `seconds` (object stores only: presigned). */
   url?(sha256: string, seconds: number): Promise<string>;
+  /**
+   * What changes when the stored bytes change, for remembering that a blob
+   * was verified whole (object stores: ETag, time and size). The data
+   * folder's files are told apart by their inode instead.
+   */
+  version?(sha256: string): Promise<string | undefined>;
 }
 
 /**

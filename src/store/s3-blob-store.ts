@@ -155,6 +155,18 @@ export class S3BlobStore implements BlobStore, BlobInventory {
     return out;
   }
 
+  async version(sha256: string): Promise<string | undefined> {
+    try {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
+      );
+      return `${head.ETag} ${head.LastModified?.getTime()} ${head.ContentLength}`;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw unavailable(err, 'the object store did not answer');
+    }
+  }
+
   async readAll(sha256: string): Promise<Buffer> {
     try {
       const res = await this.client.send(
