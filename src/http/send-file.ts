@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, ReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
@@ -31,7 +29,7 @@ export interface FileToSend {
   /** The whole content when it is small enough to hold in memory (cached). */
   bytes: Buffer | undefined;
   open(range?: { start: number; end: number }): Readable;
-  /** What identifies these stored bytes when `open` is not a file (an object's ETag): see verifyWhole. */
+  /** What changes when the stored bytes change (a file's inode and times, an object's ETag): see verifyWhole. */
   version?(): Promise<string | undefined>;
 }
 
@@ -62,19 +60,15 @@ export async function sendFile(
     return reply.code(416).header('Content-Range', `bytes */${file.size}`).send();
   }
   if (range && request.method !== 'HEAD' && !file.bytes) {
-    // Before any header is committed: a corrupted file answers 500, not a 206 of wrong bytes.
-    const stream = file.open(range);
-    try {
-      await verifyWhole(file, stream);
-    } catch (err) {
-      stream.destroy();
-      throw err;
-    }
+    // Before any header is committed: a corrupted file answers 500, not a 206 of wrong bytes. The
+    // range is opened only then: a stream opened early would sit unread (an object store's
+    // connection held, its error with no listener) while the whole is read.
+    await verifyWhole(file);
     return reply
       .code(206)
       .header('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`)
       .header('Content-Length', range.end - range.start + 1)
-      .send(stream);
+      .send(file.open(range));
   }
   if (range) {
     reply
@@ -101,32 +95,43 @@ export function sendBytes(
   return sendFile(request, reply, { ...file, size: bytes.length, open: () => Readable.from([bytes]) });
 }
 
-/** Files verified whole, by identity; a few thousand short strings. */
+/** Stored bytes verified whole, by identity; a few thousand short strings. */
 const verified = new LRUCache<string, true>({ max: 10_000 });
+/** Verifications under way, by identity: a burst of ranges reads the whole once, not once each. */
+const verifying = new Map<string, Promise<void>>();
 
-/** Throws STORAGE_CORRUPT unless the whole content behind `stream` hashes to `file.sha256`. */
-async function verifyWhole(file: FileToSend, stream: Readable): Promise<void> {
-  const path = stream instanceof ReadStream && typeof stream.path === 'string' ? stream.path : undefined;
-  let identity: string | undefined;
-  if (path) {
-    const s = await stat(path).catch(() => undefined);
-    if (s) identity = `${file.sha256} ${s.dev} ${s.ino} ${s.size} ${s.mtimeMs} ${s.ctimeMs}`;
-  } else if (file.version) {
-    // An object store: its ETag changes when the object is written again, so a verdict keyed by it
-    // spares reading the whole object for every range apk or apko asks for.
-    const version = await file.version();
-    if (version) identity = `${file.sha256} ${version}`;
+/**
+ * Throws STORAGE_CORRUPT unless the whole content hashes to `file.sha256`.
+ * The verdict is kept per version of the stored bytes (a file's inode and
+ * times, an object's ETag), so a rewrite is verified again; without a
+ * version every range reads the whole.
+ */
+async function verifyWhole(file: FileToSend): Promise<void> {
+  const version = await file.version?.();
+  const identity = version === undefined ? undefined : `${file.sha256} ${version}`;
+  if (identity === undefined) return hashWhole(file);
+  if (verified.has(identity)) return;
+  let pending = verifying.get(identity);
+  if (!pending) {
+    pending = hashWhole(file)
+      .then(() => {
+        verified.set(identity, true);
+      })
+      .finally(() => verifying.delete(identity));
+    verifying.set(identity, pending);
   }
-  if (identity && verified.has(identity)) return;
+  return pending;
+}
+
+async function hashWhole(file: FileToSend): Promise<void> {
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of path ? createReadStream(path) : file.open()) {
+  for await (const chunk of file.open()) {
     hash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
   }
   const digest = hash.digest('hex');
   if (size !== file.size || digest !== file.sha256) throw corrupt(file.sha256, size, digest);
-  if (identity) verified.set(identity, true);
 }
 
 function corrupt(sha256: string, size: number, digest: string): AppError {

@@ -191,6 +191,10 @@ export class DiskBlobStore implements BlobStore, BlobInventory {
     return readFile(this.pathOf(sha256));
   }
 
+  version(sha256: string): Promise<string | undefined> {
+    return fileVersion(this.pathOf(sha256));
+  }
+
   async delete(sha256: string): Promise<void> {
     await unlink(this.pathOf(sha256)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw translateFsError(err);
@@ -230,6 +234,16 @@ async function* walkFiles(dir: string): AsyncIterable<{ path: string; size: numb
       if (s) yield { path, size: s.size, mtimeMs: s.mtimeMs };
     }
   }
+}
+
+/**
+ * What changes when a file's bytes do: device, inode, size and times (a
+ * rewrite in place changes mtime and ctime, a replacement the inode).
+ * Undefined when it is gone.
+ */
+export async function fileVersion(path: string): Promise<string | undefined> {
+  const s = await stat(path).catch(() => undefined);
+  return s && `${s.dev} ${s.ino} ${s.size} ${s.mtimeMs} ${s.ctimeMs}`;
 }
 
 /** The names in a folder; none when the folder does not exist. */

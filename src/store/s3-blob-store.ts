@@ -160,7 +160,9 @@ export class S3BlobStore implements BlobStore, BlobInventory {
       const head = await this.client.send(
         new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
       );
-      return `${head.ETag} ${head.LastModified?.getTime()} ${head.ContentLength}`;
+      // Without an ETag or a time a rewrite could not be told apart: no version, verified every time.
+      if (!head.ETag || !head.LastModified) return undefined;
+      return `${head.ETag} ${head.LastModified.getTime()} ${head.ContentLength}`;
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw unavailable(err, 'the object store did not answer');

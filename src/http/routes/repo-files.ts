@@ -8,6 +8,7 @@ import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
+import { fileVersion } from '../../store/blob-store.ts';
 import type { IndexKey, StoredPackage } from '../../store/package-store.ts';
 import type { Authenticator } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
@@ -58,6 +59,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
             contentType: 'application/gzip',
             bytes,
             open: (range) => createReadStream(path, range ?? {}),
+            version: () => fileVersion(path),
           });
         }
         throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
