@@ -1,5 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -15,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3Settings } from '../config.ts';
 import { AppError } from '../errors.ts';
 import {
@@ -27,6 +30,9 @@ import {
   type TempBlob,
 } from './blob-store.ts';
 
+/** A connection to the object store that carries nothing this long is given up (as REEF_IDLE_TIMEOUT_MS does for clients). */
+const S3_IDLE_TIMEOUT_MS = 120_000;
+
 /**
  * Blobs as objects of an S3-compatible store (AWS S3, MinIO, Ceph, Swift's
  * s3api), under `<prefix>blobs/sha256/<aa>/<sha256>` as in the data folder.
@@ -35,24 +41,42 @@ import {
  * with 501). Uploads are spooled locally and sent once hashed and accepted.
  */
 export class S3BlobStore implements BlobStore, BlobInventory {
+  /** HEAD, PUT, DELETE, LIST: short calls, on their own connections. */
   private readonly client: S3Client;
+  /**
+   * GETs whose bodies are streamed to clients. A slow client holds its
+   * connection as long as it reads; on a pool of their own, such downloads
+   * can never starve publishes, checks or deletes of connections.
+   */
+  private readonly downloads: S3Client;
   private readonly spool: LocalSpool;
 
   constructor(
     private readonly settings: S3Settings,
     dataDir: string,
   ) {
-    this.client = new S3Client({
-      region: settings.region,
-      endpoint: settings.endpoint,
-      forcePathStyle: settings.pathStyle,
-      credentials: settings.credentials,
-      // Checksums only where the API demands them: the SDK's default sends streamed bodies
-      // `aws-chunked` with a trailing CRC, which several S3-compatible servers refuse (501).
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 3,
-    });
+    const client = (maxSockets: number) =>
+      new S3Client({
+        region: settings.region,
+        endpoint: settings.endpoint,
+        forcePathStyle: settings.pathStyle,
+        credentials: settings.credentials,
+        // Checksums only where the API demands them: the SDK's default sends streamed bodies
+        // `aws-chunked` with a trailing CRC, which several S3-compatible servers refuse (501).
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        maxAttempts: 3,
+        // The SDK waits forever by default: a store that stops answering would hold requests
+        // and connections for good. A socket idle this long is given up (503 for the caller).
+        requestHandler: new NodeHttpHandler({
+          connectionTimeout: 10_000,
+          requestTimeout: S3_IDLE_TIMEOUT_MS,
+          httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+          httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+        }),
+      });
+    this.client = client(50);
+    this.downloads = client(256);
     this.spool = new LocalSpool(dataDir);
   }
 
@@ -83,6 +107,7 @@ export class S3BlobStore implements BlobStore, BlobInventory {
   /** Closes the client's connections. */
   close(): void {
     this.client.destroy();
+    this.downloads.destroy();
   }
 
   /** The key prefix every blob lies under. */
@@ -141,7 +166,7 @@ export class S3BlobStore implements BlobStore, BlobInventory {
   read(sha256: string, range?: { start: number; end: number }): Readable {
     const out = new PassThrough();
     const Key = this.keyOf(sha256);
-    this.client
+    this.downloads
       .send(
         new GetObjectCommand({
           Bucket: this.settings.bucket,
@@ -171,7 +196,7 @@ export class S3BlobStore implements BlobStore, BlobInventory {
 
   async readAll(sha256: string): Promise<Buffer> {
     try {
-      const res = await this.client.send(
+      const res = await this.downloads.send(
         new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
       );
       return Buffer.from(await res.Body!.transformToByteArray());

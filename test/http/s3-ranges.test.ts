@@ -54,6 +54,32 @@ describe('ranges of a package in an object store', { skip: needsS3.skip }, () =>
     assert.equal(wholeReads, 1);
   });
 
+  test('ranges arriving together share one verification', async () => {
+    const other = await buildApk({
+      name: 'big2',
+      version: '1.0-r0',
+      depends: [],
+      files: [{ name: 'usr/share/big2/blob', content: randomBytes(2 * 1024 * 1024) }],
+    });
+    assert.equal((await publish(server, 'main', 'musl', other)).status, 201);
+    const before = wholeReads;
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        fetch(`${server.url}/main/musl/x86_64/big2-1.0-r0.apk`, {
+          headers: { range: `bytes=${i * 100}-${i * 100 + 99}` },
+        }),
+      ),
+    );
+    for (const [i, res] of answers.entries()) {
+      assert.equal(res.status, 206);
+      assert.deepEqual(
+        new Uint8Array(await res.arrayBuffer()),
+        new Uint8Array(other.subarray(i * 100, i * 100 + 100)),
+      );
+    }
+    assert.equal(wholeReads, before + 1);
+  });
+
   test('an object written again is verified again, and refused when it is not the package', async () => {
     const s3 = server.services.config.s3!;
     const sha256 = server.services.store.findPublishedFile(
