@@ -232,7 +232,18 @@ export function loadConfig(
 /** REEF_BLOB_URL and the AWS SDK's standard variables, read here as every other setting is. */
 function s3Settings(settings: Settings, env: Record<string, string | undefined>): S3Settings {
   const url = new URL(settings.blobUrl!);
-  const path = decodeURIComponent(url.pathname).replace(/^\/+/, '');
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname).replace(/^\/+/, '');
+  } catch (err) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      'invalid configuration REEF_BLOB_URL: its prefix is not valid percent-encoding',
+      {
+        cause: err,
+      },
+    );
+  }
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
   if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {

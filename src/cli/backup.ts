@@ -43,7 +43,7 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
   return withLocalData(config, ctx.stderr, async ({ db, audit }) => {
     const audited = cliAuditor(audit, 'backup', dest);
     try {
-      const store = await openBlobStore(config);
+      const store = await openBlobStore(config, { sweepSpool: false });
       const report = await backupDataDir(db, config.dataDir, dest, store.blobs).finally(() => store.close());
       audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
       ctx.stdout.write(

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { AuditLog } from '../repo/audit.ts';
@@ -60,6 +61,19 @@ export async function runMigrateStorage(args: string[], ctx: CliContext): Promis
   if (same) throw usageError(`the blobs are already there (${values.to})`);
 
   const dbPath = join(source.dataDir, 'reef.db');
+  const busy = () =>
+    new CliError(
+      `another process (a running server?) has ${dbPath} open; stop it before 'reef migrate-storage'`,
+      1,
+      'DATA_DIR_BUSY',
+    );
+  // Nobody else may have the database, not even while it is migrated: a server of an older
+  // version would go on writing rows without what the new schema records beside them.
+  if (!existsSync(dbPath))
+    throw new CliError(`${source.dataDir} holds no reef database (reef.db)`, 1, 'NOT_FOUND');
+  const probe = lockExclusive(dbPath);
+  if (!probe) throw busy();
+  probe.close();
   const migrating = openDb(dbPath);
   try {
     migrate(migrating);
@@ -67,16 +81,10 @@ export async function runMigrateStorage(args: string[], ctx: CliContext): Promis
     migrating.close();
   }
   const db = lockExclusive(dbPath);
-  if (!db) {
-    throw new CliError(
-      `another process (a running server?) has ${dbPath} open; stop it before 'reef migrate-storage'`,
-      1,
-      'DATA_DIR_BUSY',
-    );
-  }
-  const from = await openBlobStore(source);
+  if (!db) throw busy();
+  const from = await openBlobStore(source, { sweepSpool: false });
   try {
-    const to = await openBlobStore(target);
+    const to = await openBlobStore(target, { sweepSpool: false });
     try {
       const audited = cliAuditor(new AuditLog(db), 'storage.migrate', values.to);
       try {

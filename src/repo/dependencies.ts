@@ -45,11 +45,11 @@ export function resolveRelations(store: PackageStore, key: IndexKey, pkg: Stored
       providers: dep.conflict ? [] : newestOfEach(store.providersOf(key, dep.name, RELATION_LIMIT)),
     };
   });
-  const rows = store.dependentsOf(key, [pkg.name, ...relationNames(pkg.provides)], RELATION_LIMIT);
+  const found = store.dependentsOf(key, [pkg.name, ...relationNames(pkg.provides)], RELATION_LIMIT);
   return {
     depends,
-    dependents: newestOfEach(rows.filter((p) => p.name !== pkg.name)),
-    dependentsTruncated: rows.length === RELATION_LIMIT,
+    dependents: newestOfEach(found.packages.filter((p) => p.name !== pkg.name)),
+    dependentsTruncated: found.truncated,
   };
 }
 

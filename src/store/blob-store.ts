@@ -89,9 +89,14 @@ export class LocalSpool {
     this.dir = join(dataDir, 'tmp');
   }
 
-  async init(): Promise<void> {
+  /**
+   * Creates the folder; with `sweep`, removes what is in it: temp files of
+   * uploads that never finished. Only the server sweeps, at start: a command
+   * running beside it (backup) would delete uploads in progress.
+   */
+  async init(sweep: boolean): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    // Temp files belong to uploads that never finished; nothing references them.
+    if (!sweep) return;
     for (const name of await readdir(this.dir))
       await rm(join(this.dir, name), { force: true, recursive: true });
   }
@@ -142,9 +147,10 @@ export class DiskBlobStore implements BlobStore, BlobInventory {
     this.spool = new LocalSpool(dataDir);
   }
 
-  async init(): Promise<void> {
+  /** The folders; `sweepSpool` as LocalSpool.init (the server's start only). */
+  async init(sweepSpool = true): Promise<void> {
     await mkdir(this.blobsDir, { recursive: true });
-    await this.spool.init();
+    await this.spool.init(sweepSpool);
   }
 
   pathOf(sha256: string): string {

@@ -840,25 +840,28 @@ export class PackageStore {
    * Published packages of one index (its arch and noarch) that depend on any
    * of `names` (a package's name and what it provides), at most `limit`.
    */
-  dependentsOf(key: IndexKey, names: readonly string[], limit: number): StoredPackage[] {
+  dependentsOf(
+    key: IndexKey,
+    names: readonly string[],
+    limit: number,
+  ): { packages: StoredPackage[]; truncated: boolean } {
     const seen = new Set<number>();
-    return (
-      (
-        this.stmt(
-          // Driven from the relation rows without a sort, so the scan stops at the limit.
-          // CROSS JOIN keeps package_relations the outer loop (sqlite.org/optoverview.html, "Manual
-          // Control Of Query Plans Using CROSS JOIN"): driven from the packages side, the planner
-          // scanned the whole index's packages (28 ms at 100,000).
-          `SELECT p.* FROM package_relations r CROSS JOIN packages p ON p.id = r.package_id
-         WHERE r.name IN (SELECT value FROM json_each(?)) AND r.kind = 'depends'
-         AND p.repo = ? AND p.libc = ? AND (p.arch = ? OR p.arch = 'noarch') AND p.published_at IS NOT NULL
-         LIMIT ?`,
-        ).all(JSON.stringify(names), key.repo, key.libc, key.arch, limit) as PackageRow[]
-      )
-        // A package depending on two of the names comes twice.
-        .filter((row) => !seen.has(row.id) && seen.add(row.id))
-        .map(toPackage)
-    );
+    const rows = this.stmt(
+      // Driven from the relation rows without a sort, so the scan stops at the limit.
+      // CROSS JOIN keeps package_relations the outer loop (sqlite.org/optoverview.html, "Manual
+      // Control Of Query Plans Using CROSS JOIN"): driven from the packages side, the planner
+      // scanned the whole index's packages (28 ms at 100,000).
+      `SELECT p.* FROM package_relations r CROSS JOIN packages p ON p.id = r.package_id
+       WHERE r.name IN (SELECT value FROM json_each(?)) AND r.kind = 'depends'
+       AND p.repo = ? AND p.libc = ? AND (p.arch = ? OR p.arch = 'noarch') AND p.published_at IS NOT NULL
+       LIMIT ?`,
+    ).all(JSON.stringify(names), key.repo, key.libc, key.arch, limit) as PackageRow[];
+    return {
+      // A package depending on two of the names comes twice.
+      packages: rows.filter((row) => !seen.has(row.id) && seen.add(row.id)).map(toPackage),
+      // Counted before duplicates go: the rows read reached the limit, so more may exist.
+      truncated: rows.length === limit,
+    };
   }
 
   /** Published packages built from source package `origin`, in `repos`, paged by id. */

@@ -81,8 +81,8 @@ export class S3BlobStore implements BlobStore, BlobInventory {
   }
 
   /** The local spool, and the bucket: created when missing and the credentials allow it. */
-  async init(): Promise<void> {
-    await this.spool.init();
+  async init(sweepSpool = true): Promise<void> {
+    await this.spool.init(sweepSpool);
     const Bucket = this.settings.bucket;
     try {
       await this.client.send(new HeadBucketCommand({ Bucket }));

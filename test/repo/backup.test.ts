@@ -127,7 +127,11 @@ test('a backup keeps the attestation key: every earlier package verifies when se
       Buffer.from(await (await fetch(`${server.url}/keys/${listing.keys[0]}`)).arrayBuffer()),
     );
 
+    // An upload in progress on the running server: the backup beside it must leave it alone.
+    const upload = join(server.dataDir, 'tmp', 'upload-in-progress');
+    writeFileSync(upload, 'half a package');
     assertExit(await reef(['backup', dest, '--data', server.dataDir]), 0);
+    assert.ok(existsSync(upload), "the server's temp files are not the backup's to remove");
     for (const file of readdirSync(join(dest, 'keys'), { recursive: true, withFileTypes: true })) {
       if (!file.isFile()) continue;
       const mode = statSync(join(file.parentPath, file.name)).mode & 0o777;

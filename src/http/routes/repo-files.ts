@@ -128,7 +128,8 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         const pkg = store.findPublishedFile(key, file);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
         const redirectSeconds = services.config.blobRedirectSeconds;
-        if (redirectSeconds > 0 && blobs.url) {
+        // GET only: a presigned URL is signed for GET, and a store answers HEAD on it with 403.
+        if (redirectSeconds > 0 && blobs.url && request.method === 'GET') {
           // The object store serves the bytes (apk follows 302, never 308: libfetch http.c). Read
           // access was checked above; the URL is as good as the file for its lifetime, so it is
           // cached by nobody.
