@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { type ApkFile, type ApkPackage, readApk } from '../apk/read-apk.ts';
 import { AppError } from '../errors.ts';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -42,17 +43,37 @@ const READ_LOCK = 'file-list:read';
 export async function ensureFileList(deps: FileListDeps, pkg: StoredPackage): Promise<number> {
   const recorded = deps.fileLists.entryCount(pkg.id);
   if (recorded !== undefined) return recorded;
+  // Keyed by the stored bytes' version too: a blob restored from a backup is read again at once.
+  const failureKey = `${pkg.sha256} ${(await deps.blobs.version?.(pkg.sha256)) ?? ''}`;
+  const failed = failures.get(failureKey);
+  if (failed) throw failed;
   return deps.locks.run(READ_LOCK, async () => {
     // Read by a request that held the lock before this one.
     const meanwhile = deps.fileLists.entryCount(pkg.id);
     if (meanwhile !== undefined) return meanwhile;
-    const { files } = await readStoredApk(deps, pkg);
+    const again = failures.get(failureKey);
+    if (again) throw again;
+    let files: ApkFile[];
+    try {
+      ({ files } = await readStoredApk(deps, pkg));
+    } catch (err) {
+      if (err instanceof AppError && err.code !== 'PACKAGE_NOT_FOUND') failures.set(failureKey, err);
+      throw err;
+    }
     const entries = deps.fileLists.saveRead(pkg.id, pkg.sha256, listedFiles(files));
     // Deleted while it was read; its id may since name another package, whose list this is not.
     if (entries === undefined) throw packageGone(pkg);
     return entries;
   });
 }
+
+/**
+ * Stored packages (by SHA-256 and version of the stored bytes) whose list
+ * could not be read, for a while: a package today's parser refuses, or
+ * corrupt bytes, would otherwise be read whole again at every view of its
+ * page (a crawler's worth of gigabytes from an object store).
+ */
+const failures = new LRUCache<string, AppError>({ max: 10_000, ttl: 15 * 60_000 });
 
 /** One page of the package's list (recorded first if need be), and the list's length. */
 export async function readFileList(

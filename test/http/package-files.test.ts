@@ -204,6 +204,26 @@ describe('package file lists (HTTP)', () => {
       assert.equal(res.body.code, 'INTERNAL');
       assert.doesNotMatch(JSON.stringify(res.body), /usr\/x/);
       assert.deepEqual(rowCounts(id), { files: 0, recorded: false });
+      // The failure is remembered for those bytes: asking again reads nothing.
+      const { blobs } = server.services;
+      const read = blobs.read;
+      let reads = 0;
+      blobs.read = (...args) => {
+        reads++;
+        return read.apply(blobs, args);
+      };
+      try {
+        assert.equal((await get(filesPath('swapped'))).status, 500);
+        assert.equal(
+          (await fetch(`${server.url}/ui/packages/main/musl/x86_64/swapped/1.0-r0`)).status,
+          200,
+          'the page still renders',
+        );
+      } finally {
+        blobs.read = read;
+      }
+      assert.equal(reads, 0);
+      // Other bytes (here truncated; a restore from a backup alike) are read again.
       writeFileSync(blob, original.subarray(0, original.length - 100));
       assert.equal((await get(filesPath('swapped'))).status, 500, 'a truncated blob');
       assert.deepEqual(rowCounts(id), { files: 0, recorded: false });
