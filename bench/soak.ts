@@ -28,7 +28,7 @@ import {
  * conditionally, some ranges), publishers and deleters churning packages,
  * auditors fetching SBOMs and searching components. It reports throughput,
  * p50/p99 latency per kind, every status seen (5xx must be zero), the
- * server's RSS over time, and at the end checks design.md's invariants:
+ * server's RSS over time, and at the end checks the design's invariants:
  * every index verifies with openssl and lists exactly the database's
  * packages with their S:, every listed package downloads with the recorded
  * SHA-256, every acknowledged publish not deleted is listed and every deleted

@@ -146,7 +146,7 @@ function header(name: string, size: number, type = '0'): Buffer {
 
 /**
  * The pax record abuild writes before every file (APK-TOOLS.checksum.SHA1,
- * apk-format.md §1.2). Without it the generated SBOM lists no file and stays
+ * abuild abuild-tar.c). Without it the generated SBOM lists no file and stays
  * a few KB; with it, it lists all 20,000 (~8 MB), as for a real package.
  */
 function sha1Record(body: Buffer): Buffer[] {

@@ -18,7 +18,7 @@ export type ErrorKind =
 
 /** Every code reef can emit, with its kind. Adding a code means adding a line here. */
 export const ERROR_CODES = {
-  // .apk container (apk-format.md §1)
+  // .apk container (apk3 doc/apk-v2.5.scd)
   APK_EMPTY: 'invalid',
   APK_V3_UNSUPPORTED: 'invalid',
   APK_NOT_GZIP: 'invalid',
@@ -31,7 +31,7 @@ export const ERROR_CODES = {
   APK_TOO_LARGE: 'too_large',
   APK_GZIP_BOMB: 'too_large',
   APK_MEMBER_TOO_LARGE: 'too_large',
-  // tar dialect (apk-format.md §1.2)
+  // tar dialect (apk2 src/io_archive.c)
   APK_TAR_CORRUPT: 'invalid',
   APK_TAR_BAD_NAME: 'invalid',
   APK_TAR_TOO_MANY_ENTRIES: 'too_large',
@@ -40,7 +40,7 @@ export const ERROR_CODES = {
   APK_DUPLICATE_PATH: 'invalid',
   APK_SIGNATURE_MEMBER_INVALID: 'invalid',
   APK_CONTROL_MEMBER_INVALID: 'invalid',
-  // .PKGINFO (apk-format.md §2)
+  // .PKGINFO (apk2 src/package.c, apk3 doc/apk-package.5.scd)
   APK_MISSING_PKGINFO: 'invalid',
   APK_PKGINFO_TOO_LARGE: 'too_large',
   APK_PKGINFO_NOT_UTF8: 'invalid',
@@ -54,7 +54,7 @@ export const ERROR_CODES = {
   APK_INVALID_DEPENDENCY: 'invalid',
   APK_DATAHASH_MISMATCH: 'unprocessable',
   APK_SBOM_TOO_LARGE: 'too_large',
-  // APKINDEX (apk-format.md §3)
+  // APKINDEX (apk2 src/app_index.c, src/database.c)
   INDEX_NOT_GZIP: 'invalid',
   INDEX_CORRUPT: 'invalid',
   INDEX_UNSIGNED: 'invalid',

@@ -1,6 +1,7 @@
 /**
  * apk dependency tokens as found in `.PKGINFO` (`depend =`, `provides =`,
- * `install_if =`) and APKINDEX (`D:`, `p:`, `i:`): apk-format.md §5.
+ * `install_if =`) and APKINDEX (`D:`, `p:`, `i:`): apk3 src/package.c and
+ * doc/apk-package.5.scd.
  *
  * SECURITY: the input comes from uploaded packages. Parsing is a single
  * linear scan (no regex), and every token that apk 3 would refuse or mark

@@ -5,7 +5,7 @@ import { ByteSource } from './byte-source.ts';
 /**
  * Splits a stream of concatenated gzip members (RFC 1952) and inflates each one
  * separately. apk hashes and signs the *compressed* bytes of single members
- * (apk-format.md §1.3), and Node's gunzip silently joins members, so the
+ * (apk2 src/io_gunzip.c), and Node's gunzip silently joins members, so the
  * header and trailer are parsed here and only the raw deflate body goes to
  * zlib. The end of a deflate body is found through `bytesWritten`: zlib stops
  * consuming input at the end of the stream.

@@ -8,7 +8,8 @@ import { compareVersions } from './version.ts';
  * no back-references into earlier data). A change recompresses only the
  * chunks it touches; the gzip member (RFC 1952) is then header + fragments +
  * a final empty block + CRC-32 (combined from per-chunk CRCs) + ISIZE, one
- * ordinary member that gzip, apk-tools and apko read (apk-format.md §3.2).
+ * ordinary member that gzip, apk-tools and apko read (apk3 src/extract_v2.c,
+ * apko pkg/apk/apk/index.go).
  *
  * Once a member is written, the indexer lets go of the fragments: a chunk
  * keeps only where its fragment sits in that member (and a CRC-32 of it),
@@ -598,7 +599,7 @@ function chunkRecords(
 /**
  * Where the APKINDEX member of an index file starts: after the signature
  * member when the first member is one (its first entry is a `.SIGN.` file,
- * apk-format.md §3.4), else at 0.
+ * apk2 src/package.c), else at 0.
  */
 export function indexMemberOffset(file: Buffer): number {
   if (!file.subarray(0, GZIP_HEADER.length).equals(GZIP_HEADER))

@@ -10,8 +10,9 @@ import {
 import { type TarEntry, TarReader } from './tar-reader.ts';
 
 /**
- * Reads APKINDEX.tar.gz (apk-format.md §3): signature member(s), then exactly
- * one gzip member with DESCRIPTION and APKINDEX, signed over its raw bytes.
+ * Reads APKINDEX.tar.gz (abuild abuild-sign.in, apk3 src/extract_v2.c):
+ * signature member(s), then exactly one gzip member with DESCRIPTION and
+ * APKINDEX, signed over its raw bytes.
  */
 
 export interface IndexRecord {

@@ -8,10 +8,11 @@ import { type IndexSigner, signatureEntryName, signBytes } from './signature.ts'
 import { compareVersions } from './version.ts';
 
 /**
- * Writes APKINDEX.tar.gz (apk-format.md §3): a signature gzip member followed
- * by exactly one gzip member holding DESCRIPTION and APKINDEX. Output is a
- * pure function of the input: sorted records, fixed tar metadata, fixed gzip
- * header, so the same database state always gives the same bytes.
+ * Writes APKINDEX.tar.gz (abuild abuild-sign.in, apk3 src/extract_v2.c): a
+ * signature gzip member followed by exactly one gzip member holding
+ * DESCRIPTION and APKINDEX. Output is a pure function of the input: sorted
+ * records, fixed tar metadata, fixed gzip header, so the same database state
+ * always gives the same bytes.
  */
 
 export interface IndexEntry {
@@ -113,7 +114,7 @@ async function packTar(
   pack.finalize();
   const bytes = await out;
   // tar-stream always ends with two zero blocks; apk must not see them in a
-  // signature member, or it stops reading there (§3.1, apk-client.md).
+  // signature member, or it stops reading there (apk2 src/io_archive.c).
   return endOfArchive ? bytes : bytes.subarray(0, bytes.length - 1024);
 }
 

@@ -4,7 +4,8 @@ import { MAX_INDEX_LINE, MAX_NAME_VERSION, PKGINFO_FIELD_LIMITS } from './index-
 import { isValidVersion } from './version.ts';
 
 /**
- * `.PKGINFO`: the package's metadata, `key = value` lines (apk-format.md §2.1).
+ * `.PKGINFO`: the package's metadata, `key = value` lines (apk2 src/package.c
+ * `read_info_line`).
  * Scalars keep the last occurrence like apk does, except the identity keys,
  * whose repetition is refused: two `pkgver` lines can only be a mistake or a
  * trick. List keys accumulate, each value may hold several space-separated items.
@@ -42,7 +43,7 @@ export interface PkgInfoLimits {
   maxLines: number;
 }
 
-/** Architectures apk knows (apk3 doc/apk-package.5.scd, apk-format.md §7.1). */
+/** Architectures apk knows (apk3 doc/apk-package.5.scd). */
 export const APK_ARCHES = new Set([
   'noarch',
   'aarch64',

@@ -9,9 +9,9 @@ import { parseSignatureName, type SignatureAlgorithm } from './signature.ts';
 import { printable, type TarEntry, type TarEntryType, TarReader } from './tar-reader.ts';
 
 /**
- * Reads a v2 .apk as a stream (apk-format.md §1, recipe §1.6): splits its gzip
- * members, hashes their compressed bytes, walks the tar entries and checks
- * `datahash`. Nothing but the control member (small, bounded) is buffered.
+ * Reads a v2 .apk as a stream (apk3 doc/apk-v2.5.scd, apk2 src/package.c):
+ * splits its gzip members, hashes their compressed bytes, walks the tar
+ * entries and checks `datahash`. Nothing but the control member (small, bounded) is buffered.
  */
 
 export interface ApkSignature {
@@ -362,7 +362,7 @@ export async function readApk(
         }
         if (r !== 'data') {
           // apk reads all members as one tar stream; an end-of-archive marker here
-          // would make it stop before the data (apk-format.md §1.2, rule 7).
+          // would make it stop before the data (apk2 src/io_archive.c).
           if (tar.zeroBlocks > 0) {
             throw new AppError(
               'APK_TAR_END_IN_CONTROL',

@@ -3,8 +3,9 @@ import { AppError } from '../errors.ts';
 
 /**
  * apk signatures: RSA PKCS#1 v1.5 over raw gzip-member bytes, stored as tar
- * entries named `.SIGN.<ALG>.<keyname>` (apk-format.md §1.3, §3.4). The client
- * finds the key by exact file name in /etc/apk/keys.
+ * entries named `.SIGN.<ALG>.<keyname>` (apk2 src/package.c, abuild
+ * abuild-sign.in). The client finds the key by exact file name in
+ * /etc/apk/keys.
  */
 
 export type SignatureAlgorithm = 'RSA' | 'RSA256' | 'RSA512' | 'DSA';

@@ -1,13 +1,13 @@
 import { AppError } from '../errors.ts';
 
 /**
- * A push parser for the tar dialect apk-tools reads (apk-format.md §1.2,
- * apk2 src/io_archive.c). Written by hand rather than with tar-stream because
- * apk's rules differ from a general tar reader's in ways that matter for what
- * gets installed: a block whose name starts with NUL counts as a zero block,
- * the second one ends the archive for good (anything but zeros after it is an
- * error), the header checksum is not what apk trusts, and member boundaries
- * must be observable between headers.
+ * A push parser for the tar dialect apk-tools reads (apk2 src/io_archive.c).
+ * Written by hand rather than with tar-stream because apk's rules differ from
+ * a general tar reader's in ways that matter for what gets installed: a block
+ * whose name starts with NUL counts as a zero block, the second one ends the
+ * archive for good (anything but zeros after it is an error), the header
+ * checksum is not what apk trusts, and member boundaries must be observable
+ * between headers.
  *
  * SECURITY: every header field is attacker-controlled. Sizes are parsed
  * strictly, names are checked before use, and metadata bodies are bounded.

@@ -1,6 +1,6 @@
 /**
  * apk version strings: validation, ordering and operator matching, following
- * apk-tools 3 (`src/version.c`) as described in apk-format.md §4.
+ * apk-tools 3 (`src/version.c`, checked against `test/unit/version.data`).
  *
  * Pure and allocation-free on the hot path: index builds sort ~100,000
  * versions, so `compareVersions` walks both strings with two reusable
@@ -11,7 +11,7 @@
 
 import { AppError } from '../errors.ts';
 
-/** Dependency/version operators of apk-format.md §4.4 (`><` checksum match is world/lock only). */
+/** Dependency/version operators of apk3 src/version.c (`><` checksum match is world/lock only). */
 export type VersionOp = '<' | '>' | '=' | '<=' | '>=' | '~' | '<~' | '>~';
 
 export const VERSION_OPS: readonly VersionOp[] = ['<', '>', '=', '<=', '>=', '~', '<~', '>~'];

@@ -378,7 +378,7 @@ const SECURITY_SCHEMES: Record<string, Json> = {
   },
 };
 
-/** Headers every download carries (apk-format.md §7.5). */
+/** Headers every download carries (apk-tools libfetch/http.c, apko pkg/apk/apk/cache.go). */
 const FILE_HEADERS: Json = {
   ETag: { description: 'strong: the quoted SHA-256 of the body, the same on HEAD and GET', schema: str() },
   'Last-Modified': { schema: str() },

@@ -6,9 +6,10 @@ import { AppError } from '../errors.ts';
 
 /**
  * Serves immutable-by-content bytes the way apk, apko and CDNs expect
- * (apk-format.md §7.5, §7.6): a strong ETag identical on HEAD and GET,
- * Last-Modified, 304 for If-None-Match / If-Modified-Since, single byte
- * ranges with 206, and never a Content-Encoding.
+ * (apk-tools libfetch/http.c, apko pkg/apk/apk/cache.go): a strong ETag
+ * identical on HEAD and GET, Last-Modified, 304 for If-None-Match /
+ * If-Modified-Since, single byte ranges with 206, and never a
+ * Content-Encoding.
  *
  * Content too large for the in-memory cache is streamed from disk and never
  * served unverified: a whole-file body is hashed on the way out and its last

@@ -5,9 +5,9 @@ import { printable, type TarEntry, TarReader } from '../apk/tar-reader.ts';
 import { AppError } from '../errors.ts';
 
 /**
- * melange's `<name>-<version>.attest.tar.gz` (apk-format.md §6.2): an optional
- * signature member (`.SIGN.RSA256.<key>`, over the raw bytes of the next
- * member, as in a package) and one gzip member whose tar holds
+ * melange's `<name>-<version>.attest.tar.gz` (melange pkg/build/package.go):
+ * an optional signature member (`.SIGN.RSA256.<key>`, over the raw bytes of
+ * the next member, as in a package) and one gzip member whose tar holds
  * `<name>-<version>.attestation`, an unsigned in-toto statement.
  */
 

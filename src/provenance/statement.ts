@@ -4,7 +4,7 @@ import { IN_TOTO_STATEMENT } from './publish-statement.ts';
 /**
  * Publisher provenance statements: an in-toto Statement v1 with a SLSA
  * provenance v1 predicate, sent as a Sigstore bundle (DSSE) or as melange's
- * unsigned `.attest.tar.gz` (apk-format.md §6.2). This file reads the
+ * unsigned `.attest.tar.gz` (melange pkg/build/package.go). This file reads the
  * statement and binds it to a package; signature checks live in verify-bundle.ts.
  *
  * SECURITY: everything here is attacker-controlled JSON. Reads are bounded and

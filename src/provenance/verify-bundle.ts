@@ -9,8 +9,7 @@ import { IN_TOTO_PAYLOAD_TYPE } from './publish-statement.ts';
  * Verifies a publisher's Sigstore bundle against the signers a repo trusts:
  * public keys, and keyless identities (certificate SAN + OIDC issuer) under a
  * Sigstore trusted root. Everything runs offline: the trusted root is a file,
- * and Rekor/CT/TSA evidence is checked from what the bundle carries
- * (../shared/docs/sigstore.md, "What actually needs network").
+ * and Rekor/CT/TSA evidence is checked from what the bundle carries.
  */
 
 export interface IdentityRule {
@@ -140,7 +139,10 @@ export function parseTrustedRoot(json: unknown, origin: string): TrustedRoot {
 
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-/** SECURITY: @sigstore/verify matches the SAN with an unanchored regex (sigstore.md gotcha 1). */
+/**
+ * SECURITY: @sigstore/verify matches the SAN with an unanchored regex
+ * (sigstore-js packages/verify/src/policy.ts).
+ */
 export function sanPattern(rule: IdentityRule): string {
   if (rule.subjectAlternativeName !== undefined) return `^${escapeRegex(rule.subjectAlternativeName)}$`;
   return `^(?:${rule.subjectAlternativeNameRegex ?? ''})$`;
@@ -149,7 +151,8 @@ export function sanPattern(rule: IdentityRule): string {
 const describeRule = (rule: IdentityRule): string =>
   `${rule.subjectAlternativeName ?? `/${rule.subjectAlternativeNameRegex}/`} from ${rule.issuer}`;
 
-// Fulcio v2 extensions, DER UTF8String values (sigstore.md gotcha 2).
+// Fulcio v2 extensions, DER UTF8String values: the OID policy of sigstore-js
+// (packages/verify/src/policy.ts) compares raw bytes, so they are decoded here.
 const OID_SOURCE_REPOSITORY_URI = '1.3.6.1.4.1.57264.1.12';
 const OID_SOURCE_REPOSITORY_DIGEST = '1.3.6.1.4.1.57264.1.13';
 

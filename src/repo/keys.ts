@@ -17,7 +17,7 @@ import { writeFileAtomic } from './atomic-file.ts';
 /**
  * Index signing keys live in <data>/keys as `<keyname>.rsa` (PKCS#8 PEM, 0600)
  * beside `<keyname>.rsa.pub`; the key name clients store in /etc/apk/keys is
- * `<name>-<fingerprint>.rsa.pub` (apk-format.md §3.4: apko wants the suffix).
+ * `<name>-<fingerprint>.rsa.pub` (apko pkg/apk/apk/index.go: apko wants the suffix).
  */
 
 export interface SigningKey {

@@ -70,7 +70,7 @@ interface RepoPolicy {
 
 const require = createRequire(import.meta.url);
 
-/** The public-good Sigstore trusted root, as pinned in @sigstore/tuf's seeds (sigstore.md, "Production configuration"). */
+/** The public-good Sigstore trusted root, as pinned in @sigstore/tuf's seeds (sigstore-js packages/tuf/seeds.json). */
 function publicGoodTrustedRoot(): unknown {
   const seeds = require('@sigstore/tuf/seeds.json') as Record<string, { targets: Record<string, string> }>;
   const target = seeds['https://tuf-repo-cdn.sigstore.dev']?.targets['trusted_root.json'];
@@ -230,7 +230,7 @@ export class ProvenancePolicies {
     return this.policyFor(repo).mode;
   }
 
-  /** The policy may demand the package's own apk signature by a publisher key (apk-format.md §1.3). */
+  /** The policy may demand the package's own apk signature by a publisher key (apk2 src/package.c). */
   checkPackageSignature(repo: string, apk: ApkPackage): void {
     const policy = this.policyFor(repo);
     if (!policy.requirePackageSignature) return;

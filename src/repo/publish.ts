@@ -75,7 +75,9 @@ export function validateRepo(repo: string, libc: string): asserts libc is Libc {
 
 /**
  * The libc a package was built for, from its shared-library dependencies
- * (apk-format.md §7.4); undefined for packages that need neither.
+ * (`so:libc.musl-<arch>.so.1` for musl, `so:libc.so.6` or `so:ld-linux-*` for
+ * glibc; apk itself has no libc dimension); undefined for packages that need
+ * neither.
  */
 export function detectLibc(depends: string[]): { libc: Libc; dependency: string } | undefined {
   for (const dep of depends) {

@@ -89,7 +89,7 @@ interface ListedFile {
 
 /**
  * Regular files and symlinks with the SHA-1 apk recorded (`APK-TOOLS.checksum.SHA1`,
- * apk-format.md §1.2; for a symlink it is the SHA-1 of the target string).
+ * apk2 src/io_archive.c; for a symlink it is the SHA-1 of the target string).
  * A hard link installs its target's content, so it gets its target's SHA-1.
  * The last entry for a path wins, as on extraction. SPDX 2.3 §8.4 makes SHA-1
  * mandatory for a file, so an entry without one cannot be listed: it is

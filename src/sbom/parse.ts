@@ -10,8 +10,9 @@ import { validateCycloneDx, validateSpdx } from './validate.ts';
 
 /**
  * Reads an SPDX 2.3 (or 2.2) or CycloneDX 1.5/1.6 JSON document sent by a
- * publisher or embedded by melange (apk-format.md §6.1), validates it against
- * its format's schema and extracts what the auditor API indexes.
+ * publisher or embedded by melange (melange pkg/build/sbom/generator.go),
+ * validates it against its format's schema and extracts what the auditor API
+ * indexes.
  *
  * SECURITY: the bytes are untrusted. The size is checked before anything
  * else, the nesting depth by a scan of the bytes before JSON.parse builds
@@ -347,8 +348,9 @@ function readCycloneDx(d: Json): ParsedSbom {
 /**
  * The document must be about this package: a described element with its
  * name, and its version or none. melange writes the full version with its
- * `-rN` (apk-format.md §6.1); a tool that only knows the upstream version
- * writes it without, so that is accepted too, but a different `-rN` is not.
+ * `-rN` (melange pkg/build/sbom/spdx/spdx.go); a tool that only knows the
+ * upstream version writes it without, so that is accepted too, but a
+ * different `-rN` is not.
  */
 export function checkDescribes(
   sbom: Pick<ParsedSbom, 'describes'>,

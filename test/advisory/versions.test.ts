@@ -70,7 +70,7 @@ describe("advisory versions against the scanners' apk version vectors", needsSha
     const valid = list(file('secdb-valid-versions.osv-dev.txt'));
     assert.ok(valid.length > 150);
     // osv.dev's parser takes these; apk-tools 3.0.6 refuses each (`apk version -c`, exit 1,
-    // checked by hand), and so does reef, which follows apk 3 (apk-format.md §4).
+    // checked by hand), and so does reef, which follows apk 3 (apk3 src/version.c).
     const apk3Refuses = [
       '6.6.2p1-r0',
       '6.6.4p1-r2',

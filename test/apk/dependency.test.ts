@@ -11,7 +11,7 @@ import { isAppError } from '../../src/errors.ts';
 const invalid = (err: unknown) => isAppError(err, 'APK_INVALID_DEPENDENCY');
 
 describe('parseDependency', () => {
-  // Tokens seen in real indexes (apk-format.md §5).
+  // Tokens seen in real Alpine indexes.
   const real: [string, Dependency][] = [
     ['pc:libffi>=3.0.0', { name: 'pc:libffi', conflict: false, op: '>=', version: '3.0.0' }],
     ['openssl>3', { name: 'openssl', conflict: false, op: '>', version: '3' }],

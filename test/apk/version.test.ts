@@ -65,7 +65,7 @@ function checkVectors(name: string, expectedLines: number): void {
 }
 
 describe('apk-tools version.data vectors', needsSharedFixtures, () => {
-  // 785 non-blank lines (apk-format.md §4: "all 785 lines of the master test file").
+  // 785 non-blank lines in apk3 test/unit/version.data (master).
   test('master (apk 3) file holds line by line', () => checkVectors('apk-tools-master-version.data', 785));
 
   // §4.5: apk 3 rules agree with apk 2.14 on every line of the 2.14 file.
@@ -103,7 +103,7 @@ describe('apk-tools version.data vectors', needsSharedFixtures, () => {
 });
 
 describe('compareVersions', () => {
-  test('suffix and revision order derived in apk-format.md §4.6', () => {
+  test('suffix and revision order derived from apk3 src/version.c', () => {
     const ordered = [
       '1.0_alpha',
       '1.0_beta',

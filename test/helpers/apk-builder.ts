@@ -6,9 +6,9 @@ import tar from 'tar-stream';
 type TarHeader = Partial<tar.Header> & { name: string };
 
 /**
- * Builds .apk files the way abuild does (apk-format.md §1.1): a cut signature
- * tar, a cut control tar, a data tar with SHA-1 pax records, each gzipped as
- * its own member. Tests use it to make valid packages and, through the
+ * Builds .apk files the way abuild does (abuild abuild.in, abuild-tar.c): a
+ * cut signature tar, a cut control tar, a data tar with SHA-1 pax records,
+ * each gzipped as its own member. Tests use it to make valid packages and, through the
  * options, precisely broken ones.
  */
 

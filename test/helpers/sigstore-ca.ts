@@ -67,7 +67,8 @@ async function serve(handlers: Record<string, HandlerFn>): Promise<{ server: Ser
 
 /**
  * A time for the mock TSA to stamp: a whole second (its trimmed fractions
- * trip @sigstore/core's parser, sigstore.md gotcha 11), two seconds ahead.
+ * trip @sigstore/core's parser, sigstore-js packages/core/src/asn1/parse.ts),
+ * two seconds ahead.
  * The mock's root and TSA certificates are valid from the second they are
  * created, and a stamp from before that second fails as TIMESTAMP_ERROR:
  * a stamp at the current second, floored, did so whenever creating the CAs
@@ -202,7 +203,7 @@ export function slsaStatement(
   };
 }
 
-/** Trust only `publicPem`: no CA, no log, whatever key hint the bundle carries (sigstore.md gotcha 6). */
+/** Trust only `publicPem`: no CA, no log, whatever key hint the bundle carries (its signer picks it). */
 export function keyVerifier(publicPem: string) {
   const root = TrustedRoot.fromJSON({
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',

@@ -21,7 +21,7 @@ import {
 /**
  * The hostile corpus: malformed packages generated here (nothing binary is
  * committed), each with the one error code reef must answer with. Expected
- * codes follow from the rules of apk-format.md as implemented in src/apk;
+ * codes follow from apk-tools' rules as implemented in src/apk;
  * where the corruption is random (bit flips inside deflate data) the case
  * names the set of codes that mean "rejected as malformed".
  */

@@ -75,7 +75,8 @@ describe('provenance policy: real public-good bundles, offline', needsSharedFixt
     for (const rule of [
       { subjectAlternativeName: BEACON.replace('extremely-dangerous-oidc-beacon.yml', 'release.yml') },
       { subjectAlternativeName: `${BEACON}-evil` },
-      // Unanchored, this prefix would match the real SAN (sigstore.md gotcha 1).
+      // Unanchored, this prefix would match the real SAN (sigstore-js
+      // packages/verify/src/policy.ts).
       { subjectAlternativeNameRegex: 'https://github\\.com/sigstore-conformance/.*@refs/heads/mai' },
       { subjectAlternativeName: BEACON, issuer: 'https://accounts.google.com' },
     ]) {
@@ -326,7 +327,10 @@ describe("provenance policy: melange's .attest.tar.gz", () => {
   });
   after(() => removeDir(dir));
 
-  /** As melange writes it (apk-format.md §6.2): [signature member,] one member with the statement, no end blocks. */
+  /**
+   * As melange writes it (melange pkg/build/package.go): [signature member,]
+   * one member with the statement, no end blocks.
+   */
   async function attestTarGz(
     statement: unknown,
     entryName = 'hello-1.0-r0.attestation',

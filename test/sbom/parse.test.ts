@@ -49,7 +49,7 @@ describe('parseSbom on the real SBOMs', needsSharedFixtures, () => {
     }
   });
 
-  test('an embedded SBOM is the file GNU tar extracts from var/lib/db/sbom/ (apk-format.md §6.1)', async () => {
+  test('an embedded SBOM is the file GNU tar extracts from var/lib/db/sbom/ (melange pkg/build/sbom/)', async () => {
     for (const s of (await fixtureSboms()).filter((x) => x.source === 'embedded')) {
       const { name, version } = s.apk!.pkginfo;
       const extracted = execFileSync('tar', [

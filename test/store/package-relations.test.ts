@@ -10,7 +10,7 @@ import { insertNew, newPackage } from '../helpers/new-package.ts';
 const dir = mkdtempSync(join(tmpdir(), 'reef-relations-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Tokens of every shape apk allows in `depend =` and `provides =` (apk-format.md §5). */
+/** Tokens of every shape apk allows in `depend =` and `provides =` (apk3 src/package.c `apk_dep_parse`). */
 const DEPENDS = [
   'so:libc.musl-x86_64.so.1',
   'foo>=1.2',

@@ -20,10 +20,10 @@ import { spdxWithOpenssl } from '../sbom/sbom-fixtures.ts';
 
 /**
  * The interface in a real browser: Debian's Chromium driven by
- * playwright-core (../shared/docs/browser-tests.md). `.ci/run` installs
- * Chromium; elsewhere the test skips when it is missing. A screenshot of each
- * page is kept in $REEF_TEST_ARTIFACTS/ui-screenshots (`.ci/run` sets it and
- * lists them), or else in a temp folder the test names.
+ * playwright-core (Playwright's own browser download needs the network).
+ * `.ci/run` installs Chromium; elsewhere the test skips when it is missing. A
+ * screenshot of each page is kept in $REEF_TEST_ARTIFACTS/ui-screenshots
+ * (`.ci/run` sets it and lists them), or else in a temp folder the test names.
  */
 const CHROMIUM = '/usr/bin/chromium';
 const missing = !existsSync(CHROMIUM);
