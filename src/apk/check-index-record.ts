@@ -3,7 +3,7 @@ import { INDEX_LETTER_KEYS, MAX_INDEX_LINE, MAX_INDEX_RECORD, MAX_RECORD_HEADER 
 import { type IndexEntry, renderIndexRecord } from './index-writer.ts';
 import { APK_ARCHES } from './pkginfo.ts';
 
-/** The longest arch a noarch record is rewritten to (§3.3): its record is measured with it. */
+/** The longest arch a noarch record is rewritten to (abuild abuild.in): its record is measured with it. */
 const LONGEST_ARCH = [...APK_ARCHES].reduce((a, b) => (b.length > a.length ? b : a));
 
 /**

@@ -25,7 +25,7 @@ export interface Dependency {
 export interface ParseDependencyOptions {
   /**
    * Accept `name@tag`. Off by default because reef only parses index-bound
-   * fields, and apk 3 does not accept a tag there (§5, apk3 `apk_pkgtmpl_add_info`).
+   * fields, and apk 3 does not accept a tag there (apk3 src/package.c `apk_pkgtmpl_add_info`).
    */
   allowTag?: boolean;
 }
@@ -33,7 +33,7 @@ export interface ParseDependencyOptions {
 /**
  * Name (and tag) characters: apk3 `src/ctype.c` DEPENDENCY_NAME, i.e.
  * `[A-Za-z0-9._+-]` plus `:` `/` `,` `[` `]` for namespaces (`so:`, `cmd:`,
- * `pc:`, `py3.10:`) and paths (`/bin/sh`), §5.
+ * `pc:`, `py3.10:`) and paths (`/bin/sh`).
  */
 function isNameChar(c: number): boolean {
   return (
@@ -69,7 +69,7 @@ function fail(token: string, reason: string): never {
   });
 }
 
-/** Parse one `[!]name[@tag][op version]` token (§5, apk3 `apk_dep_parse`). */
+/** Parse one `[!]name[@tag][op version]` token (apk3 src/package.c `apk_dep_parse`). */
 export function parseDependency(token: string, opts: ParseDependencyOptions = {}): Dependency {
   const len = token.length;
   const conflict = token.charCodeAt(0) === 33; // !
@@ -99,10 +99,10 @@ export function parseDependency(token: string, opts: ParseDependencyOptions = {}
     const op = token.slice(opStart, opEnd);
     // `><` (checksum match) is written only by apk into world/lock files,
     // never in package metadata; apk 3 would not treat it as a version
-    // constraint, so it must not reach an index (§4.4, §5).
+    // constraint, so it must not reach an index (apk3 src/version.c, src/package.c).
     if (!isVersionOp(op)) fail(token, `unknown operator ${JSON.stringify(op)}`);
     const version = token.slice(opEnd);
-    // apk 3 marks a package whose D: holds an invalid version uninstallable (§5).
+    // apk 3 marks a package whose D: holds an invalid version uninstallable (apk3 src/package.c).
     if (!isValidVersion(version)) fail(token, `invalid version ${JSON.stringify(version)}`);
     dep.op = op;
     dep.version = version;

@@ -41,7 +41,7 @@ export interface ChunkingRule {
 export const DEFAULT_CHUNKING: ChunkingRule = { averageRecords: 256, maxBytes: 384 * 1024 };
 
 export interface ChunkedIndexOptions {
-  /** DESCRIPTION text; at most 160 bytes are kept (apk 3 ignores longer ones, §3.2). */
+  /** DESCRIPTION text; at most 160 bytes are kept (apk 3 ignores longer ones, apk3 src/extract_v2.c). */
   description: string;
   /** mtime of both tar entries, seconds. */
   mtime: number;
@@ -698,10 +698,11 @@ export function sortForIndex<T extends { name: string; version: string }>(items:
 }
 
 /**
- * apk 2.14's order (§3.3): name case-insensitively, ties bytewise, then
- * version ascending; then the version string and the record text, so that
- * equal versions ("1.0" and "1.00") and one name-version in two arches
- * (x86_64 and noarch) still have one order.
+ * apk 2.14's order (apk2 src/database.c `__apk_db_foreach_sorted_package`):
+ * name case-insensitively, ties bytewise, then version ascending; then the
+ * version string and the record text, so that equal versions ("1.0" and
+ * "1.00") and one name-version in two arches (x86_64 and noarch) still have
+ * one order.
  */
 export function compareRecords(a: RecordKey, b: RecordKey): number {
   if (a.lower !== b.lower) return a.lower < b.lower ? -1 : 1;

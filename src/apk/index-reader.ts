@@ -74,7 +74,7 @@ export async function readIndex(
         }
         if (entry.size > MAX_ENTRY_BYTES)
           throw new AppError('INDEX_TOO_LARGE', `index entry '${entry.name}' is too large`);
-        // Other names are ignored by apk (§3.2).
+        // Other names are ignored by apk (apk2 src/database.c, apk3 src/extract_v2.c).
         if (role === 'signature' || entry.name === 'APKINDEX' || entry.name === 'DESCRIPTION') {
           collecting = { name: entry.name, parts: [] };
         }
@@ -180,7 +180,8 @@ export async function readIndex(
 
 /**
  * APKINDEX text: records of `X:value` lines, ended by a line shorter than two
- * bytes (§3.3). A line whose second byte is not ':' makes apk reject the index.
+ * bytes (apk2 src/database.c `apk_db_index_read`). A line whose second byte
+ * is not ':' makes apk reject the index.
  */
 export function parseIndexText(text: string): IndexRecord[] {
   const records: IndexRecord[] = [];

@@ -39,9 +39,12 @@ export interface IndexEntry {
 }
 
 export interface IndexOptions {
-  /** Arch of the index; `noarch` entries are written with this `A:` (Alpine's --rewrite-arch, §3.3). */
+  /**
+   * Arch of the index; `noarch` entries are written with this `A:` (Alpine's
+   * `apk index --rewrite-arch`, abuild abuild.in).
+   */
   arch: string;
-  /** DESCRIPTION text: at most 160 bytes, or apk 3 ignores it (§3.2). */
+  /** DESCRIPTION text: at most 160 bytes, or apk 3 ignores it (apk3 src/extract_v2.c). */
   description?: string;
   /** mtime of the tar entries, seconds; fixed so output is reproducible. */
   mtime?: number;
@@ -52,7 +55,8 @@ const MAX_DESCRIPTION = 160;
 
 /**
  * apk 2.14 order: name case-insensitively (ties bytewise), then version
- * ascending (§3.3). Lowercased names are computed once, not per comparison.
+ * ascending (apk2 src/database.c `__apk_db_foreach_sorted_package`).
+ * Lowercased names are computed once, not per comparison.
  */
 export function sortIndexEntries<T extends { name: string; version: string }>(entries: T[]): T[] {
   const keyed = entries.map((e) => ({ e, lower: e.name.toLowerCase() }));
@@ -126,7 +130,7 @@ async function gzipMember(data: Buffer): Promise<Buffer> {
   return out;
 }
 
-/** The unsigned index: one gzip member with DESCRIPTION then APKINDEX (§3.2). */
+/** The unsigned index: one gzip member with DESCRIPTION then APKINDEX (apk3 src/extract_v2.c). */
 export async function writeUnsignedIndex(entries: IndexEntry[], options: IndexOptions): Promise<Buffer> {
   return writeUnsignedIndexText(renderIndexText(entries, options.arch), options);
 }
@@ -192,9 +196,9 @@ const SIGNATURE_ROOM = 64 * 1024;
 /**
  * A signed index whose APKINDEX member is assembled from cached chunk
  * fragments (index-chunks.ts): the same tar as writeIndexText, in one gzip
- * member, signed over that member's raw bytes (§3.4). The member is copied
- * once, into a buffer with room in front for the signature member, so the
- * file needs no second copy.
+ * member, signed over that member's raw bytes (abuild abuild-sign.in). The
+ * member is copied once, into a buffer with room in front for the signature
+ * member, so the file needs no second copy.
  */
 export async function writeIndexFromChunks(
   index: ChunkedIndex,
@@ -225,7 +229,8 @@ export async function writeIndexFromChunks(
 
 /**
  * A record rendered for its own arch, moved into the index of `indexArch`:
- * only noarch records change, their `A:` becoming the index arch (§3.3).
+ * only noarch records change, their `A:` becoming the index arch (abuild abuild.in
+ * `update_abuildrepo_index`).
  */
 export function rewriteRecordArch(record: string, arch: string, indexArch: string): string {
   return arch === 'noarch' ? record.replace('\nA:noarch\n', `\nA:${indexArch}\n`) : record;

@@ -149,7 +149,8 @@ export function parsePkgInfo(bytes: Buffer, limits: PkgInfoLimits): PkgInfo {
       checkFieldLength(key, line, MAX_INDEX_LINE - 1);
     }
     if (line.startsWith('#')) continue;
-    // apk splits at the first " = "; lines without it are ignored (§2.1).
+    // apk splits at the first " = "; lines without it are ignored (apk2
+    // src/package.c `read_info_line`).
     const sep = line.indexOf(SEPARATOR);
     if (sep < 0) continue;
     const key = line.slice(0, sep);

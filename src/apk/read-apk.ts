@@ -50,7 +50,10 @@ export interface ApkPackage {
   /** Every entry of the control member, `.PKGINFO` and scripts included. */
   controlEntries: string[];
   signatures: ApkSignature[];
-  /** Index `C:`: "Q1" + base64 SHA-1 of the raw control member (§1.3). */
+  /**
+   * Index `C:`: "Q1" + base64 SHA-1 of the raw control member (apk2
+   * src/io_gunzip.c, apk3 src/extract_v2.c).
+   */
   checksum: string;
   /** Raw bytes of the control member: what package signatures sign. */
   controlMember: Buffer;
@@ -62,7 +65,10 @@ export interface ApkPackage {
   dataSha256: string;
   datahashMatches: boolean;
   files: ApkFile[];
-  /** The melange SBOM at var/lib/db/sbom/<name>-<version>.spdx.json (§6.1), if present. */
+  /**
+   * The melange SBOM at var/lib/db/sbom/<name>-<version>.spdx.json (melange
+   * pkg/build/sbom/generator.go), if present.
+   */
   sbom: Buffer | undefined;
   members: ApkMember[];
   /** Things apk accepts but users should hear about. */
@@ -189,7 +195,8 @@ export async function readApk(
     {
       entry(entry: TarEntry) {
         if (role === undefined) {
-          // Member 0 is the signature member if it starts with a signature (§1.4).
+          // Member 0 is the signature member if it starts with a signature
+          // (apk2 src/package.c `apk_sign_ctx_*`).
           setRole(entry.name.startsWith('.SIGN.') ? 'signature' : 'control');
         }
         if (role === 'signature') {

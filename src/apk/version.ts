@@ -16,7 +16,8 @@ export type VersionOp = '<' | '>' | '=' | '<=' | '>=' | '~' | '<~' | '>~';
 
 export const VERSION_OPS: readonly VersionOp[] = ['<', '>', '=', '<=', '>=', '~', '<~', '>~'];
 
-// Token kinds, in the rank order of §4.2; step 5 of §4.3 compares these ranks.
+// Token kinds, in the rank order of apk3 src/version.c's TOKEN_*; step 5 of
+// compareFuzzy compares these ranks.
 const T_INITIAL_DIGIT = 0;
 const T_DIGIT = 1;
 const T_LETTER = 2;
@@ -27,7 +28,7 @@ const T_REVISION_NO = 6;
 const T_END = 7;
 const T_INVALID = 8;
 
-// Suffix ranks (§4.1): pre-release words sort below "no suffix", the rest above.
+// Suffix ranks (apk3 src/version.c): pre-release words sort below "no suffix", the rest above.
 const S_INVALID = 0;
 const S_ALPHA = 1;
 const S_BETA = 2;
@@ -70,7 +71,7 @@ function spells(s: string, start: number, end: number, word: string): boolean {
   return true;
 }
 
-/** Rank of the suffix word s[start, end): exactly one of the ten words of §4.1, else S_INVALID. */
+/** Rank of the suffix word s[start, end): exactly one of apk3 src/version.c's ten words, else S_INVALID. */
 function suffixRank(s: string, start: number, end: number): number {
   if (end === start) return S_INVALID;
   switch (s.charCodeAt(start)) {
@@ -97,8 +98,9 @@ function suffixRank(s: string, start: number, end: number): number {
 }
 
 /**
- * The apk 3 tokenizer of §4.2. `kind` is the current token; its text is
- * s[start, end). Mutable and reused so comparisons allocate nothing.
+ * The apk 3 tokenizer (apk3 src/version.c `token_first`, `token_next`).
+ * `kind` is the current token; its text is s[start, end). Mutable and reused
+ * so comparisons allocate nothing.
  */
 class Tokenizer {
   s = '';
@@ -126,7 +128,7 @@ class Tokenizer {
     if (p === this.start) this.kind = T_INVALID;
   }
 
-  /** Advance; which tokens may follow which is the grammar of §4.1/§4.2. */
+  /** Advance; which tokens may follow which is apk3 `token_next`'s grammar. */
   next(): void {
     const s = this.s;
     if (this.pos >= s.length) {
@@ -235,12 +237,13 @@ function compareNumber(s: string, as: number, ae: number, t: string, bs: number,
   return compareText(s, as, ae, t, bs, be);
 }
 
-/** §4.3 step 1: compare two tokens of the same kind. */
+/** Step 1 of compareFuzzy: compare two tokens of the same kind (apk3 src/version.c `token_cmp`). */
 function compareTokens(a: Tokenizer, b: Tokenizer): -1 | 0 | 1 {
   switch (a.kind) {
     case T_DIGIT:
       // apk 3 compares a component with a leading zero as text (Gentoo style):
-      // `8.2.0 < 8.2.001 < 8.2.0015 < 8.2.002` (§4.3, §4.5).
+      // `8.2.0 < 8.2.001 < 8.2.0015 < 8.2.002` (apk3 src/version.c; apk2
+      // src/version.c scores such a component differently).
       if (a.s.charCodeAt(a.start) === C_0 || b.s.charCodeAt(b.start) === C_0) {
         return compareText(a.s, a.start, a.end, b.s, b.start, b.end);
       }
@@ -264,7 +267,7 @@ function compareTokens(a: Tokenizer, b: Tokenizer): -1 | 0 | 1 {
 const ta = new Tokenizer();
 const tb = new Tokenizer();
 
-/** §4.3 with the fuzzy flag of step 3 (apk3 `apk_version_compare_fuzzy`). */
+/** apk3 src/version.c `apk_version_compare_fuzzy`, in the steps below; `fuzzy` acts in step 3. */
 function compareFuzzy(a: string, b: string, fuzzy: boolean): -1 | 0 | 1 {
   ta.first(a);
   tb.first(b);
@@ -286,7 +289,7 @@ function compareFuzzy(a: string, b: string, fuzzy: boolean): -1 | 0 | 1 {
   return ta.kind > tb.kind ? -1 : 1;
 }
 
-/** Whether `v` is a valid apk 3 version (§4.1, §4.2), including `~hash`. */
+/** Whether `v` is a valid apk 3 version (apk3 src/version.c `apk_version_validate`), including `~hash`. */
 export function isValidVersion(v: string): boolean {
   ta.first(v);
   while (ta.kind < T_END) ta.next();
@@ -294,15 +297,15 @@ export function isValidVersion(v: string): boolean {
 }
 
 /**
- * Order two versions by apk 3 rules (§4.3): -1 if a < b, 1 if a > b.
- * Total on valid versions; invalid ones still get apk's answer (e.g.
- * `1.0 < 1.0bc`), so callers should validate first.
+ * Order two versions by apk 3 rules (apk3 src/version.c `apk_version_compare`):
+ * -1 if a < b, 1 if a > b. Total on valid versions; invalid ones still get
+ * apk's answer (e.g. `1.0 < 1.0bc`), so callers should validate first.
  */
 export function compareVersions(a: string, b: string): -1 | 0 | 1 {
   return compareFuzzy(a, b, false);
 }
 
-/** Evaluate `a op b` as apk 3 `apk_version_match` does (§4.4); `~` ops are prefix matches. */
+/** Evaluate `a op b` as apk3 src/version.c `apk_version_match` does; `~` ops are prefix matches. */
 export function matchVersion(a: string, op: VersionOp, b: string): boolean {
   switch (op) {
     case '<':
@@ -330,10 +333,10 @@ export function isVersionOp(s: string): s is VersionOp {
 }
 
 /**
- * Split `<name>-<version>` at the last `-` followed by a digit (§4.1, apk2
- * `apk_pkg_parse_name`): `py3-foo-1.2-r0` → `py3-foo` + `1.2-r0`. Returns
- * null if there is no such `-`, or the name would be empty. The version is
- * not validated.
+ * Split `<name>-<version>` at the last `-` followed by a digit (apk2
+ * src/package.c `apk_pkg_parse_name`): `py3-foo-1.2-r0` → `py3-foo` +
+ * `1.2-r0`. Returns null if there is no such `-`, or the name would be empty.
+ * The version is not validated.
  */
 export function splitNameVersion(s: string): { name: string; version: string } | null {
   for (let i = s.length - 2; i > 0; i--) {

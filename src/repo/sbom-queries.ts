@@ -134,7 +134,7 @@ function purlTypeOf(purl: string | undefined): string | undefined {
   return /^pkg:([a-z0-9.+-]+)\//i.exec(purl ?? '')?.[1]?.toLowerCase();
 }
 
-/** apk rules (§4) for apk components and plain names; semver for purl types that use it. */
+/** apk rules (apk3 src/version.c) for apk components and plain names; semver for purl types that use it. */
 function versionMatches(
   component: Pick<SbomComponent, 'version' | 'purl'>,
   constraints: Constraint[],

@@ -62,7 +62,7 @@ describe('parseDependency', () => {
     }
   });
 
-  test('@tag is rejected unless allowed (index fields take no tag, §5)', () => {
+  test('@tag is rejected unless allowed (index fields take no tag, apk3 src/package.c)', () => {
     assert.throws(() => parseDependency('foo@edge'), invalid);
     assert.throws(() => parseDependency('foo@edge>1'), invalid);
     const dep = parseDependency('foo@edge>=1.2', { allowTag: true });

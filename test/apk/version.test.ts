@@ -68,7 +68,7 @@ describe('apk-tools version.data vectors', needsSharedFixtures, () => {
   // 785 non-blank lines in apk3 test/unit/version.data (master).
   test('master (apk 3) file holds line by line', () => checkVectors('apk-tools-master-version.data', 785));
 
-  // §4.5: apk 3 rules agree with apk 2.14 on every line of the 2.14 file.
+  // apk 3 rules agree with apk 2.14 on every line of the 2.14 file (apk2 test/version.data).
   test('2.14 file holds under apk 3 rules', () => checkVectors('apk-tools-2.14-version.data', 733));
 
   test('comparison is antisymmetric and reflexive over all vector versions', () => {
@@ -128,7 +128,7 @@ describe('compareVersions', () => {
     assert.equal(compareVersions('1.0', '1.0-r0'), -1);
   });
 
-  test('leading zeros compare as text, others numerically (§4.3, §4.5)', () => {
+  test('leading zeros compare as text, others numerically (apk3 src/version.c; apk2 differs)', () => {
     assert.equal(compareVersions('8.2.0', '8.2.001'), -1);
     assert.equal(compareVersions('8.2.0015', '8.2.002'), -1);
     assert.equal(compareVersions('1.10', '1.9'), 1);
@@ -150,14 +150,15 @@ describe('compareVersions', () => {
     assert.equal(compareVersions('1.0~abc', '1.0~abd'), -1);
     assert.equal(compareVersions('1.0~ab', '1.0~abc'), -1);
     assert.equal(compareVersions('1.0', '1.0~abc'), -1);
-    // §4.3 step 5, the higher-ranked kind is smaller: END > REVISION_NO > COMMIT_HASH > SUFFIX.
+    // apk3 `apk_version_compare_fuzzy`: of two kinds, the higher-ranked one is
+    // smaller: END > REVISION_NO > COMMIT_HASH > SUFFIX.
     assert.equal(compareVersions('1.0-r0', '1.0~abc'), -1);
     assert.equal(compareVersions('1.0~abc', '1.0_p1'), -1);
   });
 });
 
 describe('matchVersion', () => {
-  test('fuzzy operators are prefix matches (§4.4)', () => {
+  test('fuzzy operators are prefix matches (apk3 src/version.c `apk_version_match`)', () => {
     assert.equal(matchVersion('3.6.9', '~', '3.6'), true);
     assert.equal(matchVersion('3.8', '~', '3.8.1'), false);
     assert.equal(matchVersion('3.6.9', '<~', '3.6'), true);
