@@ -44,7 +44,7 @@ export async function ensureFileList(deps: FileListDeps, pkg: StoredPackage): Pr
   const recorded = deps.fileLists.entryCount(pkg.id);
   if (recorded !== undefined) return recorded;
   // Keyed by the stored bytes' version too: a blob restored from a backup is read again at once.
-  const failureKey = `${pkg.sha256} ${(await deps.blobs.version?.(pkg.sha256)) ?? ''}`;
+  const failureKey = `${pkg.sha256} ${(await deps.blobs.version(pkg.sha256)) ?? ''}`;
   const failed = failures.get(failureKey);
   if (failed) throw failed;
   return deps.locks.run(READ_LOCK, async () => {

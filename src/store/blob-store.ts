@@ -27,10 +27,10 @@ export interface BlobStore {
   url?(sha256: string, seconds: number): Promise<string>;
   /**
    * What changes when the stored bytes change, for remembering that a blob
-   * was verified whole (object stores: ETag, time and size). The data
-   * folder's files are told apart by their inode instead.
+   * was verified whole: a file's device, inode and times; an object's ETag,
+   * time and size. Undefined when the blob is gone or its store cannot tell.
    */
-  version?(sha256: string): Promise<string | undefined>;
+  version(sha256: string): Promise<string | undefined>;
 }
 
 /**

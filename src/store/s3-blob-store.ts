@@ -10,6 +10,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   S3Client,
@@ -152,11 +153,15 @@ export class S3BlobStore implements BlobStore, BlobInventory {
   }
 
   async size(sha256: string): Promise<number | undefined> {
+    return (await this.head(sha256))?.ContentLength;
+  }
+
+  /** The object's metadata, or undefined when there is none. */
+  private async head(sha256: string): Promise<HeadObjectCommandOutput | undefined> {
     try {
-      const head = await this.client.send(
+      return await this.client.send(
         new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
       );
-      return head.ContentLength;
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw unavailable(err, 'the object store did not answer');
@@ -181,17 +186,10 @@ export class S3BlobStore implements BlobStore, BlobInventory {
   }
 
   async version(sha256: string): Promise<string | undefined> {
-    try {
-      const head = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(sha256) }),
-      );
-      // Without an ETag or a time a rewrite could not be told apart: no version, verified every time.
-      if (!head.ETag || !head.LastModified) return undefined;
-      return `${head.ETag} ${head.LastModified.getTime()} ${head.ContentLength}`;
-    } catch (err) {
-      if (statusOf(err) === 404) return undefined;
-      throw unavailable(err, 'the object store did not answer');
-    }
+    const head = await this.head(sha256);
+    // Without an ETag or a time a rewrite could not be told apart: no version, verified every time.
+    if (!head?.ETag || !head.LastModified) return undefined;
+    return `${head.ETag} ${head.LastModified.getTime()} ${head.ContentLength}`;
   }
 
   async readAll(sha256: string): Promise<Buffer> {

@@ -63,6 +63,10 @@ class HeldBlobStore implements BlobStore {
     if (sha256 === this.armAfter) this.armed = true;
   }
 
+  version(sha256: string) {
+    return this.inner.version(sha256);
+  }
+
   has(sha256: string) {
     return this.inner.has(sha256);
   }

@@ -79,7 +79,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           contentType: provenance.contentType ?? bundleMediaType(bytes!),
           bytes,
           open: (range) => blobs.read(provenance.sha256, range),
-          version: blobs.version && (() => blobs.version!(provenance.sha256)),
+          version: () => blobs.version(provenance.sha256),
         });
       }
       if (file.endsWith(OPENVEX_SUFFIX)) {
@@ -146,7 +146,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           contentType: 'application/vnd.apk',
           bytes: await cache.get(pkg.sha256, pkg.size, () => blobs.readAll(pkg.sha256)),
           open: (range) => blobs.read(pkg.sha256, range),
-          version: blobs.version && (() => blobs.version!(pkg.sha256)),
+          version: () => blobs.version(pkg.sha256),
         });
       }
       throw new AppError('NOT_FOUND', `nothing at /${repo}/${libc}/${arch}/${file}`);
