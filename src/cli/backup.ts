@@ -43,8 +43,8 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
   return withLocalData(config, ctx.stderr, async ({ db, audit }) => {
     const audited = cliAuditor(audit, 'backup', dest);
     try {
-      const store = await openBlobStore(config, { sweepSpool: false });
-      const report = await backupDataDir(db, config.dataDir, dest, store.blobs).finally(() => store.close());
+      const blobs = await openBlobStore(config, { sweepSpool: false });
+      const report = await backupDataDir(db, config.dataDir, dest, blobs).finally(() => blobs.close());
       audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
       ctx.stdout.write(
         `backed up ${config.dataDir} to ${dest}: ${report.packages} packages, ${report.blobs} blobs (${report.bytes} bytes), ${report.indexes} indexes, ${report.keys} signing keys (${report.retiredKeys} retired), ${report.attestationKeys} attestation key${report.attestationKeys === 1 ? '' : 's'}\n`,

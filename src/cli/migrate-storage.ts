@@ -82,32 +82,36 @@ export async function runMigrateStorage(args: string[], ctx: CliContext): Promis
   }
   const db = lockExclusive(dbPath);
   if (!db) throw busy();
-  const from = await openBlobStore(source, { sweepSpool: false });
   try {
-    const to = await openBlobStore(target, { sweepSpool: false });
+    const from = await openBlobStore(source, { sweepSpool: false });
     try {
-      const audited = cliAuditor(new AuditLog(db), 'storage.migrate', values.to);
+      const to = await openBlobStore(target, { sweepSpool: false });
       try {
-        const sha256s = listReferencedBlobs(db);
-        const report = await copyBlobs(from.blobs, to.blobs, sha256s, (done, total) => {
-          if (done % 100 === 0 || done === total) ctx.stderr.write(`reef: ${done}/${total} blobs\n`);
-        });
-        audited.ok(values.to, { ...report });
-        ctx.stdout.write(
-          `copied ${report.copied} blobs (${report.bytes} bytes) to ${values.to}; ${report.present} were there already, ` +
-            `${report.blobs} in all. Start reef ${toDisk ? 'without REEF_BLOB_URL' : `with REEF_BLOB_URL=${values.to}`} ` +
-            `and the same data folder, then run 'reef fsck'.\n`,
-        );
-        return 0;
-      } catch (err) {
-        audited.rejected(err);
-        throw err;
+        const audited = cliAuditor(new AuditLog(db), 'storage.migrate', values.to);
+        try {
+          const sha256s = listReferencedBlobs(db);
+          const report = await copyBlobs(from, to, sha256s, (done, total) => {
+            if (done % 100 === 0 || done === total) ctx.stderr.write(`reef: ${done}/${total} blobs\n`);
+          });
+          audited.ok(values.to, { ...report });
+          ctx.stdout.write(
+            `copied ${report.copied} blobs (${report.bytes} bytes) to ${values.to}; ${report.present} were there already, ` +
+              `${report.blobs} in all. Start reef ${toDisk ? 'without REEF_BLOB_URL' : `with REEF_BLOB_URL=${values.to}`} ` +
+              `and the same data folder, then run 'reef fsck'.\n`,
+          );
+          return 0;
+        } catch (err) {
+          audited.rejected(err);
+          throw err;
+        }
+      } finally {
+        to.close();
       }
     } finally {
-      to.close();
+      from.close();
     }
   } finally {
-    from.close();
+    // The lock goes with the connection, however the copy ended (a store that would not open too).
     db.exec('COMMIT');
     db.close();
   }

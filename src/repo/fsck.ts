@@ -201,7 +201,7 @@ export async function fsck(dataDir: string, options: FsckOptions = {}): Promise<
     };
   } finally {
     exclusive?.close();
-    if (blobs instanceof S3BlobStore) blobs.close();
+    blobs.close();
   }
 }
 

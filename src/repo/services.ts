@@ -63,7 +63,7 @@ export async function createServices(
   try {
     const migrated = migrate(db);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'database migrated');
-    const { blobs, close: closeBlobs } = await openBlobStore(config, { sweepSpool: true });
+    const blobs = await openBlobStore(config, { sweepSpool: true });
     const store = new PackageStore(db, config.defaultArches);
     // What signed before is read only when a key is missing (attestations: a scan of the table).
     const signedBefore = () =>
@@ -119,7 +119,7 @@ export async function createServices(
       async close() {
         await indexer.idle();
         await sbomParser.close();
-        closeBlobs();
+        blobs.close();
         db.close();
       },
     };

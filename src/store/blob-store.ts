@@ -31,6 +31,8 @@ export interface BlobStore {
    * time and size. Undefined when the blob is gone or its store cannot tell.
    */
   version(sha256: string): Promise<string | undefined>;
+  /** Lets go of connections (an object store's); nothing for the data folder. */
+  close(): void;
 }
 
 /**
@@ -200,6 +202,8 @@ export class DiskBlobStore implements BlobStore, BlobInventory {
   version(sha256: string): Promise<string | undefined> {
     return fileVersion(this.pathOf(sha256));
   }
+
+  close(): void {}
 
   async delete(sha256: string): Promise<void> {
     await unlink(this.pathOf(sha256)).catch((err: NodeJS.ErrnoException) => {

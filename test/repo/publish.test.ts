@@ -67,6 +67,10 @@ class HeldBlobStore implements BlobStore {
     return this.inner.version(sha256);
   }
 
+  close() {
+    this.inner.close();
+  }
+
   has(sha256: string) {
     return this.inner.has(sha256);
   }
