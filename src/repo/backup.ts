@@ -44,8 +44,6 @@ export async function backupDataDir(
   if ((await readdir(dest)).length > 0) {
     throw new AppError('BAD_REQUEST', `backup destination ${dest} is not empty`);
   }
-  const blobsFrom = join(dataDir, 'blobs', 'sha256');
-  const blobsTo = join(dest, 'blobs', 'sha256');
   // A backup is a data folder: blobs kept in an object store land in its blobs/ folder.
   const destBlobs = new DiskBlobStore(dest);
   const copied = new Set<string>();
@@ -58,8 +56,8 @@ export async function backupDataDir(
       copied.add(sha256);
       return true;
     }
-    const from = join(blobsFrom, sha256.slice(0, 2), sha256);
-    const to = join(blobsTo, sha256.slice(0, 2), sha256);
+    const from = blobs.pathOf(sha256);
+    const to = destBlobs.pathOf(sha256);
     try {
       await mkdir(dirname(to), { recursive: true });
       await copyFile(from, to, constants.COPYFILE_EXCL);
@@ -74,11 +72,7 @@ export async function backupDataDir(
 
   // Pass 1: whatever is stored now (in an object store: what the database references now).
   if (blobs instanceof DiskBlobStore) {
-    for (const prefix of await readdirIfExists(blobsFrom)) {
-      for (const sha256 of await readdirIfExists(join(blobsFrom, prefix))) {
-        if (/^[0-9a-f]{64}$/.test(sha256)) await copyOne(sha256);
-      }
-    }
+    for await (const entry of blobs.list()) if (entry.kind === 'blob') await copyOne(entry.sha256);
   } else {
     await destBlobs.init();
     for (const sha256 of listReferencedBlobs(db)) await copyOne(sha256);
