@@ -65,7 +65,7 @@ export function registerAuditPages(
 <button type="submit">Find</button>
 </form>`;
     if (q.name === undefined && q.purl === undefined) return send(request, reply, 'Components', form);
-    const answer = await answerOrProblem(reply, () => {
+    const answer = answerOrProblem(reply, () => {
       if (q.name !== undefined && q.purl !== undefined) {
         throw new AppError('BAD_REQUEST', 'give a name or a purl, not both');
       }
@@ -107,7 +107,7 @@ joined with OR, e.g. <code>MIT OR Apache-2.0 OR BSD-3-Clause</code>.</p>
 </form>`;
     if (q.expression === undefined) return send(request, reply, 'Licences', form);
     const expression = q.expression;
-    const answer = await answerOrProblem(reply, () =>
+    const answer = answerOrProblem(reply, () =>
       queryLicenses(services, auth.readableRepos(request), { ...q, expression, limit: PAGE_ROWS }),
     );
     if ('problem' in answer) return send(request, reply, 'Licences', html`${form}${answer.problem}`);
@@ -189,10 +189,7 @@ ${diff.changed.map(
  * The query's answer, or the reason it has none shown under the form with a
  * 4xx (a malformed range, licence expression or cursor is the user's to fix).
  */
-async function answerOrProblem<T>(
-  reply: FastifyReply,
-  ask: () => T,
-): Promise<{ value: T } | { problem: Html }> {
+function answerOrProblem<T>(reply: FastifyReply, ask: () => T): { value: T } | { problem: Html } {
   try {
     return { value: ask() };
   } catch (err) {

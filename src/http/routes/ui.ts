@@ -4,6 +4,7 @@ import fastifyFormbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { latestEvent } from '../../advisory/document.ts';
+import { parseDependency } from '../../apk/dependency.ts';
 import { AppError } from '../../errors.ts';
 import { type PackageRelations, resolveRelations } from '../../repo/dependencies.ts';
 import { ensureFileList } from '../../repo/file-list.ts';
@@ -251,10 +252,10 @@ function checkSameOrigin(request: FastifyRequest, services: Services): void {
   }
 }
 
-/** A dependency or provided name, linked to the search for it. */
-function nameLink(dep: string): Html {
-  const name = dep.replace(/^!/, '').split(/[<>=~]/)[0]!;
-  return html`<a href="/ui/search?q=${encodeURIComponent(name)}"><code>${dep}</code></a>`;
+/** A provided name, linked to the search for it. */
+function nameLink(token: string): Html {
+  const { name } = parseDependency(token);
+  return html`<a href="/ui/search?q=${encodeURIComponent(name)}"><code>${token}</code></a>`;
 }
 
 function packagePage(services: Services, request: FastifyRequest, pkg: StoredPackage, arch: string): Html {
@@ -283,7 +284,6 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
       : html`<p class="muted">none</p>`;
 
   const components = services.sboms.componentsOf(pkg.id);
-  const sbomBase = `${base}/${pkg.repo}/${pkg.libc}/${arch}/${pkg.filename}`;
   const provenance = services.store.getProvenance(pkg.id);
   const result = provenance?.result as
     | {
@@ -317,7 +317,7 @@ ${versions.map(
 )}
 </tbody></table></div>
 <h2>SBOM <span class="muted">${components.length} components</span></h2>
-<p><a href="${sbomBase}.spdx.json">SPDX 2.3</a> · <a href="${sbomBase}.cdx.json">CycloneDX 1.6</a></p>
+<p><a href="${file}.spdx.json">SPDX 2.3</a> · <a href="${file}.cdx.json">CycloneDX 1.6</a></p>
 <div class="table-wrap"><table><thead><tr><th>component</th><th>version</th><th>purl</th><th>licence</th></tr></thead><tbody>
 ${components.slice(0, 500).map((c) => html`<tr>${componentCells(c)}</tr>`)}
 </tbody></table></div>
@@ -333,7 +333,7 @@ ${
 <p>Builder: ${result?.predicate?.builderId ?? 'unknown'}; source: ${externalLink(result?.predicate?.sourceRepository)} ${result?.predicate?.sourceCommit ?? ''}</p>`
     : html`<p class="muted">The publisher sent no provenance.</p>`
 }
-<p>reef's signed record of this publish: <a href="${sbomBase}.publish.json">${pkg.filename}.publish.json</a>. Check it with
+<p>reef's signed record of this publish: <a href="${file}.publish.json">${pkg.filename}.publish.json</a>. Check it with
 <code>npx reef verify ${file}</code>.</p>
 <h2>Advisories</h2>
 ${
