@@ -746,8 +746,8 @@ export class PackageStore {
     filter: { libc?: string; arch?: string },
     page: { limit: number; after?: SearchCursor; maxRows?: number },
   ): { packages: StoredPackage[]; next: SearchCursor | undefined } {
-    // A NUL cannot be in a stored field, and ends an FTS5 string early (a syntax error).
     if (repos.length === 0) return { packages: [], next: undefined };
+    // A NUL cannot be in a stored field, and ends an FTS5 string early (a syntax error).
     const needle = text.replaceAll('\0', '');
     const escaped = needle.replace(/[\\%_]/g, (c) => `\\${c}`);
     const after = page.after;
