@@ -3,6 +3,7 @@ import { pipeline, Readable, Transform, type TransformCallback } from 'node:stre
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { AppError } from '../errors.ts';
+import { digestOf } from '../store/blob-store.ts';
 
 /**
  * Serves immutable-by-content bytes the way apk, apko and CDNs expect
@@ -125,14 +126,8 @@ async function verifyWhole(file: FileToSend): Promise<void> {
 }
 
 async function hashWhole(file: FileToSend): Promise<void> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of file.open()) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  const digest = hash.digest('hex');
-  if (size !== file.size || digest !== file.sha256) throw corrupt(file.sha256, size, digest);
+  const { sha256, size } = await digestOf(file.open());
+  if (size !== file.size || sha256 !== file.sha256) throw corrupt(file.sha256, size, sha256);
 }
 
 function corrupt(sha256: string, size: number, digest: string): AppError {

@@ -12,7 +12,7 @@ import { AppError, isAppError } from '../errors.ts';
 import { PUBLISH_PREDICATE } from '../provenance/publish-statement.ts';
 import { parseStatement } from '../provenance/statement.ts';
 import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
-import { type BlobInventory, type BlobStore, DiskBlobStore } from '../store/blob-store.ts';
+import { type BlobInventory, type BlobStore, DiskBlobStore, digestOf } from '../store/blob-store.ts';
 import { lockExclusive } from '../store/db.ts';
 import { S3BlobStore } from '../store/s3-blob-store.ts';
 import { indexFilePath } from './indexer.ts';
@@ -371,7 +371,7 @@ async function checkOnce({ dataDir, dbPath, graceMs, locked, blobs, where }: Che
     }
     let actual: string;
     try {
-      actual = await hashBlob(blobs, sha256);
+      actual = (await digestOf(blobs.read(sha256))).sha256;
     } catch (err) {
       // Gone between the size and the read (a live server's delete): missing, not a failed fsck.
       if (await blobs.has(sha256)) throw err;
@@ -684,12 +684,6 @@ async function checkAttestations(
     }
   }
   return problems;
-}
-
-async function hashBlob(blobs: BlobStore, sha256: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of blobs.read(sha256)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** The public halves of the index signing keys (keys/*.rsa.pub), as apk finds them by name. */

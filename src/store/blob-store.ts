@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -254,6 +254,17 @@ async function* walkFiles(dir: string): AsyncIterable<{ path: string; size: numb
 export async function fileVersion(path: string): Promise<string | undefined> {
   const s = await stat(path).catch(() => undefined);
   return s && `${s.dev} ${s.ino} ${s.size} ${s.mtimeMs} ${s.ctimeMs}`;
+}
+
+/** The SHA-256 (hex) and length of the bytes a stream yields, read to its end. */
+export async function digestOf(stream: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), size };
 }
 
 /** The names in a folder; none when the folder does not exist. */
