@@ -11,11 +11,11 @@ import { runVerify } from '../../src/cli/verify.ts';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { assertExit, ROOT, type Run, reef } from '../helpers/reef-cli.ts';
 import {
+  makePrivate,
   publish,
   publishForm,
   removeDir,
   startServer,
-  TEST_TOKEN,
   type TestServer,
 } from '../helpers/server.ts';
 import { signWithKey, slsaStatement } from '../helpers/sigstore-ca.ts';
@@ -255,12 +255,7 @@ describe('reef verify', () => {
   });
 
   test("a private package through apk's URL form: the token goes as Basic and is never printed", async () => {
-    const put = await fetch(`${server.url}/api/v1/repos/secret`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
-    assert.equal(put.status, 200);
+    await makePrivate(server, 'secret');
     const apk = await buildApk({ name: 'hidden', version: '1.0-r0', depends: [] });
     assert.equal((await publish(server, 'secret', 'musl', apk)).status, 201);
     const { token } = server.services.tokens.create('verifier', ['secret:read']);

@@ -8,7 +8,14 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { toSignedEntity } from '@sigstore/verify';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { assertExit, reef } from '../helpers/reef-cli.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 import { needsSharedFixtures, sharedFixture } from '../helpers/shared-fixtures.ts';
 import { keyVerifier } from '../helpers/sigstore-ca.ts';
 
@@ -251,11 +258,7 @@ describe('security advisories over HTTP', () => {
   });
 
   test("a private repository's feed needs a read token", async () => {
-    await fetch(`${server.url}/api/v1/repos/private-sec`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
+    await makePrivate(server, 'private-sec');
     assert.equal((await feed('private-sec', 'glibc')).status, 401);
     const res = await feed('private-sec', 'glibc', { authorization: `Bearer ${tokens.reader}` });
     assert.equal(res.status, 200);

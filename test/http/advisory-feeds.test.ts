@@ -3,7 +3,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { officialOpenVexValidator, officialOsvValidator, schemaErrors } from '../helpers/official-schemas.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 import { needsSharedFixtures, sharedFixture } from '../helpers/shared-fixtures.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON read back from the server, checked field by field
@@ -287,11 +294,7 @@ describe('OSV and OpenVEX from advisories', () => {
   });
 
   test("a private repository's feeds need a read token", async () => {
-    await fetch(`${server.url}/api/v1/repos/feeds`, {
-      method: 'PUT',
-      headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
+    await makePrivate(server, 'feeds');
     for (const path of [
       '/api/v1/repos/feeds/osv.json',
       '/api/v1/repos/feeds/osv/all.json',

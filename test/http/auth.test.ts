@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const basic = (token: string, user = 'apk') => ({
@@ -113,12 +120,7 @@ describe('access control', () => {
   });
 
   test('a private repo answers 401 to anonymous reads, 403 without read scope, 200 with Basic credentials', async () => {
-    const res = await fetch(`${server.url}/api/v1/repos/priv`, {
-      method: 'PUT',
-      headers: { ...bearer(TEST_TOKEN), 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
-    assert.equal(res.status, 200);
+    await makePrivate(server, 'priv');
     assert.equal(
       (await publish(server, 'priv', 'musl', await buildApk({ name: 'secret' }), tokens.publisher)).status,
       201,

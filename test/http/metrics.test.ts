@@ -3,7 +3,14 @@ import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Metrics, type RepoUsage, registerMetrics } from '../../src/http/metrics.ts';
 import { buildApk } from '../helpers/apk-builder.ts';
-import { publish, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
+import {
+  makePrivate,
+  publish,
+  removeDir,
+  startServer,
+  TEST_TOKEN,
+  type TestServer,
+} from '../helpers/server.ts';
 
 /** The app under test here has no repositories to hide. */
 const everyRepo = () => true;
@@ -236,12 +243,7 @@ describe('metrics of private repositories', () => {
 
   before(async () => {
     server = await startServer();
-    const put = await fetch(`${server.url}/api/v1/repos/hidden`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
-    assert.equal(put.status, 200);
+    await makePrivate(server, 'hidden');
     for (const repo of ['open', 'hidden']) {
       assert.equal((await publish(server, repo, 'musl', await buildApk({ name: `in-${repo}` }))).status, 201);
     }

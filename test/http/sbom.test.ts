@@ -9,6 +9,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { buildApk } from '../helpers/apk-builder.ts';
 import {
+  makePrivate,
   publish,
   publishForm,
   removeDir,
@@ -189,13 +190,7 @@ describe('SBOMs beside every package', () => {
 test('a private repository keeps its SBOMs private', async () => {
   const server = await startServer();
   try {
-    const admin = { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' };
-    const res = await fetch(`${server.url}/api/v1/repos/secret`, {
-      method: 'PUT',
-      headers: admin,
-      body: '{"private":true}',
-    });
-    assert.equal(res.status, 200);
+    await makePrivate(server, 'secret');
     assert.equal(
       (await publish(server, 'secret', 'glibc', await buildApk({ name: 'hidden', depends: ['libhidden'] })))
         .status,

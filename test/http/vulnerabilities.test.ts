@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { buildApk } from '../helpers/apk-builder.ts';
 import {
+  makePrivate,
   publish,
   publishForm,
   removeDir,
@@ -65,11 +66,7 @@ describe('which packages a vulnerability affects', () => {
       const res = await publishForm(server, repo, 'glibc', { package: apk, sbom });
       assert.equal(res.status, 201, JSON.stringify(res.json));
     }
-    await fetch(`${server.url}/api/v1/repos/private-apps`, {
-      method: 'PUT',
-      headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ private: true }),
-    });
+    await makePrivate(server, 'private-apps');
     const token = await fetch(`${server.url}/api/v1/tokens`, {
       method: 'POST',
       headers: { ...admin, 'content-type': 'application/json' },
