@@ -122,6 +122,17 @@ export const configSchema = z.object({
    */
   provenance: z.record(z.string(), provenancePolicySchema).default({}),
   /**
+   * Where the metadata lives: unset, SQLite in the data folder;
+   * `postgres://user:password@host:port/database`, a PostgreSQL server that
+   * several reef replicas can share. Holds a password: never logged.
+   */
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'give postgres://user:password@host:port/database')
+    .optional(),
+  /** Connections each reef process keeps to PostgreSQL at most. */
+  databasePoolSize: int(1, 1000).default(10),
+  /**
    * Where package blobs and side documents live: unset, the data folder;
    * `s3://<bucket>[/<prefix>]`, an S3-compatible object store (credentials,
    * region and endpoint from the standard AWS variables).
@@ -176,6 +187,8 @@ export const ENV_NAMES: Record<keyof Settings, string> = {
   trustProxy: 'REEF_TRUST_PROXY',
   provenance: 'provenance',
   configDir: 'configDir',
+  databaseUrl: 'REEF_DATABASE_URL',
+  databasePoolSize: 'REEF_DATABASE_POOL_SIZE',
   blobUrl: 'REEF_BLOB_URL',
   s3PathStyle: 'REEF_S3_PATH_STYLE',
   blobRedirectSeconds: 'REEF_BLOB_REDIRECT_SECONDS',

@@ -1,15 +1,18 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
+import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
-import { type Db, migrate, openDb } from '../store/db.ts';
+import type { Database } from '../store/database.ts';
+import type { Db } from '../store/db.ts';
 import { FileListStore } from '../store/file-list-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
+import { SqliteDatabase } from '../store/sqlite-database.ts';
 import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
 import { AdvisoryService } from './advisories.ts';
@@ -26,6 +29,9 @@ import { VulnerabilityService } from './vulnerabilities.ts';
 /** Everything the server and the CLI work with, wired once. */
 export interface Services extends PublishDeps {
   config: Config;
+  /** The metadata database, through the engine-neutral interface every store is moving to. */
+  database: Database;
+  /** The same SQLite database as better-sqlite3 sees it, for stores not yet on `database`. */
   db: Db;
   tokens: TokenService;
   audit: AuditLog;
@@ -59,9 +65,16 @@ export async function createServices(
   await mkdir(config.dataDir, { recursive: true });
   // Policies first: a bad key file or trusted root stops the start with a message.
   const provenance = new ProvenancePolicies(config.provenance, config.configDir);
-  const db = openDb(join(config.dataDir, 'reef.db'));
+  if (config.databaseUrl) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      'invalid configuration REEF_DATABASE_URL: this build of reef keeps its metadata in SQLite only; unset it',
+    );
+  }
+  const database = new SqliteDatabase(join(config.dataDir, 'reef.db'));
+  const db = database.raw;
   try {
-    const migrated = migrate(db);
+    const migrated = await database.migrate();
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'database migrated');
     const blobs = await openBlobStore(config, { sweepSpool: true });
     const store = new PackageStore(db, config.defaultArches);
@@ -90,6 +103,7 @@ export async function createServices(
       log.info({ indexes: rebuilt }, 'rebuilt indexes that disagreed with the database');
     return {
       config,
+      database,
       db,
       store,
       sboms,
@@ -120,11 +134,11 @@ export async function createServices(
         await indexer.idle();
         await sbomParser.close();
         blobs.close();
-        db.close();
+        await database.close();
       },
     };
   } catch (err) {
-    db.close();
+    await database.close();
     throw err;
   }
 }

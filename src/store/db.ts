@@ -2,10 +2,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database, { type Statement } from 'better-sqlite3';
 import { AppError } from '../errors.ts';
+import type { MigrationResult } from './database.ts';
+
+export type { MigrationResult };
 
 export type Db = Database.Database;
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 /**
  * Opens the SQLite database in WAL mode. synchronous=FULL: a publish is only
@@ -61,11 +64,6 @@ export function openDb(path: string): Db {
     throw translateDbError(err);
   }
   return db;
-}
-
-export interface MigrationResult {
-  applied: string[];
-  version: number;
 }
 
 /** Applies migrations/NNNN_name.sql in order, each in its own transaction, tracked by version. */
