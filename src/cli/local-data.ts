@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { AuditLog } from '../repo/audit.ts';
 import { TokenService } from '../repo/tokens.ts';
-import { type Db, migrate, openDb } from '../store/db.ts';
+import type { Database } from '../store/database.ts';
+import type { Db } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
+import { SqliteDatabase } from '../store/sqlite-database.ts';
 import { codeOf, type Output } from './command.ts';
 
 /**
@@ -13,6 +15,8 @@ import { codeOf, type Output } from './command.ts';
  * lets this run next to a live server on the same data folder.
  */
 export interface LocalData {
+  database: Database;
+  /** The same database as better-sqlite3 sees it, for code not yet on `database`. */
   db: Db;
   store: PackageStore;
   tokens: TokenService;
@@ -25,20 +29,22 @@ export async function withLocalData<T>(
   run: (data: LocalData) => T | Promise<T>,
 ): Promise<T> {
   mkdirSync(config.dataDir, { recursive: true });
-  const db = openDb(join(config.dataDir, 'reef.db'));
+  const database = new SqliteDatabase(join(config.dataDir, 'reef.db'));
+  const db = database.raw;
   try {
-    const migrated = migrate(db);
+    const migrated = await database.migrate();
     if (migrated.applied.length > 0) {
       stderr.write(`reef: migrated ${config.dataDir}: ${migrated.applied.join(', ')}\n`);
     }
     return await run({
+      database,
       db,
-      store: new PackageStore(db, config.defaultArches),
-      tokens: new TokenService(db, config.adminToken),
-      audit: new AuditLog(db),
+      store: new PackageStore(database, config.defaultArches),
+      tokens: new TokenService(database, config.adminToken),
+      audit: new AuditLog(database),
     });
   } finally {
-    db.close();
+    await database.close();
   }
 }
 

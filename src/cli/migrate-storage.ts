@@ -6,6 +6,7 @@ import { copyBlobs } from '../repo/copy-blobs.ts';
 import { lockExclusive, migrate, openDb } from '../store/db.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { listReferencedBlobs } from '../store/package-store.ts';
+import { SqliteDatabase } from '../store/sqlite-database.ts';
 import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { cliAuditor } from './local-data.ts';
@@ -82,37 +83,47 @@ export async function runMigrateStorage(args: string[], ctx: CliContext): Promis
   }
   const db = lockExclusive(dbPath);
   if (!db) throw busy();
+  // Recorded once the lock is released: the audit log is written through the shared interface,
+  // which opens connections of its own.
+  let outcome: { ok: Record<string, unknown> } | { err: unknown };
   try {
     const from = await openBlobStore(source, { sweepSpool: false });
     try {
       const to = await openBlobStore(target, { sweepSpool: false });
       try {
-        const audited = cliAuditor(new AuditLog(db), 'storage.migrate', values.to);
-        try {
-          const sha256s = listReferencedBlobs(db);
-          const report = await copyBlobs(from, to, sha256s, (done, total) => {
-            if (done % 100 === 0 || done === total) ctx.stderr.write(`reef: ${done}/${total} blobs\n`);
-          });
-          audited.ok(values.to, { ...report });
-          ctx.stdout.write(
-            `copied ${report.copied} blobs (${report.bytes} bytes) to ${values.to}; ${report.present} were there already, ` +
-              `${report.blobs} in all. Start reef ${toDisk ? 'without REEF_BLOB_URL' : `with REEF_BLOB_URL=${values.to}`} ` +
-              `and the same data folder, then run 'reef fsck'.\n`,
-          );
-          return 0;
-        } catch (err) {
-          audited.rejected(err);
-          throw err;
-        }
+        const sha256s = listReferencedBlobs(db);
+        const report = await copyBlobs(from, to, sha256s, (done, total) => {
+          if (done % 100 === 0 || done === total) ctx.stderr.write(`reef: ${done}/${total} blobs\n`);
+        });
+        outcome = { ok: { ...report } };
+        ctx.stdout.write(
+          `copied ${report.copied} blobs (${report.bytes} bytes) to ${values.to}; ${report.present} were there already, ` +
+            `${report.blobs} in all. Start reef ${toDisk ? 'without REEF_BLOB_URL' : `with REEF_BLOB_URL=${values.to}`} ` +
+            `and the same data folder, then run 'reef fsck'.\n`,
+        );
       } finally {
         to.close();
       }
     } finally {
       from.close();
     }
+  } catch (err) {
+    outcome = { err };
   } finally {
     // The lock goes with the connection, however the copy ended (a store that would not open too).
     db.exec('COMMIT');
     db.close();
+  }
+  const database = new SqliteDatabase(dbPath);
+  try {
+    const audited = cliAuditor(new AuditLog(database), 'storage.migrate', values.to);
+    if ('err' in outcome) {
+      audited.rejected(outcome.err);
+      throw outcome.err;
+    }
+    audited.ok(values.to, outcome.ok);
+    return 0;
+  } finally {
+    await database.close();
   }
 }

@@ -1,4 +1,6 @@
+import type { Database } from '../store/database.ts';
 import { type Db, writingDb } from '../store/db.ts';
+import { sqliteOf } from '../store/sqlite-database.ts';
 import type { TokenInfo } from './tokens.ts';
 
 /** The append-only record of every write: who, what, when, from where, and how it ended. */
@@ -41,7 +43,11 @@ interface AuditRow {
 }
 
 export class AuditLog {
-  constructor(private readonly db: Db) {}
+  private readonly db: Db;
+
+  constructor(private readonly database: Database) {
+    this.db = sqliteOf(database);
+  }
 
   record(event: AuditEvent, now = Date.now()): void {
     writingDb(() =>

@@ -77,7 +77,7 @@ export async function createServices(
     const migrated = await database.migrate();
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'database migrated');
     const blobs = await openBlobStore(config, { sweepSpool: true });
-    const store = new PackageStore(db, config.defaultArches);
+    const store = new PackageStore(database, config.defaultArches);
     // What signed before is read only when a key is missing (attestations: a scan of the table).
     const signedBefore = () =>
       store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
@@ -94,10 +94,10 @@ export async function createServices(
       () => keyRing.signers(),
       log.child({ module: 'indexer' }),
     );
-    const tokens = new TokenService(db, config.adminToken);
+    const tokens = new TokenService(database, config.adminToken);
     const generatedAdminToken = options.bootstrapAdminToken === false ? undefined : tokens.ensureAdminToken();
-    const sboms = new SbomStore(db);
-    const advisoryStore = new AdvisoryStore(db);
+    const sboms = new SbomStore(database);
+    const advisoryStore = new AdvisoryStore(database);
     const rebuilt = await indexer.recover();
     if (rebuilt.length > 0)
       log.info({ indexes: rebuilt }, 'rebuilt indexes that disagreed with the database');
@@ -107,7 +107,7 @@ export async function createServices(
       db,
       store,
       sboms,
-      fileLists: new FileListStore(db),
+      fileLists: new FileListStore(database),
       attestationKey,
       provenance,
       sbomNamespace: `${config.publicUrl?.replace(/\/$/, '') ?? 'https://reef.invalid'}/spdxdocs`,
@@ -119,9 +119,14 @@ export async function createServices(
       sbomMemory: new SbomMemory(4 * MAX_SBOM_BYTES),
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
-      audit: new AuditLog(db),
+      audit: new AuditLog(database),
       advisories: new AdvisoryService(advisoryStore, store, attestationKey),
-      vulnerabilities: new VulnerabilityService(new VulnerabilityStore(db), store, sboms, advisoryStore),
+      vulnerabilities: new VulnerabilityService(
+        new VulnerabilityStore(database),
+        store,
+        sboms,
+        advisoryStore,
+      ),
       cache: new ContentCache(config.cacheBytes, 1024 * 1024),
       writeProbe: new WriteProbe(join(config.dataDir, 'tmp')),
       keyRing,

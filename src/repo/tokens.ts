@@ -1,6 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, isAppError } from '../errors.ts';
+import type { Database } from '../store/database.ts';
 import { type Db, translateDbError, writingDb } from '../store/db.ts';
+import { sqliteOf } from '../store/sqlite-database.ts';
 
 /**
  * API tokens. Only a SHA-256 of each token is stored; a presented token is
@@ -84,10 +86,13 @@ function toRecord(r: TokenRow): TokenRecord {
 export class TokenService {
   private readonly configHash: Buffer | undefined;
 
+  private readonly db: Db;
+
   constructor(
-    private readonly db: Db,
+    private readonly database: Database,
     configAdminToken: string | undefined,
   ) {
+    this.db = sqliteOf(database);
     this.configHash = configAdminToken ? hashToken(configAdminToken) : undefined;
   }
 

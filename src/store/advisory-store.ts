@@ -1,7 +1,9 @@
 import type { Statement } from 'better-sqlite3';
 import type { Advisory, AdvisoryDocument } from '../advisory/document.ts';
 import { AppError } from '../errors.ts';
+import type { Database } from './database.ts';
 import { type Db, statementCache, writingDb } from './db.ts';
+import { sqliteOf } from './sqlite-database.ts';
 
 /** A package's advisories as stored, with when they last changed. */
 export interface StoredAdvisories extends AdvisoryDocument {
@@ -41,8 +43,11 @@ function toDocuments(rows: AdvisoryRow[]): StoredAdvisories[] {
 export class AdvisoryStore {
   private readonly stmt: (sql: string) => Statement;
 
-  constructor(private readonly db: Db) {
-    this.stmt = statementCache(db);
+  private readonly db: Db;
+
+  constructor(private readonly database: Database) {
+    this.db = sqliteOf(database);
+    this.stmt = statementCache(this.db);
   }
 
   /** The repository's advisory generation, which grows with every change (feed caches compare it), and when it last changed. */

@@ -1,6 +1,8 @@
 import type { Statement } from 'better-sqlite3';
 import type { TarEntryType } from '../apk/tar-reader.ts';
+import type { Database } from './database.ts';
 import { type Db, statementCache, writingDb } from './db.ts';
+import { sqliteOf } from './sqlite-database.ts';
 
 /** One entry of a package's data tar, as reef keeps it. */
 export interface ListedFile {
@@ -44,8 +46,11 @@ function toFile(r: FileRow): ListedFile & { seq: number } {
 export class FileListStore {
   private readonly stmt: (sql: string) => Statement;
 
-  constructor(private readonly db: Db) {
-    this.stmt = statementCache(db);
+  private readonly db: Db;
+
+  constructor(private readonly database: Database) {
+    this.db = sqliteOf(database);
+    this.stmt = statementCache(this.db);
   }
 
   /**

@@ -3,7 +3,9 @@ import { parseDependency } from '../apk/dependency.ts';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
+import type { Database } from './database.ts';
 import { type Db, statementCache, writingDb } from './db.ts';
+import { sqliteOf } from './sqlite-database.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -341,12 +343,15 @@ export class PackageStore {
   private readonly stmt: (sql: string) => Statement;
   private readonly changeListeners: Array<(changes: IndexChange[]) => void> = [];
 
+  private readonly db: Db;
+
   constructor(
-    private readonly db: Db,
+    private readonly database: Database,
     /** Arches that get an index when a repo/libc holds only noarch packages. */
     private readonly defaultArches: string[],
   ) {
-    this.stmt = statementCache(db);
+    this.db = sqliteOf(database);
+    this.stmt = statementCache(this.db);
   }
 
   /**

@@ -1,8 +1,10 @@
 import type { Statement } from 'better-sqlite3';
 import { AppError } from '../errors.ts';
 import type { SbomComponent, SbomFormat } from '../sbom/types.ts';
+import type { Database } from './database.ts';
 import { type Db, statementCache } from './db.ts';
 import type { Libc } from './package-store.ts';
+import { sqliteOf } from './sqlite-database.ts';
 
 /** One package's SBOM as stored: its blob and where it came from. */
 export interface StoredSbom {
@@ -73,8 +75,11 @@ function toComponent(r: ComponentRow): SbomComponent {
 export class SbomStore {
   private readonly stmt: (sql: string) => Statement;
 
-  constructor(private readonly db: Db) {
-    this.stmt = statementCache(db);
+  private readonly db: Db;
+
+  constructor(private readonly database: Database) {
+    this.db = sqliteOf(database);
+    this.stmt = statementCache(this.db);
   }
 
   /** Sets a package's SBOM and indexes its components, replacing what was there, in one transaction. */

@@ -53,6 +53,11 @@ export class SqliteDatabase extends TransactionScope<Connection> implements Data
     this.reader = new Connection(openDb(path));
   }
 
+  /** The database `db` has open, written through `db` (closed with the result). */
+  static over(db: Db): SqliteDatabase {
+    return new SqliteDatabase(db.name, db);
+  }
+
   /** The writing connection, for code that still talks to better-sqlite3 itself. */
   get raw(): Db {
     return this.writer.db;
@@ -153,4 +158,13 @@ export class SqliteDatabase extends TransactionScope<Connection> implements Data
     this.reader.db.close();
     this.writer.db.close();
   }
+}
+
+/**
+ * The better-sqlite3 connection behind `database`, for code not yet moved to
+ * the engine-neutral interface; it fails on any other engine.
+ */
+export function sqliteOf(database: Database): Db {
+  if (database instanceof SqliteDatabase) return database.raw;
+  throw new Error(`this part of reef runs on SQLite only so far, not on ${database.dialect}`);
 }

@@ -14,6 +14,7 @@ import { createLogger } from '../../src/log.ts';
 import { Indexer } from '../../src/repo/indexer.ts';
 import { type Db, migrate, openDb } from '../../src/store/db.ts';
 import { type IndexKey, PackageStore } from '../../src/store/package-store.ts';
+import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { chunked, generateRsaKey } from '../helpers/apk-builder.ts';
 import { newPackage } from '../helpers/new-package.ts';
 import { prng } from '../helpers/prng.ts';
@@ -44,7 +45,7 @@ function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-'))): Setup {
   if (!dirs.includes(dir)) dirs.push(dir);
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
-  const store = new PackageStore(db, ARCHES);
+  const store = new PackageStore(SqliteDatabase.over(db), ARCHES);
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -158,7 +159,7 @@ describe('Indexer (incremental chunks)', () => {
 
     // Another process: its own store on the same file; this indexer hears nothing.
     const otherDb = openDb(join(s.dir, 'reef.db'));
-    const other = new PackageStore(otherDb, ARCHES);
+    const other = new PackageStore(SqliteDatabase.over(otherDb), ARCHES);
     other.insert(newPackage('from-elsewhere', '1.0-r0', 'x86_64'));
     other.remove(keyOf('x86_64'), 'p7', '1.0-r0');
     otherDb.close();

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { AuditLog } from '../../src/repo/audit.ts';
 import { TokenService } from '../../src/repo/tokens.ts';
 import { migrate, openDb } from '../../src/store/db.ts';
+import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-tokens-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,17 +16,23 @@ test('a database that cannot be written: tokens still authenticate, writes answe
   const path = join(dir, 'reef.db');
   const db = openDb(path);
   migrate(db);
-  const { token } = new TokenService(db, undefined).create('reader', ['r:read']);
+  const { token } = new TokenService(SqliteDatabase.over(db), undefined).create('reader', ['r:read']);
   db.close();
   const ro = new Database(path, { readonly: true });
   try {
-    const tokens = new TokenService(ro, undefined);
+    const tokens = new TokenService(SqliteDatabase.over(ro), undefined);
     // "Last used" cannot be recorded; reading with the token goes on regardless.
     assert.deepEqual(tokens.verify(token)?.scopes, ['r:read']);
     assert.throws(() => tokens.create('writer', ['r:publish']), { code: 'STORAGE_READ_ONLY' });
     assert.throws(() => tokens.revoke(1), { code: 'STORAGE_READ_ONLY' });
     assert.throws(
-      () => new AuditLog(ro).record({ token: undefined, action: 'x', target: 'y', result: 'ok' }),
+      () =>
+        new AuditLog(SqliteDatabase.over(ro)).record({
+          token: undefined,
+          action: 'x',
+          target: 'y',
+          result: 'ok',
+        }),
       { code: 'STORAGE_READ_ONLY' },
     );
   } finally {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { type IndexKey, PackageStore } from '../../src/store/package-store.ts';
+import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { newPackage } from '../helpers/new-package.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-paging-'));
@@ -15,7 +16,7 @@ const pkg = (name: string, arch: string) => newPackage(name, '1.0-r0', arch);
 test('paging by id returns every published package of an index once, noarch included, in id order', () => {
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
-  const store = new PackageStore(db, ['x86_64', 'aarch64']);
+  const store = new PackageStore(SqliteDatabase.over(db), ['x86_64', 'aarch64']);
   const arches = ['x86_64', 'aarch64', 'noarch'];
   for (let i = 0; i < 60; i++) store.insert(pkg(`p${i}`, arches[i % 3]!));
   store.insert(pkg('other-repo', 'x86_64'));

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { PackageStore, relationNames } from '../../src/store/package-store.ts';
+import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { insertNew, newPackage } from '../helpers/new-package.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-relations-'));
@@ -31,7 +32,7 @@ test('the migration that adds package_relations fills it for existing packages e
   const db = openDb(join(dir, 'reef.db'));
   try {
     migrate(db);
-    const store = new PackageStore(db, ['x86_64']);
+    const store = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
     const a = insertNew(store, {
       ...newPackage('a', '1.0-r0', 'x86_64'),
       depends: DEPENDS,

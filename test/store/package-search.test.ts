@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { PackageStore, type SearchCursor, type StoredPackage } from '../../src/store/package-store.ts';
+import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { insertNew, newPackage } from '../helpers/new-package.ts';
 import { prng } from '../helpers/prng.ts';
 
@@ -16,7 +17,7 @@ const MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
 function openStore(name: string) {
   const db = openDb(join(dir, name));
   migrate(db, MIGRATIONS);
-  return { db, store: new PackageStore(db, ['x86_64']) };
+  return { db, store: new PackageStore(SqliteDatabase.over(db), ['x86_64']) };
 }
 
 /** The first page of a search, as the web interface asks for it. */
@@ -204,7 +205,7 @@ test('the migrations index the packages published before them', () => {
     '0015_package_search_names.sql',
   );
   assert.deepEqual(migrate(db).applied, ['0013_package_search.sql', '0015_package_search_names.sql']);
-  const upgraded = new PackageStore(db, ['x86_64']);
+  const upgraded = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
   assert.deepEqual(
     search(upgraded, 'libold', ['main'], {}, 10).map((p) => p.name),
     ['old-tool'],

@@ -7,6 +7,7 @@ import type { SbomComponent } from '../../src/sbom/types.ts';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { PackageStore } from '../../src/store/package-store.ts';
 import { SbomStore } from '../../src/store/sbom-store.ts';
+import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { insertNew, newPackage } from '../helpers/new-package.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-sbom-store-'));
@@ -33,14 +34,14 @@ function saveComponents(sboms: SbomStore, packageId: number, components: SbomCom
 test('the auditor queries read index ranges: no scan of packages or components, no sort', () => {
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
-  const packages = new PackageStore(db, ['x86_64']);
+  const packages = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
   const prepared: string[] = [];
   const prepare = db.prepare.bind(db);
   db.prepare = ((sql: string) => {
     prepared.push(sql);
     return prepare(sql);
   }) as typeof db.prepare;
-  const sboms = new SbomStore(db);
+  const sboms = new SbomStore(SqliteDatabase.over(db));
   for (let i = 0; i < 20; i++) {
     const pkg = insertNew(packages, {
       ...newPackage(`p${i}`, '1.0-r0', 'x86_64'),
@@ -85,8 +86,8 @@ test('the auditor queries read index ranges: no scan of packages or components, 
 test('a component page stops after its row budget, short or empty, and the cursor resumes after the last row read: every match once', () => {
   const db = openDb(join(dir, 'budget.db'));
   migrate(db);
-  const packages = new PackageStore(db, ['x86_64']);
-  const sboms = new SbomStore(db);
+  const packages = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
+  const sboms = new SbomStore(SqliteDatabase.over(db));
   // 60 packages with glibc; only every seventh at a version the query wants.
   for (let i = 0; i < 60; i++) {
     const pkg = insertNew(packages, newPackage(`b${i}`, '1.0-r0', 'x86_64'));
