@@ -23,8 +23,9 @@
 # run as that user, and the cluster is DIR/pg.
 #
 # Client URL: postgres://reef@127.0.0.1:$REEF_PG_PORT/postgres. Port:
-# REEF_PG_PORT (default 25432). TCP only: no Unix socket, so no socket path
-# to share with the system's own clusters or to outgrow its length limit.
+# REEF_PG_PORT (default 25432); REEF_PG_START_TIMEOUT (default 60 s) bounds
+# each start and stop. TCP only: no Unix socket, so no socket path to share
+# with the system's own clusters or to outgrow its length limit.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
