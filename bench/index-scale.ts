@@ -9,7 +9,7 @@ import { readIndex } from '../src/apk/index-reader.ts';
 import { rewriteRecordArch, sortIndexEntries, writeIndexText } from '../src/apk/index-writer.ts';
 import { loadPublicKey } from '../src/apk/signature.ts';
 import { buildApp } from '../src/http/app.ts';
-import { writeFileAtomic } from '../src/repo/atomic-file.ts';
+import { writeFileAtomic } from '../src/store/atomic-file.ts';
 import { Indexer } from '../src/repo/indexer.ts';
 import type { Services } from '../src/repo/services.ts';
 import type { IndexKey } from '../src/store/package-store.ts';

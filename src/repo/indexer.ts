@@ -16,7 +16,7 @@ import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
 import type { IndexChange, IndexKey, PackageStore } from '../store/package-store.ts';
 import { uniqueKeys } from '../store/package-store.ts';
-import { writeNamedAtomic } from './atomic-file.ts';
+import { writeNamedAtomic } from '../store/atomic-file.ts';
 
 /**
  * Regenerates signed indexes, one writer per (repo, libc, arch). A refresh

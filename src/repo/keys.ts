@@ -12,7 +12,7 @@ import type { IndexSigner } from '../apk/signature.ts';
 import { publicKeyFingerprint } from '../apk/signature.ts';
 import { AppError } from '../errors.ts';
 import { fsyncDir, readdirIfExists, translateFsError } from '../store/blob-store.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../store/atomic-file.ts';
 
 /**
  * Index signing keys live in <data>/keys as `<keyname>.rsa` (PKCS#8 PEM, 0600)

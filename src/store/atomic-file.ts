@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDir, translateFsError } from '../store/blob-store.ts';
+import { fsyncDir, translateFsError } from './blob-store.ts';
 
 /** Writes a file so readers see the old or the new content, never a torn one: temp, fsync, rename, fsync dir. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
