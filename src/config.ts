@@ -130,6 +130,13 @@ export const configSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'give postgres://user:password@host:port/database')
     .optional(),
+  /**
+   * With REEF_DATABASE_URL, the private keys live in the database encrypted
+   * under this key: 32 random bytes as hex or base64. Prefer the _FILE form
+   * (a mounted secret is not in the process environment). Never logged.
+   */
+  keyEncryptionKey: z.string().optional(),
+  keyEncryptionKeyFile: z.string().optional(),
   /** Connections each reef process keeps to PostgreSQL at most. */
   databasePoolSize: int(1, 1000).default(10),
   /**
@@ -189,6 +196,8 @@ export const ENV_NAMES: Record<keyof Settings, string> = {
   configDir: 'configDir',
   databaseUrl: 'REEF_DATABASE_URL',
   databasePoolSize: 'REEF_DATABASE_POOL_SIZE',
+  keyEncryptionKey: 'REEF_KEY_ENCRYPTION_KEY',
+  keyEncryptionKeyFile: 'REEF_KEY_ENCRYPTION_KEY_FILE',
   blobUrl: 'REEF_BLOB_URL',
   s3PathStyle: 'REEF_S3_PATH_STYLE',
   blobRedirectSeconds: 'REEF_BLOB_REDIRECT_SECONDS',

@@ -95,6 +95,7 @@ export const ERROR_CODES = {
   // keys
   // no attestation key, yet the database holds attestations: the server does not start
   KEY_ATTESTATION_MISSING: 'unavailable',
+  KEY_ENCRYPTION_KEY_WRONG: 'unavailable',
   KEY_INVALID: 'invalid',
   KEY_NOT_FOUND: 'not_found',
   // no active key, yet indexes were signed before: the server does not start

@@ -1,4 +1,6 @@
 import { initSigningKey, isKeyName, restoreSigningKey } from '../repo/keys.ts';
+import { FileKeyStore, openKeyStore } from '../store/key-store.ts';
+import { openDatabase } from '../store/open-database.ts';
 import { parseServerUrl, readClientEnv } from './client-env.ts';
 import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { configFromFlags } from './config-flags.ts';
@@ -101,18 +103,27 @@ async function runOffline(
     throw usageError(`'reef key ${action}' works on the data folder (--data), not through a server`);
   }
   const config = configFromFlags(ctx, values);
-  if (action === 'init') {
-    if (name !== undefined) throw usageError("'reef key init' takes no name");
-    const key = await initSigningKey(config.dataDir, config.keyBits);
-    ctx.stdout.write(`${key.keyName}\n`);
-    ctx.stderr.write(
-      `new key ${key.keyName} in ${config.dataDir}; give clients its public key (GET /keys/${key.keyName})\n`,
-    );
-    return 0;
+  if (action === 'init' && name !== undefined) throw usageError("'reef key init' takes no name");
+  if (action === 'restore') {
+    if (!name) throw usageError('reef key restore needs the key name');
+    if (!isKeyName(name)) throw usageError(`'${name}' is not a key name (NAME.rsa.pub)`, 'KEY_INVALID');
   }
-  if (!name) throw usageError('reef key restore needs the key name');
-  if (!isKeyName(name)) throw usageError(`'${name}' is not a key name (NAME.rsa.pub)`, 'KEY_INVALID');
-  const key = await restoreSigningKey(config.dataDir, name);
-  ctx.stderr.write(`restored ${key.keyName}; it signs the indexes from the server's next start\n`);
-  return 0;
+  // The data folder's key files need no database; replicas keep their keys in theirs.
+  const database = config.databaseUrl ? (await openDatabase(config)).database : undefined;
+  try {
+    const store = database ? openKeyStore(config, database) : new FileKeyStore(config.dataDir);
+    if (action === 'init') {
+      const key = await initSigningKey(store, config.keyBits);
+      ctx.stdout.write(`${key.keyName}\n`);
+      ctx.stderr.write(
+        `new key ${key.keyName} in ${store.location}; give clients its public key (GET /keys/${key.keyName})\n`,
+      );
+      return 0;
+    }
+    const key = await restoreSigningKey(store, name!);
+    ctx.stderr.write(`restored ${key.keyName}; it signs the indexes from the server's next start\n`);
+    return 0;
+  } finally {
+    await database?.close();
+  }
 }

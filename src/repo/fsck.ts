@@ -14,6 +14,7 @@ import { parseStatement } from '../provenance/statement.ts';
 import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
 import { type BlobInventory, type BlobStore, DiskBlobStore, digestOf } from '../store/blob-store.ts';
 import { lockExclusive } from '../store/db.ts';
+import { FileKeyStore } from '../store/key-store.ts';
 import { S3BlobStore } from '../store/s3-blob-store.ts';
 import { indexFilePath } from './indexer.ts';
 import { loadAttestationPublicKeys } from './keys.ts';
@@ -631,7 +632,7 @@ async function checkAttestations(
   if (snap.attestationRows.length === 0) return [];
   const problems: FsckProblem[] = [];
   const dir = join(dataDir, 'keys', 'attestation');
-  const keys = await loadAttestationPublicKeys(dataDir);
+  const keys = await loadAttestationPublicKeys(new FileKeyStore(dataDir));
   const held = new Set(keys.map((k) => k.name));
   // Key-signed, offline: no CA, no transparency log, as `reef verify` trusts reef's key.
   const verifier = new BundleVerifier({

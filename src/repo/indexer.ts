@@ -14,9 +14,9 @@ import {
 import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
 import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
+import { writeNamedAtomic } from '../store/atomic-file.ts';
 import type { IndexChange, IndexKey, PackageStore } from '../store/package-store.ts';
 import { uniqueKeys } from '../store/package-store.ts';
-import { writeNamedAtomic } from '../store/atomic-file.ts';
 
 /**
  * Regenerates signed indexes, one writer per (repo, libc, arch). A refresh

@@ -5,14 +5,12 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { IndexSigner } from '../apk/signature.ts';
 import { publicKeyFingerprint } from '../apk/signature.ts';
 import { AppError } from '../errors.ts';
-import { fsyncDir, readdirIfExists, translateFsError } from '../store/blob-store.ts';
-import { writeFileAtomic } from '../store/atomic-file.ts';
+import { FileKeyStore, type KeyStore, type StoredKey } from '../store/key-store.ts';
 
 /**
  * Index signing keys live in <data>/keys as `<keyname>.rsa` (PKCS#8 PEM, 0600)
@@ -34,20 +32,18 @@ export function isKeyName(name: string): boolean {
   return KEY_NAME_RE.test(name) && !name.includes('..');
 }
 
-export async function loadSigningKeys(dataDir: string): Promise<SigningKey[]> {
-  const dir = join(dataDir, 'keys');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+/** The keys that sign indexes now, parsed. */
+export async function loadSigningKeys(store: KeyStore): Promise<SigningKey[]> {
   const keys: SigningKey[] = [];
-  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.rsa')).sort()) {
-    const keyName = `${file}.pub`;
+  for (const { name, privatePem } of await store.active('index')) {
     try {
-      const privateKey = createPrivateKey(await readFile(join(dir, file)));
+      const privateKey = createPrivateKey(privatePem);
       const publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
-      keys.push({ keyName, privateKey, publicPem });
+      keys.push({ keyName: name, privateKey, publicPem });
     } catch (err) {
       throw new AppError(
         'KEY_INVALID',
-        `signing key ${join(dir, file)} cannot be read as a PEM private key`,
+        `signing key ${name} in ${store.location} cannot be read as a PEM private key`,
         {
           cause: err,
         },
@@ -57,121 +53,106 @@ export async function loadSigningKeys(dataDir: string): Promise<SigningKey[]> {
   return keys;
 }
 
-/** Generates an RSA key named `<prefix>-<fingerprint>.rsa.pub` into the data folder. */
+async function newSigningKey(bits: number, prefix: string): Promise<SigningKey & { privatePem: string }> {
+  const { privateKey, publicKey } = await generate('rsa', { modulusLength: bits });
+  return {
+    keyName: `${prefix}-${publicKeyFingerprint(publicKey)}.rsa.pub`,
+    privateKey,
+    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
+}
+
+/** Generates an RSA key named `<prefix>-<fingerprint>.rsa.pub` into the key store. */
 export async function generateSigningKey(
-  dataDir: string,
+  store: KeyStore,
   bits: number,
   prefix = 'reef',
 ): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generate('rsa', { modulusLength: bits });
-  const keyName = `${prefix}-${publicKeyFingerprint(publicKey)}.rsa.pub`;
-  const base = join(dataDir, 'keys', keyName.replace(/\.pub$/, ''));
-  const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  await writeFileAtomic(`${base}.pub`, publicPem, 0o644);
-  // The private key is written last: a key is only loaded once both halves exist.
-  await writeFileAtomic(base, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
-  return { keyName, privateKey, publicPem };
-}
-
-/** The keys `retire` moved to keys/retired/, by key name. */
-export async function listRetiredKeys(dataDir: string): Promise<string[]> {
-  const files = await readdirIfExists(join(dataDir, 'keys', 'retired'));
-  return files
-    .filter((f) => f.endsWith('.rsa'))
-    .sort()
-    .map((f) => `${f}.pub`);
+  const { privatePem, ...key } = await newSigningKey(bits, prefix);
+  await store.add('index', key.keyName, privatePem, key.publicPem);
+  return key;
 }
 
 /**
- * The active keys, or a first key for a new data folder. A folder with no
+ * The active keys, or a first key for a new installation. One with no
  * active key whose indexes were signed before (a retired key, or an index
  * the database says some key signed) gets no new key: apk clients trust
  * only the keys they were given, so a new one would break every install.
  * The operator restores a key, or chooses a new one, with `reef key`.
  */
 export async function loadOrCreateSigningKeys(
-  dataDir: string,
+  store: KeyStore,
   bits: number,
   /** Names of the keys that signed the indexes recorded in the database; asked only when no key loads. */
-  signedBefore: () => string[] = () => [],
+  signedBefore: () => string[] | Promise<string[]> = () => [],
 ): Promise<{ keys: SigningKey[]; created: boolean }> {
-  const keys = await loadSigningKeys(dataDir);
+  const keys = await loadSigningKeys(store);
   if (keys.length > 0) return { keys, created: false };
-  const retired = await listRetiredKeys(dataDir);
-  const signers = signedBefore();
-  if (retired.length > 0 || signers.length > 0) throw noActiveKey(dataDir, retired, signers);
-  return { keys: [await generateSigningKey(dataDir, bits)], created: true };
+  const retired = await store.retired('index');
+  const signers = await signedBefore();
+  if (retired.length > 0 || signers.length > 0) throw noActiveKey(store, retired, signers);
+  const { privatePem, ...key } = await newSigningKey(bits, 'reef');
+  if (await store.addFirst('index', key.keyName, privatePem, key.publicPem))
+    return { keys: [key], created: true };
+  // Another replica starting at the same moment made the first key: sign with it.
+  return loadOrCreateSigningKeys(store, bits, signedBefore);
 }
 
-function noActiveKey(dataDir: string, retired: string[], signedBefore: string[]): AppError {
+function noActiveKey(store: KeyStore, retired: string[], signedBefore: string[]): AppError {
   const signers = [...new Set(signedBefore)].sort();
   const facts = [
     signers.length > 0 ? `the indexes were signed by ${signers.join(', ')}` : '',
     retired.length > 0 ? `retired keys: ${retired.join(', ')}` : '',
   ].filter(Boolean);
-  const data = `--data ${dataDir}`;
+  const data = store instanceof FileKeyStore ? ` --data ${store.dataDir}` : '';
   const restore =
     retired.length > 0
-      ? `restore a retired key with 'reef key restore ${retired.length === 1 ? retired[0] : 'NAME'} ${data}', or `
-      : 'restore keys/ from a backup, or ';
+      ? `restore a retired key with 'reef key restore ${retired.length === 1 ? retired[0] : 'NAME'}${data}', or `
+      : store instanceof FileKeyStore
+        ? 'restore keys/ from a backup, or '
+        : 'restore the keys table from a backup, or ';
   return new AppError(
     'KEY_NONE_ACTIVE',
-    `no active index signing key in ${join(dataDir, 'keys')} (${facts.join('; ')}); a new key would ` +
+    `no active index signing key in ${store.location} (${facts.join('; ')}); a new key would ` +
       `sign indexes no client trusts, so none is generated. To start, ${restore}generate a new key ` +
-      `with 'reef key init ${data}' and give its public key to every client`,
+      `with 'reef key init${data}' and give its public key to every client`,
     { details: { retired, signedBefore: signers } },
   );
 }
 
 /**
- * A first key for a data folder with no active key, which the server will
+ * A first key for an installation with no active key, which the server will
  * not make on its own once indexes were signed (loadOrCreateSigningKeys).
- * Clients must be given its public key. A folder with an active key keeps
- * it: a key is added beside others through the server (KeyRing.generate).
+ * Clients must be given its public key. One with an active key keeps it: a
+ * key is added beside others through the server (KeyRing.generate).
  */
-export async function initSigningKey(dataDir: string, bits: number): Promise<SigningKey> {
-  const active = await loadSigningKeys(dataDir);
+export async function initSigningKey(store: KeyStore, bits: number): Promise<SigningKey> {
+  const active = await loadSigningKeys(store);
   if (active.length > 0) {
     throw new AppError(
       'KEY_INVALID',
-      `${join(dataDir, 'keys')} has an active key (${active.map((k) => k.keyName).join(', ')}); ` +
+      `${store.location} has an active key (${active.map((k) => k.keyName).join(', ')}); ` +
         "add another through the running server with 'reef key rotate'",
     );
   }
-  return generateSigningKey(dataDir, bits);
+  return generateSigningKey(store, bits);
 }
 
-/** Moves a retired key back into keys/; a server signs with it from its next start. */
-export async function restoreSigningKey(dataDir: string, keyName: string): Promise<SigningKey> {
+/** Makes a retired key active again; a server signs with it from its next start. */
+export async function restoreSigningKey(store: KeyStore, keyName: string): Promise<SigningKey> {
   // SECURITY: the name becomes a path; only a key file name, never a path, gets that far.
   if (!isKeyName(keyName)) throw new AppError('KEY_INVALID', `'${keyName}' is not a key name (NAME.rsa.pub)`);
-  const dir = join(dataDir, 'keys');
-  const retired = join(dir, 'retired');
-  const base = keyName.replace(/\.pub$/, '');
-  let pem: Buffer;
+  const pem = await store.restore('index', keyName);
   try {
-    pem = await readFile(join(retired, base));
+    const privateKey = createPrivateKey(pem);
+    const publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+    return { keyName, privateKey, publicPem };
   } catch (err) {
-    throw new AppError('KEY_NOT_FOUND', `no retired key named ${keyName} in ${retired}`, { cause: err });
-  }
-  let privateKey: KeyObject;
-  let publicPem: string;
-  try {
-    privateKey = createPrivateKey(pem);
-    publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
-  } catch (err) {
-    throw new AppError('KEY_INVALID', `retired key ${keyName} cannot be read as a PEM private key`, {
+    throw new AppError('KEY_INVALID', `restored key ${keyName} cannot be read as a PEM private key`, {
       cause: err,
     });
   }
-  // The public half from the private one (the retired copy may be gone); the private key goes
-  // last, as in generateSigningKey: a key is only loaded once both halves exist.
-  await writeFileAtomic(join(dir, `${base}.pub`), publicPem, 0o644);
-  await rename(join(retired, base), join(dir, base));
-  await fsyncDir(dir);
-  await rm(join(retired, `${base}.pub`), { force: true });
-  await fsyncDir(retired);
-  return { keyName, privateKey, publicPem };
 }
 
 export function toIndexSigners(keys: SigningKey[], sha1: boolean): IndexSigner[] {
@@ -199,7 +180,7 @@ export class KeyRing {
   private changing: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly dataDir: string,
+    private readonly store: KeyStore,
     initial: SigningKey[],
     private readonly bits: number,
     private readonly sha1: boolean,
@@ -221,16 +202,16 @@ export class KeyRing {
 
   generate(prefix = 'reef'): Promise<SigningKey> {
     return this.change(async () => {
-      const key = await generateSigningKey(this.dataDir, this.bits, prefix);
-      this.keys = await loadSigningKeys(this.dataDir);
+      const key = await generateSigningKey(this.store, this.bits, prefix);
+      this.keys = await loadSigningKeys(this.store);
       return key;
     });
   }
 
   retire(keyName: string): Promise<void> {
     return this.change(async () => {
-      // The keys on disk, not those in memory: a key added by another process counts too.
-      const keys = await loadSigningKeys(this.dataDir);
+      // The stored keys, not those in memory: a key added by another process counts too.
+      const keys = await loadSigningKeys(this.store);
       if (!keys.some((k) => k.keyName === keyName)) {
         throw new AppError('KEY_NOT_FOUND', `no active signing key named ${keyName}`);
       }
@@ -240,20 +221,8 @@ export class KeyRing {
           `${keyName} is the only signing key; generate its successor before retiring it`,
         );
       }
-      const dir = join(this.dataDir, 'keys');
-      const retired = join(dir, 'retired');
-      const base = keyName.replace(/\.pub$/, '');
-      try {
-        await mkdir(retired, { recursive: true, mode: 0o700 });
-        // The private key goes first: from then on the key no longer loads as a signer.
-        await rename(join(dir, base), join(retired, base));
-        await rename(join(dir, `${base}.pub`), join(retired, `${base}.pub`));
-        await fsyncDir(dir);
-        await fsyncDir(retired);
-      } catch (err) {
-        throw translateFsError(err);
-      }
-      this.keys = await loadSigningKeys(this.dataDir);
+      await this.store.retire('index', keyName);
+      this.keys = await loadSigningKeys(this.store);
     });
   }
 
@@ -277,70 +246,67 @@ export class KeyRing {
  * if nothing were wrong. The operator restores keys/attestation/ instead.
  */
 export async function loadOrCreateAttestationKey(
-  dataDir: string,
+  store: KeyStore,
   /**
    * The keys that signed the attestations the database holds
    * (PackageStore.attestationKeyNames, a scan of the table): asked only when no key loads.
    */
-  attestedByKeys: () => string[] = () => [],
+  attestedByKeys: () => string[] | Promise<string[]> = () => [],
 ): Promise<{ keyName: string; privateKey: KeyObject; publicPem: string }> {
-  const dir = join(dataDir, 'keys', 'attestation');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const existing = (await readdir(dir)).filter(isAttestationPrivateKey).sort();
-  if (existing.length > 0) {
-    const file = existing[0]!;
-    try {
-      const privateKey = createPrivateKey(await readFile(join(dir, file)));
-      const publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
-      return { keyName: file.replace(/\.pem$/, '.pub.pem'), privateKey, publicPem };
-    } catch (err) {
-      throw new AppError('KEY_INVALID', `attestation key ${join(dir, file)} cannot be read`, { cause: err });
-    }
-  }
-  const attestedBy = attestedByKeys();
+  const existing = await store.active('attestation');
+  if (existing.length > 0) return parseAttestationKey(store, existing[0]!);
+  const attestedBy = await attestedByKeys();
   if (attestedBy.length > 0) {
+    const where = store instanceof FileKeyStore ? join(store.location, 'attestation') : store.location;
     throw new AppError(
       'KEY_ATTESTATION_MISSING',
-      `no attestation key in ${dir}, yet the database holds attestations signed by ` +
+      `no attestation key in ${where}, yet the database holds attestations signed by ` +
         `${attestedBy.join(', ')}; a new key would leave every one of them unverifiable, so none ` +
-        `is generated. Restore ${dir} (the private key ${attestedBy[0]!.replace(/\.pub\.pem$/, '.pem')}) ` +
-        'from a backup of the data folder',
-      { details: { dir, attestedBy } },
+        `is generated. Restore ${where} (the private key ${attestedBy[0]!.replace(/\.pub\.pem$/, '.pem')}) ` +
+        'from a backup',
+      { details: { dir: where, attestedBy } },
     );
   }
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const base = `reef-attestation-${publicKeyFingerprint(publicKey)}`;
+  const keyName = `reef-attestation-${publicKeyFingerprint(publicKey)}.pub.pem`;
   const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  await writeFileAtomic(join(dir, `${base}.pub.pem`), publicPem, 0o644);
-  await writeFileAtomic(
-    join(dir, `${base}.pem`),
-    privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    0o600,
-  );
-  return { keyName: `${base}.pub.pem`, privateKey, publicPem };
+  const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  if (!(await store.addFirst('attestation', keyName, privatePem, publicPem))) {
+    // Another replica starting at the same moment made the key: use that one.
+    return loadOrCreateAttestationKey(store, attestedByKeys);
+  }
+  return { keyName, privateKey, publicPem };
 }
 
-const isAttestationPrivateKey = (file: string) => file.endsWith('.pem') && !file.endsWith('.pub.pem');
+function parseAttestationKey(
+  store: KeyStore,
+  stored: StoredKey,
+): { keyName: string; privateKey: KeyObject; publicPem: string } {
+  try {
+    const privateKey = createPrivateKey(stored.privatePem);
+    const publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+    return { keyName: stored.name, privateKey, publicPem };
+  } catch (err) {
+    throw new AppError('KEY_INVALID', `attestation key ${stored.name} in ${store.location} cannot be read`, {
+      cause: err,
+    });
+  }
+}
 
 /**
- * Every attestation public key in keys/attestation/, by the name attestations
- * record (`<name>.pub.pem`): the public files, and the public halves of the
+ * Every attestation public key, by the name attestations record
+ * (`<name>.pub.pem`): the stored public keys, and the public halves of the
  * private ones. A public file alone keeps an earlier key's attestations
- * verifiable after the key that signs was replaced by hand. Files that do not
+ * verifiable after the key that signs was replaced by hand. Keys that do not
  * parse are left out: the attestations they should verify show it.
  */
 export async function loadAttestationPublicKeys(
-  dataDir: string,
+  store: KeyStore,
 ): Promise<Array<{ name: string; key: KeyObject }>> {
-  const dir = join(dataDir, 'keys', 'attestation');
-  const files = await readdirIfExists(dir);
   const keys = new Map<string, KeyObject>();
-  for (const file of files.filter((f) => f.endsWith('.pem')).sort()) {
+  for (const { name, pem, isPrivate } of await store.publicKeys('attestation')) {
     try {
-      const pem = await readFile(join(dir, file));
-      const isPrivate = isAttestationPrivateKey(file);
       const key = isPrivate ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
-      const name = isPrivate ? file.replace(/\.pem$/, '.pub.pem') : file;
       if (!keys.has(name)) keys.set(name, key);
     } catch {
       // unreadable: verifies nothing

@@ -9,6 +9,7 @@ import { ContentCache } from '../store/content-cache.ts';
 import type { Database } from '../store/database.ts';
 import type { Db } from '../store/db.ts';
 import { FileListStore } from '../store/file-list-store.ts';
+import { openKeyStore } from '../store/key-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
@@ -81,11 +82,10 @@ export async function createServices(
     // What signed before is read only when a key is missing (attestations: a scan of the table).
     const signedBefore = () =>
       store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
-    const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits, signedBefore);
-    const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
-    const attestationKey = await loadOrCreateAttestationKey(config.dataDir, () =>
-      store.attestationKeyNames(),
-    );
+    const keyStore = openKeyStore(config, database);
+    const { keys, created } = await loadOrCreateSigningKeys(keyStore, config.keyBits, signedBefore);
+    const keyRing = new KeyRing(keyStore, keys, config.keyBits, config.indexSha1);
+    const attestationKey = await loadOrCreateAttestationKey(keyStore, () => store.attestationKeyNames());
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
     const sbomParser = new SbomParser();
     const indexer = new Indexer(

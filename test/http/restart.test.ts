@@ -15,6 +15,7 @@ import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import type { AppError } from '../../src/errors.ts';
 import { generateSigningKey, initSigningKey, restoreSigningKey } from '../../src/repo/keys.ts';
+import { FileKeyStore } from '../../src/store/key-store.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { publish, removeDir, startServer, TEST_TOKEN } from '../helpers/server.ts';
 
@@ -53,7 +54,7 @@ describe('start-up recovery and keys', () => {
       );
       const oldKey = server.services.signingKeys[0]!;
       await server.close();
-      const newKey = await generateSigningKey(dataDir, 2048, 'next');
+      const newKey = await generateSigningKey(new FileKeyStore(dataDir), 2048, 'next');
       server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
       const index = await readIndex(
         chunked(await fetchIndex(`${server.url}/r/glibc/x86_64/APKINDEX.tar.gz`)),
@@ -105,7 +106,7 @@ describe('start-up recovery and keys', () => {
       });
       assert.deepEqual(activeKeys(), [], 'no key no client trusts was generated');
 
-      await restoreSigningKey(dataDir, oldKey.keyName);
+      await restoreSigningKey(new FileKeyStore(dataDir), oldKey.keyName);
       server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
       assert.deepEqual(await verifiedBy(server.url, [oldKey]), [oldKey.keyName]);
       await server.close();
@@ -119,8 +120,8 @@ describe('start-up recovery and keys', () => {
         return true;
       });
       assert.deepEqual(activeKeys(), []);
-      const chosen = await initSigningKey(dataDir, 2048);
-      await assert.rejects(initSigningKey(dataDir, 2048), { code: 'KEY_INVALID' });
+      const chosen = await initSigningKey(new FileKeyStore(dataDir), 2048);
+      await assert.rejects(initSigningKey(new FileKeyStore(dataDir), 2048), { code: 'KEY_INVALID' });
       server = await startServer({ REEF_INDEX_SHA1: 'false' }, dataDir);
       assert.deepEqual(await verifiedBy(server.url, [oldKey, chosen]), [chosen.keyName]);
       await server.close();
