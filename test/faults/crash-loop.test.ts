@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
+import { loadConfig } from '../../src/config.ts';
 import { fsck } from '../../src/repo/fsck.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { type ChildServer, spawnServer } from '../helpers/child-server.ts';
 import { indexSizesWithTar } from '../helpers/index-text.ts';
 import { prng } from '../helpers/prng.ts';
-import { opensslVerifyIndex, publish, removeDir } from '../helpers/server.ts';
+import { backendEnv, opensslVerifyIndex, publish, removeDir } from '../helpers/server.ts';
 
 /**
  * Design invariant 7, twenty times over: a burst of publishes, the server
@@ -237,7 +238,9 @@ test(`crash loop: ${ROUNDS} SIGKILLs during publish bursts lose nothing acknowle
       await last.stop();
     }
     // Every blob hashes to its address, every index matches the database (C: and S: included).
-    const report = await fsck(dataDir);
+    // On the engines the servers ran on (the object store's blobs in the second pass).
+    const { s3 } = loadConfig({ REEF_DATA_DIR: dataDir, ...(await backendEnv(dataDir)) });
+    const report = await fsck(dataDir, { s3 });
     assert.deepEqual(report.problems, [], `seed ${seed}`);
     assert.deepEqual(
       report.garbage.filter((g) => g.code === 'TEMP_FILE' && !g.path.startsWith(join(dataDir, 'indexes'))),

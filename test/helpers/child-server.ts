@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
-import { TEST_TOKEN } from './server.ts';
+import { backendEnv, TEST_TOKEN } from './server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -73,6 +73,7 @@ export async function spawnServer(dataDir: string, options: SpawnOptions = {}): 
     REEF_KEY_BITS: '2048',
     REEF_ADMIN_TOKEN: TEST_TOKEN,
     REEF_LOG_LEVEL: 'info',
+    ...(await backendEnv(dataDir, options.env)),
     ...options.env,
   };
   const child = options.shellPrefix

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { createServices, type Services } from '../../src/repo/services.ts';
+import { freshDatabase, needsPg } from './pg-engine.ts';
 import { s3Engine, s3ServerEnv } from './s3-engine.ts';
 
 export const TEST_TOKEN = 'reef-test-admin-token-0123456789';
@@ -25,9 +26,9 @@ export interface TestServer {
 }
 
 /**
- * A real reef on 127.0.0.1:0 with its own temp data folder. With
- * REEF_TEST_BLOB=s3 (the second pass of `npm test`, see test/run-s3-suites.ts)
- * its blobs go to a fresh bucket of the test S3 server instead.
+ * A real reef on 127.0.0.1:0 with its own temp data folder. In the second
+ * pass of `npm test` (test/run-s3-suites.ts) it runs on the test engines
+ * instead (backendEnv).
  */
 export async function startServer(
   env: Record<string, string> = {},
@@ -39,7 +40,7 @@ export async function startServer(
     REEF_KEY_BITS: '2048',
     REEF_ADMIN_TOKEN: TEST_TOKEN,
     REEF_LOG_LEVEL: 'info',
-    ...(process.env.REEF_TEST_BLOB === 's3' && env.REEF_BLOB_URL === undefined ? s3BlobEnv() : {}),
+    ...(await backendEnv(dataDir, env)),
     ...env,
   });
   const logs: string[] = [];
@@ -197,8 +198,33 @@ export function opensslVerifyIndex(
   return verified;
 }
 
-function s3BlobEnv(): Record<string, string> {
-  if (!s3Engine)
-    throw new Error('REEF_TEST_BLOB=s3 needs the test S3 server (see test/helpers/s3-engine.ts)');
-  return s3ServerEnv(s3Engine);
+/** What each data folder was given, so a restart on the same folder finds its database and bucket again. */
+const backends = new Map<string, Record<string, string>>();
+
+/**
+ * The settings that put a server on the engines the test run asks for:
+ * REEF_TEST_BLOB=s3, a bucket of its own on the test S3 server;
+ * REEF_TEST_DATABASE=postgres, a database of its own on the test PostgreSQL
+ * server, with a key encryption key. Both are kept per data folder (a
+ * restart on it gets them again); settings a test gives itself win.
+ */
+export async function backendEnv(
+  dataDir: string,
+  given: Record<string, string | undefined> = {},
+): Promise<Record<string, string>> {
+  const known = backends.get(dataDir);
+  if (known) return known;
+  const env: Record<string, string> = {};
+  if (process.env.REEF_TEST_BLOB === 's3' && given.REEF_BLOB_URL === undefined) {
+    if (!s3Engine)
+      throw new Error('REEF_TEST_BLOB=s3 needs the test S3 server (see test/helpers/s3-engine.ts)');
+    Object.assign(env, s3ServerEnv(s3Engine));
+  }
+  if (process.env.REEF_TEST_DATABASE === 'postgres' && given.REEF_DATABASE_URL === undefined) {
+    if (needsPg.skip) throw new Error(`REEF_TEST_DATABASE=postgres: ${needsPg.skip}`);
+    env.REEF_DATABASE_URL = await freshDatabase('reef-server');
+    env.REEF_KEY_ENCRYPTION_KEY = randomBytes(32).toString('hex');
+  }
+  backends.set(dataDir, env);
+  return env;
 }
