@@ -54,6 +54,14 @@ export interface Database extends Queryable {
   afterCommit(fn: () => void): void;
   /** Whether the caller runs inside a transaction. */
   inTransaction(): boolean;
+  /**
+   * Runs `fn` while holding the lock named `name`, outside any transaction:
+   * one holder at a time across every process on this database (replicas
+   * too, on PostgreSQL, where a holder that dies lets go with its
+   * connection). For long work such as an index build: statements inside
+   * run on their own, not under the lock's connection.
+   */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
   /** Brings the schema up to the newest migration (several replicas may call it at once). */
   migrate(): Promise<MigrationResult>;
   close(): Promise<void>;
@@ -173,4 +181,28 @@ export function databaseUnavailable(err: unknown, what = 'the database cannot be
 export function isUniqueViolation(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/**
+ * Named locks within one process: each name's holders run one after another.
+ * The embedded engine's `exclusive` (one server per data folder).
+ */
+export class LocalLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(name) ?? Promise.resolve();
+    let release!: () => void;
+    const tail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.tails.set(name, tail);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      if (this.tails.get(name) === tail) this.tails.delete(name);
+      release();
+    }
+  }
 }

@@ -114,6 +114,8 @@ export interface PostgresOptions {
 export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements Database {
   readonly dialect = 'postgres' as const;
   private readonly pool: pg.Pool;
+  /** Connections that hold advisory locks: apart, so long lock holders never starve queries of connections. */
+  private readonly lockPool: pg.Pool;
   private readonly translated = new Map<string, Translated>();
   private readonly migrationsDir: string;
 
@@ -127,8 +129,16 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
       idleTimeoutMillis: 30_000,
       types,
     });
+    this.lockPool = new pg.Pool({
+      connectionString: url,
+      max: Math.max(2, Math.ceil((options.maxConnections ?? 10) / 2)),
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 30_000,
+      types,
+    });
     // A pooled connection the server drops while idle: the next checkout gets a new one.
     this.pool.on('error', () => {});
+    this.lockPool.on('error', () => {});
   }
 
   private query(sql: string, params: SqlParams | undefined): { text: string; values: unknown[] } {
@@ -154,6 +164,47 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
       return await (tx ? tx.connection : this.pool).query(text, values);
     } catch (err) {
       throw translatePgError(err);
+    }
+  }
+
+  /**
+   * A session advisory lock on a connection of its own, held while `fn`
+   * runs: the server releases it when that connection ends, so a replica
+   * killed mid-build does not hold it. Named locks hash into PostgreSQL's
+   * 64-bit lock space (hashtextextended); a collision only makes two names
+   * wait for each other.
+   */
+  async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    if (this.inTransaction()) throw new Error('exclusive() inside a transaction');
+    let client: pg.PoolClient;
+    try {
+      client = await this.lockPool.connect();
+    } catch (err) {
+      throw translatePgError(err);
+    }
+    let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`reef:${name}`]);
+    } catch (err) {
+      client.removeListener('error', onError);
+      client.release(true);
+      throw translatePgError(err);
+    }
+    try {
+      return await fn();
+    } finally {
+      try {
+        if (!broken)
+          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [`reef:${name}`]);
+      } catch {
+        broken = true;
+      }
+      client.removeListener('error', onError);
+      client.release(broken);
     }
   }
 
@@ -268,7 +319,7 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.lockPool.end()]);
   }
 }
 

@@ -1,5 +1,11 @@
 import type { Statement } from 'better-sqlite3';
-import { type Database, type MigrationResult, type SqlParams, TransactionScope } from './database.ts';
+import {
+  type Database,
+  LocalLocks,
+  type MigrationResult,
+  type SqlParams,
+  TransactionScope,
+} from './database.ts';
 import { type Db, migrate, openDb, translateDbError } from './db.ts';
 
 /** A connection and the statements prepared on it, each once per SQL text. */
@@ -42,6 +48,7 @@ export class SqliteDatabase extends TransactionScope<Connection> implements Data
   private writeQueue: Promise<void> = Promise.resolve();
   private releaseWriter: (() => void) | undefined;
   private closed = false;
+  private readonly locks = new LocalLocks();
 
   constructor(
     private readonly path: string,
@@ -65,6 +72,12 @@ export class SqliteDatabase extends TransactionScope<Connection> implements Data
 
   async migrate(): Promise<MigrationResult> {
     return migrate(this.writer.db);
+  }
+
+  /** One server per data folder: a lock in this process is one across them. */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    if (this.inTransaction()) throw new Error('exclusive() inside a transaction');
+    return this.locks.run(name, fn);
   }
 
   async get<T>(sql: string, params?: SqlParams): Promise<T | undefined> {

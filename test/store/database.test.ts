@@ -235,6 +235,41 @@ for (const engine of engines) {
       });
     });
 
+    test('exclusive: one holder per name at a time, others meanwhile', async () => {
+      await withTable(engine, async (db) => {
+        const events: string[] = [];
+        const entered = gate();
+        const release = gate();
+        const first = db.exclusive('index:a', async () => {
+          events.push('first in');
+          entered.open();
+          await release.opened;
+          events.push('first out');
+        });
+        await entered.opened;
+        const second = db.exclusive('index:a', async () => {
+          events.push('second in');
+        });
+        // Another name is not held up.
+        await db.exclusive('index:b', async () => {
+          events.push('other');
+        });
+        // Statements inside run, on their own.
+        await db.exclusive('index:c', () => db.run('INSERT INTO t (k, n) VALUES (?, ?)', ['c', 1]));
+        assert.deepEqual(events, ['first in', 'other']);
+        release.open();
+        await Promise.all([first, second]);
+        assert.deepEqual(events, ['first in', 'other', 'first out', 'second in']);
+        // A holder that throws lets go.
+        await assert.rejects(
+          db.exclusive('index:a', async () => Promise.reject(new Error('x'))),
+          /x/,
+        );
+        await db.exclusive('index:a', async () => {});
+        await assert.rejects(db.transact(() => db.exclusive('index:a', async () => {})));
+      });
+    });
+
     test('a statement after its transaction ended is refused (a forgotten await)', async () => {
       await withTable(engine, async (db) => {
         let late: Promise<unknown> | undefined;
@@ -249,6 +284,41 @@ for (const engine of engines) {
     });
   });
 }
+
+test('PostgreSQL: a lock holds across replicas and dies with its holder', needsPg, async () => {
+  const url = await freshDatabase('reef-locks');
+  const a = new PostgresDatabase(url);
+  const b = new PostgresDatabase(url);
+  try {
+    const entered = gate();
+    const stop = gate();
+    let bIn = false;
+    const held = a.exclusive('index:x', async () => {
+      entered.open();
+      await stop.opened;
+    });
+    await entered.opened;
+    const waiting = b.exclusive('index:x', async () => {
+      bIn = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(bIn, false, 'another replica waits while one holds the lock');
+    // The holder's connection dies (a replica killed): the lock goes with it.
+    await b.run(
+      `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`,
+    );
+    await waiting;
+    assert.equal(bIn, true);
+    stop.open();
+    await held;
+    // And the lock can be taken again by the one whose connection died.
+    await a.exclusive('index:x', async () => {});
+  } finally {
+    await a.close();
+    await b.close();
+    await dropDatabase(url);
+  }
+});
 
 test('PostgreSQL that cannot be reached is 503 STORAGE_UNAVAILABLE', async () => {
   // Nothing listens on port 1 of the loopback address.
