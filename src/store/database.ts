@@ -62,6 +62,13 @@ export interface Database extends Queryable {
    * run on their own, not under the lock's connection.
    */
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Inside `transact`: waits until no other transaction holds `name`, then
+   * holds it until this transaction ends. What two replicas must decide
+   * one after the other (who takes a name-version slot) takes it first.
+   * SQLite runs one write transaction at a time, so there it costs nothing.
+   */
+  lockForTransaction(name: string): Promise<void>;
   /** Brings the schema up to the newest migration (several replicas may call it at once). */
   migrate(): Promise<MigrationResult>;
   close(): Promise<void>;

@@ -167,6 +167,12 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
     }
   }
 
+  async lockForTransaction(name: string): Promise<void> {
+    const tx = this.current();
+    if (!tx || tx.kind !== 'write') throw new Error('lockForTransaction() outside transact()');
+    await this.execute('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`reef:${name}`]);
+  }
+
   /**
    * A session advisory lock on a connection of its own, held while `fn`
    * runs: the server releases it when that connection ends, so a replica

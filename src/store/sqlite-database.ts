@@ -74,6 +74,12 @@ export class SqliteDatabase extends TransactionScope<Connection> implements Data
     return migrate(this.writer.db);
   }
 
+  async lockForTransaction(_name: string): Promise<void> {
+    const tx = this.current();
+    if (!tx || tx.kind !== 'write') throw new Error('lockForTransaction() outside transact()');
+    // Write transactions run one at a time (BEGIN IMMEDIATE): held already.
+  }
+
   /** One server per data folder: a lock in this process is one across them. */
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
     if (this.inTransaction()) throw new Error('exclusive() inside a transaction');

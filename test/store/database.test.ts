@@ -270,6 +270,24 @@ for (const engine of engines) {
       });
     });
 
+    test('a transaction lock orders transactions that take it', async () => {
+      await withTable(engine, async (db) => {
+        await db.run('INSERT INTO t (k, n) VALUES (?, ?)', ['slot', 0]);
+        // Read, then write what was read: only correct if the two never interleave.
+        await Promise.all(
+          Array.from({ length: 10 }, () =>
+            db.transact(async () => {
+              await db.lockForTransaction('slot');
+              const row = await db.get<{ n: number }>('SELECT n FROM t WHERE k = ?', ['slot']);
+              await db.run('UPDATE t SET n = ? WHERE k = ?', [row!.n + 1, 'slot']);
+            }),
+          ),
+        );
+        assert.equal((await db.get<{ n: number }>('SELECT n FROM t WHERE k = ?', ['slot']))?.n, 10);
+        await assert.rejects(db.lockForTransaction('slot'), /outside transact/);
+      });
+    });
+
     test('a statement after its transaction ended is refused (a forgotten await)', async () => {
       await withTable(engine, async (db) => {
         let late: Promise<unknown> | undefined;
