@@ -213,3 +213,14 @@ export class LocalLocks {
     }
   }
 }
+
+/**
+ * A subquery of the elements of a JSON array of strings given as one
+ * parameter (`?` or `@name`), as rows of one column `value`: how a list of
+ * any length goes into an `IN (…)` as one bound value, on either engine.
+ */
+export function jsonListSql(dialect: Dialect, param: string): string {
+  return dialect === 'postgres'
+    ? `SELECT value FROM json_array_elements_text(${param}::json) AS list(value)`
+    : `SELECT value FROM json_each(${param})`;
+}

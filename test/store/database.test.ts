@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isAppError } from '../../src/errors.ts';
-import { type Database, isUniqueViolation } from '../../src/store/database.ts';
+import { type Database, isUniqueViolation, jsonListSql } from '../../src/store/database.ts';
 import { PostgresDatabase, translatePlaceholders } from '../../src/store/postgres-database.ts';
 import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { dropDatabase, freshDatabase, needsPg } from '../helpers/pg-engine.ts';
@@ -285,6 +285,20 @@ for (const engine of engines) {
         );
         assert.equal((await db.get<{ n: number }>('SELECT n FROM t WHERE k = ?', ['slot']))?.n, 10);
         await assert.rejects(db.lockForTransaction('slot'), /outside transact/);
+      });
+    });
+
+    test('a list goes in as one JSON parameter', async () => {
+      await withTable(engine, async (db) => {
+        for (const k of ['a', 'b', 'c']) await db.run('INSERT INTO t (k, n) VALUES (?, ?)', [k, 1]);
+        const rows = await db.all<{ k: string }>(
+          `SELECT k FROM t WHERE k IN (${jsonListSql(db.dialect, '?')}) ORDER BY k`,
+          [JSON.stringify(['c', 'a', "it's"])],
+        );
+        assert.deepEqual(
+          rows.map((r) => r.k),
+          ['a', 'c'],
+        );
       });
     });
 
