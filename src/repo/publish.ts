@@ -135,7 +135,7 @@ export async function publishPackage(
       apk,
       uploaded: extras.sbom,
       namespaceBase: deps.sbomNamespace,
-      distro: deps.store.getRepo(repo)?.distro,
+      distro: (await deps.store.getRepo(repo))?.distro,
       now: new Date(),
       blobs: deps.blobs,
       parser: deps.sbomParser,

@@ -339,6 +339,8 @@ const searchNamesSql = (repoCount: number) =>
  */
 const SHARED_ARCH_SQL = "(? = 'noarch' OR arch = ? OR arch = 'noarch')";
 
+const REPO_SQL = 'SELECT * FROM repos WHERE name = ?';
+
 export class PackageStore {
   private readonly stmt: (sql: string) => Statement;
   private readonly changeListeners: Array<(changes: IndexChange[]) => void> = [];
@@ -1084,25 +1086,31 @@ export class PackageStore {
   }
 
   /** Packages and bytes stored per repository (metrics; one query per scrape). */
-  usageByRepo(): Array<{ repo: string; packages: number; bytes: number }> {
-    return this.stmt(
+  async usageByRepo(): Promise<Array<{ repo: string; packages: number; bytes: number }>> {
+    return this.database.all<{ repo: string; packages: number; bytes: number }>(
       'SELECT repo, COUNT(*) AS packages, COALESCE(SUM(size), 0) AS bytes FROM packages GROUP BY repo ORDER BY repo',
-    ).all() as Array<{ repo: string; packages: number; bytes: number }>;
+    );
   }
 
-  listRepos(): RepoInfo[] {
-    return (this.stmt('SELECT * FROM repos ORDER BY name').all() as RepoRow[]).map(toRepo);
+  async listRepos(): Promise<RepoInfo[]> {
+    return (await this.database.all<RepoRow>('SELECT * FROM repos ORDER BY name')).map(toRepo);
   }
 
   /** The repository, or REPO_NOT_FOUND. */
-  requireRepo(name: string): RepoInfo {
-    const repo = this.getRepo(name);
+  async requireRepo(name: string): Promise<RepoInfo> {
+    const repo = await this.getRepo(name);
     if (!repo) throw new AppError('REPO_NOT_FOUND', `no repository named '${name}'`);
     return repo;
   }
 
-  getRepo(name: string): RepoInfo | undefined {
-    const row = this.stmt('SELECT * FROM repos WHERE name = ?').get(name) as RepoRow | undefined;
+  async getRepo(name: string): Promise<RepoInfo | undefined> {
+    const row = await this.database.get<RepoRow>(REPO_SQL, [name]);
+    return row && toRepo(row);
+  }
+
+  /** getRepo for saveRepo's synchronous transaction, on the same connection. */
+  private getRepoSync(name: string): RepoInfo | undefined {
+    const row = this.stmt(REPO_SQL).get(name) as RepoRow | undefined;
     return row && toRepo(row);
   }
 
@@ -1127,7 +1135,7 @@ export class PackageStore {
           name,
         );
       }
-      return this.getRepo(name)!;
+      return this.getRepoSync(name)!;
     })();
   }
 }

@@ -23,8 +23,8 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
    * Packages and what sits beside them never change (design invariant 4);
    * indexes must be revalidated. Private repos stay out of shared caches.
    */
-  const cacheControl = (repo: string, policy: string) =>
-    `${store.getRepo(repo)?.private ? 'private' : 'public'}, ${policy}`;
+  const cacheControl = async (repo: string, policy: string) =>
+    `${(await store.getRepo(repo))?.private ? 'private' : 'public'}, ${policy}`;
 
   app.route<{ Params: { repo: string; libc: string; arch: string; file: string } }>({
     // HEAD is routed explicitly: fastify's generated HEAD route would report a zero length.
@@ -34,7 +34,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     handler: async (request, reply) => {
       const { repo, libc, arch, file } = request.params;
       const key = indexKeyOf(repo, libc, arch);
-      auth.requireRead(request, repo);
+      await auth.requireRead(request, repo);
       if (file === 'APKINDEX.tar.gz') {
         for (let attempt = 0; attempt < 2; attempt++) {
           const index = store.getIndex(key);
@@ -55,7 +55,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
             size,
             lastModified: index.builtAt ?? 0,
             // Indexes change on every publish: caches may keep them but must revalidate.
-            cacheControl: cacheControl(repo, 'no-cache'),
+            cacheControl: await cacheControl(repo, 'no-cache'),
             contentType: 'application/gzip',
             bytes,
             open: (range) => createReadStream(path, range ?? {}),
@@ -75,7 +75,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           sha256: provenance.sha256,
           size: provenance.size,
           lastModified: provenance.createdAt,
-          cacheControl: cacheControl(repo, IMMUTABLE),
+          cacheControl: await cacheControl(repo, IMMUTABLE),
           contentType: provenance.contentType ?? bundleMediaType(bytes!),
           bytes,
           open: (range) => blobs.read(provenance.sha256, range),
@@ -88,7 +88,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         const pkg = store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
         const url = `${baseUrl(request, services)}/${repo}/${libc}/${arch}/${file}`;
-        const vex = services.advisories.packageVex(key, pkg.id, url);
+        const vex = await services.advisories.packageVex(key, pkg.id, url);
         if (!vex) {
           throw new AppError(
             'ADVISORY_NOT_FOUND',
@@ -98,7 +98,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         return sendBytes(request, reply, {
           sha256: vex.sha256,
           lastModified: vex.changedAt,
-          cacheControl: cacheControl(repo, 'no-cache'),
+          cacheControl: await cacheControl(repo, 'no-cache'),
           contentType: 'application/json',
           bytes: vex.bytes,
         });
@@ -117,7 +117,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         return sendBytes(request, reply, {
           sha256: rendered.sha256,
           lastModified: rendered.stored.createdAt,
-          cacheControl: cacheControl(repo, IMMUTABLE),
+          cacheControl: await cacheControl(repo, IMMUTABLE),
           // The original is in the format it was stored in.
           contentType:
             side.format === 'original' ? SBOM_MEDIA_TYPES[rendered.stored.format] : side.contentType,
@@ -142,7 +142,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           size: pkg.size,
           lastModified: pkg.uploadedAt,
           // A name-version-arch never changes content (design invariant 4); private ones stay out of shared caches.
-          cacheControl: cacheControl(repo, IMMUTABLE),
+          cacheControl: await cacheControl(repo, IMMUTABLE),
           contentType: 'application/vnd.apk',
           bytes: await cache.get(pkg.sha256, pkg.size, () => blobs.readAll(pkg.sha256)),
           open: (range) => blobs.read(pkg.sha256, range),
@@ -339,14 +339,14 @@ export type PackageParams = { repo: string; libc: string; arch: string; name: st
  * to read its repository (checked first, so a private package's existence is
  * told to nobody else). `version` names another version of the same package.
  */
-export function readablePackage(
+export async function readablePackage(
   services: Services,
   auth: Authenticator,
   request: FastifyRequest,
   p: PackageParams,
   version = p.version,
-): { key: IndexKey; pkg: StoredPackage } {
-  auth.requireRead(request, p.repo);
+): Promise<{ key: IndexKey; pkg: StoredPackage }> {
+  await auth.requireRead(request, p.repo);
   const key = indexKeyOf(p.repo, p.libc, p.arch);
   return { key, pkg: requirePublishedPackage(services.store, key, p.name, version) };
 }
