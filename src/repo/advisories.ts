@@ -207,7 +207,7 @@ export class AdvisoryService {
    * advisories of its source package; undefined when none says anything.
    */
   async packageVex(key: IndexKey, pkgId: number, url: string): Promise<Feed | undefined> {
-    const pkg = this.packages.getById(pkgId);
+    const pkg = await this.packages.getById(pkgId);
     if (!pkg) return undefined;
     const doc = this.advisories.get(key.repo, pkg.origin || pkg.name);
     if (!doc) return undefined;

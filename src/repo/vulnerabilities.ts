@@ -256,7 +256,7 @@ export class VulnerabilityService {
         const repos = await this.reposOf(affected.package.ecosystem, readable);
         let after = resume?.packageId ?? 0;
         for (;;) {
-          const batch = this.packages.byOrigin(affected.package.name, repos, 500, after);
+          const batch = await this.packages.byOrigin(affected.package.name, repos, 500, after);
           for (const p of batch) {
             budget--;
             this.record(out, evaluate(affected, p.version), found, p);

@@ -78,7 +78,7 @@ function expected(
   return hits.map((h) => h.id);
 }
 
-test('search agrees with an oracle: tiers, their order, filters, only published, every page size', () => {
+test('search agrees with an oracle: tiers, their order, filters, only published, every page size', async () => {
   const { db, store } = openStore('oracle.db');
   const random = prng(5);
   const letters = 'abcAB-:.';
@@ -100,10 +100,10 @@ test('search agrees with an oracle: tiers, their order, filters, only published,
   }
   // Published: all but every 5th (uploads whose index is not written yet).
   db.prepare('UPDATE packages SET published_at = 1 WHERE id % 5 != 0').run();
-  const rows = db
-    .prepare('SELECT id FROM packages')
-    .all()
-    .map((r) => store.getById((r as { id: number }).id)!);
+  const rows: StoredPackage[] = [];
+  for (const r of db.prepare('SELECT id FROM packages').all() as Array<{ id: number }>) {
+    rows.push((await store.getById(r.id))!);
+  }
   const queries = [
     '',
     'a',

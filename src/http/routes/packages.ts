@@ -63,7 +63,7 @@ export function registerPackageRoutes(
       const key = indexKeyOf(repo, libc, arch);
       await auth.requireRead(request, repo);
       const q = parseQuery(pageQuery, request.query);
-      const packages = store.listPublished(key, q.limit + 1, q.after);
+      const packages = await store.listPublished(key, q.limit + 1, q.after);
       const page = packages.slice(0, q.limit);
       return {
         packages: page.map((p) => packageJson(p, request, services)),
@@ -78,7 +78,7 @@ export function registerPackageRoutes(
       const { repo, libc, arch, name, version } = request.params;
       const key = indexKeyOf(repo, libc, arch);
       await auth.requireRead(request, repo);
-      return packageJson(requirePublishedPackage(store, key, name, version), request, services);
+      return packageJson(await requirePublishedPackage(store, key, name, version), request, services);
     },
   );
 

@@ -64,7 +64,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         }
         throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
       }
-      const provenance = provenanceFile(file, key);
+      const provenance = await provenanceFile(file, key);
       if (provenance) {
         const cached = await cache.get(provenance.sha256, provenance.size, () =>
           blobs.readAll(provenance.sha256),
@@ -85,7 +85,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       if (file.endsWith(OPENVEX_SUFFIX)) {
         // The package's vulnerability statements: they change with its advisories, so revalidated.
         const apkName = file.slice(0, -'.openvex.json'.length);
-        const pkg = store.findPublishedFile(key, apkName);
+        const pkg = await store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
         const url = `${baseUrl(request, services)}/${repo}/${libc}/${arch}/${file}`;
         const vex = await services.advisories.packageVex(key, pkg.id, url);
@@ -107,7 +107,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       if (side) {
         // The SBOM beside the package, with the package's caching rules.
         const apkName = file.slice(0, -side.suffix.length);
-        const pkg = store.findPublishedFile(key, apkName);
+        const pkg = await store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
         const rendered = await renderSbom(
           services,
@@ -125,7 +125,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         });
       }
       if (file.endsWith('.apk')) {
-        const pkg = store.findPublishedFile(key, file);
+        const pkg = await store.findPublishedFile(key, file);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
         const redirectSeconds = services.config.blobRedirectSeconds;
         // GET only: a presigned URL is signed for GET, and a store answers HEAD on it with 403.
@@ -159,7 +159,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
    * one was sent, else reef's; `<name>-<version>.attest.tar.gz` a melange
    * attestation as sent. Undefined when `file` is none of these.
    */
-  const provenanceFile = (file: string, key: IndexKey) => {
+  const provenanceFile = async (file: string, key: IndexKey) => {
     const kind = file.endsWith(PUBLISH_SUFFIX)
       ? 'publish'
       : file.endsWith(PROVENANCE_SUFFIX)
@@ -172,7 +172,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       kind === 'melange'
         ? `${file.slice(0, -MELANGE_SUFFIX.length)}.apk`
         : file.slice(0, file.lastIndexOf('.apk') + 4);
-    const pkg = store.findPublishedFile(key, apkName);
+    const pkg = await store.findPublishedFile(key, apkName);
     const notFound = () =>
       new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${key.repo}/${key.libc}/${key.arch}`);
     if (!pkg) throw notFound();
@@ -348,5 +348,5 @@ export async function readablePackage(
 ): Promise<{ key: IndexKey; pkg: StoredPackage }> {
   await auth.requireRead(request, p.repo);
   const key = indexKeyOf(p.repo, p.libc, p.arch);
-  return { key, pkg: requirePublishedPackage(services.store, key, p.name, version) };
+  return { key, pkg: await requirePublishedPackage(services.store, key, p.name, version) };
 }

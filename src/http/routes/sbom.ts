@@ -186,7 +186,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     async function* lines() {
       let after = 0;
       for (;;) {
-        const page = store.listPublishedInRepo(q.repo, 200, after);
+        const page = await store.listPublishedInRepo(q.repo, 200, after);
         if (page.length === 0) return;
         for (const pkg of page) {
           const sbom = sboms.get(pkg.id);

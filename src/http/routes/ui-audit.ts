@@ -136,7 +136,9 @@ ${nextLink('/ui/licenses', { expression, mode: q.mode }, next)}`,
     async (request, reply) => {
       const { key, pkg } = await readablePackage(services, auth, request, request.params);
       const q = parseQuery(uiDiffQuery, request.query);
-      const versions = services.store.versionsOf(key, pkg.name).filter((v) => v.version !== pkg.version);
+      const versions = (await services.store.versionsOf(key, pkg.name)).filter(
+        (v) => v.version !== pkg.version,
+      );
       const title = `${pkg.name} ${pkg.version}: what changed`;
       const heading = html`<h1><a href="${packagePath(pkg, key.arch)}">${pkg.name} ${pkg.version}</a>: what changed</h1>
 <form method="get" class="query">

@@ -299,7 +299,9 @@ async function packagePage(
       }
     | undefined;
   const advisories = services.advisories.documentOf(pkg.repo, pkg.origin || pkg.name);
-  const versions = services.store.versionsOf({ repo: pkg.repo, libc: pkg.libc, arch }, pkg.name);
+  const key = { repo: pkg.repo, libc: pkg.libc, arch };
+  const versions = await services.store.versionsOf(key, pkg.name);
+  const relations = await resolveRelations(services.store, key, pkg);
   const vulnerabilities = await vulnerabilityTable(services, pkg);
 
   return html`<h1>${pkg.name} <span class="muted">${pkg.version}</span></h1>
@@ -308,7 +310,7 @@ async function packagePage(
 <div class="table-wrap"><table><thead><tr><th>key</th><th>value</th></tr></thead><tbody>
 ${pkg.pkginfo.map(([k, v]) => html`<tr><td><code>${visible(k)}</code></td><td>${visible(v)}</td></tr>`)}
 </tbody></table></div></details>
-${relationsSection(resolveRelations(services.store, { repo: pkg.repo, libc: pkg.libc, arch }, pkg), arch)}
+${relationsSection(relations, arch)}
 <h2>Provides</h2>${list(pkg.provides)}
 ${renderFileList(services.fileLists, pkg, base)}
 <h2>Versions</h2>
