@@ -752,13 +752,16 @@ export class PackageStore {
    *
    * A page may end short with a cursor when the filters keep few of the
    * matches (`maxRows`, default MAX_SEARCH_ROWS): the caller asks again from it.
+   *
+   * A page's queries read one snapshot: other requests run while each is
+   * awaited, and a publish between them would move a short page's cursor.
    */
-  searchPage(
+  async searchPage(
     text: string,
     repos: readonly string[],
     filter: { libc?: string; arch?: string },
     page: { limit: number; after?: SearchCursor; maxRows?: number },
-  ): { packages: StoredPackage[]; next: SearchCursor | undefined } {
+  ): Promise<{ packages: StoredPackage[]; next: SearchCursor | undefined }> {
     if (repos.length === 0) return { packages: [], next: undefined };
     // A NUL cannot be in a stored field, and ends an FTS5 string early (a syntax error).
     const needle = text.replaceAll('\0', '');
@@ -783,43 +786,45 @@ export class PackageStore {
       row.search_tier === 3
         ? { tier: 3, id: row.id }
         : { tier: row.search_tier as 0 | 1 | 2, name: row.name, id: row.id };
-    const found: Row[] = [];
-    if (after === undefined || after.tier !== 3) {
-      const sql = indexed ? searchNamesIndexedSql(repos.length) : searchNamesSql(repos.length);
-      found.push(
-        ...(this.stmt(sql).all({
-          ...args,
-          afterTier: after?.tier ?? null,
-          afterName: after?.name ?? null,
-          afterId: after?.id ?? null,
-          limit: page.limit + 1,
-        }) as Row[]),
-      );
-    }
-    if (indexed && found.length <= page.limit) {
-      const rest = {
-        match: phrase,
-        afterId: after?.tier === 3 ? after.id : Number.MAX_SAFE_INTEGER,
-        maxRows: page.maxRows ?? MAX_SEARCH_ROWS,
-      };
-      found.push(
-        ...(this.stmt(searchRestSql(repos.length)).all({
-          ...args,
-          ...rest,
-          limit: page.limit + 1 - found.length,
-        }) as Row[]),
-      );
-      if (found.length <= page.limit) {
-        // A short page: the matches ran out, or the walk read maxRows of them first.
-        const end = this.stmt(SEARCH_REST_END_SQL).get(rest) as { id: number } | undefined;
-        return { packages: found.map(toPackage), next: end && { tier: 3, id: end.id } };
+    return this.database.read(async () => {
+      const found: Row[] = [];
+      if (after === undefined || after.tier !== 3) {
+        const sql = indexed ? searchNamesIndexedSql(repos.length) : searchNamesSql(repos.length);
+        found.push(
+          ...(await this.database.all<Row>(sql, {
+            ...args,
+            afterTier: after?.tier ?? null,
+            afterName: after?.name ?? null,
+            afterId: after?.id ?? null,
+            limit: page.limit + 1,
+          })),
+        );
       }
-    }
-    const packages = found.slice(0, page.limit);
-    return {
-      packages: packages.map(toPackage),
-      next: found.length > page.limit ? cursorOf(packages.at(-1)!) : undefined,
-    };
+      if (indexed && found.length <= page.limit) {
+        const rest = {
+          match: phrase,
+          afterId: after?.tier === 3 ? after.id : Number.MAX_SAFE_INTEGER,
+          maxRows: page.maxRows ?? MAX_SEARCH_ROWS,
+        };
+        found.push(
+          ...(await this.database.all<Row>(searchRestSql(repos.length), {
+            ...args,
+            ...rest,
+            limit: page.limit + 1 - found.length,
+          })),
+        );
+        if (found.length <= page.limit) {
+          // A short page: the matches ran out, or the walk read maxRows of them first.
+          const end = await this.database.get<{ id: number }>(SEARCH_REST_END_SQL, rest);
+          return { packages: found.map(toPackage), next: end && { tier: 3 as const, id: end.id } };
+        }
+      }
+      const packages = found.slice(0, page.limit);
+      return {
+        packages: packages.map(toPackage),
+        next: found.length > page.limit ? cursorOf(packages.at(-1)!) : undefined,
+      };
+    });
   }
 
   /** Every version of a package name in one index (its arch and noarch), newest upload first. */

@@ -199,7 +199,7 @@ ${sections.length > 0 ? sections : html`<p class="muted">No repository you may r
     // The first page only; `next` says there is more (or that the search stopped reading early).
     const found =
       text || q.repo
-        ? store.searchPage(text, repos, { libc: q.libc, arch: q.arch }, { limit: SEARCH_LIMIT })
+        ? await store.searchPage(text, repos, { libc: q.libc, arch: q.arch }, { limit: SEARCH_LIMIT })
         : { packages: [], next: undefined };
     const hits = found.packages;
     const rows = hits.map(
