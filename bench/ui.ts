@@ -402,7 +402,7 @@ export async function benchUi(): Promise<BenchResult> {
         sortedSearch(db, text, repos);
         sorted.push(performance.now() - t);
         t = performance.now();
-        rows = store.searchPage(text, repos, {}, { limit: 100 }).packages.length;
+        rows = (await store.searchPage(text, repos, {}, { limit: 100 })).packages.length;
         fts.push(performance.now() - t);
       }
       storeRuns.push({ text, like, sorted, fts, rows });

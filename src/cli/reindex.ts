@@ -51,7 +51,7 @@ export async function runReindex(args: string[], ctx: CliContext): Promise<numbe
       .filter((i) => repo === undefined || i.repo === repo)
       .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
     try {
-      if (repo !== undefined && keys.length === 0 && !services.store.getRepo(repo)) {
+      if (repo !== undefined && keys.length === 0 && !(await services.store.getRepo(repo))) {
         throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
       }
       await services.indexer.refresh(keys);

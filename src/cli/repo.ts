@@ -71,13 +71,14 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
   const name = repoName(positionals[0]);
   const maxUploadBytes = parseUploadLimit(values['max-upload-bytes']);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ db, store, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ database, store, audit }) => {
     const audited = cliAuditor(audit, 'repo.create', name);
     const settings = { private: values.private ?? false, maxUploadBytes };
     try {
-      // Immediate: the existence check and the insert see the same database state.
-      db.transaction(() => {
-        if (store.getRepo(name)) {
+      // One write transaction, taken before the read: the existence check and the insert see
+      // the same database state.
+      await database.transact(async () => {
+        if (await store.getRepo(name)) {
           throw new CliError(
             `repository '${name}' already exists; change it with 'reef repo set-visibility'`,
             1,
@@ -85,7 +86,7 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
           );
         }
         store.saveRepo(name, settings);
-      }).immediate();
+      });
     } catch (err) {
       audited.rejected(err);
       throw err;
@@ -106,8 +107,8 @@ async function listRepos(args: string[], ctx: CliContext): Promise<number> {
   if (values.help) return help(ctx);
   if (positionals.length > 0) throw usageError(`unexpected argument '${positionals[0]}'`);
   const config = configFromFlags(ctx, values);
-  const { repos, indexes } = await withLocalData(config, ctx.stderr, ({ store }) => ({
-    repos: store.listRepos(),
+  const { repos, indexes } = await withLocalData(config, ctx.stderr, async ({ store }) => ({
+    repos: await store.listRepos(),
     indexes: store.listIndexes().filter((i) => i.sha256),
   }));
   const json = repos.map((r) => ({
@@ -151,19 +152,19 @@ async function setVisibility(args: string[], ctx: CliContext): Promise<number> {
   }
   const name = repoName(rawName);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ db, store, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ database, store, audit }) => {
     const audited = cliAuditor(audit, 'repo.update', name);
     const isPrivate = visibility === 'private';
     try {
-      db.transaction(() => {
-        if (!store.getRepo(name)) {
+      await database.transact(async () => {
+        if (!(await store.getRepo(name))) {
           throw new AppError(
             'REPO_NOT_FOUND',
             `no repository named '${name}' (create it with 'reef repo create')`,
           );
         }
         store.saveRepo(name, { private: isPrivate });
-      }).immediate();
+      });
     } catch (err) {
       audited.rejected(err);
       throw err;

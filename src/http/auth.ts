@@ -130,8 +130,8 @@ export class Authenticator {
    * can tell a private repository from none (401 and 403 alike); with one, it
    * is then the route's 404.
    */
-  requireRead(request: FastifyRequest, repo: string): void {
-    const found = this.services.store.getRepo(repo);
+  async requireRead(request: FastifyRequest, repo: string): Promise<void> {
+    const found = await this.services.store.getRepo(repo);
     if (found && !found.private) return;
     this.require(request, repo, 'read');
   }
@@ -140,24 +140,18 @@ export class Authenticator {
    * Which repository names the caller may see: public repositories that
    * exist, and any name its token may read. Invalid credentials are a 401.
    */
-  readableNames(request: FastifyRequest): (repo: string) => boolean {
+  async readableNames(request: FastifyRequest): Promise<(repo: string) => boolean> {
     const token = this.identify(request);
     const open = new Set(
-      this.services.store
-        .listRepos()
-        .filter((r) => !r.private)
-        .map((r) => r.name),
+      (await this.services.store.listRepos()).filter((r) => !r.private).map((r) => r.name),
     );
     return (repo) => open.has(repo) || (token !== undefined && hasScope(token, repo, 'read'));
   }
 
   /** The repositories the caller may read, by name: what searches across repositories look in. */
-  readableRepos(request: FastifyRequest): string[] {
+  async readableRepos(request: FastifyRequest): Promise<string[]> {
     const token = this.identify(request);
-    return this.services.store
-      .listRepos()
-      .filter((r) => this.canRead(token, r))
-      .map((r) => r.name);
+    return (await this.services.store.listRepos()).filter((r) => this.canRead(token, r)).map((r) => r.name);
   }
 
   canRead(token: TokenInfo | undefined, repo: { name: string; private: boolean }): boolean {

@@ -45,10 +45,10 @@ export class Metrics {
   private readonly indexBuildDuration: Histogram<'repo' | 'libc' | 'arch'>;
   private readonly indexSize: Gauge<'repo' | 'libc' | 'arch'>;
   private readonly indexPackages: Gauge<'repo' | 'libc' | 'arch'>;
-  private usageOfThisScrape: RepoUsage[] | undefined;
+  private usageOfThisScrape: Promise<RepoUsage[]> | undefined;
 
   /** `packagesAndBytesByRepo` is called at scrape time (once per scrape), so keep it to one query. */
-  constructor(private readonly packagesAndBytesByRepo: () => RepoUsage[]) {
+  constructor(private readonly packagesAndBytesByRepo: () => RepoUsage[] | Promise<RepoUsage[]>) {
     const registers = [this.registry];
     this.httpRequests = new Counter({
       name: 'reef_http_requests_total',
@@ -100,9 +100,10 @@ export class Metrics {
       help: 'Packages stored, by repository',
       labelNames: ['repo'],
       registers,
-      collect() {
+      async collect() {
+        const rows = await usage();
         this.reset();
-        for (const u of usage()) this.set({ repo: u.repo }, u.packages);
+        for (const u of rows) this.set({ repo: u.repo }, u.packages);
       },
     });
     new Gauge({
@@ -110,9 +111,10 @@ export class Metrics {
       help: 'Bytes of package files stored, by repository (before deduplication of identical blobs)',
       labelNames: ['repo'],
       registers,
-      collect() {
+      async collect() {
+        const rows = await usage();
         this.reset();
-        for (const u of usage()) this.set({ repo: u.repo }, u.bytes);
+        for (const u of rows) this.set({ repo: u.repo }, u.bytes);
       },
     });
     collectDefaultMetrics({ register: this.registry });
@@ -123,12 +125,13 @@ export class Metrics {
   }
 
   /**
-   * One call per scrape for both gauges that need it: the registry runs every
-   * collect callback synchronously before awaiting any, so a microtask ends it.
+   * One call per scrape for both gauges that need it: the registry starts every
+   * collect callback before awaiting any, so a microtask ends it. Both gauges
+   * await the one promise (a failure fails the scrape, never reports zeros).
    */
-  private usage(): RepoUsage[] {
+  private usage(): Promise<RepoUsage[]> {
     if (!this.usageOfThisScrape) {
-      this.usageOfThisScrape = this.packagesAndBytesByRepo();
+      this.usageOfThisScrape = (async () => this.packagesAndBytesByRepo())();
       queueMicrotask(() => {
         this.usageOfThisScrape = undefined;
       });
@@ -210,13 +213,13 @@ function repoLabel(repo: string): string {
 export function registerMetrics(
   app: FastifyInstance,
   metrics: Metrics,
-  visibleTo: (request: FastifyRequest) => RepoVisibility,
+  visibleTo: (request: FastifyRequest) => RepoVisibility | Promise<RepoVisibility>,
 ): void {
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeHttp(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   });
   app.get('/metrics', async (request, reply) => {
-    const text = await metrics.scrape(visibleTo(request));
+    const text = await metrics.scrape(await visibleTo(request));
     return reply.type(metrics.registry.contentType).send(text);
   });
 }

@@ -161,9 +161,9 @@ export class AdvisoryService {
    * naming reef's download URLs (`{{urlprefix}}/{{reponame}}/<libc>/{{arch}}/…`
    * is where a package is), for the arches the libc has indexes for.
    */
-  secdb(repo: string, libc: string, baseUrl: string): Feed {
+  async secdb(repo: string, libc: string, baseUrl: string): Promise<Feed> {
     validateRepo(repo, libc);
-    this.packages.requireRepo(repo);
+    await this.packages.requireRepo(repo);
     const archs = this.packages.archesOf(repo, libc as Libc).filter((a) => a !== 'noarch');
     // One entry per repository and libc: a request with another base URL or arch set replaces it.
     return this.feeds.get(
@@ -188,9 +188,9 @@ export class AdvisoryService {
    * The repository's advisories as OSV records, by id (built once per
    * generation). Needs the repository's distro to name an OSV ecosystem.
    */
-  osv(repo: string): Feed & { records: Array<Record<string, unknown>> } {
+  async osv(repo: string): Promise<Feed & { records: Array<Record<string, unknown>> }> {
     validateRepo(repo, 'glibc');
-    const target = osvTarget(repo, this.packages.requireRepo(repo).distro);
+    const target = osvTarget(repo, (await this.packages.requireRepo(repo)).distro);
     return this.osvExports.get(
       repo,
       this.advisories.generation(repo),
@@ -206,12 +206,12 @@ export class AdvisoryService {
    * `…/<name>-<version>.apk.openvex.json`: the package's statements, from the
    * advisories of its source package; undefined when none says anything.
    */
-  packageVex(key: IndexKey, pkgId: number, url: string): Feed | undefined {
-    const pkg = this.packages.getById(pkgId);
+  async packageVex(key: IndexKey, pkgId: number, url: string): Promise<Feed | undefined> {
+    const pkg = await this.packages.getById(pkgId);
     if (!pkg) return undefined;
     const doc = this.advisories.get(key.repo, pkg.origin || pkg.name);
     if (!doc) return undefined;
-    const distro = this.packages.getRepo(key.repo)?.distro;
+    const distro = (await this.packages.getRepo(key.repo))?.distro;
     const at = this.advisories.generation(key.repo);
     const vex = packageVex({
       id: url,

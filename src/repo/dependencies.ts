@@ -35,17 +35,22 @@ const RELATION_LIMIT = 1000;
  * dependencies. Other indexes a client also configures may satisfy what is
  * missing here, so an unresolved name is not an error.
  */
-export function resolveRelations(store: PackageStore, key: IndexKey, pkg: StoredPackage): PackageRelations {
-  const depends = pkg.depends.map((token): ResolvedDependency => {
+export async function resolveRelations(
+  store: PackageStore,
+  key: IndexKey,
+  pkg: StoredPackage,
+): Promise<PackageRelations> {
+  const depends: ResolvedDependency[] = [];
+  for (const token of pkg.depends) {
     const dep = parseDependency(token);
-    return {
+    depends.push({
       token,
       name: dep.name,
       conflict: dep.conflict,
-      providers: dep.conflict ? [] : newestOfEach(store.providersOf(key, dep.name, RELATION_LIMIT)),
-    };
-  });
-  const found = store.dependentsOf(key, [pkg.name, ...relationNames(pkg.provides)], RELATION_LIMIT);
+      providers: dep.conflict ? [] : newestOfEach(await store.providersOf(key, dep.name, RELATION_LIMIT)),
+    });
+  }
+  const found = await store.dependentsOf(key, [pkg.name, ...relationNames(pkg.provides)], RELATION_LIMIT);
   return {
     depends,
     dependents: newestOfEach(found.packages.filter((p) => p.name !== pkg.name)),

@@ -94,7 +94,7 @@ async function readStoredApk(deps: FileListDeps, pkg: StoredPackage): Promise<Ap
       limits: { maxCompressedBytes: pkg.size },
     });
   } catch (err) {
-    if (deps.store.getById(pkg.id)?.sha256 !== pkg.sha256) throw packageGone(pkg);
+    if ((await deps.store.getById(pkg.id))?.sha256 !== pkg.sha256) throw packageGone(pkg);
     // Accepted when published, refused by today's parser (a rule added since) or unreadable.
     throw new AppError(
       'PACKAGE_FILES_UNREADABLE',

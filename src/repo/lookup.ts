@@ -6,13 +6,13 @@ import type { IndexKey, PackageStore, StoredPackage } from '../store/package-sto
  * every arch's index and downloads under every arch, so `…/x86_64/<name>/<version>`
  * finds it too, as apk would; its own path is `…/noarch/…`.
  */
-export function requirePublishedPackage(
+export async function requirePublishedPackage(
   store: PackageStore,
   key: IndexKey,
   name: string,
   version: string,
-): StoredPackage {
-  const pkg = store.findListed(key, name, version);
+): Promise<StoredPackage> {
+  const pkg = await store.findListed(key, name, version);
   if (!pkg || pkg.publishedAt === undefined) {
     throw new AppError(
       'PACKAGE_NOT_FOUND',

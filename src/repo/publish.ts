@@ -135,7 +135,7 @@ export async function publishPackage(
       apk,
       uploaded: extras.sbom,
       namespaceBase: deps.sbomNamespace,
-      distro: deps.store.getRepo(repo)?.distro,
+      distro: (await deps.store.getRepo(repo))?.distro,
       now: new Date(),
       blobs: deps.blobs,
       parser: deps.sbomParser,
@@ -223,7 +223,7 @@ export async function publishPackage(
     const failure = await takeBack(deps, result.pkg, err);
     if (failure !== undefined) throw failure;
   }
-  const pkg = deps.store.find(key, p.name, p.version) ?? result.pkg;
+  const pkg = (await deps.store.find(key, p.name, p.version)) ?? result.pkg;
   return { outcome: 'created', pkg, warnings: apk.warnings };
 
   function insertPackage() {
@@ -315,7 +315,7 @@ async function finishExisting(
     await deps.indexer.refresh(deps.store.indexesListing(existing));
     return {
       outcome: 'exists',
-      pkg: deps.store.find(existing, existing.name, existing.version) ?? existing,
+      pkg: (await deps.store.find(existing, existing.name, existing.version)) ?? existing,
       warnings: [],
     };
   }
@@ -345,7 +345,7 @@ export async function deletePackage(
   const indexKey: IndexKey = { ...key, libc: key.libc };
   const removed = deps.store.remove(indexKey, name, version);
   if (!removed) {
-    const noarch = key.arch !== 'noarch' && deps.store.findListed(indexKey, name, version);
+    const noarch = key.arch !== 'noarch' && (await deps.store.findListed(indexKey, name, version));
     throw new AppError(
       'PACKAGE_NOT_FOUND',
       noarch
@@ -430,7 +430,7 @@ export async function attachProvenance(
   bytes: Buffer,
 ): Promise<{ outcome: 'created' | 'exists'; pkg: StoredPackage }> {
   validateRepo(key.repo, key.libc);
-  const pkg = requirePublishedPackage(deps.store, key, name, version);
+  const pkg = await requirePublishedPackage(deps.store, key, name, version);
   const provenance = await deps.provenance.evaluate(key.repo, bytes, subjectOf(pkg));
   return deps.locks.run(`provenance:${pkg.id}`, async () => {
     const existing = deps.store.getProvenance(pkg.id);
@@ -473,7 +473,7 @@ export async function attachSbom(
 ): Promise<{ pkg: StoredPackage; sbom: { format: SbomFormat; specVersion: string; sha256: string } }> {
   try {
     validateRepo(key.repo, key.libc);
-    const pkg = requirePublishedPackage(deps.store, key, name, version);
+    const pkg = await requirePublishedPackage(deps.store, key, name, version);
     // Parsed off the event loop, from the temp blob (src/repo/sbom-parser.ts).
     const parsed = await deps.sbomParser.parse(sent.temp.path, { sent: true });
     checkDescribes(parsed, { name: pkg.name, version: pkg.version });

@@ -131,15 +131,17 @@ export class VulnerabilityService {
   }
 
   /** The repositories among `readable` whose distro is `ecosystem` (apk records apply to those). */
-  private reposOf(ecosystem: string, readable: readonly string[]): string[] {
-    return readable.filter((name) => {
-      const repo = this.packages.getRepo(name);
+  private async reposOf(ecosystem: string, readable: readonly string[]): Promise<string[]> {
+    const repos: string[] = [];
+    for (const name of readable) {
+      const repo = await this.packages.getRepo(name);
       try {
-        return osvTarget(name, repo?.distro).ecosystem === ecosystem;
+        if (osvTarget(name, repo?.distro).ecosystem === ecosystem) repos.push(name);
       } catch {
-        return false;
+        // No OSV ecosystem for this repository: apk records do not apply to it.
       }
-    });
+    }
+    return repos;
   }
 
   /**
@@ -212,17 +214,17 @@ export class VulnerabilityService {
    * repositories, one page at a time: matches and the components reef could
    * not evaluate. Withdrawn records are listed and match nothing.
    */
-  affectedBy(
+  async affectedBy(
     name: string,
     readable: readonly string[],
     page: { limit: number; after?: MatchCursor; maxRows?: number },
-  ): {
+  ): Promise<{
     records: string[];
     withdrawn: string[];
     matches: Match[];
     notEvaluated: NotEvaluated[];
     next: MatchCursor | undefined;
-  } {
+  }> {
     const all = this.records.byName(name);
     if (all.length === 0) {
       throw new AppError('ADVISORY_NOT_FOUND', `no uploaded OSV record is known as ${name.slice(0, 200)}`);
@@ -251,10 +253,10 @@ export class VulnerabilityService {
       const room = page.limit - out.matches.length - out.notEvaluated.length;
       if (room <= 0 || budget <= 0) return result({ query: q, ...resume });
       if (isApkEcosystem(affected.package.ecosystem)) {
-        const repos = this.reposOf(affected.package.ecosystem, readable);
+        const repos = await this.reposOf(affected.package.ecosystem, readable);
         let after = resume?.packageId ?? 0;
         for (;;) {
-          const batch = this.packages.byOrigin(affected.package.name, repos, 500, after);
+          const batch = await this.packages.byOrigin(affected.package.name, repos, 500, after);
           for (const p of batch) {
             budget--;
             this.record(out, evaluate(affected, p.version), found, p);
@@ -295,7 +297,7 @@ export class VulnerabilityService {
   }
 
   /** The reverse view: every uploaded vulnerability one package's SBOM or source package falls under. */
-  forPackage(pkg: StoredPackage): { matches: Match[]; notEvaluated: NotEvaluated[] } {
+  async forPackage(pkg: StoredPackage): Promise<{ matches: Match[]; notEvaluated: NotEvaluated[] }> {
     const components = this.sboms.componentsOf(pkg.id);
     const byKey = new Map<string, SbomComponent[]>();
     for (const c of components) {
@@ -304,9 +306,10 @@ export class VulnerabilityService {
       byKey.set(key, [...(byKey.get(key) ?? []), c]);
     }
     const origin = pkg.origin || pkg.name;
+    const distro = (await this.packages.getRepo(pkg.repo))?.distro;
     const ecosystem = (() => {
       try {
-        return osvTarget(pkg.repo, this.packages.getRepo(pkg.repo)?.distro).ecosystem;
+        return osvTarget(pkg.repo, distro).ecosystem;
       } catch {
         return undefined;
       }

@@ -339,6 +339,8 @@ const searchNamesSql = (repoCount: number) =>
  */
 const SHARED_ARCH_SQL = "(? = 'noarch' OR arch = ? OR arch = 'noarch')";
 
+const REPO_SQL = 'SELECT * FROM repos WHERE name = ?';
+
 export class PackageStore {
   private readonly stmt: (sql: string) => Statement;
   private readonly changeListeners: Array<(changes: IndexChange[]) => void> = [];
@@ -367,25 +369,27 @@ export class PackageStore {
     for (const l of this.changeListeners) l(changes);
   }
 
-  getById(id: number): StoredPackage | undefined {
-    const row = this.stmt('SELECT * FROM packages WHERE id = ?').get(id) as PackageRow | undefined;
+  async getById(id: number): Promise<StoredPackage | undefined> {
+    const row = await this.database.get<PackageRow>('SELECT * FROM packages WHERE id = ?', [id]);
     return row && toPackage(row);
   }
 
-  find(key: IndexKey, name: string, version: string): StoredPackage | undefined {
-    const row = this.stmt(
+  async find(key: IndexKey, name: string, version: string): Promise<StoredPackage | undefined> {
+    const row = await this.database.get<PackageRow>(
       'SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?',
-    ).get(key.repo, key.libc, key.arch, name, version) as PackageRow | undefined;
+      [key.repo, key.libc, key.arch, name, version],
+    );
     return row && toPackage(row);
   }
 
   /** The package listed as `name`-`version` in `key`'s index: its own arch's, else a noarch one. */
-  findListed(key: IndexKey, name: string, version: string): StoredPackage | undefined {
+  async findListed(key: IndexKey, name: string, version: string): Promise<StoredPackage | undefined> {
     // Chosen here rather than by ORDER BY, as in findPublishedFile.
-    const rows = this.stmt(
+    const rows = await this.database.all<PackageRow>(
       `SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND version = ?
        AND (arch = ? OR arch = 'noarch')`,
-    ).all(key.repo, key.libc, name, version, key.arch) as PackageRow[];
+      [key.repo, key.libc, name, version, key.arch],
+    );
     const row = rows.find((r) => r.arch !== 'noarch') ?? rows[0];
     return row && toPackage(row);
   }
@@ -424,39 +428,42 @@ export class PackageStore {
   }
 
   /** Deleted versions of a repository's libc, reserved to their bytes; paged by (name, version, arch). */
-  listDeletedVersions(
+  async listDeletedVersions(
     repo: string,
     libc: Libc,
     limit: number,
     after?: { name: string; version: string; arch: string },
-  ): DeletedVersion[] {
+  ): Promise<DeletedVersion[]> {
     const rows = after
-      ? this.stmt(
+      ? await this.database.all<DeletedVersionRow>(
           `SELECT * FROM deleted_versions WHERE repo = ? AND libc = ? AND (name, version, arch) > (?, ?, ?)
            ORDER BY name, version, arch LIMIT ?`,
-        ).all(repo, libc, after.name, after.version, after.arch, limit)
-      : this.stmt(
+          [repo, libc, after.name, after.version, after.arch, limit],
+        )
+      : await this.database.all<DeletedVersionRow>(
           'SELECT * FROM deleted_versions WHERE repo = ? AND libc = ? ORDER BY name, version, arch LIMIT ?',
-        ).all(repo, libc, limit);
-    return (rows as DeletedVersionRow[]).map(toDeletedVersion);
+          [repo, libc, limit],
+        );
+    return rows.map(toDeletedVersion);
   }
 
   /** A published package file as apk requests it: under its own arch, or noarch under any arch. */
-  findPublishedFile(key: IndexKey, filename: string): PackageFile | undefined {
+  async findPublishedFile(key: IndexKey, filename: string): Promise<PackageFile | undefined> {
     // The arch's own build before a noarch one (one slot holds at most one of them since
     // migration 0008; older data may hold both). Chosen here, not by ORDER BY: a sort makes
     // SQLite build a temp B-tree, which costs ~60 µs a query in better-sqlite3 13's SQLite
     // 3.54 (BENCHMARKS.md, "Node 24"), on the path of every package download.
-    const rows = this.stmt(
-      `SELECT id, sha256, size, uploaded_at, arch FROM packages WHERE repo = ? AND libc = ? AND filename = ?
-       AND published_at IS NOT NULL AND (arch = ? OR arch = 'noarch')`,
-    ).all(key.repo, key.libc, filename, key.arch) as Array<{
+    const rows = await this.database.all<{
       id: number;
       sha256: string;
       size: number;
       uploaded_at: number;
       arch: string;
-    }>;
+    }>(
+      `SELECT id, sha256, size, uploaded_at, arch FROM packages WHERE repo = ? AND libc = ? AND filename = ?
+       AND published_at IS NOT NULL AND (arch = ? OR arch = 'noarch')`,
+      [key.repo, key.libc, filename, key.arch],
+    );
     const row = rows.find((r) => r.arch !== 'noarch') ?? rows[0];
     return row && { id: row.id, sha256: row.sha256, size: row.size, uploadedAt: row.uploaded_at };
   }
@@ -639,21 +646,22 @@ export class PackageStore {
   }
 
   /** Published packages of an index, by name then id, paged by `after` (an id). */
-  listPublished(key: IndexKey, limit: number, afterId = 0): StoredPackage[] {
+  async listPublished(key: IndexKey, limit: number, afterId = 0): Promise<StoredPackage[]> {
     // Two id-ordered range scans merged (packages_by_index_id), not a sort of the whole index per page.
-    const rows = (
+    const rows =
       key.arch === 'noarch'
-        ? this.stmt(
+        ? await this.database.all<PackageRow>(
             `SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = 'noarch'
                AND published_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
-          ).all(key.repo, key.libc, afterId, limit)
-        : this.stmt(
+            [key.repo, key.libc, afterId, limit],
+          )
+        : await this.database.all<PackageRow>(
             `SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND published_at IS NOT NULL AND id > ?
              UNION ALL
              SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = 'noarch' AND published_at IS NOT NULL AND id > ?
              ORDER BY id LIMIT ?`,
-          ).all(key.repo, key.libc, key.arch, afterId, key.repo, key.libc, afterId, limit)
-    ) as PackageRow[];
+            [key.repo, key.libc, key.arch, afterId, key.repo, key.libc, afterId, limit],
+          );
     return rows.map(toPackage);
   }
 
@@ -744,13 +752,16 @@ export class PackageStore {
    *
    * A page may end short with a cursor when the filters keep few of the
    * matches (`maxRows`, default MAX_SEARCH_ROWS): the caller asks again from it.
+   *
+   * A page's queries read one snapshot: other requests run while each is
+   * awaited, and a publish between them would move a short page's cursor.
    */
-  searchPage(
+  async searchPage(
     text: string,
     repos: readonly string[],
     filter: { libc?: string; arch?: string },
     page: { limit: number; after?: SearchCursor; maxRows?: number },
-  ): { packages: StoredPackage[]; next: SearchCursor | undefined } {
+  ): Promise<{ packages: StoredPackage[]; next: SearchCursor | undefined }> {
     if (repos.length === 0) return { packages: [], next: undefined };
     // A NUL cannot be in a stored field, and ends an FTS5 string early (a syntax error).
     const needle = text.replaceAll('\0', '');
@@ -775,83 +786,85 @@ export class PackageStore {
       row.search_tier === 3
         ? { tier: 3, id: row.id }
         : { tier: row.search_tier as 0 | 1 | 2, name: row.name, id: row.id };
-    const found: Row[] = [];
-    if (after === undefined || after.tier !== 3) {
-      const sql = indexed ? searchNamesIndexedSql(repos.length) : searchNamesSql(repos.length);
-      found.push(
-        ...(this.stmt(sql).all({
-          ...args,
-          afterTier: after?.tier ?? null,
-          afterName: after?.name ?? null,
-          afterId: after?.id ?? null,
-          limit: page.limit + 1,
-        }) as Row[]),
-      );
-    }
-    if (indexed && found.length <= page.limit) {
-      const rest = {
-        match: phrase,
-        afterId: after?.tier === 3 ? after.id : Number.MAX_SAFE_INTEGER,
-        maxRows: page.maxRows ?? MAX_SEARCH_ROWS,
-      };
-      found.push(
-        ...(this.stmt(searchRestSql(repos.length)).all({
-          ...args,
-          ...rest,
-          limit: page.limit + 1 - found.length,
-        }) as Row[]),
-      );
-      if (found.length <= page.limit) {
-        // A short page: the matches ran out, or the walk read maxRows of them first.
-        const end = this.stmt(SEARCH_REST_END_SQL).get(rest) as { id: number } | undefined;
-        return { packages: found.map(toPackage), next: end && { tier: 3, id: end.id } };
+    return this.database.read(async () => {
+      const found: Row[] = [];
+      if (after === undefined || after.tier !== 3) {
+        const sql = indexed ? searchNamesIndexedSql(repos.length) : searchNamesSql(repos.length);
+        found.push(
+          ...(await this.database.all<Row>(sql, {
+            ...args,
+            afterTier: after?.tier ?? null,
+            afterName: after?.name ?? null,
+            afterId: after?.id ?? null,
+            limit: page.limit + 1,
+          })),
+        );
       }
-    }
-    const packages = found.slice(0, page.limit);
-    return {
-      packages: packages.map(toPackage),
-      next: found.length > page.limit ? cursorOf(packages.at(-1)!) : undefined,
-    };
+      if (indexed && found.length <= page.limit) {
+        const rest = {
+          match: phrase,
+          afterId: after?.tier === 3 ? after.id : Number.MAX_SAFE_INTEGER,
+          maxRows: page.maxRows ?? MAX_SEARCH_ROWS,
+        };
+        found.push(
+          ...(await this.database.all<Row>(searchRestSql(repos.length), {
+            ...args,
+            ...rest,
+            limit: page.limit + 1 - found.length,
+          })),
+        );
+        if (found.length <= page.limit) {
+          // A short page: the matches ran out, or the walk read maxRows of them first.
+          const end = await this.database.get<{ id: number }>(SEARCH_REST_END_SQL, rest);
+          return { packages: found.map(toPackage), next: end && { tier: 3 as const, id: end.id } };
+        }
+      }
+      const packages = found.slice(0, page.limit);
+      return {
+        packages: packages.map(toPackage),
+        next: found.length > page.limit ? cursorOf(packages.at(-1)!) : undefined,
+      };
+    });
   }
 
   /** Every version of a package name in one index (its arch and noarch), newest upload first. */
-  versionsOf(key: IndexKey, name: string): StoredPackage[] {
-    return (
-      this.stmt(
-        `SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND (arch = ? OR arch = 'noarch')
-         AND published_at IS NOT NULL ORDER BY uploaded_at DESC, id DESC LIMIT 200`,
-      ).all(key.repo, key.libc, name, key.arch) as PackageRow[]
-    ).map(toPackage);
+  async versionsOf(key: IndexKey, name: string): Promise<StoredPackage[]> {
+    const rows = await this.database.all<PackageRow>(
+      `SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND (arch = ? OR arch = 'noarch')
+       AND published_at IS NOT NULL ORDER BY uploaded_at DESC, id DESC LIMIT 200`,
+      [key.repo, key.libc, name, key.arch],
+    );
+    return rows.map(toPackage);
   }
 
   /**
    * Published packages of one index (its arch and noarch) named `name` or
    * providing it: what apk may install for a dependency on `name`.
    */
-  providersOf(key: IndexKey, name: string, limit: number): StoredPackage[] {
-    return (
-      this.stmt(
-        `SELECT * FROM packages WHERE id IN (
-           SELECT id FROM packages WHERE repo = ? AND libc = ? AND name = ? AND (arch = ? OR arch = 'noarch')
-           UNION
-           SELECT package_id FROM package_relations WHERE name = ? AND kind = 'provides')
-         AND repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch') AND published_at IS NOT NULL
-         LIMIT ?`,
-      ).all(key.repo, key.libc, name, key.arch, name, key.repo, key.libc, key.arch, limit) as PackageRow[]
-    ).map(toPackage);
+  async providersOf(key: IndexKey, name: string, limit: number): Promise<StoredPackage[]> {
+    const rows = await this.database.all<PackageRow>(
+      `SELECT * FROM packages WHERE id IN (
+         SELECT id FROM packages WHERE repo = ? AND libc = ? AND name = ? AND (arch = ? OR arch = 'noarch')
+         UNION
+         SELECT package_id FROM package_relations WHERE name = ? AND kind = 'provides')
+       AND repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch') AND published_at IS NOT NULL
+       LIMIT ?`,
+      [key.repo, key.libc, name, key.arch, name, key.repo, key.libc, key.arch, limit],
+    );
+    return rows.map(toPackage);
   }
 
   /**
    * Published packages of one index (its arch and noarch) that depend on any
    * of `names` (a package's name and what it provides), at most `limit`.
    */
-  dependentsOf(
+  async dependentsOf(
     key: IndexKey,
     names: readonly string[],
     limit: number,
-  ): { packages: StoredPackage[]; truncated: boolean } {
+  ): Promise<{ packages: StoredPackage[]; truncated: boolean }> {
     const seen = new Set<number>();
-    const rows = this.stmt(
+    const rows = await this.database.all<PackageRow>(
       // Driven from the relation rows without a sort, so the scan stops at the limit.
       // CROSS JOIN keeps package_relations the outer loop (sqlite.org/optoverview.html, "Manual
       // Control Of Query Plans Using CROSS JOIN"): driven from the packages side, the planner
@@ -860,7 +873,8 @@ export class PackageStore {
        WHERE r.name IN (SELECT value FROM json_each(?)) AND r.kind = 'depends'
        AND p.repo = ? AND p.libc = ? AND (p.arch = ? OR p.arch = 'noarch') AND p.published_at IS NOT NULL
        LIMIT ?`,
-    ).all(JSON.stringify(names), key.repo, key.libc, key.arch, limit) as PackageRow[];
+      [JSON.stringify(names), key.repo, key.libc, key.arch, limit],
+    );
     return {
       // A package depending on two of the names comes twice.
       packages: rows.filter((row) => !seen.has(row.id) && seen.add(row.id)).map(toPackage),
@@ -870,19 +884,26 @@ export class PackageStore {
   }
 
   /** Published packages built from source package `origin`, in `repos`, paged by id. */
-  byOrigin(origin: string, repos: readonly string[], limit: number, afterId = 0): StoredPackage[] {
-    const rows = this.stmt(
+  async byOrigin(
+    origin: string,
+    repos: readonly string[],
+    limit: number,
+    afterId = 0,
+  ): Promise<StoredPackage[]> {
+    const rows = await this.database.all<PackageRow>(
       `SELECT * FROM packages WHERE origin = ? AND id > ? AND published_at IS NOT NULL
        AND repo IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`,
-    ).all(origin, afterId, JSON.stringify(repos), limit) as PackageRow[];
+      [origin, afterId, JSON.stringify(repos), limit],
+    );
     return rows.map(toPackage);
   }
 
   /** Published packages of a whole repository (every libc and arch), paged by id. */
-  listPublishedInRepo(repo: string, limit: number, afterId = 0): StoredPackage[] {
-    const rows = this.stmt(
+  async listPublishedInRepo(repo: string, limit: number, afterId = 0): Promise<StoredPackage[]> {
+    const rows = await this.database.all<PackageRow>(
       'SELECT * FROM packages WHERE repo = ? AND published_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?',
-    ).all(repo, afterId, limit) as PackageRow[];
+      [repo, afterId, limit],
+    );
     return rows.map(toPackage);
   }
 
@@ -1084,25 +1105,31 @@ export class PackageStore {
   }
 
   /** Packages and bytes stored per repository (metrics; one query per scrape). */
-  usageByRepo(): Array<{ repo: string; packages: number; bytes: number }> {
-    return this.stmt(
+  async usageByRepo(): Promise<Array<{ repo: string; packages: number; bytes: number }>> {
+    return this.database.all<{ repo: string; packages: number; bytes: number }>(
       'SELECT repo, COUNT(*) AS packages, COALESCE(SUM(size), 0) AS bytes FROM packages GROUP BY repo ORDER BY repo',
-    ).all() as Array<{ repo: string; packages: number; bytes: number }>;
+    );
   }
 
-  listRepos(): RepoInfo[] {
-    return (this.stmt('SELECT * FROM repos ORDER BY name').all() as RepoRow[]).map(toRepo);
+  async listRepos(): Promise<RepoInfo[]> {
+    return (await this.database.all<RepoRow>('SELECT * FROM repos ORDER BY name')).map(toRepo);
   }
 
   /** The repository, or REPO_NOT_FOUND. */
-  requireRepo(name: string): RepoInfo {
-    const repo = this.getRepo(name);
+  async requireRepo(name: string): Promise<RepoInfo> {
+    const repo = await this.getRepo(name);
     if (!repo) throw new AppError('REPO_NOT_FOUND', `no repository named '${name}'`);
     return repo;
   }
 
-  getRepo(name: string): RepoInfo | undefined {
-    const row = this.stmt('SELECT * FROM repos WHERE name = ?').get(name) as RepoRow | undefined;
+  async getRepo(name: string): Promise<RepoInfo | undefined> {
+    const row = await this.database.get<RepoRow>(REPO_SQL, [name]);
+    return row && toRepo(row);
+  }
+
+  /** getRepo for saveRepo's synchronous transaction, on the same connection. */
+  private getRepoSync(name: string): RepoInfo | undefined {
+    const row = this.stmt(REPO_SQL).get(name) as RepoRow | undefined;
     return row && toRepo(row);
   }
 
@@ -1127,7 +1154,7 @@ export class PackageStore {
           name,
         );
       }
-      return this.getRepo(name)!;
+      return this.getRepoSync(name)!;
     })();
   }
 }

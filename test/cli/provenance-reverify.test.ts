@@ -77,7 +77,8 @@ test('provenance reverify: what a policy could not verify at publish is verified
     const late = '/main/musl/x86_64/late-1.0-r0.apk';
     const firstRecord = await api(server, `${late}.publish.json`);
     const firstRecordSha = server.services.store.getAttestation(
-      server.services.store.find({ repo: 'main', libc: 'musl', arch: 'x86_64' }, 'late', '1.0-r0')!.id,
+      (await server.services.store.find({ repo: 'main', libc: 'musl', arch: 'x86_64' }, 'late', '1.0-r0'))!
+        .id,
     )!.sha256;
     await server.close();
 

@@ -243,7 +243,7 @@ test('an index that cannot be written: the publish fails, its row and blobs are 
     const apk = await buildApk({ name: 'blocked', version: '1.0-r0', arch: 'aarch64', depends: [] });
     const res = await publish(server, 'full', 'musl', apk);
     assert.equal(res.status, 500, JSON.stringify(res.json));
-    const pkg = server.services.store.find(
+    const pkg = await server.services.store.find(
       { repo: 'full', libc: 'musl', arch: 'aarch64' },
       'blocked',
       '1.0-r0',

@@ -44,7 +44,7 @@ describe('package file lists (HTTP)', () => {
     assert.equal(res.status, 201, JSON.stringify(res.json));
     return {
       apk,
-      id: server.services.store.find({ repo, libc: 'musl', arch: 'x86_64' }, name, '1.0-r0')!.id,
+      id: (await server.services.store.find({ repo, libc: 'musl', arch: 'x86_64' }, name, '1.0-r0'))!.id,
     };
   };
   const rowCounts = (id: number) => ({
@@ -194,7 +194,7 @@ describe('package file lists (HTTP)', () => {
       files: [{ name: 'usr/x' }],
     });
     forgetList(id);
-    const sha256 = server.services.store.getById(id)!.sha256;
+    const sha256 = (await server.services.store.getById(id))!.sha256;
     const blob = join(server.dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
     const original = readFileSync(blob);
     writeFileSync(blob, other);
@@ -246,7 +246,7 @@ describe('package file lists (HTTP)', () => {
       fileLists.save = save;
     }
     assert.equal(
-      server.services.store.find({ repo: 'main', libc: 'musl', arch: 'x86_64' }, 'atomic', '1.0-r0'),
+      await server.services.store.find({ repo: 'main', libc: 'musl', arch: 'x86_64' }, 'atomic', '1.0-r0'),
       undefined,
     );
     assert.equal((await get('/api/v1/packages/main/musl/x86_64/atomic/1.0-r0')).status, 404);

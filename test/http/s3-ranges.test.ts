@@ -82,10 +82,10 @@ describe('ranges of a package in an object store', { skip: needsS3.skip }, () =>
 
   test('an object written again is verified again, and refused when it is not the package', async () => {
     const s3 = server.services.config.s3!;
-    const sha256 = server.services.store.findPublishedFile(
+    const sha256 = (await server.services.store.findPublishedFile(
       { repo: 'main', libc: 'musl', arch: 'x86_64' },
       'big-1.0-r0.apk',
-    )!.sha256;
+    ))!.sha256;
     const client = new S3Client({
       region: s3.region,
       endpoint: s3.endpoint,

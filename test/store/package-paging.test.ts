@@ -13,10 +13,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const pkg = (name: string, arch: string) => newPackage(name, '1.0-r0', arch);
 
-test('paging by id returns every published package of an index once, noarch included, in id order', () => {
+test('paging by id returns every published package of an index once, noarch included, in id order', async () => {
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
-  const store = new PackageStore(SqliteDatabase.over(db), ['x86_64', 'aarch64']);
+  const database = SqliteDatabase.over(db);
+  const store = new PackageStore(database, ['x86_64', 'aarch64']);
   const arches = ['x86_64', 'aarch64', 'noarch'];
   for (let i = 0; i < 60; i++) store.insert(pkg(`p${i}`, arches[i % 3]!));
   store.insert(pkg('other-repo', 'x86_64'));
@@ -38,7 +39,7 @@ test('paging by id returns every published package of an index once, noarch incl
       const seen: number[] = [];
       let after = 0;
       for (;;) {
-        const page = store.listPublished(key, limit, after);
+        const page = await store.listPublished(key, limit, after);
         seen.push(...page.map((p) => p.id));
         if (page.length < limit) break;
         after = page.at(-1)!.id;
@@ -46,5 +47,5 @@ test('paging by id returns every published package of an index once, noarch incl
       assert.deepEqual(seen, expected, `${arch}, pages of ${limit}`);
     }
   }
-  db.close();
+  await database.close();
 });

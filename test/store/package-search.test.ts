@@ -17,16 +17,17 @@ const MIGRATIONS = fileURLToPath(new URL('../../migrations/', import.meta.url));
 function openStore(name: string) {
   const db = openDb(join(dir, name));
   migrate(db, MIGRATIONS);
-  return { db, store: new PackageStore(SqliteDatabase.over(db), ['x86_64']) };
+  const database = SqliteDatabase.over(db);
+  return { db, database, store: new PackageStore(database, ['x86_64']) };
 }
 
 /** The first page of a search, as the web interface asks for it. */
-function search(store: PackageStore, text: string, repos: string[], filter: object, limit: number) {
-  return store.searchPage(text, repos, filter, { limit }).packages;
+async function search(store: PackageStore, text: string, repos: string[], filter: object, limit: number) {
+  return (await store.searchPage(text, repos, filter, { limit })).packages;
 }
 
 /** Every page of a search, `limit` at a time, through the cursors. */
-function allPages(
+async function allPages(
   store: PackageStore,
   text: string,
   repos: string[],
@@ -37,7 +38,7 @@ function allPages(
   const seen: StoredPackage[] = [];
   let after: SearchCursor | undefined;
   do {
-    const page = store.searchPage(text, repos, filter, { limit, after, maxRows });
+    const page = await store.searchPage(text, repos, filter, { limit, after, maxRows });
     assert.ok(page.packages.length <= limit);
     seen.push(...page.packages);
     after = page.next;
@@ -78,8 +79,8 @@ function expected(
   return hits.map((h) => h.id);
 }
 
-test('search agrees with an oracle: tiers, their order, filters, only published, every page size', () => {
-  const { db, store } = openStore('oracle.db');
+test('search agrees with an oracle: tiers, their order, filters, only published, every page size', async () => {
+  const { db, database, store } = openStore('oracle.db');
   const random = prng(5);
   const letters = 'abcAB-:.';
   const word = (n: number) =>
@@ -100,10 +101,10 @@ test('search agrees with an oracle: tiers, their order, filters, only published,
   }
   // Published: all but every 5th (uploads whose index is not written yet).
   db.prepare('UPDATE packages SET published_at = 1 WHERE id % 5 != 0').run();
-  const rows = db
-    .prepare('SELECT id FROM packages')
-    .all()
-    .map((r) => store.getById((r as { id: number }).id)!);
+  const rows: StoredPackage[] = [];
+  for (const r of db.prepare('SELECT id FROM packages').all() as Array<{ id: number }>) {
+    rows.push((await store.getById(r.id))!);
+  }
   const queries = [
     '',
     'a',
@@ -134,7 +135,7 @@ test('search agrees with an oracle: tiers, their order, filters, only published,
       const want = expected(rows, text, repos, filter);
       for (const limit of [1, 4, 1000]) {
         assert.deepEqual(
-          allPages(store, text, repos, limit, filter),
+          await allPages(store, text, repos, limit, filter),
           want,
           `"${text}" ${JSON.stringify(filter)} /${limit}`,
         );
@@ -142,25 +143,25 @@ test('search agrees with an oracle: tiers, their order, filters, only published,
       // A walk of tier 3 cut short after a few matches read: short pages, the same results.
       for (const maxRows of [1, 3]) {
         assert.deepEqual(
-          allPages(store, text, repos, 4, filter, maxRows),
+          await allPages(store, text, repos, 4, filter, maxRows),
           want,
           `"${text}" ${JSON.stringify(filter)} /4, ${maxRows} rows read at most`,
         );
       }
     }
   }
-  db.close();
+  await database.close();
 });
 
-test('unpublished and deleted packages are not found; the index follows publish and delete', () => {
-  const { db, store } = openStore('sync.db');
+test('unpublished and deleted packages are not found; the index follows publish and delete', async () => {
+  const { db, database, store } = openStore('sync.db');
   const pkg = insertNew(store, {
     ...newPackage('pending-tool', '1.0-r0', 'x86_64'),
     provides: ['cmd:pending'],
   });
-  const find = (text: string) => search(store, text, ['main'], {}, 10).map((p) => p.name);
-  assert.deepEqual(find('pending'), [], 'uploaded, no index lists it yet');
-  assert.deepEqual(find('pe'), []);
+  const find = async (text: string) => (await search(store, text, ['main'], {}, 10)).map((p) => p.name);
+  assert.deepEqual(await find('pending'), [], 'uploaded, no index lists it yet');
+  assert.deepEqual(await find('pe'), []);
   assert.ok(
     store.recordIndex({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 1, {
       sha256: 'a'.repeat(64),
@@ -171,8 +172,8 @@ test('unpublished and deleted packages are not found; the index follows publish 
       builtAt: Date.now(),
     }),
   );
-  assert.deepEqual(find('cmd:pending'), ['pending-tool']);
-  assert.deepEqual(find('pe'), ['pending-tool']);
+  assert.deepEqual(await find('cmd:pending'), ['pending-tool']);
+  assert.deepEqual(await find('pe'), ['pending-tool']);
   // A write that rolls back takes its index change with it.
   assert.throws(() =>
     store.transaction(() => {
@@ -180,17 +181,17 @@ test('unpublished and deleted packages are not found; the index follows publish 
       throw new Error('rolled back');
     }),
   );
-  assert.deepEqual(find('pending'), ['pending-tool']);
+  assert.deepEqual(await find('pending'), ['pending-tool']);
   store.remove({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 'pending-tool', '1.0-r0');
-  assert.deepEqual(find('pending'), []);
-  assert.deepEqual(find('pe'), []);
+  assert.deepEqual(await find('pending'), []);
+  assert.deepEqual(await find('pe'), []);
   assert.equal((db.prepare('SELECT count(*) AS n FROM package_search').get() as { n: number }).n, 0);
   assert.equal((db.prepare('SELECT count(*) AS n FROM package_search_names').get() as { n: number }).n, 0);
-  db.close();
+  await database.close();
 });
 
-test('the migrations index the packages published before them', () => {
-  const { db, store } = openStore('upgrade.db');
+test('the migrations index the packages published before them', async () => {
+  const { db, database, store } = openStore('upgrade.db');
   const tool = insertNew(store, {
     ...newPackage('old-tool', '1.0-r0', 'x86_64'),
     provides: ['so:libold.so.2'],
@@ -205,13 +206,14 @@ test('the migrations index the packages published before them', () => {
     '0015_package_search_names.sql',
   );
   assert.deepEqual(migrate(db).applied, ['0013_package_search.sql', '0015_package_search_names.sql']);
-  const upgraded = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
+  const upgradedDatabase = SqliteDatabase.over(db);
+  const upgraded = new PackageStore(upgradedDatabase, ['x86_64']);
   assert.deepEqual(
-    search(upgraded, 'libold', ['main'], {}, 10).map((p) => p.name),
+    (await search(upgraded, 'libold', ['main'], {}, 10)).map((p) => p.name),
     ['old-tool'],
   );
   assert.deepEqual(
-    search(upgraded, 'old', ['main'], {}, 10).map((p) => p.name),
+    (await search(upgraded, 'old', ['main'], {}, 10)).map((p) => p.name),
     ['old-tool'],
   );
   // The name is in the names index (0015), so it ranks as a name, not as tier 3.
@@ -219,11 +221,12 @@ test('the migrations index the packages published before them', () => {
     db.prepare(`SELECT rowid AS id FROM package_search_names WHERE package_search_names MATCH '"old"'`).all(),
     [{ id: tool.id }],
   );
-  db.close();
+  await upgradedDatabase.close();
+  await database.close();
 });
 
-test('hostile text never reaches SQLite as syntax', () => {
-  const { db, store } = openStore('hostile.db');
+test('hostile text never reaches SQLite as syntax', async () => {
+  const { db, database, store } = openStore('hostile.db');
   insertNew(store, newPackage('tool', '1.0-r0', 'x86_64'));
   db.prepare('UPDATE packages SET published_at = 1').run();
   const random = prng(9);
@@ -257,7 +260,7 @@ test('hostile text never reaches SQLite as syntax', () => {
       { length: 1 + Math.floor(random() * 8) },
       () => alphabet[Math.floor(random() * alphabet.length)],
     ).join('');
-    assert.doesNotThrow(() => search(store, text, ['main'], {}, 10), JSON.stringify(text));
+    await assert.doesNotReject(() => search(store, text, ['main'], {}, 10), JSON.stringify(text));
   }
-  db.close();
+  await database.close();
 });

@@ -35,7 +35,8 @@ describe('package page: Files', () => {
     assert.equal(res.status, 201, JSON.stringify(res.json));
     return {
       apk,
-      id: server.services.store.find({ repo: 'main', libc: 'musl', arch: 'x86_64' }, name, '1.0-r0')!.id,
+      id: (await server.services.store.find({ repo: 'main', libc: 'musl', arch: 'x86_64' }, name, '1.0-r0'))!
+        .id,
     };
   };
 
@@ -148,7 +149,7 @@ describe('package page: Files', () => {
     assert.deepEqual(fileRows(await page('older')), [{ mode: '-rwxr-xr-x', path: 'usr/bin/older' }]);
 
     forget();
-    const sha256 = server.services.store.getById(id)!.sha256;
+    const sha256 = (await server.services.store.getById(id))!.sha256;
     const blob = join(server.dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
     const original = readFileSync(blob);
     writeFileSync(blob, await buildApk({ name: 'impostor', version: '1.0-r0', depends: [] }));

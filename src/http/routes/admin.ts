@@ -141,7 +141,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
       validateRepo(repo, libc);
       const q = parseQuery(deletedQuery, request.query);
       const [name, version, arch] = q.after?.split('/') ?? [];
-      const page = services.store.listDeletedVersions(
+      const page = await services.store.listDeletedVersions(
         repo,
         libc,
         q.limit,

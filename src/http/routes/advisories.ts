@@ -54,7 +54,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
   const { advisories } = services;
 
   /** Feeds and what is built from them: strong ETag, 304, and caches revalidate (they change). */
-  const sendFeed = (
+  const sendFeed = async (
     request: FastifyRequest,
     reply: FastifyReply,
     repo: string,
@@ -64,7 +64,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     sendBytes(request, reply, {
       sha256: body.sha256,
       lastModified: body.changedAt,
-      cacheControl: `${services.store.getRepo(repo)?.private ? 'private' : 'public'}, no-cache`,
+      cacheControl: `${(await services.store.getRepo(repo))?.private ? 'private' : 'public'}, no-cache`,
       contentType,
       bytes: body.bytes,
     });
@@ -77,9 +77,9 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
       exposeHeadRoute: false,
       handler: async (request, reply) => {
         const { repo, libc } = request.params;
-        auth.requireRead(request, repo);
+        await auth.requireRead(request, repo);
         const base = baseUrl(request, services);
-        const feed = advisories.secdb(repo, libc, base);
+        const feed = await advisories.secdb(repo, libc, base);
         if (file === 'security.json') return sendFeed(request, reply, repo, feed);
         // The feed as served now, signed: what a mirror keeps to prove what reef said, and when.
         const bundle = await advisories.signedFeed(feed, {
@@ -96,7 +96,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
 
   app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/advisories', async (request) => {
     const { repo } = request.params;
-    auth.requireRead(request, repo);
+    await auth.requireRead(request, repo);
     const { limit, after } = parseQuery(advisoryListQuery, request.query);
     const packages = advisories.listPackages(repo, limit, after ?? '');
     return { packages, next: packages.length === limit ? packages.at(-1)!.package : null };
@@ -104,16 +104,16 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
 
   app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/osv.json', async (request, reply) => {
     const { repo } = request.params;
-    auth.requireRead(request, repo);
-    return sendFeed(request, reply, repo, advisories.osv(repo));
+    await auth.requireRead(request, repo);
+    return sendFeed(request, reply, repo, await advisories.osv(repo));
   });
 
   app.get<{ Params: { repo: string; file: string } }>(
     '/api/v1/repos/:repo/osv/:file',
     async (request, reply) => {
       const { repo, file } = request.params;
-      auth.requireRead(request, repo);
-      const all = advisories.osv(repo);
+      await auth.requireRead(request, repo);
+      const all = await advisories.osv(repo);
       if (file === 'all.json') {
         // The feed index, as Chainguard's: every id with its modified time.
         const index = all.records.map((r) => ({ id: r.id, modified: r.modified }));
@@ -130,7 +130,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     '/api/v1/repos/:repo/advisories/:name',
     async (request) => {
       const { repo, name } = request.params;
-      auth.requireRead(request, repo);
+      await auth.requireRead(request, repo);
       checkPackage(repo, name);
       return toDocumentJson(advisories.get(repo, name));
     },

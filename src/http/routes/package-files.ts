@@ -23,7 +23,7 @@ export function registerPackageFileRoutes(
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/files',
     async (request) => {
-      const { pkg } = readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, auth, request, request.params);
       const q = parseQuery(fileListQuery, request.query);
       const afterSeq = q.after === undefined ? undefined : decodeCursor(fileCursor, q.after)[0];
       const { total, page } = await readFileList(services, pkg, { limit: q.limit, afterSeq });

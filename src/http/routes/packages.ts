@@ -35,8 +35,7 @@ export function registerPackageRoutes(
     const token = auth.identify(request);
     const indexes = store.listIndexes();
     return {
-      repos: store
-        .listRepos()
+      repos: (await store.listRepos())
         .filter((r) => auth.canRead(token, r))
         .map((r) => ({
           name: r.name,
@@ -62,9 +61,9 @@ export function registerPackageRoutes(
     async (request) => {
       const { repo, libc, arch } = request.params;
       const key = indexKeyOf(repo, libc, arch);
-      auth.requireRead(request, repo);
+      await auth.requireRead(request, repo);
       const q = parseQuery(pageQuery, request.query);
-      const packages = store.listPublished(key, q.limit + 1, q.after);
+      const packages = await store.listPublished(key, q.limit + 1, q.after);
       const page = packages.slice(0, q.limit);
       return {
         packages: page.map((p) => packageJson(p, request, services)),
@@ -78,8 +77,8 @@ export function registerPackageRoutes(
     async (request) => {
       const { repo, libc, arch, name, version } = request.params;
       const key = indexKeyOf(repo, libc, arch);
-      auth.requireRead(request, repo);
-      return packageJson(requirePublishedPackage(store, key, name, version), request, services);
+      await auth.requireRead(request, repo);
+      return packageJson(await requirePublishedPackage(store, key, name, version), request, services);
     },
   );
 
@@ -97,7 +96,7 @@ export function registerPackageRoutes(
       const started = performance.now();
       const audit = auditor(services, request, token, 'package.publish', `${repo}/${libc}`);
       try {
-        const maxBytes = store.getRepo(repo)?.maxUploadBytes ?? services.config.maxUploadBytes;
+        const maxBytes = (await store.getRepo(repo))?.maxUploadBytes ?? services.config.maxUploadBytes;
         const result = await receive(request, maxBytes, services.blobs, (body, extras) =>
           publishPackage(
             { ...services, limits: { ...services.limits, maxCompressedBytes: maxBytes } },

@@ -23,8 +23,8 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
    * Packages and what sits beside them never change (design invariant 4);
    * indexes must be revalidated. Private repos stay out of shared caches.
    */
-  const cacheControl = (repo: string, policy: string) =>
-    `${store.getRepo(repo)?.private ? 'private' : 'public'}, ${policy}`;
+  const cacheControl = async (repo: string, policy: string) =>
+    `${(await store.getRepo(repo))?.private ? 'private' : 'public'}, ${policy}`;
 
   app.route<{ Params: { repo: string; libc: string; arch: string; file: string } }>({
     // HEAD is routed explicitly: fastify's generated HEAD route would report a zero length.
@@ -34,7 +34,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     handler: async (request, reply) => {
       const { repo, libc, arch, file } = request.params;
       const key = indexKeyOf(repo, libc, arch);
-      auth.requireRead(request, repo);
+      await auth.requireRead(request, repo);
       if (file === 'APKINDEX.tar.gz') {
         for (let attempt = 0; attempt < 2; attempt++) {
           const index = store.getIndex(key);
@@ -55,7 +55,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
             size,
             lastModified: index.builtAt ?? 0,
             // Indexes change on every publish: caches may keep them but must revalidate.
-            cacheControl: cacheControl(repo, 'no-cache'),
+            cacheControl: await cacheControl(repo, 'no-cache'),
             contentType: 'application/gzip',
             bytes,
             open: (range) => createReadStream(path, range ?? {}),
@@ -64,7 +64,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         }
         throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
       }
-      const provenance = provenanceFile(file, key);
+      const provenance = await provenanceFile(file, key);
       if (provenance) {
         const cached = await cache.get(provenance.sha256, provenance.size, () =>
           blobs.readAll(provenance.sha256),
@@ -75,7 +75,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           sha256: provenance.sha256,
           size: provenance.size,
           lastModified: provenance.createdAt,
-          cacheControl: cacheControl(repo, IMMUTABLE),
+          cacheControl: await cacheControl(repo, IMMUTABLE),
           contentType: provenance.contentType ?? bundleMediaType(bytes!),
           bytes,
           open: (range) => blobs.read(provenance.sha256, range),
@@ -85,10 +85,10 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       if (file.endsWith(OPENVEX_SUFFIX)) {
         // The package's vulnerability statements: they change with its advisories, so revalidated.
         const apkName = file.slice(0, -'.openvex.json'.length);
-        const pkg = store.findPublishedFile(key, apkName);
+        const pkg = await store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
         const url = `${baseUrl(request, services)}/${repo}/${libc}/${arch}/${file}`;
-        const vex = services.advisories.packageVex(key, pkg.id, url);
+        const vex = await services.advisories.packageVex(key, pkg.id, url);
         if (!vex) {
           throw new AppError(
             'ADVISORY_NOT_FOUND',
@@ -98,7 +98,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         return sendBytes(request, reply, {
           sha256: vex.sha256,
           lastModified: vex.changedAt,
-          cacheControl: cacheControl(repo, 'no-cache'),
+          cacheControl: await cacheControl(repo, 'no-cache'),
           contentType: 'application/json',
           bytes: vex.bytes,
         });
@@ -107,7 +107,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       if (side) {
         // The SBOM beside the package, with the package's caching rules.
         const apkName = file.slice(0, -side.suffix.length);
-        const pkg = store.findPublishedFile(key, apkName);
+        const pkg = await store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
         const rendered = await renderSbom(
           services,
@@ -117,7 +117,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         return sendBytes(request, reply, {
           sha256: rendered.sha256,
           lastModified: rendered.stored.createdAt,
-          cacheControl: cacheControl(repo, IMMUTABLE),
+          cacheControl: await cacheControl(repo, IMMUTABLE),
           // The original is in the format it was stored in.
           contentType:
             side.format === 'original' ? SBOM_MEDIA_TYPES[rendered.stored.format] : side.contentType,
@@ -125,7 +125,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         });
       }
       if (file.endsWith('.apk')) {
-        const pkg = store.findPublishedFile(key, file);
+        const pkg = await store.findPublishedFile(key, file);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${repo}/${libc}/${arch}`);
         const redirectSeconds = services.config.blobRedirectSeconds;
         // GET only: a presigned URL is signed for GET, and a store answers HEAD on it with 403.
@@ -142,7 +142,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
           size: pkg.size,
           lastModified: pkg.uploadedAt,
           // A name-version-arch never changes content (design invariant 4); private ones stay out of shared caches.
-          cacheControl: cacheControl(repo, IMMUTABLE),
+          cacheControl: await cacheControl(repo, IMMUTABLE),
           contentType: 'application/vnd.apk',
           bytes: await cache.get(pkg.sha256, pkg.size, () => blobs.readAll(pkg.sha256)),
           open: (range) => blobs.read(pkg.sha256, range),
@@ -159,7 +159,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
    * one was sent, else reef's; `<name>-<version>.attest.tar.gz` a melange
    * attestation as sent. Undefined when `file` is none of these.
    */
-  const provenanceFile = (file: string, key: IndexKey) => {
+  const provenanceFile = async (file: string, key: IndexKey) => {
     const kind = file.endsWith(PUBLISH_SUFFIX)
       ? 'publish'
       : file.endsWith(PROVENANCE_SUFFIX)
@@ -172,7 +172,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       kind === 'melange'
         ? `${file.slice(0, -MELANGE_SUFFIX.length)}.apk`
         : file.slice(0, file.lastIndexOf('.apk') + 4);
-    const pkg = store.findPublishedFile(key, apkName);
+    const pkg = await store.findPublishedFile(key, apkName);
     const notFound = () =>
       new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${key.repo}/${key.libc}/${key.arch}`);
     if (!pkg) throw notFound();
@@ -339,14 +339,14 @@ export type PackageParams = { repo: string; libc: string; arch: string; name: st
  * to read its repository (checked first, so a private package's existence is
  * told to nobody else). `version` names another version of the same package.
  */
-export function readablePackage(
+export async function readablePackage(
   services: Services,
   auth: Authenticator,
   request: FastifyRequest,
   p: PackageParams,
   version = p.version,
-): { key: IndexKey; pkg: StoredPackage } {
-  auth.requireRead(request, p.repo);
+): Promise<{ key: IndexKey; pkg: StoredPackage }> {
+  await auth.requireRead(request, p.repo);
   const key = indexKeyOf(p.repo, p.libc, p.arch);
-  return { key, pkg: requirePublishedPackage(services.store, key, p.name, version) };
+  return { key, pkg: await requirePublishedPackage(services.store, key, p.name, version) };
 }

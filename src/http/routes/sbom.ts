@@ -51,7 +51,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
     async (request, reply) => {
-      const { pkg } = readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, auth, request, request.params);
       const q = parseQuery(sbomQuery, request.query);
       const rendered = await renderSbom(services, pkg, q.format);
       return reply
@@ -134,7 +134,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
     async (request) => {
-      const { pkg } = readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, auth, request, request.params);
       const attestation = store.getAttestation(pkg.id);
       if (!attestation) throw new AppError('NOT_FOUND', 'this package has no attestation');
       const bundle = JSON.parse((await services.blobs.readAll(attestation.sha256)).toString('utf8'));
@@ -158,19 +158,19 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
   );
 
   app.get('/api/v1/components', async (request) =>
-    queryComponents(services, auth.readableRepos(request), parseQuery(componentQuery, request.query)),
+    queryComponents(services, await auth.readableRepos(request), parseQuery(componentQuery, request.query)),
   );
 
   app.get('/api/v1/licenses', async (request) =>
-    queryLicenses(services, auth.readableRepos(request), parseQuery(licenseQuery, request.query)),
+    queryLicenses(services, await auth.readableRepos(request), parseQuery(licenseQuery, request.query)),
   );
 
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom/diff',
     async (request) => {
-      const { pkg } = readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, auth, request, request.params);
       const q = parseQuery(diffQuery, request.query);
-      const other = readablePackage(services, auth, request, request.params, q.against).pkg;
+      const other = (await readablePackage(services, auth, request, request.params, q.against)).pkg;
       return {
         from: other.version,
         to: pkg.version,
@@ -181,12 +181,12 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
 
   app.get('/api/v1/sbom/export', async (request, reply) => {
     const q = parseQuery(exportQuery, request.query);
-    auth.requireRead(request, q.repo);
-    store.requireRepo(q.repo);
+    await auth.requireRead(request, q.repo);
+    await store.requireRepo(q.repo);
     async function* lines() {
       let after = 0;
       for (;;) {
-        const page = store.listPublishedInRepo(q.repo, 200, after);
+        const page = await store.listPublishedInRepo(q.repo, 200, after);
         if (page.length === 0) return;
         for (const pkg of page) {
           const sbom = sboms.get(pkg.id);

@@ -43,8 +43,8 @@ export function registerSearchRoutes(app: FastifyInstance, services: Services, a
         : key.length === 2
           ? { tier: 3, id: key[1] }
           : { tier: key[0] as 0 | 1 | 2, name: key[1], id: key[2] };
-    const repos = auth.readableRepos(request).filter((r) => q.repo === undefined || r === q.repo);
-    const page = services.store.searchPage(
+    const repos = (await auth.readableRepos(request)).filter((r) => q.repo === undefined || r === q.repo);
+    const page = await services.store.searchPage(
       q.q.trim(),
       repos,
       { libc: q.libc, arch: q.arch },

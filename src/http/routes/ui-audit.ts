@@ -65,11 +65,11 @@ export function registerAuditPages(
 <button type="submit">Find</button>
 </form>`;
     if (q.name === undefined && q.purl === undefined) return send(request, reply, 'Components', form);
-    const answer = answerOrProblem(reply, () => {
+    const answer = await answerOrProblem(reply, async () => {
       if (q.name !== undefined && q.purl !== undefined) {
         throw new AppError('BAD_REQUEST', 'give a name or a purl, not both');
       }
-      return queryComponents(services, auth.readableRepos(request), { ...q, limit: PAGE_ROWS });
+      return queryComponents(services, await auth.readableRepos(request), { ...q, limit: PAGE_ROWS });
     });
     if ('problem' in answer) return send(request, reply, 'Components', html`${form}${answer.problem}`);
     const { matches, next } = answer.value;
@@ -107,8 +107,8 @@ joined with OR, e.g. <code>MIT OR Apache-2.0 OR BSD-3-Clause</code>.</p>
 </form>`;
     if (q.expression === undefined) return send(request, reply, 'Licences', form);
     const expression = q.expression;
-    const answer = answerOrProblem(reply, () =>
-      queryLicenses(services, auth.readableRepos(request), { ...q, expression, limit: PAGE_ROWS }),
+    const answer = await answerOrProblem(reply, async () =>
+      queryLicenses(services, await auth.readableRepos(request), { ...q, expression, limit: PAGE_ROWS }),
     );
     if ('problem' in answer) return send(request, reply, 'Licences', html`${form}${answer.problem}`);
     const { packages, next } = answer.value;
@@ -134,9 +134,11 @@ ${nextLink('/ui/licenses', { expression, mode: q.mode }, next)}`,
   app.get<{ Params: PackageParams }>(
     '/ui/packages/:repo/:libc/:arch/:name/:version/diff',
     async (request, reply) => {
-      const { key, pkg } = readablePackage(services, auth, request, request.params);
+      const { key, pkg } = await readablePackage(services, auth, request, request.params);
       const q = parseQuery(uiDiffQuery, request.query);
-      const versions = services.store.versionsOf(key, pkg.name).filter((v) => v.version !== pkg.version);
+      const versions = (await services.store.versionsOf(key, pkg.name)).filter(
+        (v) => v.version !== pkg.version,
+      );
       const title = `${pkg.name} ${pkg.version}: what changed`;
       const heading = html`<h1><a href="${packagePath(pkg, key.arch)}">${pkg.name} ${pkg.version}</a>: what changed</h1>
 <form method="get" class="query">
@@ -153,7 +155,7 @@ ${versions.map((v) => html`<option value="${v.version}"${v.version === q.against
           html`${heading}${versions.length === 0 ? html`<p class="muted">This is the only version.</p>` : ''}`,
         );
       }
-      const other = readablePackage(services, auth, request, request.params, q.against).pkg;
+      const other = (await readablePackage(services, auth, request, request.params, q.against)).pkg;
       const diff = diffComponents(services.sboms.componentsOf(other.id), services.sboms.componentsOf(pkg.id));
       const list = (components: SbomComponent[]) =>
         components.length > 0
@@ -189,9 +191,12 @@ ${diff.changed.map(
  * The query's answer, or the reason it has none shown under the form with a
  * 4xx (a malformed range, licence expression or cursor is the user's to fix).
  */
-function answerOrProblem<T>(reply: FastifyReply, ask: () => T): { value: T } | { problem: Html } {
+async function answerOrProblem<T>(
+  reply: FastifyReply,
+  ask: () => T | Promise<T>,
+): Promise<{ value: T } | { problem: Html }> {
   try {
-    return { value: ask() };
+    return { value: await ask() };
   } catch (err) {
     if (!(err instanceof AppError) || err.kind !== 'invalid') throw err;
     reply.code(400);

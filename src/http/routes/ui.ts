@@ -156,7 +156,7 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
   });
 
   app.get('/ui/', async (request, reply) => {
-    const readable = new Set(auth.readableRepos(request));
+    const readable = new Set(await auth.readableRepos(request));
     const base = baseUrl(request, services);
     const indexes = store.listIndexes().filter((i) => readable.has(i.repo));
     const keys = services.signingKeys.map((k) => k.keyName);
@@ -195,11 +195,11 @@ ${sections.length > 0 ? sections : html`<p class="muted">No repository you may r
   app.get('/ui/search', async (request, reply) => {
     const q = parseQuery(searchQuery, request.query);
     const text = q.q.trim();
-    const repos = auth.readableRepos(request).filter((r) => q.repo === undefined || r === q.repo);
+    const repos = (await auth.readableRepos(request)).filter((r) => q.repo === undefined || r === q.repo);
     // The first page only; `next` says there is more (or that the search stopped reading early).
     const found =
       text || q.repo
-        ? store.searchPage(text, repos, { libc: q.libc, arch: q.arch }, { limit: SEARCH_LIMIT })
+        ? await store.searchPage(text, repos, { libc: q.libc, arch: q.arch }, { limit: SEARCH_LIMIT })
         : { packages: [], next: undefined };
     const hits = found.packages;
     const rows = hits.map(
@@ -225,13 +225,13 @@ ${found.next ? html`<p class="muted">The first ${hits.length}; narrow the search
   app.get<{ Params: PackageParams }>(
     '/ui/packages/:repo/:libc/:arch/:name/:version',
     async (request, reply) => {
-      const { key, pkg } = readablePackage(services, auth, request, request.params);
+      const { key, pkg } = await readablePackage(services, auth, request, request.params);
       await ensureFileList(services, pkg).catch((err) => request.log.warn({ err }, 'file list not read'));
       return send(
         request,
         reply,
         `${pkg.name} ${pkg.version}`,
-        packagePage(services, request, pkg, key.arch),
+        await packagePage(services, request, pkg, key.arch),
       );
     },
   );
@@ -258,7 +258,12 @@ function nameLink(token: string): Html {
   return html`<a href="/ui/search?q=${encodeURIComponent(name)}"><code>${token}</code></a>`;
 }
 
-function packagePage(services: Services, request: FastifyRequest, pkg: StoredPackage, arch: string): Html {
+async function packagePage(
+  services: Services,
+  request: FastifyRequest,
+  pkg: StoredPackage,
+  arch: string,
+): Promise<Html> {
   const base = baseUrl(request, services);
   const file = `${base}/${pkg.repo}/${pkg.libc}/${arch}/${pkg.filename}`;
   const fields: Array<[string, Html | string]> = [
@@ -294,7 +299,10 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
       }
     | undefined;
   const advisories = services.advisories.documentOf(pkg.repo, pkg.origin || pkg.name);
-  const versions = services.store.versionsOf({ repo: pkg.repo, libc: pkg.libc, arch }, pkg.name);
+  const key = { repo: pkg.repo, libc: pkg.libc, arch };
+  const versions = await services.store.versionsOf(key, pkg.name);
+  const relations = await resolveRelations(services.store, key, pkg);
+  const vulnerabilities = await vulnerabilityTable(services, pkg);
 
   return html`<h1>${pkg.name} <span class="muted">${pkg.version}</span></h1>
 <dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
@@ -302,7 +310,7 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
 <div class="table-wrap"><table><thead><tr><th>key</th><th>value</th></tr></thead><tbody>
 ${pkg.pkginfo.map(([k, v]) => html`<tr><td><code>${visible(k)}</code></td><td>${visible(v)}</td></tr>`)}
 </tbody></table></div></details>
-${relationsSection(resolveRelations(services.store, { repo: pkg.repo, libc: pkg.libc, arch }, pkg), arch)}
+${relationsSection(relations, arch)}
 <h2>Provides</h2>${list(pkg.provides)}
 ${renderFileList(services.fileLists, pkg, base)}
 <h2>Versions</h2>
@@ -348,7 +356,7 @@ ${advisories.map((a) => {
     : html`<p class="muted">No advisory concerns ${pkg.origin || pkg.name}.</p>`
 }
 <h2>Vulnerabilities</h2>
-${vulnerabilityTable(services, pkg)}`;
+${vulnerabilities}`;
 }
 
 /** Dependencies linked to the packages that satisfy them, and the packages that need this one. */
@@ -378,8 +386,8 @@ ${
 }
 
 /** What the uploaded OSV records say of this package and its components (reef's advisories applied). */
-function vulnerabilityTable(services: Services, pkg: StoredPackage): Html {
-  const { matches, notEvaluated } = services.vulnerabilities.forPackage(pkg);
+async function vulnerabilityTable(services: Services, pkg: StoredPackage): Promise<Html> {
+  const { matches, notEvaluated } = await services.vulnerabilities.forPackage(pkg);
   if (matches.length + notEvaluated.length === 0) {
     return html`<p class="muted">No uploaded vulnerability record matches this package or its components.</p>`;
   }
