@@ -71,12 +71,12 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
   const name = repoName(positionals[0]);
   const maxUploadBytes = parseUploadLimit(values['max-upload-bytes']);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ db, store, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ store, audit }) => {
     const audited = cliAuditor(audit, 'repo.create', name);
     const settings = { private: values.private ?? false, maxUploadBytes };
     try {
-      // Immediate: the existence check and the insert see the same database state.
-      db.transaction(() => {
+      // One write transaction (BEGIN IMMEDIATE): the existence check and the insert see the same state.
+      await store.transaction(async () => {
         if (store.getRepo(name)) {
           throw new CliError(
             `repository '${name}' already exists; change it with 'reef repo set-visibility'`,
@@ -84,8 +84,8 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
             'REPO_EXISTS',
           );
         }
-        store.saveRepo(name, settings);
-      }).immediate();
+        await store.saveRepo(name, settings);
+      });
     } catch (err) {
       audited.rejected(err);
       throw err;
@@ -106,9 +106,9 @@ async function listRepos(args: string[], ctx: CliContext): Promise<number> {
   if (values.help) return help(ctx);
   if (positionals.length > 0) throw usageError(`unexpected argument '${positionals[0]}'`);
   const config = configFromFlags(ctx, values);
-  const { repos, indexes } = await withLocalData(config, ctx.stderr, ({ store }) => ({
+  const { repos, indexes } = await withLocalData(config, ctx.stderr, async ({ store }) => ({
     repos: store.listRepos(),
-    indexes: store.listIndexes().filter((i) => i.sha256),
+    indexes: (await store.listIndexes()).filter((i) => i.sha256),
   }));
   const json = repos.map((r) => ({
     name: r.name,
@@ -151,19 +151,19 @@ async function setVisibility(args: string[], ctx: CliContext): Promise<number> {
   }
   const name = repoName(rawName);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ db, store, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ store, audit }) => {
     const audited = cliAuditor(audit, 'repo.update', name);
     const isPrivate = visibility === 'private';
     try {
-      db.transaction(() => {
+      await store.transaction(async () => {
         if (!store.getRepo(name)) {
           throw new AppError(
             'REPO_NOT_FOUND',
             `no repository named '${name}' (create it with 'reef repo create')`,
           );
         }
-        store.saveRepo(name, { private: isPrivate });
-      }).immediate();
+        await store.saveRepo(name, { private: isPrivate });
+      });
     } catch (err) {
       audited.rejected(err);
       throw err;

@@ -34,7 +34,10 @@ import { writeNamedAtomic } from './atomic-file.ts';
  * touch. Those changes are trusted
  * only when their generations run without a gap from the generation the
  * chunks were built at to the database's current one; anything else (another
- * process wrote, a transaction rolled back, a build failed) means a full build.
+ * process wrote, a change not reported yet, a build failed) means a full build.
+ * The store reports a change once its transaction has committed, so a change
+ * reported at or below a build's generation is in that build already, and
+ * one above it waits for the next.
  */
 /** What the indexer reports; http/metrics.ts's Metrics fits. */
 export interface IndexObserver {
@@ -147,10 +150,11 @@ export class Indexer {
 
   /**
    * The chunks for the database as it is now, with the generation they show
-   * and the packages they list that were not yet published. Synchronous from
-   * reading the generation to taking the pending changes (or the snapshot),
-   * so no change can fall between the two. A delta build also returns the
-   * open file its untouched chunks are read back from; the caller closes it.
+   * and the packages they list that were not yet published. The changes
+   * applied are those pending between the chunks' generation and the one
+   * read; one reported later than that read, with a generation above it,
+   * stays pending for the next build. A delta build also returns the open
+   * file its untouched chunks are read back from; the caller closes it.
    */
   private async currentChunks(id: string, key: IndexKey): Promise<CurrentChunks> {
     let cache = this.cached.get(id);
@@ -160,19 +164,18 @@ export class Indexer {
     try {
       // Opened first: whatever happens to the path later, this build reads the file it was planned on.
       if (cache) file = openIndexFile(this.indexPath(key, cache.sha256), cache.memberOffset);
-      const state = this.store.getIndex(key);
-      const changes = this.pending.get(id) ?? [];
-      this.pending.delete(id);
+      const state = await this.store.getIndex(key);
       const generation = state?.generation ?? 0;
+      // No await from the generation's arrival to here: the pending list is the one it was checked against.
+      const changes = cache && this.changesBetween(id, cache.generation, generation);
+      this.settle(id, generation);
       if (
         cache &&
         file &&
         state &&
-        changes !== 'overflow' &&
+        changes &&
         cache.generation === state.builtGeneration &&
-        cache.sha256 === state.sha256 &&
-        changes.every((c, i) => c.generation === cache.generation + 1 + i) &&
-        cache.generation + changes.length === generation
+        cache.sha256 === state.sha256
       ) {
         const add: string[] = [];
         const remove: string[] = [];
@@ -208,13 +211,8 @@ export class Indexer {
    * recorded is ever signed again.
    */
   private async reopen(id: string, key: IndexKey): Promise<CachedIndex | undefined> {
-    const state = this.store.getIndex(key);
-    const pending = this.pending.get(id) ?? [];
-    if (
-      !state?.sha256 ||
-      pending === 'overflow' ||
-      state.generation - state.builtGeneration !== pending.length
-    ) {
+    const state = await this.store.getIndex(key);
+    if (!state?.sha256 || !this.changesBetween(id, state.builtGeneration, state.generation)) {
       return undefined;
     }
     try {
@@ -236,6 +234,31 @@ export class Indexer {
   }
 
   /**
+   * The changes pending for `id` that lead from generation `from` to `to`,
+   * in generation order, or undefined when one of them is missing (written
+   * by another process, not reported yet, or past the bound).
+   */
+  private changesBetween(id: string, from: number, to: number): IndexChange[] | undefined {
+    const pending = this.pending.get(id) ?? [];
+    if (pending === 'overflow') return undefined;
+    // Reported in the order the commits' callbacks ran, which need not be generation order.
+    const changes = pending
+      .filter((c) => c.generation > from && c.generation <= to)
+      .sort((a, b) => a.generation - b.generation);
+    const complete = changes.length === to - from && changes.every((c, i) => c.generation === from + 1 + i);
+    return complete ? changes : undefined;
+  }
+
+  /** Drops the changes pending for `id` up to generation `upTo`: a build of that generation shows them. */
+  private settle(id: string, upTo: number): void {
+    const pending = this.pending.get(id);
+    if (pending === undefined || pending === 'overflow') return;
+    const later = pending.filter((c) => c.generation > upTo);
+    if (later.length > 0) this.pending.set(id, later);
+    else this.pending.delete(id);
+  }
+
+  /**
    * Every record of the index from the database, sorted by name and version
    * first and then read and compressed a run at a time, giving the event
    * loop a turn every ~20 ms: 100,000 entries are ~35 MB of text and a second
@@ -246,39 +269,15 @@ export class Indexer {
     key: IndexKey,
   ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[] }> {
     for (let attempt = 1; ; attempt++) {
-      // Together with the snapshot: the changes pending from here on are those after its generation.
+      // Before the snapshot: what is reported from here on is either in it or after its generation.
       this.pending.delete(id);
-      const { entries, generation } = this.store.indexEntries(key);
-      const sorted = sortForIndex(entries);
-      const builder = ChunkedIndex.builder(this.chunking);
-      // A third attempt reads without a break, so no delete can come between its reads.
+      // A third attempt reads in one snapshot, without a break: no delete can come between its reads.
       const breaks = attempt < 3;
-      let complete = true;
-      let turn = performance.now();
-      for (let i = 0; i < sorted.length; ) {
-        let j = Math.min(i + RECORD_RUN, sorted.length);
-        // One name-version in two arches is ordered by its text: such a pair is read in one run.
-        while (
-          j < sorted.length &&
-          sorted[j]!.name === sorted[j - 1]!.name &&
-          sorted[j]!.version === sorted[j - 1]!.version
-        )
-          j++;
-        const rows = this.store.indexRecords(sorted.slice(i, j).map((e) => e.id));
-        if (rows.length !== j - i) {
-          complete = false;
-          break;
-        }
-        builder.add(rows.map((r) => rewriteRecordArch(r.record, r.arch, key.arch)));
-        i = j;
-        if (breaks && performance.now() - turn > 20) {
-          await new Promise((resolve) => setImmediate(resolve));
-          turn = performance.now();
-        }
-      }
-      if (complete) {
-        const newIds = entries.filter((e) => !e.published).map((e) => e.id);
-        return { index: builder.finish(), generation, newIds };
+      const read = () => this.readIndex(key, breaks);
+      const built = breaks ? await read() : await this.store.snapshot(read);
+      if (built) {
+        this.settle(id, built.generation);
+        return built;
       }
       if (!breaks) throw new Error('packages of the index changed while it was read');
       this.log.info(
@@ -286,6 +285,37 @@ export class Indexer {
         'a package was deleted while the index was read; reading it again',
       );
     }
+  }
+
+  /** fullBuild's one reading of the index; undefined when a package was deleted meanwhile. */
+  private async readIndex(
+    key: IndexKey,
+    breaks: boolean,
+  ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[] } | undefined> {
+    const { entries, generation } = await this.store.indexEntries(key);
+    const sorted = sortForIndex(entries);
+    const builder = ChunkedIndex.builder(this.chunking);
+    let turn = performance.now();
+    for (let i = 0; i < sorted.length; ) {
+      let j = Math.min(i + RECORD_RUN, sorted.length);
+      // One name-version in two arches is ordered by its text: such a pair is read in one run.
+      while (
+        j < sorted.length &&
+        sorted[j]!.name === sorted[j - 1]!.name &&
+        sorted[j]!.version === sorted[j - 1]!.version
+      )
+        j++;
+      const rows = await this.store.indexRecords(sorted.slice(i, j).map((e) => e.id));
+      if (rows.length !== j - i) return undefined;
+      builder.add(rows.map((r) => rewriteRecordArch(r.record, r.arch, key.arch)));
+      i = j;
+      if (breaks && performance.now() - turn > 20) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
+    }
+    const newIds = entries.filter((e) => !e.published).map((e) => e.id);
+    return { index: builder.finish(), generation, newIds };
   }
 
   private async buildOnce(id: string, key: IndexKey): Promise<void> {
@@ -308,7 +338,7 @@ export class Indexer {
     const { index, generation, newIds, mode, file } = build;
     const id = indexId(key);
     const signers = this.signers();
-    const previous = this.store.getIndex(key);
+    const previous = await this.store.getIndex(key);
     const packageCount = index.count;
     const useScratch = !this.scratchInUse;
     this.scratchInUse ||= useScratch;
@@ -326,7 +356,7 @@ export class Indexer {
     } finally {
       if (useScratch) this.scratchInUse = false;
     }
-    const recorded = this.store.recordIndex(key, generation, {
+    const recorded = await this.store.recordIndex(key, generation, {
       sha256,
       size: bytes.length,
       packageCount,
@@ -336,7 +366,8 @@ export class Indexer {
     });
     if (!recorded) {
       // Superseded by a newer build (another process): drop this file unless it is the live one.
-      if (this.store.getIndex(key)?.sha256 !== sha256) await rm(this.indexPath(key, sha256), { force: true });
+      if ((await this.store.getIndex(key))?.sha256 !== sha256)
+        await rm(this.indexPath(key, sha256), { force: true });
       return;
     }
     // From now on the chunks are read back from this file: only their places stay in memory.
@@ -382,8 +413,8 @@ export class Indexer {
     const signedBy = this.signers()
       .map((s) => s.keyName)
       .join(',');
-    const todo: IndexKey[] = [...this.store.staleIndexes()];
-    for (const index of this.store.listIndexes()) {
+    const todo: IndexKey[] = [...(await this.store.staleIndexes())];
+    for (const index of await this.store.listIndexes()) {
       if (!index.sha256) continue;
       const size = await stat(this.indexPath(index, index.sha256)).then(
         (s) => s.size,
@@ -419,8 +450,7 @@ export class Indexer {
 
   /** Rebuilds every index (after a key rotation, or on request). */
   async rebuildAll(repo?: string): Promise<IndexKey[]> {
-    const keys = this.store
-      .listIndexes()
+    const keys = (await this.store.listIndexes())
       .filter((i) => repo === undefined || i.repo === repo)
       .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
     await this.refreshInTurn(keys);

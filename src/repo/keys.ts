@@ -93,12 +93,12 @@ export async function loadOrCreateSigningKeys(
   dataDir: string,
   bits: number,
   /** Names of the keys that signed the indexes recorded in the database; asked only when no key loads. */
-  signedBefore: () => string[] = () => [],
+  signedBefore: () => Promise<string[]> = async () => [],
 ): Promise<{ keys: SigningKey[]; created: boolean }> {
   const keys = await loadSigningKeys(dataDir);
   if (keys.length > 0) return { keys, created: false };
   const retired = await listRetiredKeys(dataDir);
-  const signers = signedBefore();
+  const signers = await signedBefore();
   if (retired.length > 0 || signers.length > 0) throw noActiveKey(dataDir, retired, signers);
   return { keys: [await generateSigningKey(dataDir, bits)], created: true };
 }
@@ -282,7 +282,7 @@ export async function loadOrCreateAttestationKey(
    * The keys that signed the attestations the database holds
    * (PackageStore.attestationKeyNames, a scan of the table): asked only when no key loads.
    */
-  attestedByKeys: () => string[] = () => [],
+  attestedByKeys: () => Promise<string[]> = async () => [],
 ): Promise<{ keyName: string; privateKey: KeyObject; publicPem: string }> {
   const dir = join(dataDir, 'keys', 'attestation');
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -297,7 +297,7 @@ export async function loadOrCreateAttestationKey(
       throw new AppError('KEY_INVALID', `attestation key ${join(dir, file)} cannot be read`, { cause: err });
     }
   }
-  const attestedBy = attestedByKeys();
+  const attestedBy = await attestedByKeys();
   if (attestedBy.length > 0) {
     throw new AppError(
       'KEY_ATTESTATION_MISSING',

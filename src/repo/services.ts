@@ -79,8 +79,8 @@ export async function createServices(
     const blobs = await openBlobStore(config, { sweepSpool: true });
     const store = new PackageStore(database, config.defaultArches);
     // What signed before is read only when a key is missing (attestations: a scan of the table).
-    const signedBefore = () =>
-      store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
+    const signedBefore = async () =>
+      (await store.listIndexes()).flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
     const { keys, created } = await loadOrCreateSigningKeys(config.dataDir, config.keyBits, signedBefore);
     const keyRing = new KeyRing(config.dataDir, keys, config.keyBits, config.indexSha1);
     const attestationKey = await loadOrCreateAttestationKey(config.dataDir, () =>

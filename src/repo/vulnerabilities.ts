@@ -212,17 +212,17 @@ export class VulnerabilityService {
    * repositories, one page at a time: matches and the components reef could
    * not evaluate. Withdrawn records are listed and match nothing.
    */
-  affectedBy(
+  async affectedBy(
     name: string,
     readable: readonly string[],
     page: { limit: number; after?: MatchCursor; maxRows?: number },
-  ): {
+  ): Promise<{
     records: string[];
     withdrawn: string[];
     matches: Match[];
     notEvaluated: NotEvaluated[];
     next: MatchCursor | undefined;
-  } {
+  }> {
     const all = this.records.byName(name);
     if (all.length === 0) {
       throw new AppError('ADVISORY_NOT_FOUND', `no uploaded OSV record is known as ${name.slice(0, 200)}`);
@@ -269,7 +269,7 @@ export class VulnerabilityService {
       }
       const key = purlKey(affected);
       if (!key) continue;
-      const page1 = this.sboms.findComponents(
+      const page1 = await this.sboms.findComponents(
         { purl: key },
         {
           repos: readable,
@@ -295,8 +295,8 @@ export class VulnerabilityService {
   }
 
   /** The reverse view: every uploaded vulnerability one package's SBOM or source package falls under. */
-  forPackage(pkg: StoredPackage): { matches: Match[]; notEvaluated: NotEvaluated[] } {
-    const components = this.sboms.componentsOf(pkg.id);
+  async forPackage(pkg: StoredPackage): Promise<{ matches: Match[]; notEvaluated: NotEvaluated[] }> {
+    const components = await this.sboms.componentsOf(pkg.id);
     const byKey = new Map<string, SbomComponent[]>();
     for (const c of components) {
       const key = versionlessPurl(c.purl);

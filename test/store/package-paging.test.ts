@@ -13,13 +13,13 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const pkg = (name: string, arch: string) => newPackage(name, '1.0-r0', arch);
 
-test('paging by id returns every published package of an index once, noarch included, in id order', () => {
+test('paging by id returns every published package of an index once, noarch included, in id order', async () => {
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
   const store = new PackageStore(SqliteDatabase.over(db), ['x86_64', 'aarch64']);
   const arches = ['x86_64', 'aarch64', 'noarch'];
-  for (let i = 0; i < 60; i++) store.insert(pkg(`p${i}`, arches[i % 3]!));
-  store.insert(pkg('other-repo', 'x86_64'));
+  for (let i = 0; i < 60; i++) await store.insert(pkg(`p${i}`, arches[i % 3]!));
+  await store.insert(pkg('other-repo', 'x86_64'));
   // Published: all but every 7th (an upload whose index is not written yet).
   db.prepare('UPDATE packages SET published_at = 1 WHERE id % 7 != 0').run();
   for (const arch of ['x86_64', 'aarch64', 'noarch']) {

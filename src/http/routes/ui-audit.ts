@@ -65,7 +65,7 @@ export function registerAuditPages(
 <button type="submit">Find</button>
 </form>`;
     if (q.name === undefined && q.purl === undefined) return send(request, reply, 'Components', form);
-    const answer = answerOrProblem(reply, () => {
+    const answer = await answerOrProblem(reply, async () => {
       if (q.name !== undefined && q.purl !== undefined) {
         throw new AppError('BAD_REQUEST', 'give a name or a purl, not both');
       }
@@ -107,7 +107,7 @@ joined with OR, e.g. <code>MIT OR Apache-2.0 OR BSD-3-Clause</code>.</p>
 </form>`;
     if (q.expression === undefined) return send(request, reply, 'Licences', form);
     const expression = q.expression;
-    const answer = answerOrProblem(reply, () =>
+    const answer = await answerOrProblem(reply, () =>
       queryLicenses(services, auth.readableRepos(request), { ...q, expression, limit: PAGE_ROWS }),
     );
     if ('problem' in answer) return send(request, reply, 'Licences', html`${form}${answer.problem}`);
@@ -154,7 +154,10 @@ ${versions.map((v) => html`<option value="${v.version}"${v.version === q.against
         );
       }
       const other = readablePackage(services, auth, request, request.params, q.against).pkg;
-      const diff = diffComponents(services.sboms.componentsOf(other.id), services.sboms.componentsOf(pkg.id));
+      const diff = diffComponents(
+        await services.sboms.componentsOf(other.id),
+        await services.sboms.componentsOf(pkg.id),
+      );
       const list = (components: SbomComponent[]) =>
         components.length > 0
           ? html`<div class="table-wrap"><table><thead><tr><th>component</th><th>version</th><th>purl</th><th>licence</th></tr></thead><tbody>
@@ -189,9 +192,12 @@ ${diff.changed.map(
  * The query's answer, or the reason it has none shown under the form with a
  * 4xx (a malformed range, licence expression or cursor is the user's to fix).
  */
-function answerOrProblem<T>(reply: FastifyReply, ask: () => T): { value: T } | { problem: Html } {
+async function answerOrProblem<T>(
+  reply: FastifyReply,
+  ask: () => Promise<T>,
+): Promise<{ value: T } | { problem: Html }> {
   try {
-    return { value: ask() };
+    return { value: await ask() };
   } catch (err) {
     if (!(err instanceof AppError) || err.kind !== 'invalid') throw err;
     reply.code(400);

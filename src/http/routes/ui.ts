@@ -158,7 +158,7 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
   app.get('/ui/', async (request, reply) => {
     const readable = new Set(auth.readableRepos(request));
     const base = baseUrl(request, services);
-    const indexes = store.listIndexes().filter((i) => readable.has(i.repo));
+    const indexes = (await store.listIndexes()).filter((i) => readable.has(i.repo));
     const keys = services.signingKeys.map((k) => k.keyName);
     const sections = [...new Set(indexes.map((i) => `${i.repo}\n${i.libc}`))].map((pair) => {
       const [repo, libc] = pair.split('\n') as [string, string];
@@ -231,7 +231,7 @@ ${found.next ? html`<p class="muted">The first ${hits.length}; narrow the search
         request,
         reply,
         `${pkg.name} ${pkg.version}`,
-        packagePage(services, request, pkg, key.arch),
+        await packagePage(services, request, pkg, key.arch),
       );
     },
   );
@@ -258,7 +258,12 @@ function nameLink(token: string): Html {
   return html`<a href="/ui/search?q=${encodeURIComponent(name)}"><code>${token}</code></a>`;
 }
 
-function packagePage(services: Services, request: FastifyRequest, pkg: StoredPackage, arch: string): Html {
+async function packagePage(
+  services: Services,
+  request: FastifyRequest,
+  pkg: StoredPackage,
+  arch: string,
+): Promise<Html> {
   const base = baseUrl(request, services);
   const file = `${base}/${pkg.repo}/${pkg.libc}/${arch}/${pkg.filename}`;
   const fields: Array<[string, Html | string]> = [
@@ -283,8 +288,8 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
       ? html`<ul>${items.map((d) => html`<li>${nameLink(d)}</li>`)}</ul>`
       : html`<p class="muted">none</p>`;
 
-  const components = services.sboms.componentsOf(pkg.id);
-  const provenance = services.store.getProvenance(pkg.id);
+  const components = await services.sboms.componentsOf(pkg.id);
+  const provenance = await services.store.getProvenance(pkg.id);
   const result = provenance?.result as
     | {
         verified?: boolean;
@@ -304,7 +309,7 @@ ${pkg.pkginfo.map(([k, v]) => html`<tr><td><code>${visible(k)}</code></td><td>${
 </tbody></table></div></details>
 ${relationsSection(resolveRelations(services.store, { repo: pkg.repo, libc: pkg.libc, arch }, pkg), arch)}
 <h2>Provides</h2>${list(pkg.provides)}
-${renderFileList(services.fileLists, pkg, base)}
+${await renderFileList(services.fileLists, pkg, base)}
 <h2>Versions</h2>
 <div class="table-wrap"><table><thead><tr><th>version</th><th>arch</th><th>uploaded</th><th>SBOM</th></tr></thead><tbody>
 ${versions.map(
@@ -348,7 +353,7 @@ ${advisories.map((a) => {
     : html`<p class="muted">No advisory concerns ${pkg.origin || pkg.name}.</p>`
 }
 <h2>Vulnerabilities</h2>
-${vulnerabilityTable(services, pkg)}`;
+${await vulnerabilityTable(services, pkg)}`;
 }
 
 /** Dependencies linked to the packages that satisfy them, and the packages that need this one. */
@@ -378,8 +383,8 @@ ${
 }
 
 /** What the uploaded OSV records say of this package and its components (reef's advisories applied). */
-function vulnerabilityTable(services: Services, pkg: StoredPackage): Html {
-  const { matches, notEvaluated } = services.vulnerabilities.forPackage(pkg);
+async function vulnerabilityTable(services: Services, pkg: StoredPackage): Promise<Html> {
+  const { matches, notEvaluated } = await services.vulnerabilities.forPackage(pkg);
   if (matches.length + notEvaluated.length === 0) {
     return html`<p class="muted">No uploaded vulnerability record matches this package or its components.</p>`;
   }
