@@ -66,6 +66,8 @@ export class Indexer {
   private readonly chunking: ChunkingRule;
   /** Changes reported by the store since each index's last build started ('overflow': too many to keep). */
   private readonly pending = new Map<string, IndexChange[] | 'overflow'>();
+  /** Resolved at the store's next report, for a build that waits for a change it read before it was reported. */
+  private nextReport: Deferred | undefined;
 
   constructor(
     private readonly store: PackageStore,
@@ -86,6 +88,8 @@ export class Indexer {
         else if (list) list.push(c);
         else this.pending.set(id, [c]);
       }
+      this.nextReport?.resolve();
+      this.nextReport = undefined;
     });
   }
 
@@ -166,8 +170,7 @@ export class Indexer {
       if (cache) file = openIndexFile(this.indexPath(key, cache.sha256), cache.memberOffset);
       const state = await this.store.getIndex(key);
       const generation = state?.generation ?? 0;
-      // No await from the generation's arrival to here: the pending list is the one it was checked against.
-      const changes = cache && this.changesBetween(id, cache.generation, generation);
+      const changes = cache && (await this.reportedBetween(id, cache.generation, generation));
       this.settle(id, generation);
       if (
         cache &&
@@ -212,7 +215,7 @@ export class Indexer {
    */
   private async reopen(id: string, key: IndexKey): Promise<CachedIndex | undefined> {
     const state = await this.store.getIndex(key);
-    if (!state?.sha256 || !this.changesBetween(id, state.builtGeneration, state.generation)) {
+    if (!state?.sha256 || !(await this.reportedBetween(id, state.builtGeneration, state.generation))) {
       return undefined;
     }
     try {
@@ -247,6 +250,31 @@ export class Indexer {
       .sort((a, b) => a.generation - b.generation);
     const complete = changes.length === to - from && changes.every((c, i) => c.generation === from + 1 + i);
     return complete ? changes : undefined;
+  }
+
+  /**
+   * changesBetween, waiting a little for changes not reported yet: a commit
+   * is visible to a read before its report arrives (the store reports after
+   * its commit has returned: a few microtasks on SQLite, a round trip on
+   * PostgreSQL). A change another process made is never reported here: after
+   * REPORT_WAIT_MS the build goes on without it, in full.
+   */
+  private async reportedBetween(id: string, from: number, to: number): Promise<IndexChange[] | undefined> {
+    const deadline = performance.now() + REPORT_WAIT_MS;
+    for (;;) {
+      const changes = this.changesBetween(id, from, to);
+      const left = deadline - performance.now();
+      if (changes || this.pending.get(id) === 'overflow' || left <= 0) return changes;
+      this.nextReport ??= deferred();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.nextReport.promise,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, left);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
   }
 
   /** Drops the changes pending for `id` up to generation `upTo`: a build of that generation shows them. */
@@ -489,6 +517,9 @@ function isAlive(pid: number): boolean {
 function describe(key: IndexKey): string {
   return `${key.repo}/${key.libc}`;
 }
+
+/** How long a build waits for changes it read to be reported (see reportedBetween). */
+const REPORT_WAIT_MS = 25;
 
 /** Changes kept per index between builds (~0.5 MB); a bulk import past it gets a full build. */
 const MAX_PENDING = 1024;

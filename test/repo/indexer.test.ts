@@ -47,14 +47,20 @@ function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-'))): Setup {
   migrate(db);
   const store = new PackageStore(SqliteDatabase.over(db), ARCHES);
   const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
+  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', logSink(logs)), {
+    chunking: RULE,
+  });
+  return { dir, db, store, indexer, logs };
+}
+
+/** A log destination that keeps each line, parsed, in `logs`. */
+function logSink(logs: Array<Record<string, unknown>>): Writable {
+  return new Writable({
     write(chunk, _enc, cb) {
       for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line));
       cb();
     },
   });
-  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', sink), { chunking: RULE });
-  return { dir, db, store, indexer, logs };
 }
 
 /** What a build from scratch with the same chunking writes for the database as it is. */
@@ -188,6 +194,31 @@ describe('Indexer (incremental chunks)', () => {
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
     assert.deepEqual(modes(s), ['full', 'full', 'delta', 'delta']);
+    s.db.close();
+  });
+
+  test('a change read before its report arrived: the build waits for the report and stays a delta', async () => {
+    const s = setup();
+    const k = keyOf('x86_64');
+    // The same store, its reports delivered late: a commit's report may trail the commit
+    // (PostgreSQL answers COMMIT after other sessions see it), so a build can read the newer
+    // generation first.
+    const late = Object.create(s.store) as PackageStore;
+    late.onIndexChange = (listener) =>
+      s.store.onIndexChange((changes) => {
+        setTimeout(() => listener(changes), 5);
+      });
+    const indexer = new Indexer(late, s.dir, () => SIGNERS, createLogger('info', logSink(s.logs)), {
+      chunking: RULE,
+    });
+    for (let i = 0; i < 40; i++) await s.store.insert(newPackage(`w${i}`, '1.0-r0', 'x86_64'));
+    await indexer.refresh([k]);
+    for (const name of ['late-1', 'late-2']) {
+      await s.store.insert(newPackage(name, '1.0-r0', 'x86_64'));
+      await indexer.refresh([k]);
+      await checkIndex({ ...s, indexer }, k);
+    }
+    assert.deepEqual(modes(s), ['full', 'delta', 'delta']);
     s.db.close();
   });
 
