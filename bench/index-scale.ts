@@ -240,9 +240,9 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
   try {
     const seedStarted = performance.now();
     // One outer transaction: each insert is a savepoint, and synchronous=FULL fsyncs once.
-    services.db.transaction(() => {
-      for (let i = 0; i < entries; i++) services.store.insert(syntheticPackage(i));
-    })();
+    await services.store.transaction(async () => {
+      for (let i = 0; i < entries; i++) await services.store.insert(syntheticPackage(i));
+    });
     const seedMs = performance.now() - seedStarted;
     log(`index: ${entries} entries seeded in ${(seedMs / 1000).toFixed(1)} s`);
 
@@ -260,7 +260,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       onePassBytes = r.bytes;
     }
 
-    const indexBytes = services.store.getIndex(KEY)!.size!;
+    const indexBytes = (await services.store.getIndex(KEY))!.size!;
     const { chunks, textBytes, gzip6Bytes } = await compareWithGzip(services, temp.path);
 
     app = await buildApp(services, logger);
@@ -330,7 +330,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
     const rssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
 
     // The last index lists every seeded and published package, and its signature verifies.
-    const final = services.store.getIndex(KEY)!;
+    const final = (await services.store.getIndex(KEY))!;
     const read = await readIndex(
       (async function* () {
         const res = await fetch(`${base}/bench/glibc/x86_64/APKINDEX.tar.gz`);
@@ -353,7 +353,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       () => services.keyRing.signers(),
       logger,
     );
-    services.store.insert(syntheticPackage(entries));
+    await services.store.insert(syntheticPackage(entries));
     const restartStarted = performance.now();
     await restarted.refresh([KEY]);
     const firstAfterRestartMs = performance.now() - restartStarted;
@@ -432,7 +432,7 @@ async function onePassRebuild(
 ): Promise<{ ms: number; cpu: number; bytes: number }> {
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
-  const { records } = services.store.snapshotForIndex(KEY);
+  const { records } = await services.store.snapshotForIndex(KEY);
   const text = sortIndexEntries(records)
     .map((p) => rewriteRecordArch(p.record, p.arch, KEY.arch))
     .join('');
@@ -452,7 +452,7 @@ async function compareWithGzip(
   services: Services,
   dir: string,
 ): Promise<{ chunks: number; textBytes: number; gzip6Bytes: number | undefined }> {
-  const { records } = services.store.snapshotForIndex(KEY);
+  const { records } = await services.store.snapshotForIndex(KEY);
   const index = ChunkedIndex.build(records.map((p) => rewriteRecordArch(p.record, p.arch, KEY.arch)));
   const member = index.assemble({ description: `${KEY.repo}/${KEY.libc}`, mtime: 0 });
   const tarFile = join(dir, 'index.tar');

@@ -178,10 +178,10 @@ async function seedPackages(dataDir: string, keys: IndexKey[]): Promise<void> {
   try {
     for (const [k, key] of keys.entries()) {
       const count = Math.min(PER_INDEX, PACKAGES - k * PER_INDEX);
-      services.db.transaction(() => {
+      await services.store.transaction(async () => {
         for (let i = 0; i < count; i++)
-          services.store.insert({ ...syntheticPackage(k * PER_INDEX + i), ...key });
-      })();
+          await services.store.insert({ ...syntheticPackage(k * PER_INDEX + i), ...key });
+      });
       log(`memory: ${k * PER_INDEX + count} packages seeded`);
     }
   } finally {

@@ -71,9 +71,9 @@ async function publishInto(seedCount: number): Promise<SizeResult> {
   try {
     const seedStarted = performance.now();
     // One outer transaction: each insert is a savepoint, and synchronous=FULL fsyncs once.
-    services.db.transaction(() => {
-      for (let i = 0; i < seedCount; i++) services.store.insert(syntheticPackage(i));
-    })();
+    await services.store.transaction(async () => {
+      for (let i = 0; i < seedCount; i++) await services.store.insert(syntheticPackage(i));
+    });
     const seedMs = performance.now() - seedStarted;
     const indexStarted = performance.now();
     if (seedCount > 0) await services.indexer.refresh([KEY]);
@@ -117,7 +117,7 @@ async function publishInto(seedCount: number): Promise<SizeResult> {
       if (res.status !== 201) throw new Error(`publish returned ${res.status}: ${text.slice(0, 500)}`);
       if (i >= WARMUP) samplesMs.push(ms);
     }
-    const index = services.store.getIndex(KEY);
+    const index = await services.store.getIndex(KEY);
     if (index?.packageCount !== seedCount + apks.length) {
       throw new Error(`index lists ${index?.packageCount} packages, expected ${seedCount + apks.length}`);
     }

@@ -46,8 +46,7 @@ export async function runReindex(args: string[], ctx: CliContext): Promise<numbe
       ctx.stderr.write(`generated an index signing key: ${services.signingKeys[0]!.keyName}\n`);
     }
     const audited = cliAuditor(services.audit, 'index.rebuild', repo ?? '*');
-    const keys = services.store
-      .listIndexes()
+    const keys = (await services.store.listIndexes())
       .filter((i) => repo === undefined || i.repo === repo)
       .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
     try {
@@ -65,7 +64,7 @@ export async function runReindex(args: string[], ctx: CliContext): Promise<numbe
       return 0;
     }
     for (const key of keys) {
-      const index = services.store.getIndex(key);
+      const index = await services.store.getIndex(key);
       const id = `${key.repo}/${key.libc}/${key.arch}`;
       ctx.stdout.write(
         index?.sha256

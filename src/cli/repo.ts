@@ -85,7 +85,7 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
             'REPO_EXISTS',
           );
         }
-        store.saveRepo(name, settings);
+        await store.saveRepo(name, settings);
       });
     } catch (err) {
       audited.rejected(err);
@@ -109,7 +109,7 @@ async function listRepos(args: string[], ctx: CliContext): Promise<number> {
   const config = configFromFlags(ctx, values);
   const { repos, indexes } = await withLocalData(config, ctx.stderr, async ({ store }) => ({
     repos: await store.listRepos(),
-    indexes: store.listIndexes().filter((i) => i.sha256),
+    indexes: (await store.listIndexes()).filter((i) => i.sha256),
   }));
   const json = repos.map((r) => ({
     name: r.name,
@@ -163,7 +163,7 @@ async function setVisibility(args: string[], ctx: CliContext): Promise<number> {
             `no repository named '${name}' (create it with 'reef repo create')`,
           );
         }
-        store.saveRepo(name, { private: isPrivate });
+        await store.saveRepo(name, { private: isPrivate });
       });
     } catch (err) {
       audited.rejected(err);

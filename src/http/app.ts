@@ -58,7 +58,7 @@ export async function buildApp(
   registerMetrics(app, metrics, (request) => auth.readableNames(request));
   services.indexer.observer = metrics;
   // Indexes already live at start have no build to report.
-  for (const i of services.store.listIndexes()) {
+  for (const i of await services.store.listIndexes()) {
     if (i.sha256 && i.size !== undefined) metrics.setIndex(i, i.size, i.packageCount);
   }
 

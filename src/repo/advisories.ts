@@ -91,7 +91,7 @@ export class AdvisoryService {
   }
 
   /** Replaces one package's advisories with `body` (parsed JSON, or YAML text). */
-  put(repo: string, origin: string, body: unknown): AdvisoryChange {
+  async put(repo: string, origin: string, body: unknown): Promise<AdvisoryChange> {
     validateRepo(repo, 'glibc');
     const doc = typeof body === 'string' ? parseAdvisoryYaml(body) : validateAdvisoryDocument(body);
     if (doc.package !== origin) {
@@ -101,7 +101,7 @@ export class AdvisoryService {
         { details: { field: 'package.name' } },
       );
     }
-    return this.write(repo, [doc])[0]!;
+    return (await this.write(repo, [doc]))[0]!;
   }
 
   /**
@@ -109,7 +109,7 @@ export class AdvisoryService {
    * every file is read and checked before anything is written, then all are
    * written in one transaction. A bad file fails the import, naming it.
    */
-  import(repo: string, files: AdvisoryFile[]): AdvisoryChange[] {
+  async import(repo: string, files: AdvisoryFile[]): Promise<AdvisoryChange[]> {
     validateRepo(repo, 'glibc');
     if (files.length > MAX_IMPORT_FILES) {
       throw new AppError(
@@ -151,8 +151,8 @@ export class AdvisoryService {
     return this.write(repo, docs);
   }
 
-  private write(repo: string, docs: AdvisoryDocument[]): AdvisoryChange[] {
-    this.packages.saveRepo(repo, {});
+  private async write(repo: string, docs: AdvisoryDocument[]): Promise<AdvisoryChange[]> {
+    await this.packages.saveRepo(repo, {});
     return this.advisories.replace(repo, docs);
   }
 
@@ -164,7 +164,7 @@ export class AdvisoryService {
   async secdb(repo: string, libc: string, baseUrl: string): Promise<Feed> {
     validateRepo(repo, libc);
     await this.packages.requireRepo(repo);
-    const archs = this.packages.archesOf(repo, libc as Libc).filter((a) => a !== 'noarch');
+    const archs = (await this.packages.archesOf(repo, libc as Libc)).filter((a) => a !== 'noarch');
     // One entry per repository and libc: a request with another base URL or arch set replaces it.
     return this.feeds.get(
       `${repo}/${libc}`,

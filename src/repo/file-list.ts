@@ -41,7 +41,7 @@ const READ_LOCK = 'file-list:read';
  * requests ask at once, memory holds one package's.
  */
 export async function ensureFileList(deps: FileListDeps, pkg: StoredPackage): Promise<number> {
-  const recorded = deps.fileLists.entryCount(pkg.id);
+  const recorded = await deps.fileLists.entryCount(pkg.id);
   if (recorded !== undefined) return recorded;
   // Keyed by the stored bytes' version too: a blob restored from a backup is read again at once.
   const failureKey = `${pkg.sha256} ${(await deps.blobs.version(pkg.sha256)) ?? ''}`;
@@ -49,7 +49,7 @@ export async function ensureFileList(deps: FileListDeps, pkg: StoredPackage): Pr
   if (failed) throw failed;
   return deps.locks.run(READ_LOCK, async () => {
     // Read by a request that held the lock before this one.
-    const meanwhile = deps.fileLists.entryCount(pkg.id);
+    const meanwhile = await deps.fileLists.entryCount(pkg.id);
     if (meanwhile !== undefined) return meanwhile;
     const again = failures.get(failureKey);
     if (again) throw again;
@@ -60,7 +60,7 @@ export async function ensureFileList(deps: FileListDeps, pkg: StoredPackage): Pr
       if (err instanceof AppError && err.code !== 'PACKAGE_NOT_FOUND') failures.set(failureKey, err);
       throw err;
     }
-    const entries = deps.fileLists.saveRead(pkg.id, pkg.sha256, listedFiles(files));
+    const entries = await deps.fileLists.saveRead(pkg.id, pkg.sha256, listedFiles(files));
     // Deleted while it was read; its id may since name another package, whose list this is not.
     if (entries === undefined) throw packageGone(pkg);
     return entries;
@@ -82,7 +82,7 @@ export async function readFileList(
   options: { limit: number; afterSeq?: number; withDirectories?: boolean },
 ): Promise<{ total: number; page: FileListPage }> {
   const total = await ensureFileList(deps, pkg);
-  return { total, page: deps.fileLists.page(pkg.id, options) };
+  return { total, page: await deps.fileLists.page(pkg.id, options) };
 }
 
 async function readStoredApk(deps: FileListDeps, pkg: StoredPackage): Promise<ApkPackage> {

@@ -34,7 +34,10 @@ import { uniqueKeys } from '../store/package-store.ts';
  * touch. Those changes are trusted
  * only when their generations run without a gap from the generation the
  * chunks were built at to the database's current one; anything else (another
- * process wrote, a transaction rolled back, a build failed) means a full build.
+ * process wrote, a change not reported yet, a build failed) means a full build.
+ * The store reports a change once its transaction has committed, so a change
+ * reported at or below a build's generation is in that build already, and
+ * one above it waits for the next.
  */
 /** What the indexer reports; http/metrics.ts's Metrics fits. */
 export interface IndexObserver {
@@ -63,6 +66,8 @@ export class Indexer {
   private readonly chunking: ChunkingRule;
   /** Changes reported by the store since each index's last build started ('overflow': too many to keep). */
   private readonly pending = new Map<string, IndexChange[] | 'overflow'>();
+  /** Resolved at the store's next report, for a build that waits for a change it read before it was reported. */
+  private nextReport: Deferred | undefined;
 
   constructor(
     private readonly store: PackageStore,
@@ -83,6 +88,8 @@ export class Indexer {
         else if (list) list.push(c);
         else this.pending.set(id, [c]);
       }
+      this.nextReport?.resolve();
+      this.nextReport = undefined;
     });
   }
 
@@ -147,10 +154,11 @@ export class Indexer {
 
   /**
    * The chunks for the database as it is now, with the generation they show
-   * and the packages they list that were not yet published. Synchronous from
-   * reading the generation to taking the pending changes (or the snapshot),
-   * so no change can fall between the two. A delta build also returns the
-   * open file its untouched chunks are read back from; the caller closes it.
+   * and the packages they list that were not yet published. The changes
+   * applied are those pending between the chunks' generation and the one
+   * read; one reported later than that read, with a generation above it,
+   * stays pending for the next build. A delta build also returns the open
+   * file its untouched chunks are read back from; the caller closes it.
    */
   private async currentChunks(id: string, key: IndexKey): Promise<CurrentChunks> {
     let cache = this.cached.get(id);
@@ -160,19 +168,17 @@ export class Indexer {
     try {
       // Opened first: whatever happens to the path later, this build reads the file it was planned on.
       if (cache) file = openIndexFile(this.indexPath(key, cache.sha256), cache.memberOffset);
-      const state = this.store.getIndex(key);
-      const changes = this.pending.get(id) ?? [];
-      this.pending.delete(id);
+      const state = await this.store.getIndex(key);
       const generation = state?.generation ?? 0;
+      const changes = cache && (await this.reportedBetween(id, cache.generation, generation));
+      this.settle(id, generation);
       if (
         cache &&
         file &&
         state &&
-        changes !== 'overflow' &&
+        changes &&
         cache.generation === state.builtGeneration &&
-        cache.sha256 === state.sha256 &&
-        changes.every((c, i) => c.generation === cache.generation + 1 + i) &&
-        cache.generation + changes.length === generation
+        cache.sha256 === state.sha256
       ) {
         const add: string[] = [];
         const remove: string[] = [];
@@ -208,13 +214,8 @@ export class Indexer {
    * recorded is ever signed again.
    */
   private async reopen(id: string, key: IndexKey): Promise<CachedIndex | undefined> {
-    const state = this.store.getIndex(key);
-    const pending = this.pending.get(id) ?? [];
-    if (
-      !state?.sha256 ||
-      pending === 'overflow' ||
-      state.generation - state.builtGeneration !== pending.length
-    ) {
+    const state = await this.store.getIndex(key);
+    if (!state?.sha256 || !(await this.reportedBetween(id, state.builtGeneration, state.generation))) {
       return undefined;
     }
     try {
@@ -236,6 +237,56 @@ export class Indexer {
   }
 
   /**
+   * The changes pending for `id` that lead from generation `from` to `to`,
+   * in generation order, or undefined when one of them is missing (written
+   * by another process, not reported yet, or past the bound).
+   */
+  private changesBetween(id: string, from: number, to: number): IndexChange[] | undefined {
+    const pending = this.pending.get(id) ?? [];
+    if (pending === 'overflow') return undefined;
+    // Reported in the order the commits' callbacks ran, which need not be generation order.
+    const changes = pending
+      .filter((c) => c.generation > from && c.generation <= to)
+      .sort((a, b) => a.generation - b.generation);
+    const complete = changes.length === to - from && changes.every((c, i) => c.generation === from + 1 + i);
+    return complete ? changes : undefined;
+  }
+
+  /**
+   * changesBetween, waiting a little for changes not reported yet: a commit
+   * is visible to a read before its report arrives (the store reports after
+   * its commit has returned: a few microtasks on SQLite, a round trip on
+   * PostgreSQL). A change another process made is never reported here: after
+   * REPORT_WAIT_MS the build goes on without it, in full.
+   */
+  private async reportedBetween(id: string, from: number, to: number): Promise<IndexChange[] | undefined> {
+    const deadline = performance.now() + REPORT_WAIT_MS;
+    for (;;) {
+      const changes = this.changesBetween(id, from, to);
+      const left = deadline - performance.now();
+      if (changes || this.pending.get(id) === 'overflow' || left <= 0) return changes;
+      this.nextReport ??= deferred();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.nextReport.promise,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, left);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** Drops the changes pending for `id` up to generation `upTo`: a build of that generation shows them. */
+  private settle(id: string, upTo: number): void {
+    const pending = this.pending.get(id);
+    if (pending === undefined || pending === 'overflow') return;
+    const later = pending.filter((c) => c.generation > upTo);
+    if (later.length > 0) this.pending.set(id, later);
+    else this.pending.delete(id);
+  }
+
+  /**
    * Every record of the index from the database, sorted by name and version
    * first and then read and compressed a run at a time, giving the event
    * loop a turn every ~20 ms: 100,000 entries are ~35 MB of text and a second
@@ -246,39 +297,15 @@ export class Indexer {
     key: IndexKey,
   ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[] }> {
     for (let attempt = 1; ; attempt++) {
-      // Together with the snapshot: the changes pending from here on are those after its generation.
+      // Before the snapshot: what is reported from here on is either in it or after its generation.
       this.pending.delete(id);
-      const { entries, generation } = this.store.indexEntries(key);
-      const sorted = sortForIndex(entries);
-      const builder = ChunkedIndex.builder(this.chunking);
-      // A third attempt reads without a break, so no delete can come between its reads.
+      // A third attempt reads in one snapshot, without a break: no delete can come between its reads.
       const breaks = attempt < 3;
-      let complete = true;
-      let turn = performance.now();
-      for (let i = 0; i < sorted.length; ) {
-        let j = Math.min(i + RECORD_RUN, sorted.length);
-        // One name-version in two arches is ordered by its text: such a pair is read in one run.
-        while (
-          j < sorted.length &&
-          sorted[j]!.name === sorted[j - 1]!.name &&
-          sorted[j]!.version === sorted[j - 1]!.version
-        )
-          j++;
-        const rows = this.store.indexRecords(sorted.slice(i, j).map((e) => e.id));
-        if (rows.length !== j - i) {
-          complete = false;
-          break;
-        }
-        builder.add(rows.map((r) => rewriteRecordArch(r.record, r.arch, key.arch)));
-        i = j;
-        if (breaks && performance.now() - turn > 20) {
-          await new Promise((resolve) => setImmediate(resolve));
-          turn = performance.now();
-        }
-      }
-      if (complete) {
-        const newIds = entries.filter((e) => !e.published).map((e) => e.id);
-        return { index: builder.finish(), generation, newIds };
+      const read = () => this.readIndex(key, breaks);
+      const built = breaks ? await read() : await this.store.snapshot(read);
+      if (built) {
+        this.settle(id, built.generation);
+        return built;
       }
       if (!breaks) throw new Error('packages of the index changed while it was read');
       this.log.info(
@@ -286,6 +313,37 @@ export class Indexer {
         'a package was deleted while the index was read; reading it again',
       );
     }
+  }
+
+  /** fullBuild's one reading of the index; undefined when a package was deleted meanwhile. */
+  private async readIndex(
+    key: IndexKey,
+    breaks: boolean,
+  ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[] } | undefined> {
+    const { entries, generation } = await this.store.indexEntries(key);
+    const sorted = sortForIndex(entries);
+    const builder = ChunkedIndex.builder(this.chunking);
+    let turn = performance.now();
+    for (let i = 0; i < sorted.length; ) {
+      let j = Math.min(i + RECORD_RUN, sorted.length);
+      // One name-version in two arches is ordered by its text: such a pair is read in one run.
+      while (
+        j < sorted.length &&
+        sorted[j]!.name === sorted[j - 1]!.name &&
+        sorted[j]!.version === sorted[j - 1]!.version
+      )
+        j++;
+      const rows = await this.store.indexRecords(sorted.slice(i, j).map((e) => e.id));
+      if (rows.length !== j - i) return undefined;
+      builder.add(rows.map((r) => rewriteRecordArch(r.record, r.arch, key.arch)));
+      i = j;
+      if (breaks && performance.now() - turn > 20) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
+    }
+    const newIds = entries.filter((e) => !e.published).map((e) => e.id);
+    return { index: builder.finish(), generation, newIds };
   }
 
   private async buildOnce(id: string, key: IndexKey): Promise<void> {
@@ -308,7 +366,7 @@ export class Indexer {
     const { index, generation, newIds, mode, file } = build;
     const id = indexId(key);
     const signers = this.signers();
-    const previous = this.store.getIndex(key);
+    const previous = await this.store.getIndex(key);
     const packageCount = index.count;
     const useScratch = !this.scratchInUse;
     this.scratchInUse ||= useScratch;
@@ -326,7 +384,7 @@ export class Indexer {
     } finally {
       if (useScratch) this.scratchInUse = false;
     }
-    const recorded = this.store.recordIndex(key, generation, {
+    const recorded = await this.store.recordIndex(key, generation, {
       sha256,
       size: bytes.length,
       packageCount,
@@ -336,7 +394,8 @@ export class Indexer {
     });
     if (!recorded) {
       // Superseded by a newer build (another process): drop this file unless it is the live one.
-      if (this.store.getIndex(key)?.sha256 !== sha256) await rm(this.indexPath(key, sha256), { force: true });
+      if ((await this.store.getIndex(key))?.sha256 !== sha256)
+        await rm(this.indexPath(key, sha256), { force: true });
       return;
     }
     // From now on the chunks are read back from this file: only their places stay in memory.
@@ -382,8 +441,8 @@ export class Indexer {
     const signedBy = this.signers()
       .map((s) => s.keyName)
       .join(',');
-    const todo: IndexKey[] = [...this.store.staleIndexes()];
-    for (const index of this.store.listIndexes()) {
+    const todo: IndexKey[] = [...(await this.store.staleIndexes())];
+    for (const index of await this.store.listIndexes()) {
       if (!index.sha256) continue;
       const size = await stat(this.indexPath(index, index.sha256)).then(
         (s) => s.size,
@@ -419,8 +478,7 @@ export class Indexer {
 
   /** Rebuilds every index (after a key rotation, or on request). */
   async rebuildAll(repo?: string): Promise<IndexKey[]> {
-    const keys = this.store
-      .listIndexes()
+    const keys = (await this.store.listIndexes())
       .filter((i) => repo === undefined || i.repo === repo)
       .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
     await this.refreshInTurn(keys);
@@ -459,6 +517,9 @@ function isAlive(pid: number): boolean {
 function describe(key: IndexKey): string {
   return `${key.repo}/${key.libc}`;
 }
+
+/** How long a build waits for changes it read to be reported (see reportedBetween). */
+const REPORT_WAIT_MS = 25;
 
 /** Changes kept per index between builds (~0.5 MB); a bulk import past it gets a full build. */
 const MAX_PENDING = 1024;

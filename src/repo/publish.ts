@@ -181,18 +181,18 @@ export async function publishPackage(
   // Every blob this publish writes stays locked from its store to the row insert: a delete
   // sharing any of them (an SBOM sent with two packages) must not collect it in between.
   const result = await deps.locks.runAll(blobKeys, async () => {
-    const holder = deps.store.slotHolder(key, p.name, p.version);
+    const holder = await deps.store.slotHolder(key, p.name, p.version);
     // A deleted version's own bytes may come back (an undo): they go on to the insert.
     if (holder && !(holder.kind === 'deleted' && holder.deleted.sha256 === apk.sha256)) {
       await temp.discard();
       await sbom.discard();
       return { outcome: 'held' as const, holder };
     }
-    let inserted: ReturnType<typeof insertPackage>;
+    let inserted: Awaited<ReturnType<typeof insertPackage>>;
     try {
       await deps.blobs.commit(temp, apk.sha256);
       for (const side of sides) await side.store(deps.blobs);
-      inserted = insertPackage();
+      inserted = await insertPackage();
     } catch (err) {
       // The temp blobs (package, generated SBOM) when the failure came before their commit.
       await temp.discard();
@@ -218,7 +218,7 @@ export async function publishPackage(
   if (result.outcome === 'held') return finishExisting(deps, result.holder, apk);
   // 201 only once an index listing the package is live (design invariant 1).
   try {
-    await deps.indexer.refresh(deps.store.indexesListing(result.pkg));
+    await deps.indexer.refresh(await deps.store.indexesListing(result.pkg));
   } catch (err) {
     const failure = await takeBack(deps, result.pkg, err);
     if (failure !== undefined) throw failure;
@@ -253,10 +253,10 @@ export async function publishPackage(
         signatures: apk.signatures.map((s) => ({ algorithm: s.algorithm, keyName: s.keyName })),
       },
       Date.now(),
-      (created) => {
+      async (created) => {
         // In the package's transaction: no package is ever listed without its files.
-        deps.fileLists.save(created.id, listedFiles(apk.files));
-        deps.sboms.save(created.id, {
+        await deps.fileLists.save(created.id, listedFiles(apk.files));
+        await deps.sboms.save(created.id, {
           source: sbom.source,
           format: sbom.parsed.format,
           specVersion: sbom.parsed.specVersion,
@@ -264,12 +264,12 @@ export async function publishPackage(
           size: sbom.size,
           components: sbom.parsed.components,
         });
-        deps.store.saveAttestation(created.id, {
+        await deps.store.saveAttestation(created.id, {
           sha256: attestation.sha256,
           size: attestation.bytes.length,
           keyName: deps.attestationKey.keyName,
         });
-        if (provenance) saveProvenance(deps, created.id, provenance);
+        if (provenance) await saveProvenance(deps, created.id, provenance);
       },
     );
   }
@@ -277,7 +277,7 @@ export async function publishPackage(
 
 /** Deletes a blob nothing references any more; the caller holds the blob's lock. */
 async function collectUnreferenced(deps: PublishDeps, sha256: string): Promise<void> {
-  if (!deps.store.isBlobReferenced(sha256)) await deps.blobs.delete(sha256).catch(() => {});
+  if (!(await deps.store.isBlobReferenced(sha256))) await deps.blobs.delete(sha256).catch(() => {});
 }
 
 async function finishExisting(
@@ -312,7 +312,7 @@ async function finishExisting(
   }
   // Identical bytes: idempotent. Make sure a publish interrupted before its index is finished now.
   if (existing.publishedAt === undefined) {
-    await deps.indexer.refresh(deps.store.indexesListing(existing));
+    await deps.indexer.refresh(await deps.store.indexesListing(existing));
     return {
       outcome: 'exists',
       pkg: (await deps.store.find(existing, existing.name, existing.version)) ?? existing,
@@ -343,7 +343,7 @@ export async function deletePackage(
 ): Promise<StoredPackage> {
   validateRepo(key.repo, key.libc);
   const indexKey: IndexKey = { ...key, libc: key.libc };
-  const removed = deps.store.remove(indexKey, name, version);
+  const removed = await deps.store.remove(indexKey, name, version);
   if (!removed) {
     const noarch = key.arch !== 'noarch' && (await deps.store.findListed(indexKey, name, version));
     throw new AppError(
@@ -357,7 +357,7 @@ export async function deletePackage(
   await deps.indexer.refresh(removed.indexes);
   for (const sha256 of removed.blobs) {
     await deps.locks.run(sha256, async () => {
-      if (!deps.store.isBlobReferenced(sha256)) await deps.blobs.delete(sha256);
+      if (!(await deps.store.isBlobReferenced(sha256))) await deps.blobs.delete(sha256);
     });
   }
   return removed.pkg;
@@ -406,8 +406,12 @@ export class KeyedLock {
   }
 }
 
-function saveProvenance(deps: PublishDeps, packageId: number, provenance: PublisherProvenance): void {
-  deps.store.saveProvenance(packageId, {
+function saveProvenance(
+  deps: PublishDeps,
+  packageId: number,
+  provenance: PublisherProvenance,
+): Promise<void> {
+  return deps.store.saveProvenance(packageId, {
     sha256: provenance.sha256,
     size: provenance.bytes.length,
     format: provenance.result.format,
@@ -433,7 +437,7 @@ export async function attachProvenance(
   const pkg = await requirePublishedPackage(deps.store, key, name, version);
   const provenance = await deps.provenance.evaluate(key.repo, bytes, subjectOf(pkg));
   return deps.locks.run(`provenance:${pkg.id}`, async () => {
-    const existing = deps.store.getProvenance(pkg.id);
+    const existing = await deps.store.getProvenance(pkg.id);
     if (existing) {
       if (existing.sha256 === provenance.sha256) return { outcome: 'exists' as const, pkg };
       throw new AppError(
@@ -449,8 +453,8 @@ export async function attachProvenance(
       { ...provenance.result, sha256: provenance.sha256 },
       { publisherProvenanceAttachedAt: new Date().toISOString() },
       [provenance],
-      () => {
-        saveProvenance(deps, pkg.id, provenance);
+      async () => {
+        await saveProvenance(deps, pkg.id, provenance);
         return true;
       },
     );
@@ -481,11 +485,11 @@ export async function attachSbom(
     const sbom = { format: parsed.format, specVersion: parsed.specVersion, sha256 };
     // One replacement of a package's SBOM at a time, so each knows the blob it replaces.
     return await deps.locks.run(`sbom:${pkg.id}`, async () => {
-      const previous = deps.sboms.get(pkg.id)?.sha256;
+      const previous = (await deps.sboms.get(pkg.id))?.sha256;
       await deps.locks.run(sha256, async () => {
         try {
           await deps.blobs.commit(sent.temp, sha256);
-          deps.sboms.save(pkg.id, {
+          await deps.sboms.save(pkg.id, {
             source: 'uploaded',
             ...sbom,
             size: sent.size,
@@ -516,9 +520,9 @@ export async function attachSbom(
  * taking it back fails, the answer says the package will be listed later.
  */
 async function takeBack(deps: PublishDeps, pkg: StoredPackage, cause: unknown): Promise<unknown> {
-  let removed: ReturnType<PackageStore['removeUnpublished']>;
+  let removed: Awaited<ReturnType<PackageStore['removeUnpublished']>>;
   try {
-    removed = deps.store.removeUnpublished(pkg.id);
+    removed = await deps.store.removeUnpublished(pkg.id);
   } catch {
     const reason = cause instanceof Error ? cause.message : String(cause);
     return new AppError(
@@ -558,9 +562,9 @@ async function swapAttestation(
   publisherProvenance: Record<string, unknown>,
   stamp: Record<string, string>,
   extra: Array<{ bytes: Buffer; sha256: string }>,
-  commit: () => boolean,
+  commit: () => Promise<boolean>,
 ): Promise<boolean> {
-  const previous = deps.store.getAttestation(packageId);
+  const previous = await deps.store.getAttestation(packageId);
   if (!previous) throw new AppError('INTERNAL', 'the package has no attestation to re-issue');
   const bundle = JSON.parse((await deps.blobs.readAll(previous.sha256)).toString('utf8'));
   const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString('utf8'));
@@ -575,9 +579,9 @@ async function swapAttestation(
       let done = false;
       try {
         for (const blob of written) await storeBytes(deps.blobs, blob.bytes, blob.sha256);
-        done = deps.store.transaction(() => {
-          if (!commit()) return false;
-          deps.store.replaceAttestation(packageId, {
+        done = await deps.store.transaction(async () => {
+          if (!(await commit())) return false;
+          await deps.store.replaceAttestation(packageId, {
             sha256: attestation.sha256,
             size: attestation.bytes.length,
             keyName: deps.attestationKey.keyName,
@@ -617,7 +621,7 @@ export async function reevaluateProvenance(
 ): Promise<void> {
   let afterId = 0;
   for (;;) {
-    const page = deps.store.listUnverifiedProvenance(options.repo, 100, afterId);
+    const page = await deps.store.listUnverifiedProvenance(options.repo, 100, afterId);
     if (page.length === 0) return;
     for (const { pkg, provenance } of page) {
       afterId = pkg.id;

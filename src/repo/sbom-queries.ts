@@ -14,13 +14,13 @@ import type { ComponentCursor, LicenseCursor, SbomStore } from '../store/sbom-st
  */
 
 /** One page of the packages holding a component named `name` (or with purl `purl`) in the `version` range. */
-export function findComponents(
+export async function findComponents(
   sboms: SbomStore,
   query: { name?: string; purl?: string; version?: string },
   page: { repos: readonly string[]; limit: number; after?: ComponentCursor },
 ) {
   const constraints = query.version === undefined ? [] : parseConstraints(query.version);
-  return sboms.findComponents(
+  return await sboms.findComponents(
     { name: query.name, purl: query.purl },
     { ...page, accept: constraints.length === 0 ? undefined : versionFilter(constraints) },
   );
@@ -31,7 +31,7 @@ export function findComponents(
  * `expression` satisfies (`mode` satisfies) or does not (conflicts: a licence
  * that is not an SPDX expression satisfies nothing).
  */
-export function findLicensed(
+export async function findLicensed(
   sboms: SbomStore,
   query: { expression: string; mode: 'satisfies' | 'conflicts' },
   page: { repos: readonly string[]; limit: number; after?: LicenseCursor },
@@ -46,8 +46,8 @@ export function findLicensed(
   };
   // Each distinct licence is judged once (hundreds of them), then only a page of packages is read.
   const want = query.mode === 'satisfies';
-  const licenses = sboms.publishedLicenses().filter((l) => satisfied(l) === want);
-  return sboms.findByLicense(licenses, page);
+  const licenses = (await sboms.publishedLicenses()).filter((l) => satisfied(l) === want);
+  return await sboms.findByLicense(licenses, page);
 }
 
 /** purl types whose versions are semantic versions. */

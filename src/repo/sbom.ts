@@ -256,7 +256,7 @@ export async function renderSbom(
   pkg: { id: number; repo: string; libc: string; filename: string },
   rendering: SbomRendering,
 ): Promise<RenderedSbom> {
-  const stored = deps.sboms.get(pkg.id);
+  const stored = await deps.sboms.get(pkg.id);
   if (!stored) throw new AppError('SBOM_NOT_FOUND', 'this package has no SBOM');
   const original = await deps.blobs.readAll(stored.sha256);
   const as = (bytes: Buffer): RenderedSbom => ({

@@ -80,8 +80,8 @@ export async function createServices(
     const blobs = await openBlobStore(config, { sweepSpool: true });
     const store = new PackageStore(database, config.defaultArches);
     // What signed before is read only when a key is missing (attestations: a scan of the table).
-    const signedBefore = () =>
-      store.listIndexes().flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
+    const signedBefore = async () =>
+      (await store.listIndexes()).flatMap((i) => i.signedBy?.split(',').filter(Boolean) ?? []);
     const keyStore = openKeyStore(config, database);
     const { keys, created } = await loadOrCreateSigningKeys(keyStore, config.keyBits, signedBefore);
     const keyRing = new KeyRing(keyStore, keys, config.keyBits, config.indexSha1);

@@ -271,7 +271,7 @@ export class VulnerabilityService {
       }
       const key = purlKey(affected);
       if (!key) continue;
-      const page1 = this.sboms.findComponents(
+      const page1 = await this.sboms.findComponents(
         { purl: key },
         {
           repos: readable,
@@ -298,7 +298,7 @@ export class VulnerabilityService {
 
   /** The reverse view: every uploaded vulnerability one package's SBOM or source package falls under. */
   async forPackage(pkg: StoredPackage): Promise<{ matches: Match[]; notEvaluated: NotEvaluated[] }> {
-    const components = this.sboms.componentsOf(pkg.id);
+    const components = await this.sboms.componentsOf(pkg.id);
     const byKey = new Map<string, SbomComponent[]>();
     for (const c of components) {
       const key = versionlessPurl(c.purl);

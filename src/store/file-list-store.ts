@@ -1,8 +1,5 @@
-import type { Statement } from 'better-sqlite3';
 import type { TarEntryType } from '../apk/tar-reader.ts';
 import type { Database } from './database.ts';
-import { type Db, statementCache, writingDb } from './db.ts';
-import { sqliteOf } from './sqlite-database.ts';
 
 /** One entry of a package's data tar, as reef keeps it. */
 export interface ListedFile {
@@ -44,36 +41,29 @@ function toFile(r: FileRow): ListedFile & { seq: number } {
 
 /** The entries each package installs (migration 0012), and whether they were recorded. */
 export class FileListStore {
-  private readonly stmt: (sql: string) => Statement;
-
-  private readonly db: Db;
-
-  constructor(private readonly database: Database) {
-    this.db = sqliteOf(database);
-    this.stmt = statementCache(this.db);
-  }
+  constructor(private readonly database: Database) {}
 
   /**
    * Records a package's list. Called inside the transaction that inserts the
    * package (PackageStore.insert's `alongside`), so no package is ever
    * visible without its list; its own transaction is then a savepoint.
    */
-  save(packageId: number, files: Iterable<ListedFile>, now = Date.now()): number {
-    return this.db.transaction(() => {
-      const insert = this.stmt(
-        `INSERT INTO package_files (package_id, seq, path, type, mode, size, link_target)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      );
+  save(packageId: number, files: Iterable<ListedFile>, now = Date.now()): Promise<number> {
+    return this.database.transact(async () => {
       let seq = 0;
-      for (const f of files)
-        insert.run(packageId, seq++, f.path, f.type, f.mode, f.size, f.linkTarget ?? null);
-      this.stmt('INSERT INTO package_file_lists (package_id, entries, recorded_at) VALUES (?, ?, ?)').run(
-        packageId,
-        seq,
-        now,
+      for (const f of files) {
+        await this.database.run(
+          `INSERT INTO package_files (package_id, seq, path, type, mode, size, link_target)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          [packageId, seq++, f.path, f.type, f.mode, f.size, f.linkTarget ?? null],
+        );
+      }
+      await this.database.run(
+        'INSERT INTO package_file_lists (package_id, entries, recorded_at) VALUES (?, ?, ?)',
+        [packageId, seq, now],
       );
       return seq;
-    })();
+    });
   }
 
   /**
@@ -82,23 +72,23 @@ export class FileListStore {
    * (a row id freed by a delete can be reused by the next insert) and has no
    * list yet; returns the list's length, or undefined when it did not record.
    */
-  saveRead(packageId: number, sha256: string, files: Iterable<ListedFile>): number | undefined {
-    return writingDb(() =>
-      this.db.transaction(() => {
-        const current = this.stmt(
-          `SELECT 1 FROM packages WHERE id = ? AND sha256 = ?
-           AND NOT EXISTS (SELECT 1 FROM package_file_lists WHERE package_id = ?)`,
-        ).get(packageId, sha256, packageId);
-        return current === undefined ? undefined : this.save(packageId, files);
-      })(),
-    );
+  saveRead(packageId: number, sha256: string, files: Iterable<ListedFile>): Promise<number | undefined> {
+    return this.database.transact(async () => {
+      const current = await this.database.get(
+        `SELECT 1 FROM packages WHERE id = ? AND sha256 = ?
+         AND NOT EXISTS (SELECT 1 FROM package_file_lists WHERE package_id = ?)`,
+        [packageId, sha256, packageId],
+      );
+      return current === undefined ? undefined : this.save(packageId, files);
+    });
   }
 
   /** How many entries the package's list holds; undefined when no list was recorded. */
-  entryCount(packageId: number): number | undefined {
-    const row = this.stmt('SELECT entries FROM package_file_lists WHERE package_id = ?').get(packageId) as
-      | { entries: number }
-      | undefined;
+  async entryCount(packageId: number): Promise<number | undefined> {
+    const row = await this.database.get<{ entries: number }>(
+      'SELECT entries FROM package_file_lists WHERE package_id = ?',
+      [packageId],
+    );
     return row?.entries;
   }
 
@@ -106,22 +96,19 @@ export class FileListStore {
    * Up to `limit` entries after position `afterSeq` (-1: from the start), in
    * archive order; directories left out when `withDirectories` is false.
    */
-  page(
+  async page(
     packageId: number,
     options: { limit: number; afterSeq?: number; withDirectories?: boolean },
-  ): FileListPage {
+  ): Promise<FileListPage> {
     const after = options.afterSeq ?? -1;
-    const rows = (
+    const rows = await this.database.all<FileRow>(
       options.withDirectories === false
-        ? this.stmt(
-            `SELECT seq, path, type, mode, size, link_target FROM package_files
-             WHERE package_id = ? AND seq > ? AND type != 'directory' ORDER BY seq LIMIT ?`,
-          )
-        : this.stmt(
-            `SELECT seq, path, type, mode, size, link_target FROM package_files
-             WHERE package_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-          )
-    ).all(packageId, after, options.limit + 1) as FileRow[];
+        ? `SELECT seq, path, type, mode, size, link_target FROM package_files
+           WHERE package_id = ? AND seq > ? AND type != 'directory' ORDER BY seq LIMIT ?`
+        : `SELECT seq, path, type, mode, size, link_target FROM package_files
+           WHERE package_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      [packageId, after, options.limit + 1],
+    );
     const files = rows.slice(0, options.limit).map(toFile);
     return { files, next: rows.length > options.limit ? files.at(-1)!.seq : undefined };
   }

@@ -4,7 +4,7 @@ import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
 import type { Database } from './database.ts';
-import { type Db, statementCache, writingDb } from './db.ts';
+import { type Db, statementCache } from './db.ts';
 import { sqliteOf } from './sqlite-database.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
@@ -357,9 +357,11 @@ export class PackageStore {
   }
 
   /**
-   * Calls `listener` after each insert or remove commits (the indexer applies
-   * these as deltas). Inside an outer transaction that later rolls back, the
-   * call has happened anyway: listeners check generations, not trust calls.
+   * Calls `listener` once each insert or remove has committed, with the
+   * outermost transaction around it (the indexer applies these as deltas);
+   * never for one rolled back. Listeners still check generations rather than
+   * trust calls: another process writes without calling them, and calls may
+   * arrive out of commit order.
    */
   onIndexChange(listener: (changes: IndexChange[]) => void): void {
     this.changeListeners.push(listener);
@@ -404,23 +406,25 @@ export class PackageStore {
    * bytes than the first ever served under it. A stored package wins over a
    * deleted version; an exact spelling over an equal one.
    */
-  slotHolder(key: IndexKey, name: string, version: string): SlotHolder | undefined {
+  async slotHolder(key: IndexKey, name: string, version: string): Promise<SlotHolder | undefined> {
     const args = [key.repo, key.libc, name, key.arch, key.arch];
     const exactFirst = (a: { arch: string; version: string }, b: { arch: string; version: string }) =>
       Number(b.arch === key.arch && b.version === version) -
       Number(a.arch === key.arch && a.version === version);
     const rows = (
-      this.stmt(`SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND ${SHARED_ARCH_SQL}`).all(
-        ...args,
-      ) as PackageRow[]
+      await this.database.all<PackageRow>(
+        `SELECT * FROM packages WHERE repo = ? AND libc = ? AND name = ? AND ${SHARED_ARCH_SQL}`,
+        args,
+      )
     )
       .filter((r) => compareVersions(r.version, version) === 0)
       .sort(exactFirst);
     if (rows[0]) return { kind: 'package', pkg: toPackage(rows[0]) };
     const deleted = (
-      this.stmt(
+      await this.database.all<DeletedVersionRow>(
         `SELECT * FROM deleted_versions WHERE repo = ? AND libc = ? AND name = ? AND ${SHARED_ARCH_SQL}`,
-      ).all(...args) as DeletedVersionRow[]
+        args,
+      )
     )
       .filter((r) => compareVersions(r.version, version) === 0)
       .sort(exactFirst);
@@ -470,69 +474,72 @@ export class PackageStore {
 
   /**
    * Inserts a package unless that name-version-arch exists; marks every index
-   * that lists it dirty in the same transaction, in which `alongside` runs too.
+   * that lists it dirty in the same transaction, in which `alongside` runs too
+   * (so it awaits nothing but statements: no blob or network I/O).
    */
-  insert(pkg: NewPackage, now = Date.now(), alongside?: (created: StoredPackage) => void): InsertResult {
-    return writingDb(() => this.insertRow(pkg, now, alongside));
-  }
-
-  private insertRow(
+  insert(
     pkg: NewPackage,
-    now: number,
-    alongside?: (created: StoredPackage) => void,
-  ): InsertResult {
-    let changes: IndexChange[] = [];
-    const result = this.db.transaction((): InsertResult => {
-      const holder = this.slotHolder(pkg, pkg.name, pkg.version);
+    now = Date.now(),
+    alongside?: (created: StoredPackage) => Promise<void>,
+  ): Promise<InsertResult> {
+    return this.database.transact(async (): Promise<InsertResult> => {
+      const holder = await this.slotHolder(pkg, pkg.name, pkg.version);
       if (holder?.kind === 'package') return { outcome: 'exists', pkg: holder.pkg };
       // The identical bytes may come back (an undo); nothing else may take a deleted version's slot.
       if (holder?.kind === 'deleted' && holder.deleted.sha256 !== pkg.sha256) {
         return { outcome: 'reserved', deleted: holder.deleted };
       }
-      this.stmt('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(pkg.repo, now);
-      const info = this.stmt(
+      await this.database.run('INSERT INTO repos (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [
+        pkg.repo,
+        now,
+      ]);
+      const row = (await this.database.get<PackageRow>(
         `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
              installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
              depends, provides, install_if, index_record, pkginfo, signatures, uploaded_at)
            VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
              @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
-             @depends, @provides, @installIf, @indexRecord, @pkginfo, @signatures, @uploadedAt)`,
-      ).run({
-        ...pkg,
-        builddate: pkg.builddate ?? null,
-        providerPriority: pkg.providerPriority ?? null,
-        depends: pkg.depends.join(' '),
-        provides: pkg.provides.join(' '),
-        installIf: pkg.installIf.join(' '),
-        indexRecord: renderIndexRecord(pkg, pkg.arch),
-        pkginfo: JSON.stringify(pkg.pkginfo),
-        signatures: JSON.stringify(pkg.signatures),
-        uploadedAt: now,
-      });
-      const relation = this.stmt(
-        'INSERT OR IGNORE INTO package_relations (name, kind, package_id) VALUES (?, ?, ?)',
-      );
+             @depends, @provides, @installIf, @indexRecord, @pkginfo, @signatures, @uploadedAt)
+           RETURNING *`,
+        {
+          ...pkg,
+          builddate: pkg.builddate ?? null,
+          providerPriority: pkg.providerPriority ?? null,
+          depends: pkg.depends.join(' '),
+          provides: pkg.provides.join(' '),
+          installIf: pkg.installIf.join(' '),
+          indexRecord: renderIndexRecord(pkg, pkg.arch),
+          pkginfo: JSON.stringify(pkg.pkginfo),
+          signatures: JSON.stringify(pkg.signatures),
+          uploadedAt: now,
+        },
+      ))!;
       for (const [kind, tokens] of [
         ['depends', pkg.depends],
         ['provides', pkg.provides],
       ] as const) {
-        for (const name of relationNames(tokens)) relation.run(name, kind, info.lastInsertRowid);
+        for (const name of relationNames(tokens)) {
+          await this.database.run(
+            'INSERT INTO package_relations (name, kind, package_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+            [name, kind, row.id],
+          );
+        }
       }
-      const dirty = this.markDirty(this.indexesListing(pkg));
-      const row = this.stmt('SELECT * FROM packages WHERE id = ?').get(info.lastInsertRowid) as PackageRow;
+      const dirty = await this.markDirty(await this.indexesListing(pkg));
       const created = toPackage(row);
       // What belongs to the package (its SBOM) commits with it, or not at all.
-      alongside?.(created);
-      changes = dirty.map(({ key, generation }) => ({
-        key,
-        generation,
-        op: 'add',
-        row: toIndexRecordRow(row),
-      }));
+      await alongside?.(created);
+      const changes = dirty.map(
+        ({ key, generation }): IndexChange => ({
+          key,
+          generation,
+          op: 'add',
+          row: toIndexRecordRow(row),
+        }),
+      );
+      this.database.afterCommit(() => this.emitChanges(changes));
       return { outcome: 'created', pkg: created };
-    })();
-    this.emitChanges(changes);
-    return result;
+    });
   }
 
   /** Removes a package; returns it and the indexes to rebuild (dirty already), or undefined. */
@@ -541,7 +548,7 @@ export class PackageStore {
     name: string,
     version: string,
     now = Date.now(),
-  ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined {
+  ): Promise<{ pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined> {
     return this.removeWhere(
       'SELECT * FROM packages WHERE repo = ? AND libc = ? AND arch = ? AND name = ? AND version = ?',
       [key.repo, key.libc, key.arch, name, version],
@@ -554,14 +561,15 @@ export class PackageStore {
    * not be written): no version is reserved, since no client saw it.
    * `published` when an index listed it meanwhile; undefined when it is gone.
    */
-  removeUnpublished(
+  async removeUnpublished(
     id: number,
-  ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | 'published' | undefined {
-    const row = this.stmt('SELECT published_at FROM packages WHERE id = ?').get(id) as
-      | { published_at: number | null }
-      | undefined;
+  ): Promise<{ pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | 'published' | undefined> {
+    const row = await this.database.get<{ published_at: number | null }>(
+      'SELECT published_at FROM packages WHERE id = ?',
+      [id],
+    );
     if (row?.published_at != null) return 'published';
-    const removed = this.removeWhere(
+    const removed = await this.removeWhere(
       'SELECT * FROM packages WHERE id = ? AND published_at IS NULL',
       [id],
       undefined,
@@ -576,47 +584,49 @@ export class PackageStore {
     select: string,
     args: unknown[],
     reservedAt: number | undefined,
-  ): { pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined {
-    let changes: IndexChange[] = [];
-    const result = this.db.transaction(() => {
-      const row = this.stmt(select).get(...args) as PackageRow | undefined;
+  ): Promise<{ pkg: StoredPackage; indexes: IndexKey[]; blobs: string[] } | undefined> {
+    return this.database.transact(async () => {
+      const row = await this.database.get<PackageRow>(select, args);
       if (!row) return undefined;
       const pkg = toPackage(row);
       // Its SBOM and attestation blobs may be collected with the package's own.
-      const related = this.stmt(
+      const related = await this.database.all<{ sha256: string }>(
         `SELECT sha256 FROM sboms WHERE package_id = ? UNION SELECT sha256 FROM attestations WHERE package_id = ?
          UNION SELECT sha256 FROM publisher_provenance WHERE package_id = ?`,
-      ).all(pkg.id, pkg.id, pkg.id) as Array<{ sha256: string }>;
-      const before = this.indexesListing(pkg);
+        [pkg.id, pkg.id, pkg.id],
+      );
+      const before = await this.indexesListing(pkg);
       // The package's SBOM, components and attestation go with it (ON DELETE CASCADE).
-      this.stmt('DELETE FROM packages WHERE id = ?').run(pkg.id);
+      await this.database.run('DELETE FROM packages WHERE id = ?', [pkg.id]);
       if (reservedAt !== undefined) {
         // Its slot stays reserved to these bytes (the first delete's time is kept).
-        this.stmt(
-          `INSERT OR IGNORE INTO deleted_versions (repo, libc, arch, name, version, sha256, checksum, deleted_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(pkg.repo, pkg.libc, pkg.arch, pkg.name, pkg.version, pkg.sha256, pkg.checksum, reservedAt);
+        await this.database.run(
+          `INSERT INTO deleted_versions (repo, libc, arch, name, version, sha256, checksum, deleted_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+          [pkg.repo, pkg.libc, pkg.arch, pkg.name, pkg.version, pkg.sha256, pkg.checksum, reservedAt],
+        );
       }
-      const after = this.indexesListing(pkg);
+      const after = await this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
-      const dirty = this.markDirty(indexes);
-      changes = dirty.map(({ key, generation }) => ({
-        key,
-        generation,
-        op: 'remove',
-        row: toIndexRecordRow(row),
-      }));
+      const dirty = await this.markDirty(indexes);
+      const changes = dirty.map(
+        ({ key, generation }): IndexChange => ({
+          key,
+          generation,
+          op: 'remove',
+          row: toIndexRecordRow(row),
+        }),
+      );
+      this.database.afterCommit(() => this.emitChanges(changes));
       return { pkg, indexes, blobs: [pkg.sha256, ...related.map((r) => r.sha256)] };
-    })();
-    this.emitChanges(changes);
-    return result;
+    });
   }
 
   /** The indexes a package appears in: its arch, or for noarch every arch of its repo/libc. */
-  indexesListing(pkg: IndexKey): IndexKey[] {
+  async indexesListing(pkg: IndexKey): Promise<IndexKey[]> {
     const base = { repo: pkg.repo, libc: pkg.libc };
     if (pkg.arch !== 'noarch') return [{ ...base, arch: pkg.arch }];
-    return this.archesOf(pkg.repo, pkg.libc).map((arch) => ({ ...base, arch }));
+    return (await this.archesOf(pkg.repo, pkg.libc)).map((arch) => ({ ...base, arch }));
   }
 
   /**
@@ -624,25 +634,28 @@ export class PackageStore {
    * deletes stays, signed, so configured clients keep updating), those with
    * arch-specific packages, plus the defaults when noarch ones exist.
    */
-  archesOf(repo: string, libc: Libc): string[] {
-    const rows = this.stmt(
+  async archesOf(repo: string, libc: Libc): Promise<string[]> {
+    const rows = await this.database.all<{ arch: string }>(
       `SELECT DISTINCT arch FROM packages WHERE repo = ? AND libc = ?
        UNION SELECT arch FROM indexes WHERE repo = ? AND libc = ?`,
-    ).all(repo, libc, repo, libc) as Array<{ arch: string }>;
+      [repo, libc, repo, libc],
+    );
     const arches = new Set(rows.map((r) => r.arch));
     if (arches.delete('noarch')) for (const a of this.defaultArches) arches.add(a);
     return [...arches].sort();
   }
 
-  private markDirty(keys: IndexKey[]): Array<{ key: IndexKey; generation: number }> {
-    const stmt = this.stmt(
-      `INSERT INTO indexes (repo, libc, arch) VALUES (?, ?, ?)
-       ON CONFLICT (repo, libc, arch) DO UPDATE SET generation = generation + 1 RETURNING generation`,
-    );
-    return keys.map((k) => ({
-      key: { repo: k.repo, libc: k.libc, arch: k.arch },
-      generation: (stmt.get(k.repo, k.libc, k.arch) as { generation: number }).generation,
-    }));
+  private async markDirty(keys: IndexKey[]): Promise<Array<{ key: IndexKey; generation: number }>> {
+    const dirty: Array<{ key: IndexKey; generation: number }> = [];
+    for (const k of keys) {
+      const row = await this.database.get<{ generation: number }>(
+        `INSERT INTO indexes (repo, libc, arch) VALUES (?, ?, ?)
+         ON CONFLICT (repo, libc, arch) DO UPDATE SET generation = indexes.generation + 1 RETURNING generation`,
+        [k.repo, k.libc, k.arch],
+      );
+      dirty.push({ key: { repo: k.repo, libc: k.libc, arch: k.arch }, generation: row!.generation });
+    }
+    return dirty;
   }
 
   /** Published packages of an index, by name then id, paged by `after` (an id). */
@@ -670,35 +683,37 @@ export class PackageStore {
    * these, then reads the records a run at a time (indexRecords), so it
    * never holds every record of a large index at once.
    */
-  indexEntries(key: IndexKey): { entries: IndexEntryRow[]; generation: number } {
-    return this.db.transaction(() => {
-      const rows = this.stmt(
-        `SELECT id, name, version, published_at IS NOT NULL AS published FROM packages
-         WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
-      ).all(key.repo, key.libc, key.arch) as Array<{
+  indexEntries(key: IndexKey): Promise<{ entries: IndexEntryRow[]; generation: number }> {
+    return this.database.read(async () => {
+      const rows = await this.database.all<{
         id: number;
         name: string;
         version: string;
-        published: number;
-      }>;
+        published_at: number | null;
+      }>(
+        `SELECT id, name, version, published_at FROM packages
+         WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
+        [key.repo, key.libc, key.arch],
+      );
       const entries = rows.map((r) => ({
         id: r.id,
         name: r.name,
         version: r.version,
-        published: r.published === 1,
+        published: r.published_at !== null,
       }));
-      return { entries, generation: this.getIndex(key)?.generation ?? 0 };
-    })();
+      return { entries, generation: (await this.getIndex(key))?.generation ?? 0 };
+    });
   }
 
   /**
    * The index records of these packages, in no particular order; a package
    * deleted since is missing. A package's record never changes once stored.
    */
-  indexRecords(ids: number[]): Array<{ id: number; arch: string; record: string }> {
-    return this.stmt(
+  indexRecords(ids: number[]): Promise<Array<{ id: number; arch: string; record: string }>> {
+    return this.database.all<{ id: number; arch: string; record: string }>(
       `SELECT id, arch, index_record AS record FROM packages WHERE id IN (SELECT value FROM json_each(?))`,
-    ).all(JSON.stringify(ids)) as Array<{ id: number; arch: string; record: string }>;
+      [JSON.stringify(ids)],
+    );
   }
 
   /**
@@ -707,19 +722,20 @@ export class PackageStore {
    * renders, held all at once. The indexer reads indexEntries and
    * indexRecords instead; tests and the one-pass benchmark baseline use this.
    */
-  snapshotForIndex(key: IndexKey): { records: IndexRecordRow[]; generation: number } {
-    return this.db.transaction(() => {
-      const rows = this.stmt(
-        `SELECT id, name, version, arch, index_record, published_at FROM packages
-         WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
-      ).all(key.repo, key.libc, key.arch) as Array<{
+  snapshotForIndex(key: IndexKey): Promise<{ records: IndexRecordRow[]; generation: number }> {
+    return this.database.read(async () => {
+      const rows = await this.database.all<{
         id: number;
         name: string;
         version: string;
         arch: string;
         index_record: string;
         published_at: number | null;
-      }>;
+      }>(
+        `SELECT id, name, version, arch, index_record, published_at FROM packages
+         WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch')`,
+        [key.repo, key.libc, key.arch],
+      );
       const records = rows.map((r) => ({
         id: r.id,
         name: r.name,
@@ -728,8 +744,8 @@ export class PackageStore {
         record: r.index_record,
         published: r.published_at !== null,
       }));
-      return { records, generation: this.getIndex(key)?.generation ?? 0 };
-    })();
+      return { records, generation: (await this.getIndex(key))?.generation ?? 0 };
+    });
   }
 
   /**
@@ -927,107 +943,125 @@ export class PackageStore {
       signedBy: string;
       builtAt: number;
     },
-  ): boolean {
-    return this.db.transaction(() => {
+  ): Promise<boolean> {
+    return this.database.transact(async () => {
       // A build of an older generation (another process's, finishing late) must not replace a newer one.
-      const applied = this.stmt(
+      const applied = await this.database.run(
         `UPDATE indexes SET sha256 = @sha256, size = @size, package_count = @count, signed_by = @signedBy,
            built_at = @builtAt, built_generation = @generation
          WHERE repo = @repo AND libc = @libc AND arch = @arch AND built_generation <= @generation`,
-      ).run({
-        ...key,
-        sha256: index.sha256,
-        size: index.size,
-        signedBy: index.signedBy,
-        builtAt: index.builtAt,
-        count: index.packageCount,
-        generation,
-      });
-      if (applied.changes === 0) return false;
-      const mark = this.stmt('UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL');
-      for (const id of index.newIds) mark.run(index.builtAt, id);
+        {
+          repo: key.repo,
+          libc: key.libc,
+          arch: key.arch,
+          sha256: index.sha256,
+          size: index.size,
+          signedBy: index.signedBy,
+          builtAt: index.builtAt,
+          count: index.packageCount,
+          generation,
+        },
+      );
+      if (applied === 0) return false;
+      for (const id of index.newIds) {
+        await this.database.run(
+          'UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL',
+          [index.builtAt, id],
+        );
+      }
       return true;
-    })();
+    });
   }
 
   /** Indexes whose packages changed since their last build (after a crash, these are rebuilt). */
-  staleIndexes(): IndexKey[] {
-    return this.stmt(
+  staleIndexes(): Promise<IndexKey[]> {
+    return this.database.all<IndexKey>(
       'SELECT repo, libc, arch FROM indexes WHERE generation > built_generation',
-    ).all() as IndexKey[];
+    );
   }
 
-  getIndex(key: IndexKey): IndexState | undefined {
-    const row = this.stmt('SELECT * FROM indexes WHERE repo = ? AND libc = ? AND arch = ?').get(
-      key.repo,
-      key.libc,
-      key.arch,
-    ) as IndexRow | undefined;
+  async getIndex(key: IndexKey): Promise<IndexState | undefined> {
+    const row = await this.database.get<IndexRow>(
+      'SELECT * FROM indexes WHERE repo = ? AND libc = ? AND arch = ?',
+      [key.repo, key.libc, key.arch],
+    );
     return row && toIndexState(row);
   }
 
-  listIndexes(): IndexState[] {
-    return (this.stmt('SELECT * FROM indexes ORDER BY repo, libc, arch').all() as IndexRow[]).map(
+  async listIndexes(): Promise<IndexState[]> {
+    return (await this.database.all<IndexRow>('SELECT * FROM indexes ORDER BY repo, libc, arch')).map(
       toIndexState,
     );
   }
 
   /** Whether any package, SBOM or attestation still uses these bytes (blob collection asks). */
-  isBlobReferenced(sha256: string): boolean {
+  async isBlobReferenced(sha256: string): Promise<boolean> {
     return (
-      this.stmt(
+      (await this.database.get(
         `SELECT 1 FROM packages WHERE sha256 = ? UNION ALL SELECT 1 FROM sboms WHERE sha256 = ?
          UNION ALL SELECT 1 FROM attestations WHERE sha256 = ?
          UNION ALL SELECT 1 FROM publisher_provenance WHERE sha256 = ? LIMIT 1`,
-      ).get(sha256, sha256, sha256, sha256) !== undefined
+        [sha256, sha256, sha256, sha256],
+      )) !== undefined
     );
   }
 
   /** The attestation keys that signed the stored attestations (a start must still have one of them). */
-  attestationKeyNames(): string[] {
+  async attestationKeyNames(): Promise<string[]> {
     return (
-      this.stmt('SELECT DISTINCT key_name FROM attestations ORDER BY key_name').all() as Array<{
-        key_name: string;
-      }>
+      await this.database.all<{ key_name: string }>(
+        'SELECT DISTINCT key_name FROM attestations ORDER BY key_name',
+      )
     ).map((r) => r.key_name);
   }
 
   /** reef's attestation of a package's publish, if any. */
-  getAttestation(
+  async getAttestation(
     packageId: number,
-  ): { sha256: string; size: number; keyName: string; createdAt: number } | undefined {
-    const r = this.stmt('SELECT * FROM attestations WHERE package_id = ?').get(packageId) as
-      | { sha256: string; size: number; key_name: string; created_at: number }
-      | undefined;
+  ): Promise<{ sha256: string; size: number; keyName: string; createdAt: number } | undefined> {
+    const r = await this.database.get<{ sha256: string; size: number; key_name: string; created_at: number }>(
+      'SELECT * FROM attestations WHERE package_id = ?',
+      [packageId],
+    );
     return r && { sha256: r.sha256, size: r.size, keyName: r.key_name, createdAt: r.created_at };
   }
 
-  saveAttestation(
+  async saveAttestation(
     packageId: number,
     a: { sha256: string; size: number; keyName: string },
     now = Date.now(),
-  ): void {
-    this.stmt(
+  ): Promise<void> {
+    await this.database.run(
       'INSERT INTO attestations (package_id, sha256, size, key_name, created_at) VALUES (?, ?, ?, ?, ?)',
-    ).run(packageId, a.sha256, a.size, a.keyName, now);
+      [packageId, a.sha256, a.size, a.keyName, now],
+    );
   }
 
-  /** Replaces reef's attestation (re-issued when publisher provenance arrives later); returns the old blob. */
-  replaceAttestation(
+  /**
+   * Replaces reef's attestation (re-issued when publisher provenance arrives
+   * later); returns the old blob. Its three statements belong in the caller's
+   * transaction.
+   */
+  async replaceAttestation(
     packageId: number,
     a: { sha256: string; size: number; keyName: string },
-  ): string | undefined {
-    const old = this.getAttestation(packageId);
-    this.stmt('DELETE FROM attestations WHERE package_id = ?').run(packageId);
-    this.saveAttestation(packageId, a);
+  ): Promise<string | undefined> {
+    const old = await this.getAttestation(packageId);
+    await this.database.run('DELETE FROM attestations WHERE package_id = ?', [packageId]);
+    await this.saveAttestation(packageId, a);
     return old?.sha256;
   }
 
   /** The publisher's provenance of a package, if one was sent. */
-  getProvenance(packageId: number): StoredProvenance | undefined {
-    const r = this.stmt('SELECT * FROM publisher_provenance WHERE package_id = ?').get(packageId) as
-      | { sha256: string; size: number; format: string; verified: number; result: string; created_at: number }
-      | undefined;
+  async getProvenance(packageId: number): Promise<StoredProvenance | undefined> {
+    const r = await this.database.get<{
+      sha256: string;
+      size: number;
+      format: string;
+      verified: number;
+      result: string;
+      created_at: number;
+    }>('SELECT * FROM publisher_provenance WHERE package_id = ?', [packageId]);
     return (
       r && {
         sha256: r.sha256,
@@ -1040,32 +1074,28 @@ export class PackageStore {
     );
   }
 
-  saveProvenance(
+  async saveProvenance(
     packageId: number,
     p: { sha256: string; size: number; format: string; verified: boolean; result: unknown },
     now = Date.now(),
-  ): void {
-    this.stmt(
+  ): Promise<void> {
+    await this.database.run(
       `INSERT INTO publisher_provenance (package_id, sha256, size, format, verified, result, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    ).run(packageId, p.sha256, p.size, p.format, p.verified ? 1 : 0, JSON.stringify(p.result), now);
+      [packageId, p.sha256, p.size, p.format, p.verified ? 1 : 0, JSON.stringify(p.result), now],
+    );
   }
 
   /**
    * Packages whose publisher provenance is stored as unverified, by id, paged
    * (an admin re-evaluates them after a verifier upgrade or a policy change).
    */
-  listUnverifiedProvenance(
+  async listUnverifiedProvenance(
     repo: string | undefined,
     limit: number,
     afterId = 0,
-  ): Array<{ pkg: StoredPackage; provenance: StoredProvenance }> {
-    const rows = this.stmt(
-      `SELECT p.*, pp.sha256 AS pp_sha256, pp.size AS pp_size, pp.format AS pp_format,
-              pp.result AS pp_result, pp.created_at AS pp_created_at
-       FROM publisher_provenance pp JOIN packages p ON p.id = pp.package_id
-       WHERE pp.verified = 0 AND p.id > ? AND (? IS NULL OR p.repo = ?) ORDER BY p.id LIMIT ?`,
-    ).all(afterId, repo ?? null, repo ?? null, limit) as Array<
+  ): Promise<Array<{ pkg: StoredPackage; provenance: StoredProvenance }>> {
+    const rows = await this.database.all<
       PackageRow & {
         pp_sha256: string;
         pp_size: number;
@@ -1073,7 +1103,13 @@ export class PackageStore {
         pp_result: string;
         pp_created_at: number;
       }
-    >;
+    >(
+      `SELECT p.*, pp.sha256 AS pp_sha256, pp.size AS pp_size, pp.format AS pp_format,
+              pp.result AS pp_result, pp.created_at AS pp_created_at
+       FROM publisher_provenance pp JOIN packages p ON p.id = pp.package_id
+       WHERE pp.verified = 0 AND p.id > ? AND (? IS NULL OR p.repo = ?) ORDER BY p.id LIMIT ?`,
+      [afterId, repo ?? null, repo ?? null, limit],
+    );
     return rows.map((r) => ({
       pkg: toPackage(r),
       provenance: {
@@ -1091,17 +1127,26 @@ export class PackageStore {
    * Marks a package's publisher provenance verified with its new result;
    * false when that document is no longer the package's, or is verified already.
    */
-  markProvenanceVerified(packageId: number, sha256: string, result: unknown): boolean {
+  async markProvenanceVerified(packageId: number, sha256: string, result: unknown): Promise<boolean> {
     return (
-      this.stmt(
+      (await this.database.run(
         'UPDATE publisher_provenance SET verified = 1, result = ? WHERE package_id = ? AND sha256 = ? AND verified = 0',
-      ).run(JSON.stringify(result), packageId, sha256).changes === 1
+        [JSON.stringify(result), packageId, sha256],
+      )) === 1
     );
   }
 
-  /** Runs `fn` in one transaction (several store writes that must land together). */
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  /**
+   * Runs `fn` in one transaction (several store writes that must land
+   * together); `fn` awaits nothing but statements.
+   */
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.database.transact(fn);
+  }
+
+  /** Runs `fn` in one read-only transaction: every read in it sees the same committed state. */
+  snapshot<T>(fn: () => Promise<T>): Promise<T> {
+    return this.database.read(fn);
   }
 
   /** Packages and bytes stored per repository (metrics; one query per scrape). */
@@ -1127,35 +1172,39 @@ export class PackageStore {
     return row && toRepo(row);
   }
 
-  /** getRepo for saveRepo's synchronous transaction, on the same connection. */
-  private getRepoSync(name: string): RepoInfo | undefined {
-    const row = this.stmt(REPO_SQL).get(name) as RepoRow | undefined;
-    return row && toRepo(row);
-  }
-
   /** Creates the repo if needed and applies the given settings (undefined = leave as is). */
   saveRepo(
     name: string,
     settings: { private?: boolean; maxUploadBytes?: number | null; distro?: RepoDistro | null },
     now = Date.now(),
-  ): RepoInfo {
-    return this.db.transaction(() => {
-      this.stmt('INSERT OR IGNORE INTO repos (name, created_at) VALUES (?, ?)').run(name, now);
+  ): Promise<RepoInfo> {
+    return this.database.transact(async () => {
+      await this.database.run('INSERT INTO repos (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [
+        name,
+        now,
+      ]);
       if (settings.private !== undefined) {
-        this.stmt('UPDATE repos SET private = ? WHERE name = ?').run(settings.private ? 1 : 0, name);
+        await this.database.run('UPDATE repos SET private = ? WHERE name = ?', [
+          settings.private ? 1 : 0,
+          name,
+        ]);
       }
       if (settings.maxUploadBytes !== undefined) {
-        this.stmt('UPDATE repos SET max_upload_bytes = ? WHERE name = ?').run(settings.maxUploadBytes, name);
+        await this.database.run('UPDATE repos SET max_upload_bytes = ? WHERE name = ?', [
+          settings.maxUploadBytes,
+          name,
+        ]);
       }
       if (settings.distro !== undefined) {
-        this.stmt('UPDATE repos SET distro_id = ?, distro_version = ? WHERE name = ?').run(
+        await this.database.run('UPDATE repos SET distro_id = ?, distro_version = ? WHERE name = ?', [
           settings.distro?.id ?? null,
           settings.distro?.version ?? null,
           name,
-        );
+        ]);
       }
-      return this.getRepoSync(name)!;
-    })();
+      // Read in this transaction: what it just saved.
+      return (await this.getRepo(name))!;
+    });
   }
 }
 

@@ -1,10 +1,7 @@
-import type { Statement } from 'better-sqlite3';
 import { AppError } from '../errors.ts';
 import type { SbomComponent, SbomFormat } from '../sbom/types.ts';
 import type { Database } from './database.ts';
-import { type Db, statementCache } from './db.ts';
 import type { Libc } from './package-store.ts';
-import { sqliteOf } from './sqlite-database.ts';
 
 /** One package's SBOM as stored: its blob and where it came from. */
 export interface StoredSbom {
@@ -73,46 +70,40 @@ function toComponent(r: ComponentRow): SbomComponent {
 }
 
 export class SbomStore {
-  private readonly stmt: (sql: string) => Statement;
-
-  private readonly db: Db;
-
-  constructor(private readonly database: Database) {
-    this.db = sqliteOf(database);
-    this.stmt = statementCache(this.db);
-  }
+  constructor(private readonly database: Database) {}
 
   /** Sets a package's SBOM and indexes its components, replacing what was there, in one transaction. */
-  save(packageId: number, sbom: NewSbom, now = Date.now()): void {
-    this.db.transaction(() => {
-      this.stmt('DELETE FROM components WHERE package_id = ?').run(packageId);
-      this.stmt(
+  save(packageId: number, sbom: NewSbom, now = Date.now()): Promise<void> {
+    return this.database.transact(async () => {
+      await this.database.run('DELETE FROM components WHERE package_id = ?', [packageId]);
+      await this.database.run(
         `INSERT INTO sboms (package_id, source, format, spec_version, sha256, size, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (package_id) DO UPDATE SET source = excluded.source, format = excluded.format,
            spec_version = excluded.spec_version, sha256 = excluded.sha256, size = excluded.size,
            created_at = excluded.created_at`,
-      ).run(packageId, sbom.source, sbom.format, sbom.specVersion, sbom.sha256, sbom.size, now);
-      const insert = this.stmt(
-        `INSERT INTO components (package_id, name, version, purl, license, supplier, checksums)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [packageId, sbom.source, sbom.format, sbom.specVersion, sbom.sha256, sbom.size, now],
       );
       for (const c of sbom.components) {
-        insert.run(
-          packageId,
-          c.name,
-          c.version ?? null,
-          c.purl ?? null,
-          c.license ?? null,
-          c.supplier ?? null,
-          JSON.stringify(c.checksums),
+        await this.database.run(
+          `INSERT INTO components (package_id, name, version, purl, license, supplier, checksums)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          [
+            packageId,
+            c.name,
+            c.version ?? null,
+            c.purl ?? null,
+            c.license ?? null,
+            c.supplier ?? null,
+            JSON.stringify(c.checksums),
+          ],
         );
       }
-    })();
+    });
   }
 
-  get(packageId: number): StoredSbom | undefined {
-    const r = this.stmt('SELECT * FROM sboms WHERE package_id = ?').get(packageId) as SbomRow | undefined;
+  async get(packageId: number): Promise<StoredSbom | undefined> {
+    const r = await this.database.get<SbomRow>('SELECT * FROM sboms WHERE package_id = ?', [packageId]);
     return (
       r && {
         packageId: r.package_id,
@@ -126,11 +117,12 @@ export class SbomStore {
     );
   }
 
-  componentsOf(packageId: number): SbomComponent[] {
+  async componentsOf(packageId: number): Promise<SbomComponent[]> {
     return (
-      this.stmt('SELECT * FROM components WHERE package_id = ? ORDER BY name, version').all(
-        packageId,
-      ) as ComponentRow[]
+      await this.database.all<ComponentRow>(
+        'SELECT * FROM components WHERE package_id = ? ORDER BY name, version',
+        [packageId],
+      )
     ).map(toComponent);
   }
 
@@ -141,9 +133,11 @@ export class SbomStore {
    * version constraint) are skipped and reading goes on, so a page is only short
    * when the matches have run out. Each range is walked in the order of its
    * index (components_by_name / components_by_purl), so a page costs what it
-   * reads, not what matches in total.
+   * reads, not what matches in total. A range is read in batches, each
+   * resuming after the last row read: a batch is what the page still needs
+   * if every row is accepted, and grows while `accept` refuses rows.
    */
-  findComponents(
+  async findComponents(
     query: { name?: string; purl?: string },
     page: {
       repos: readonly string[];
@@ -157,7 +151,7 @@ export class SbomStore {
        */
       maxRows?: number;
     },
-  ): { hits: ComponentHit[]; next: ComponentCursor | undefined } {
+  ): Promise<{ hits: ComponentHit[]; next: ComponentCursor | undefined }> {
     const maxRows = page.maxRows ?? MAX_COMPONENT_ROWS;
     const ranges = componentRanges(query);
     let first = 0;
@@ -172,45 +166,46 @@ export class SbomStore {
     let lastRead: ComponentCursor | undefined;
     for (let i = first; i < ranges.length && found.length <= page.limit && read < maxRows; i++) {
       const range = ranges[i]!;
-      const after = i === first ? page.after : undefined;
       const column = range.column;
-      // CROSS JOIN keeps components as the outer loop: the index order is the page order.
-      const select = `SELECT c.*, p.repo AS p_repo, p.libc AS p_libc, p.arch AS p_arch, p.name AS p_name,
-           p.version AS p_version
-         FROM components c CROSS JOIN packages p ON p.id = c.package_id`;
-      const visible = 'p.published_at IS NOT NULL AND p.repo IN (SELECT value FROM json_each(?))';
-      const rows =
-        range.kind === 'equal'
-          ? this.stmt(
-              `${select} WHERE c.${column} = ? AND (c.package_id, c.id) > (?, ?) AND ${visible}
-               ORDER BY c.package_id, c.id`,
-            ).iterate(range.value, after?.packageId ?? 0, after?.id ?? 0, repos)
-          : this.stmt(
-              `${select} WHERE (c.${column}, c.package_id, c.id) > (?, ?, ?) AND c.${column} < ? AND ${visible}
-               ORDER BY c.${column}, c.package_id, c.id`,
-            ).iterate(after?.key ?? range.prefix, after?.packageId ?? 0, after?.id ?? 0, range.end, repos);
-      for (const row of rows as Iterable<PackagedComponentRow>) {
-        read++;
-        lastRead = { key: row[column]!, packageId: row.package_id, id: row.id };
-        if (page.accept && !page.accept({ version: row.version ?? undefined, purl: row.purl ?? undefined })) {
-          if (read >= maxRows) break;
-          continue;
-        }
-        const component = toComponent(row);
-        found.push({
-          hit: {
-            component,
-            package: {
-              repo: row.p_repo,
-              libc: row.p_libc,
-              arch: row.p_arch,
-              name: row.p_name,
-              version: row.p_version,
+      let after = i === first ? page.after : undefined;
+      let batch = 0;
+      for (let done = false; !done; ) {
+        batch = Math.min(maxRows - read, Math.max(page.limit + 1 - found.length, batch * 4));
+        const rows = await this.componentRows(range, after, repos, batch);
+        done = rows.length < batch;
+        for (const row of rows) {
+          read++;
+          lastRead = { key: row[column]!, packageId: row.package_id, id: row.id };
+          if (
+            page.accept &&
+            !page.accept({ version: row.version ?? undefined, purl: row.purl ?? undefined })
+          ) {
+            if (read >= maxRows) {
+              done = true;
+              break;
+            }
+            continue;
+          }
+          const component = toComponent(row);
+          found.push({
+            hit: {
+              component,
+              package: {
+                repo: row.p_repo,
+                libc: row.p_libc,
+                arch: row.p_arch,
+                name: row.p_name,
+                version: row.p_version,
+              },
             },
-          },
-          cursor: lastRead,
-        });
-        if (found.length > page.limit || read >= maxRows) break;
+            cursor: lastRead,
+          });
+          if (found.length > page.limit || read >= maxRows) {
+            done = true;
+            break;
+          }
+        }
+        after = lastRead;
       }
     }
     if (found.length > page.limit) {
@@ -221,14 +216,40 @@ export class SbomStore {
     return { hits: found.map((f) => f.hit), next: read >= maxRows ? lastRead : undefined };
   }
 
+  /** Up to `limit` rows of one range after `after`, in the order of its index. */
+  private componentRows(
+    range: ComponentRange,
+    after: ComponentCursor | undefined,
+    repos: string,
+    limit: number,
+  ): Promise<PackagedComponentRow[]> {
+    const column = range.column;
+    // CROSS JOIN keeps components as the outer loop: the index order is the page order.
+    const select = `SELECT c.*, p.repo AS p_repo, p.libc AS p_libc, p.arch AS p_arch, p.name AS p_name,
+         p.version AS p_version
+       FROM components c CROSS JOIN packages p ON p.id = c.package_id`;
+    const visible = 'p.published_at IS NOT NULL AND p.repo IN (SELECT value FROM json_each(?))';
+    return range.kind === 'equal'
+      ? this.database.all<PackagedComponentRow>(
+          `${select} WHERE c.${column} = ? AND (c.package_id, c.id) > (?, ?) AND ${visible}
+           ORDER BY c.package_id, c.id LIMIT ?`,
+          [range.value, after?.packageId ?? 0, after?.id ?? 0, repos, limit],
+        )
+      : this.database.all<PackagedComponentRow>(
+          `${select} WHERE (c.${column}, c.package_id, c.id) > (?, ?, ?) AND c.${column} < ? AND ${visible}
+           ORDER BY c.${column}, c.package_id, c.id LIMIT ?`,
+          [after?.key ?? range.prefix, after?.packageId ?? 0, after?.id ?? 0, range.end, repos, limit],
+        );
+  }
+
   /**
    * Every distinct declared licence of a published package, in SQLite's order.
    * A skip scan of packages_by_license: one index seek per distinct licence
    * (hundreds), not a read of every package (a million).
    */
-  publishedLicenses(): string[] {
+  async publishedLicenses(): Promise<string[]> {
     return (
-      this.stmt(
+      await this.database.all<{ license: string }>(
         `WITH RECURSIVE l(license) AS (
            SELECT MIN(license) FROM packages WHERE published_at IS NOT NULL
            UNION ALL
@@ -236,7 +257,7 @@ export class SbomStore {
            FROM l WHERE l.license IS NOT NULL
          )
          SELECT license FROM l WHERE license IS NOT NULL`,
-      ).all() as Array<{ license: string }>
+      )
     ).map((r) => r.license);
   }
 
@@ -245,37 +266,39 @@ export class SbomStore {
    * of `licenses`, in (licence, id) order: the rest of the cursor's licence,
    * then the licences after it, each a range of packages_by_license.
    */
-  findByLicense(
+  async findByLicense(
     licenses: readonly string[],
     page: { repos: readonly string[]; limit: number; after?: LicenseCursor },
-  ): { packages: LicensedPackage[]; next: LicenseCursor | undefined } {
+  ): Promise<{ packages: LicensedPackage[]; next: LicenseCursor | undefined }> {
     const columns = 'id, repo, libc, arch, name, version, license';
     const visible = 'published_at IS NOT NULL AND repo IN (SELECT value FROM json_each(@repos))';
     const repos = JSON.stringify(page.repos);
     const rows: Array<LicensedPackage & { id: number }> = [];
     if (page.after !== undefined) {
       rows.push(
-        ...(this.stmt(
+        ...(await this.database.all<(typeof rows)[number]>(
           `SELECT ${columns} FROM packages WHERE license = @license AND id > @id AND ${visible}
            ORDER BY id LIMIT @limit`,
-        ).all({ ...page.after, repos, limit: page.limit + 1 }) as typeof rows),
+          { license: page.after.license, id: page.after.id, repos, limit: page.limit + 1 },
+        )),
       );
     }
     if (rows.length <= page.limit) {
       // A row-value bound (license, id) > (?, ?) would be a filter here, not a seek:
       // the licences after the cursor's are chosen before the IN list is walked.
       rows.push(
-        ...(this.stmt(
+        ...(await this.database.all<(typeof rows)[number]>(
           `SELECT ${columns} FROM packages
            WHERE license IN (SELECT value FROM json_each(@licenses) WHERE @after IS NULL OR value > @after)
              AND ${visible}
            ORDER BY license, id LIMIT @limit`,
-        ).all({
-          licenses: JSON.stringify(licenses),
-          after: page.after?.license ?? null,
-          repos,
-          limit: page.limit + 1 - rows.length,
-        }) as typeof rows),
+          {
+            licenses: JSON.stringify(licenses),
+            after: page.after?.license ?? null,
+            repos,
+            limit: page.limit + 1 - rows.length,
+          },
+        )),
       );
     }
     const kept = rows.slice(0, page.limit);

@@ -339,7 +339,7 @@ test('reindex rebuilds every index of one repository, or of all', async () => {
     assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_TEST))).status, 201);
     assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_NOARCH))).status, 201);
     assert.equal((await publish(server, 'other', 'musl', readFileSync(HELLO))).status, 201);
-    const before = new Map(store.listIndexes().map((i) => [`${i.repo}/${i.libc}/${i.arch}`, i]));
+    const before = new Map((await store.listIndexes()).map((i) => [`${i.repo}/${i.libc}/${i.arch}`, i]));
     assert.deepEqual([...before.keys()], ['other/musl/x86_64', 'r/glibc/aarch64', 'r/glibc/x86_64']);
     // A lost index file: reindex puts it back.
     const damaged = before.get('r/glibc/x86_64')!;
@@ -353,7 +353,7 @@ test('reindex rebuilds every index of one repository, or of all', async () => {
       run.stdout,
       `rebuilt r/glibc/aarch64: 1 package, signed by ${keys}\nrebuilt r/glibc/x86_64: 2 packages, signed by ${keys}\n`,
     );
-    for (const index of store.listIndexes()) {
+    for (const index of await store.listIndexes()) {
       const old = before.get(`${index.repo}/${index.libc}/${index.arch}`)!;
       assert.equal(index.sha256, old.sha256, 'same database state, same bytes');
       if (index.repo === 'r') assert.ok(index.builtAt! > old.builtAt!, `${index.arch} was rebuilt`);
@@ -466,7 +466,7 @@ test('key restore and key init bring back a data folder whose keys were all reti
         [chosen],
       );
       assert.equal(
-        server.services.store.getIndex({ repo: 'r', libc: 'glibc', arch: 'x86_64' })?.signedBy,
+        (await server.services.store.getIndex({ repo: 'r', libc: 'glibc', arch: 'x86_64' }))?.signedBy,
         chosen,
       );
     } finally {

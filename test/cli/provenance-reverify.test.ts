@@ -76,10 +76,10 @@ test('provenance reverify: what a policy could not verify at publish is verified
     }
     const late = '/main/musl/x86_64/late-1.0-r0.apk';
     const firstRecord = await api(server, `${late}.publish.json`);
-    const firstRecordSha = server.services.store.getAttestation(
+    const firstRecordSha = (await server.services.store.getAttestation(
       (await server.services.store.find({ repo: 'main', libc: 'musl', arch: 'x86_64' }, 'late', '1.0-r0'))!
         .id,
-    )!.sha256;
+    ))!.sha256;
     await server.close();
 
     // The operator now trusts the identity that signed 'late'.
@@ -192,7 +192,7 @@ test(
     try {
       // The statement's subject is a.txt, not an .apk: the rows are what reef 0.1 on Node 20
       // stored for a package with these bytes, its verdict included (SOURCE.md, 3.1.1's failure).
-      const pkg = insertNew(store, {
+      const pkg = await insertNew(store, {
         ...newPackage('a', '1-r0', 'x86_64'),
         filename: 'a.txt',
         sha256: sha256(artifact),
@@ -219,7 +219,7 @@ test(
         attestationKey,
       );
       await storeBytes(blobs, record, sha256(record));
-      store.saveAttestation(pkg.id, {
+      await store.saveAttestation(pkg.id, {
         sha256: sha256(record),
         size: record.length,
         keyName: attestationKey.keyName,
@@ -227,7 +227,7 @@ test(
       await storeBytes(blobs, bundle, sha256(bundle));
       const oldReason =
         'identity untrusted-sa@sigstore-conformance.iam.gserviceaccount.com from https://accounts.google.com: TLOG_BODY_ERROR: digest mismatch';
-      store.saveProvenance(pkg.id, {
+      await store.saveProvenance(pkg.id, {
         sha256: sha256(bundle),
         size: bundle.length,
         format: 'sigstore-bundle',
@@ -243,10 +243,10 @@ test(
         run.stdout,
         /^verified {3}main\/glibc\/x86_64\/a-1-r0: signed by untrusted-sa@sigstore-conformance\.iam\.gserviceaccount\.com from https:\/\/accounts\.google\.com$/m,
       );
-      const stored = store.getProvenance(pkg.id)!;
+      const stored = (await store.getProvenance(pkg.id))!;
       assert.equal(stored.verified, true);
       assert.equal((stored.result.reevaluated as { previousReason: string }).previousReason, oldReason);
-      const reissued = store.getAttestation(pkg.id)!;
+      const reissued = (await store.getAttestation(pkg.id))!;
       assert.notEqual(reissued.sha256, sha256(record));
       const statement = JSON.parse(
         Buffer.from(

@@ -250,7 +250,11 @@ test('an index that cannot be written: the publish fails, its row and blobs are 
     );
     assert.equal(pkg, undefined, 'the row was taken back');
     assert.equal(
-      server.services.store.slotHolder({ repo: 'full', libc: 'musl', arch: 'aarch64' }, 'blocked', '1.0-r0'),
+      await server.services.store.slotHolder(
+        { repo: 'full', libc: 'musl', arch: 'aarch64' },
+        'blocked',
+        '1.0-r0',
+      ),
       undefined,
       'no version reserved',
     );

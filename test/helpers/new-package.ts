@@ -33,8 +33,8 @@ export function newPackage(name: string, version: string, arch: string): NewPack
 }
 
 /** Inserts a row that must be new (store-level tests): the created package. */
-export function insertNew(store: PackageStore, pkg: NewPackage): StoredPackage {
-  const result = store.insert(pkg);
+export async function insertNew(store: PackageStore, pkg: NewPackage): Promise<StoredPackage> {
+  const result = await store.insert(pkg);
   if (result.outcome !== 'created')
     throw new Error(`${pkg.name}-${pkg.version} was not inserted: ${result.outcome}`);
   return result.pkg;

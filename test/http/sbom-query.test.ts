@@ -31,9 +31,19 @@ function component(name: string, version: string, purl = `pkg:generic/${name}@${
   return { name, version, purl, checksums: [] };
 }
 
-function seed(server: TestServer, repo: string, name: string, license: string, components: SbomComponent[]) {
-  const pkg = insertNew(server.services.store, { ...newPackage(name, '1.0-r0', 'x86_64'), repo, license });
-  server.services.sboms.save(pkg.id, {
+async function seed(
+  server: TestServer,
+  repo: string,
+  name: string,
+  license: string,
+  components: SbomComponent[],
+) {
+  const pkg = await insertNew(server.services.store, {
+    ...newPackage(name, '1.0-r0', 'x86_64'),
+    repo,
+    license,
+  });
+  await server.services.sboms.save(pkg.id, {
     source: 'uploaded',
     format: 'spdx',
     specVersion: '2.3',
@@ -76,9 +86,9 @@ describe('auditor queries page through every match the caller may see', () => {
   let server: TestServer;
   before(async () => {
     server = await startServer();
-    server.services.store.saveRepo('a-private', { private: true });
+    await server.services.store.saveRepo('a-private', { private: true });
     for (let i = 0; i < PRIVATE; i++) {
-      seed(server, 'a-private', `priv-${String(i).padStart(2, '0')}`, 'MIT', [
+      await seed(server, 'a-private', `priv-${String(i).padStart(2, '0')}`, 'MIT', [
         component('libshared', '1.0.0'),
       ]);
     }
@@ -92,7 +102,7 @@ describe('auditor queries page through every match the caller may see', () => {
       ][i % 4]!;
       // pub-07 lists libshared twice: two matches in one package.
       const components = i === 7 ? [shared, { ...shared, supplier: 'twice' }, extra] : [shared, extra];
-      seed(
+      await seed(
         server,
         'b-public',
         `pub-${String(i).padStart(2, '0')}`,
@@ -107,7 +117,7 @@ describe('auditor queries page through every match the caller may see', () => {
     }));
     await server.services.indexer.refresh(keys);
     // Uploaded but not in a live index yet: never a match.
-    seed(server, 'b-public', 'unpublished', 'MIT', [component('libshared', '2.0.0')]);
+    await seed(server, 'b-public', 'unpublished', 'MIT', [component('libshared', '2.0.0')]);
   });
   after(async () => {
     await server.close();

@@ -47,19 +47,25 @@ function setup(dir = mkdtempSync(join(tmpdir(), 'reef-indexer-'))): Setup {
   migrate(db);
   const store = new PackageStore(SqliteDatabase.over(db), ARCHES);
   const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
+  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', logSink(logs)), {
+    chunking: RULE,
+  });
+  return { dir, db, store, indexer, logs };
+}
+
+/** A log destination that keeps each line, parsed, in `logs`. */
+function logSink(logs: Array<Record<string, unknown>>): Writable {
+  return new Writable({
     write(chunk, _enc, cb) {
       for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line));
       cb();
     },
   });
-  const indexer = new Indexer(store, dir, () => SIGNERS, createLogger('info', sink), { chunking: RULE });
-  return { dir, db, store, indexer, logs };
 }
 
 /** What a build from scratch with the same chunking writes for the database as it is. */
 async function fromScratch(store: PackageStore, k: IndexKey): Promise<Buffer> {
-  const { records } = store.snapshotForIndex(k);
+  const { records } = await store.snapshotForIndex(k);
   const index = ChunkedIndex.build(
     records.map((r) => rewriteRecordArch(r.record, r.arch, k.arch)),
     RULE,
@@ -69,7 +75,7 @@ async function fromScratch(store: PackageStore, k: IndexKey): Promise<Buffer> {
 
 /** The live index file: bytes equal to a build from scratch, and listing exactly the database's packages. */
 async function checkIndex(s: Setup, k: IndexKey): Promise<void> {
-  const state = s.store.getIndex(k);
+  const state = await s.store.getIndex(k);
   const rows = s.db
     .prepare(
       `SELECT checksum FROM packages WHERE repo = ? AND libc = ? AND (arch = ? OR arch = 'noarch') ORDER BY checksum`,
@@ -116,7 +122,7 @@ describe('Indexer (incremental chunks)', () => {
     // Seeded in one go, then built once (a full build).
     for (let i = 0; i < 150; i++) {
       const p = newPackage(names[i % names.length]!, `1.${i}-r0`, i % 9 === 0 ? 'noarch' : ARCHES[i % 2]!);
-      s.store.insert(p);
+      await s.store.insert(p);
       live.push(p);
     }
     await s.indexer.refresh(ARCHES.map(keyOf));
@@ -128,16 +134,16 @@ describe('Indexer (incremental chunks)', () => {
       for (let j = 0; j < n; j++) {
         if (random() < 0.45 && live.length > 0) {
           const victim = live.splice(Math.floor(random() * live.length), 1)[0]!;
-          const removed = s.store.remove({ ...keyOf(victim.arch) }, victim.name, victim.version);
+          const removed = await s.store.remove({ ...keyOf(victim.arch) }, victim.name, victim.version);
           assert.ok(removed);
           waits.push(s.indexer.refresh(removed.indexes));
         } else {
           const arch = random() < 0.15 ? 'noarch' : ARCHES[Math.floor(random() * 2)]!;
           const p = newPackage(names[Math.floor(random() * names.length)]!, `2.${step}.${j}-r0`, arch);
-          const inserted = s.store.insert(p);
+          const inserted = await s.store.insert(p);
           assert.equal(inserted.outcome, 'created');
           live.push(p);
-          waits.push(s.indexer.refresh(s.store.indexesListing(p)));
+          waits.push(s.indexer.refresh(await s.store.indexesListing(p)));
         }
       }
       await Promise.all(waits);
@@ -152,43 +158,76 @@ describe('Indexer (incremental chunks)', () => {
     s.db.close();
   });
 
-  test('a change made without the listener (another process) or rolled back leads to a full build, still exact', async () => {
+  test('a change made without the listener (another process) leads to a full build, one rolled back to none; still exact', async () => {
     const s = setup();
-    for (let i = 0; i < 60; i++) s.store.insert(newPackage(`p${i}`, '1.0-r0', 'x86_64'));
+    for (let i = 0; i < 60; i++) await s.store.insert(newPackage(`p${i}`, '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
 
     // Another process: its own store on the same file; this indexer hears nothing.
     const otherDb = openDb(join(s.dir, 'reef.db'));
-    const other = new PackageStore(SqliteDatabase.over(otherDb), ARCHES);
-    other.insert(newPackage('from-elsewhere', '1.0-r0', 'x86_64'));
-    other.remove(keyOf('x86_64'), 'p7', '1.0-r0');
-    otherDb.close();
-    s.store.insert(newPackage('local', '1.0-r0', 'x86_64'));
+    const otherDatabase = SqliteDatabase.over(otherDb);
+    const other = new PackageStore(otherDatabase, ARCHES);
+    await other.insert(newPackage('from-elsewhere', '1.0-r0', 'x86_64'));
+    await other.remove(keyOf('x86_64'), 'p7', '1.0-r0');
+    await otherDatabase.close();
+    await s.store.insert(newPackage('local', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
 
-    // An insert inside a transaction that rolls back: the listener heard it, the database has none of it.
-    assert.throws(() =>
-      s.db.transaction(() => {
-        s.store.insert(newPackage('ghost', '1.0-r0', 'x86_64'));
+    // An insert inside a transaction that rolls back: the database has none of it, and the
+    // listener never heard of it (changes are reported after the outermost commit only).
+    let heard = 0;
+    s.store.onIndexChange((changes) => {
+      heard += changes.length;
+    });
+    await assert.rejects(
+      s.store.transaction(async () => {
+        await s.store.insert(newPackage('ghost', '1.0-r0', 'x86_64'));
         throw new Error('roll back');
-      })(),
+      }),
     );
+    assert.equal(heard, 0);
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
-    s.store.insert(newPackage('after-ghost', '1.0-r0', 'x86_64'));
+    await s.store.insert(newPackage('after-ghost', '1.0-r0', 'x86_64'));
+    assert.equal(heard, 1);
     await s.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(s, keyOf('x86_64'));
-    assert.deepEqual(modes(s), ['full', 'full', 'full', 'delta']);
+    assert.deepEqual(modes(s), ['full', 'full', 'delta', 'delta']);
+    s.db.close();
+  });
+
+  test('a change read before its report arrived: the build waits for the report and stays a delta', async () => {
+    const s = setup();
+    const k = keyOf('x86_64');
+    // The same store, its reports delivered late: a commit's report may trail the commit
+    // (PostgreSQL answers COMMIT after other sessions see it), so a build can read the newer
+    // generation first.
+    const late = Object.create(s.store) as PackageStore;
+    late.onIndexChange = (listener) =>
+      s.store.onIndexChange((changes) => {
+        setTimeout(() => listener(changes), 5);
+      });
+    const indexer = new Indexer(late, s.dir, () => SIGNERS, createLogger('info', logSink(s.logs)), {
+      chunking: RULE,
+    });
+    for (let i = 0; i < 40; i++) await s.store.insert(newPackage(`w${i}`, '1.0-r0', 'x86_64'));
+    await indexer.refresh([k]);
+    for (const name of ['late-1', 'late-2']) {
+      await s.store.insert(newPackage(name, '1.0-r0', 'x86_64'));
+      await indexer.refresh([k]);
+      await checkIndex({ ...s, indexer }, k);
+    }
+    assert.deepEqual(modes(s), ['full', 'delta', 'delta']);
     s.db.close();
   });
 
   test('every index stays incremental: chunks are read back from each live file, not held', async () => {
     const s = setup();
-    for (let i = 0; i < 60; i++) s.store.insert(newPackage(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
+    for (let i = 0; i < 60; i++) await s.store.insert(newPackage(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
     for (const round of [0, 1, 2]) {
       for (const a of ARCHES) {
-        s.store.insert(newPackage(`again-${round}`, '1.0-r0', a));
+        await s.store.insert(newPackage(`again-${round}`, '1.0-r0', a));
         await s.indexer.refresh([keyOf(a)]);
       }
     }
@@ -199,19 +238,19 @@ describe('Indexer (incremental chunks)', () => {
 
   test('a live index file changed or removed on disk: the next build notices and builds in full, still exact', async () => {
     const s = setup();
-    for (let i = 0; i < 80; i++) s.store.insert(newPackage(`d${i}`, '1.0-r0', 'x86_64'));
+    for (let i = 0; i < 80; i++) await s.store.insert(newPackage(`d${i}`, '1.0-r0', 'x86_64'));
     const k = keyOf('x86_64');
     await s.indexer.refresh([k]);
     // A flipped byte in the middle of the chunks (the file's own name no longer matches; reef must not sign it again).
-    const path = s.indexer.indexPath(k, s.store.getIndex(k)!.sha256!);
+    const path = s.indexer.indexPath(k, (await s.store.getIndex(k))!.sha256!);
     const bytes = readFileSync(path);
     bytes[bytes.length - Math.floor(bytes.length / 3)]! ^= 0x01;
     writeFileSync(path, bytes);
-    s.store.insert(newPackage('after-flip', '1.0-r0', 'x86_64'));
+    await s.store.insert(newPackage('after-flip', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([k]);
     await checkIndex(s, k);
-    rmSync(s.indexer.indexPath(k, s.store.getIndex(k)!.sha256!));
-    s.store.insert(newPackage('after-rm', '1.0-r0', 'x86_64'));
+    rmSync(s.indexer.indexPath(k, (await s.store.getIndex(k))!.sha256!));
+    await s.store.insert(newPackage('after-rm', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([k]);
     await checkIndex(s, k);
     assert.deepEqual(modes(s), ['full', 'full', 'full']);
@@ -224,7 +263,7 @@ describe('Indexer (incremental chunks)', () => {
 
   test('recover() sweeps index temp files of dead writers, not of a live process', async () => {
     const s = setup();
-    s.store.insert(newPackage('t', '1.0-r0', 'x86_64'));
+    await s.store.insert(newPackage('t', '1.0-r0', 'x86_64'));
     await s.indexer.refresh([keyOf('x86_64')]);
     const dir = dirname(s.indexer.indexPath(keyOf('x86_64'), 'x'));
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
@@ -243,22 +282,22 @@ describe('Indexer (incremental chunks)', () => {
 
   test('after a restart the chunks are found again in the live file: the first publish is a delta; a stale or changed file gets a full build', async () => {
     const first = setup();
-    for (let i = 0; i < 80; i++) first.store.insert(newPackage(`r${i}`, `1.${i}-r0`, 'x86_64'));
+    for (let i = 0; i < 80; i++) await first.store.insert(newPackage(`r${i}`, `1.${i}-r0`, 'x86_64'));
     await first.indexer.refresh([keyOf('x86_64')]);
-    first.store.insert(newPackage('one-more', '1-r0', 'x86_64'));
+    await first.store.insert(newPackage('one-more', '1-r0', 'x86_64'));
     await first.indexer.refresh([keyOf('x86_64')]);
-    const before = first.store.getIndex(keyOf('x86_64'))!.sha256;
+    const before = (await first.store.getIndex(keyOf('x86_64')))!.sha256;
     await first.indexer.rebuildAll();
-    assert.equal(first.store.getIndex(keyOf('x86_64'))!.sha256, before);
+    assert.equal((await first.store.getIndex(keyOf('x86_64')))!.sha256, before);
     assert.deepEqual(modes(first), ['full', 'delta', 'delta']);
     first.db.close();
 
     // A restart: re-signing finds the chunks in the file (nothing recompressed), and so does a publish.
     const second = setup(first.dir);
     await second.indexer.rebuildAll();
-    assert.equal(second.store.getIndex(keyOf('x86_64'))!.sha256, before);
+    assert.equal((await second.store.getIndex(keyOf('x86_64')))!.sha256, before);
     const third = setup(first.dir);
-    third.store.insert(newPackage('after-restart', '1-r0', 'x86_64'));
+    await third.store.insert(newPackage('after-restart', '1-r0', 'x86_64'));
     await third.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(third, keyOf('x86_64'));
     assert.deepEqual([...modes(second), ...modes(third)], ['delta', 'delta']);
@@ -267,7 +306,7 @@ describe('Indexer (incremental chunks)', () => {
 
     // Published while no indexer listened (stale at start): the changes are unknown, so a full build.
     const fourth = setup(first.dir);
-    fourth.store.insert(newPackage('unheard', '1-r0', 'x86_64'));
+    await fourth.store.insert(newPackage('unheard', '1-r0', 'x86_64'));
     const fifth = setup(first.dir);
     await fifth.indexer.recover();
     await checkIndex(fifth, keyOf('x86_64'));
@@ -275,19 +314,22 @@ describe('Indexer (incremental chunks)', () => {
     fourth.db.close();
 
     // The live file changed on disk: not signed again, a full build.
-    const path = fifth.indexer.indexPath(keyOf('x86_64'), fifth.store.getIndex(keyOf('x86_64'))!.sha256!);
+    const path = fifth.indexer.indexPath(
+      keyOf('x86_64'),
+      (await fifth.store.getIndex(keyOf('x86_64')))!.sha256!,
+    );
     fifth.db.close();
     const bytes = readFileSync(path);
     bytes[bytes.length - 100]! ^= 0x02;
     writeFileSync(path, bytes);
     const sixth = setup(first.dir);
-    sixth.store.insert(newPackage('after-flip', '1-r0', 'x86_64'));
+    await sixth.store.insert(newPackage('after-flip', '1-r0', 'x86_64'));
     await sixth.indexer.refresh([keyOf('x86_64')]);
     await checkIndex(sixth, keyOf('x86_64'));
     assert.deepEqual(modes(sixth), ['full']);
     execFileSync('gzip', [
       '-t',
-      sixth.indexer.indexPath(keyOf('x86_64'), sixth.store.getIndex(keyOf('x86_64'))!.sha256!),
+      sixth.indexer.indexPath(keyOf('x86_64'), (await sixth.store.getIndex(keyOf('x86_64')))!.sha256!),
     ]);
     sixth.db.close();
   });
@@ -296,16 +338,16 @@ describe('Indexer (incremental chunks)', () => {
     const s = setup();
     let signers = SIGNERS;
     const indexer = new Indexer(s.store, s.dir, () => signers, createLogger('silent'), { chunking: RULE });
-    s.store.insert(newPackage('signed', '1.0-r0', 'x86_64'));
+    await s.store.insert(newPackage('signed', '1.0-r0', 'x86_64'));
     await indexer.refresh([keyOf('x86_64')]);
-    const live = s.store.getIndex(keyOf('x86_64'))!.sha256!;
+    const live = (await s.store.getIndex(keyOf('x86_64')))!.sha256!;
     const liveBytes = readFileSync(indexer.indexPath(keyOf('x86_64'), live));
 
     for (const none of [[], [{ ...SIGNERS[0]!, algorithms: [] }]] as IndexSigner[][]) {
       signers = none;
-      s.store.insert(newPackage(`unsigned${none.length}`, '1.0-r0', 'x86_64'));
+      await s.store.insert(newPackage(`unsigned${none.length}`, '1.0-r0', 'x86_64'));
       await assert.rejects(indexer.refresh([keyOf('x86_64')]), { code: 'INDEX_NO_SIGNER' });
-      assert.equal(s.store.getIndex(keyOf('x86_64'))!.sha256, live);
+      assert.equal((await s.store.getIndex(keyOf('x86_64')))!.sha256, live);
       assert.deepEqual(readdirSync(dirname(indexer.indexPath(keyOf('x86_64'), live))), [`${live}.tar.gz`]);
       assert.ok(readFileSync(indexer.indexPath(keyOf('x86_64'), live)).equals(liveBytes));
     }

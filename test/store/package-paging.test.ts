@@ -19,8 +19,8 @@ test('paging by id returns every published package of an index once, noarch incl
   const database = SqliteDatabase.over(db);
   const store = new PackageStore(database, ['x86_64', 'aarch64']);
   const arches = ['x86_64', 'aarch64', 'noarch'];
-  for (let i = 0; i < 60; i++) store.insert(pkg(`p${i}`, arches[i % 3]!));
-  store.insert(pkg('other-repo', 'x86_64'));
+  for (let i = 0; i < 60; i++) await store.insert(pkg(`p${i}`, arches[i % 3]!));
+  await store.insert(pkg('other-repo', 'x86_64'));
   // Published: all but every 7th (an upload whose index is not written yet).
   db.prepare('UPDATE packages SET published_at = 1 WHERE id % 7 != 0').run();
   for (const arch of ['x86_64', 'aarch64', 'noarch']) {

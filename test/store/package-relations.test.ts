@@ -28,17 +28,17 @@ const PROVIDES = ['so:libfoo.so.2=2.1', 'cmd:foo=2.1', 'foo-virtual'];
 
 type Row = { name: string; kind: string; package_id: number };
 
-test('the migration that adds package_relations fills it for existing packages exactly as publishing does', () => {
+test('the migration that adds package_relations fills it for existing packages exactly as publishing does', async () => {
   const db = openDb(join(dir, 'reef.db'));
   try {
     migrate(db);
     const store = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
-    const a = insertNew(store, {
+    const a = await insertNew(store, {
       ...newPackage('a', '1.0-r0', 'x86_64'),
       depends: DEPENDS,
       provides: PROVIDES,
     });
-    insertNew(store, { ...newPackage('b', '1.0-r0', 'x86_64'), depends: [], provides: [] });
+    await insertNew(store, { ...newPackage('b', '1.0-r0', 'x86_64'), depends: [], provides: [] });
     const rows = () =>
       db
         .prepare('SELECT name, kind, package_id FROM package_relations ORDER BY package_id, kind, name')

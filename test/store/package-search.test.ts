@@ -91,7 +91,7 @@ test('search agrees with an oracle: tiers, their order, filters, only published,
       `1.${i}-r0`,
       random() < 0.5 ? 'x86_64' : 'aarch64',
     );
-    insertNew(store, {
+    await insertNew(store, {
       ...pkg,
       repo: ['main', 'other', 'private'][i % 3]!,
       libc: random() < 0.5 ? 'glibc' : 'musl',
@@ -155,7 +155,7 @@ test('search agrees with an oracle: tiers, their order, filters, only published,
 
 test('unpublished and deleted packages are not found; the index follows publish and delete', async () => {
   const { db, database, store } = openStore('sync.db');
-  const pkg = insertNew(store, {
+  const pkg = await insertNew(store, {
     ...newPackage('pending-tool', '1.0-r0', 'x86_64'),
     provides: ['cmd:pending'],
   });
@@ -163,7 +163,7 @@ test('unpublished and deleted packages are not found; the index follows publish 
   assert.deepEqual(await find('pending'), [], 'uploaded, no index lists it yet');
   assert.deepEqual(await find('pe'), []);
   assert.ok(
-    store.recordIndex({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 1, {
+    await store.recordIndex({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 1, {
       sha256: 'a'.repeat(64),
       size: 1,
       packageCount: 1,
@@ -175,14 +175,14 @@ test('unpublished and deleted packages are not found; the index follows publish 
   assert.deepEqual(await find('cmd:pending'), ['pending-tool']);
   assert.deepEqual(await find('pe'), ['pending-tool']);
   // A write that rolls back takes its index change with it.
-  assert.throws(() =>
-    store.transaction(() => {
-      store.remove({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 'pending-tool', '1.0-r0');
+  await assert.rejects(
+    store.transaction(async () => {
+      await store.remove({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 'pending-tool', '1.0-r0');
       throw new Error('rolled back');
     }),
   );
   assert.deepEqual(await find('pending'), ['pending-tool']);
-  store.remove({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 'pending-tool', '1.0-r0');
+  await store.remove({ repo: 'main', libc: 'glibc', arch: 'x86_64' }, 'pending-tool', '1.0-r0');
   assert.deepEqual(await find('pending'), []);
   assert.deepEqual(await find('pe'), []);
   assert.equal((db.prepare('SELECT count(*) AS n FROM package_search').get() as { n: number }).n, 0);
@@ -192,11 +192,11 @@ test('unpublished and deleted packages are not found; the index follows publish 
 
 test('the migrations index the packages published before them', async () => {
   const { db, database, store } = openStore('upgrade.db');
-  const tool = insertNew(store, {
+  const tool = await insertNew(store, {
     ...newPackage('old-tool', '1.0-r0', 'x86_64'),
     provides: ['so:libold.so.2'],
   });
-  insertNew(store, newPackage('old-pending', '1.0-r0', 'x86_64'));
+  await insertNew(store, newPackage('old-pending', '1.0-r0', 'x86_64'));
   db.prepare("UPDATE packages SET published_at = 1 WHERE name = 'old-tool'").run();
   // As if the packages had been published before the search tables existed: the migrations' SQL fills them.
   db.exec(`DROP TABLE package_search_names; DROP TABLE package_search; DROP TABLE package_search_rows;
@@ -227,7 +227,7 @@ test('the migrations index the packages published before them', async () => {
 
 test('hostile text never reaches SQLite as syntax', async () => {
   const { db, database, store } = openStore('hostile.db');
-  insertNew(store, newPackage('tool', '1.0-r0', 'x86_64'));
+  await insertNew(store, newPackage('tool', '1.0-r0', 'x86_64'));
   db.prepare('UPDATE packages SET published_at = 1').run();
   const random = prng(9);
   const alphabet = [

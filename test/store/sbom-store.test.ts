@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { SbomComponent } from '../../src/sbom/types.ts';
+import type { Database } from '../../src/store/database.ts';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { PackageStore } from '../../src/store/package-store.ts';
 import { SbomStore } from '../../src/store/sbom-store.ts';
@@ -14,8 +15,8 @@ const dir = mkdtempSync(join(tmpdir(), 'reef-sbom-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A package's SBOM as far as the component index is concerned: its components. */
-function saveComponents(sboms: SbomStore, packageId: number, components: SbomComponent[]): void {
-  sboms.save(packageId, {
+function saveComponents(sboms: SbomStore, packageId: number, components: SbomComponent[]): Promise<void> {
+  return sboms.save(packageId, {
     source: 'generated',
     format: 'spdx',
     specVersion: '2.3',
@@ -29,25 +30,33 @@ function saveComponents(sboms: SbomStore, packageId: number, components: SbomCom
  * Sublinear without a stopwatch: every statement the auditor queries run is
  * an index search, never a scan of packages or components nor a sort of all
  * matches (issue 7: 1,000,000 packages). The statements are the store's own,
- * recorded as it prepares them, and explained by SQLite.
+ * recorded as it issues them, and explained by SQLite.
  */
-test('the auditor queries read index ranges: no scan of packages or components, no sort', () => {
+test('the auditor queries read index ranges: no scan of packages or components, no sort', async () => {
   const db = openDb(join(dir, 'reef.db'));
   migrate(db);
-  const packages = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
+  const database = SqliteDatabase.over(db);
   const prepared: string[] = [];
-  const prepare = db.prepare.bind(db);
-  db.prepare = ((sql: string) => {
-    prepared.push(sql);
-    return prepare(sql);
-  }) as typeof db.prepare;
-  const sboms = new SbomStore(SqliteDatabase.over(db));
+  const recording = new Proxy(database, {
+    get(target, prop) {
+      if (prop === 'get' || prop === 'all' || prop === 'run') {
+        return (sql: string, params?: unknown) => {
+          prepared.push(sql);
+          return (target[prop] as (sql: string, params?: unknown) => unknown).call(target, sql, params);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as Database;
+  const packages = new PackageStore(recording, ['x86_64']);
+  const sboms = new SbomStore(recording);
   for (let i = 0; i < 20; i++) {
-    const pkg = insertNew(packages, {
+    const pkg = await insertNew(packages, {
       ...newPackage(`p${i}`, '1.0-r0', 'x86_64'),
       license: i % 2 ? 'MIT' : 'GPL-2.0-only',
     });
-    saveComponents(sboms, pkg.id, [
+    await saveComponents(sboms, pkg.id, [
       { name: 'libc', version: '2.40', purl: `pkg:apk/wolfi/libc@2.40-r${i}`, checksums: [] },
     ]);
   }
@@ -55,15 +64,15 @@ test('the auditor queries read index ranges: no scan of packages or components, 
   prepared.length = 0;
 
   const repos = ['main'];
-  const byName = sboms.findComponents({ name: 'libc' }, { repos, limit: 3 });
-  sboms.findComponents({ name: 'libc' }, { repos, limit: 3, after: byName.next });
-  const byPurl = sboms.findComponents({ purl: 'pkg:apk/wolfi/libc' }, { repos, limit: 3 });
-  sboms.findComponents({ purl: 'pkg:apk/wolfi/libc' }, { repos, limit: 3, after: byPurl.next });
-  sboms.findComponents({ purl: 'pkg:apk/wolfi/libc@2.40-r1' }, { repos, limit: 3 });
-  const licenses = sboms.publishedLicenses();
+  const byName = await sboms.findComponents({ name: 'libc' }, { repos, limit: 3 });
+  await sboms.findComponents({ name: 'libc' }, { repos, limit: 3, after: byName.next });
+  const byPurl = await sboms.findComponents({ purl: 'pkg:apk/wolfi/libc' }, { repos, limit: 3 });
+  await sboms.findComponents({ purl: 'pkg:apk/wolfi/libc' }, { repos, limit: 3, after: byPurl.next });
+  await sboms.findComponents({ purl: 'pkg:apk/wolfi/libc@2.40-r1' }, { repos, limit: 3 });
+  const licenses = await sboms.publishedLicenses();
   assert.deepEqual(licenses, ['GPL-2.0-only', 'MIT']);
-  const first = sboms.findByLicense(licenses, { repos, limit: 3 });
-  sboms.findByLicense(licenses, { repos, limit: 3, after: first.next });
+  const first = await sboms.findByLicense(licenses, { repos, limit: 3 });
+  await sboms.findByLicense(licenses, { repos, limit: 3, after: first.next });
 
   const queries = [...new Set(prepared)];
   assert.ok(queries.length >= 6, `the queries were recorded: ${queries.length}`);
@@ -72,7 +81,7 @@ test('the auditor queries read index ranges: no scan of packages or components, 
     const params = named.length
       ? [Object.fromEntries(named.map((n) => [n, null]))]
       : (sql.match(/\?/g) ?? []).map(() => null);
-    const plan = (prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map(
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map(
       (r) => r.detail,
     );
     const text = plan.join('\n');
@@ -80,32 +89,35 @@ test('the auditor queries read index ranges: no scan of packages or components, 
     assert.ok(!/TEMP B-TREE/.test(text), `a sort of every match:\n${sql}\n${text}`);
     assert.match(text, /SEARCH (packages|c) USING INDEX (packages_by_license|components_by_(name|purl))/);
   }
-  db.close();
+  await database.close();
 });
 
-test('a component page stops after its row budget, short or empty, and the cursor resumes after the last row read: every match once', () => {
+test('a component page stops after its row budget, short or empty, and the cursor resumes after the last row read: every match once', async () => {
   const db = openDb(join(dir, 'budget.db'));
   migrate(db);
-  const packages = new PackageStore(SqliteDatabase.over(db), ['x86_64']);
-  const sboms = new SbomStore(SqliteDatabase.over(db));
+  const database = SqliteDatabase.over(db);
+  const packages = new PackageStore(database, ['x86_64']);
+  const sboms = new SbomStore(database);
   // 60 packages with glibc; only every seventh at a version the query wants.
   for (let i = 0; i < 60; i++) {
-    const pkg = insertNew(packages, newPackage(`b${i}`, '1.0-r0', 'x86_64'));
-    saveComponents(sboms, pkg.id, [{ name: 'glibc', version: i % 7 === 0 ? '9.0' : '2.40', checksums: [] }]);
+    const pkg = await insertNew(packages, newPackage(`b${i}`, '1.0-r0', 'x86_64'));
+    await saveComponents(sboms, pkg.id, [
+      { name: 'glibc', version: i % 7 === 0 ? '9.0' : '2.40', checksums: [] },
+    ]);
   }
   db.prepare('UPDATE packages SET published_at = 1').run();
   const accept = (c: { version?: string }) => c.version === '9.0';
   const query = { repos: ['main'], limit: 4, accept };
-  const all = sboms.findComponents({ name: 'glibc' }, { ...query, limit: 1000 });
+  const all = await sboms.findComponents({ name: 'glibc' }, { ...query, limit: 1000 });
   assert.equal(all.hits.length, 9);
   assert.equal(all.next, undefined);
 
   const seen: string[] = [];
-  let after: ReturnType<typeof sboms.findComponents>['next'];
+  let after: Awaited<ReturnType<typeof sboms.findComponents>>['next'];
   let pages = 0;
   let short = 0;
   do {
-    const page = sboms.findComponents({ name: 'glibc' }, { ...query, after, maxRows: 5 });
+    const page = await sboms.findComponents({ name: 'glibc' }, { ...query, after, maxRows: 5 });
     assert.ok(page.hits.length <= 4);
     if (page.hits.length < 4 && page.next) short++;
     seen.push(...page.hits.map((h) => h.package.name));
@@ -120,5 +132,5 @@ test('a component page stops after its row budget, short or empty, and the curso
   assert.ok(short > 0, 'some pages ended on the budget, not on the limit');
   // 60 rows at 5 per request: 12 requests read them all (one more may find the end).
   assert.ok(pages >= 12 && pages <= 13, `${pages} pages`);
-  db.close();
+  await database.close();
 });

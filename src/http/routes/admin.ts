@@ -119,7 +119,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
     try {
       validateRepo(repo, 'glibc');
       const body = parseBody(repoSettingsBody, request.body);
-      const saved = services.store.saveRepo(repo, body);
+      const saved = await services.store.saveRepo(repo, body);
       audit.ok(repo, body);
       return {
         name: saved.name,

@@ -158,7 +158,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
               'send the package advisory document (YAML or JSON) as the body',
             );
           }
-          const change = advisories.put(repo, name, request.body);
+          const change = await advisories.put(repo, name, request.body);
           audit.ok(`${repo}/${name}`, changeDetail(change));
           return reply.code(200).send({ ...change, document: toDocumentJson(advisories.get(repo, name)) });
         } catch (err) {
@@ -179,7 +179,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
       try {
         validateRepo(repo, 'glibc');
         const { files } = parseBody(importBody, request.body);
-        const changes = advisories.import(repo, files);
+        const changes = await advisories.import(repo, files);
         // One line per package that changed, as a single write would record it.
         for (const c of changes) {
           if (c.added.length + c.changed.length + c.removed.length > 0) {

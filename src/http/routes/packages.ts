@@ -33,7 +33,7 @@ export function registerPackageRoutes(
 
   app.get('/api/v1/repos', async (request) => {
     const token = auth.identify(request);
-    const indexes = store.listIndexes();
+    const indexes = await store.listIndexes();
     return {
       repos: (await store.listRepos())
         .filter((r) => auth.canRead(token, r))
@@ -66,7 +66,8 @@ export function registerPackageRoutes(
       const packages = await store.listPublished(key, q.limit + 1, q.after);
       const page = packages.slice(0, q.limit);
       return {
-        packages: page.map((p) => packageJson(p, request, services)),
+        // The page's provenance rows are read in turn; Promise.all keeps the page's order.
+        packages: await Promise.all(page.map((p) => packageJson(p, request, services))),
         next: packages.length > q.limit ? page.at(-1)!.id : null,
       };
     },
@@ -78,7 +79,7 @@ export function registerPackageRoutes(
       const { repo, libc, arch, name, version } = request.params;
       const key = indexKeyOf(repo, libc, arch);
       await auth.requireRead(request, repo);
-      return packageJson(await requirePublishedPackage(store, key, name, version), request, services);
+      return await packageJson(await requirePublishedPackage(store, key, name, version), request, services);
     },
   );
 
@@ -115,9 +116,11 @@ export function registerPackageRoutes(
           'package published',
         );
         metrics.observePublish(repo, result.outcome, (performance.now() - started) / 1000);
-        return reply
-          .code(result.outcome === 'created' ? 201 : 200)
-          .send({ ...packageJson(p, request, services), outcome: result.outcome, warnings: result.warnings });
+        return reply.code(result.outcome === 'created' ? 201 : 200).send({
+          ...(await packageJson(p, request, services)),
+          outcome: result.outcome,
+          warnings: result.warnings,
+        });
       } catch (err) {
         metrics.observePublish(repo, 'rejected', (performance.now() - started) / 1000);
         audit.rejected(err);
@@ -318,7 +321,7 @@ export function auditor(
   };
 }
 
-export function packageJson(p: StoredPackage, request: FastifyRequest, services: Services) {
+export async function packageJson(p: StoredPackage, request: FastifyRequest, services: Services) {
   const pkginfo: Record<string, string[]> = {};
   for (const [k, v] of p.pkginfo) {
     pkginfo[k] ??= [];
@@ -352,13 +355,13 @@ export function packageJson(p: StoredPackage, request: FastifyRequest, services:
     pkginfo,
     uploadedAt: new Date(p.uploadedAt).toISOString(),
     publishedAt: p.publishedAt === undefined ? null : new Date(p.publishedAt).toISOString(),
-    provenance: provenanceJson(p, services),
+    provenance: await provenanceJson(p, services),
   };
 }
 
 /** The publisher provenance's verification result, as an auditor reads it beside the package. */
-function provenanceJson(p: StoredPackage, services: Services) {
-  const stored = services.store.getProvenance(p.id);
+async function provenanceJson(p: StoredPackage, services: Services) {
+  const stored = await services.store.getProvenance(p.id);
   return {
     publisher: stored ? { format: stored.format, sha256: stored.sha256, ...stored.result } : null,
     policy: services.provenance.modeOf(p.repo),

@@ -37,7 +37,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       await auth.requireRead(request, repo);
       if (file === 'APKINDEX.tar.gz') {
         for (let attempt = 0; attempt < 2; attempt++) {
-          const index = store.getIndex(key);
+          const index = await store.getIndex(key);
           if (!index?.sha256 || index.size === undefined) break;
           const { sha256, size } = index;
           const path = indexer.indexPath(key, sha256);
@@ -176,7 +176,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     const notFound = () =>
       new AppError('PACKAGE_NOT_FOUND', `${file} is not in ${key.repo}/${key.libc}/${key.arch}`);
     if (!pkg) throw notFound();
-    const publisher = kind === 'publish' ? undefined : store.getProvenance(pkg.id);
+    const publisher = kind === 'publish' ? undefined : await store.getProvenance(pkg.id);
     if (kind === 'melange') {
       if (publisher?.format !== 'melange-attestation') throw notFound();
       return { ...publisher, contentType: 'application/gzip' };
@@ -185,7 +185,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       // The bundle as sent: its own mediaType field says v0.1, v0.2 or v0.3 (read with the bytes).
       return { ...publisher, contentType: undefined };
     }
-    const attestation = store.getAttestation(pkg.id);
+    const attestation = await store.getAttestation(pkg.id);
     if (!attestation) throw notFound();
     return { ...attestation, contentType: SIGSTORE_BUNDLE_V03 };
   };

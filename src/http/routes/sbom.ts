@@ -118,7 +118,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
             throw new AppError('PROVENANCE_INVALID', 'the request body holds no provenance document');
           const key = indexKeyOf(p.repo, p.libc, p.arch);
           const { outcome, pkg } = await attachProvenance(services, key, p.name, p.version, bytes);
-          const stored = store.getProvenance(pkg.id)!;
+          const stored = (await store.getProvenance(pkg.id))!;
           audit.ok(target, { sha256: stored.sha256, verified: stored.verified, outcome });
           return reply
             .code(outcome === 'created' ? 201 : 200)
@@ -135,10 +135,10 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
     async (request) => {
       const { pkg } = await readablePackage(services, auth, request, request.params);
-      const attestation = store.getAttestation(pkg.id);
+      const attestation = await store.getAttestation(pkg.id);
       if (!attestation) throw new AppError('NOT_FOUND', 'this package has no attestation');
       const bundle = JSON.parse((await services.blobs.readAll(attestation.sha256)).toString('utf8'));
-      const publisher = store.getProvenance(pkg.id);
+      const publisher = await store.getProvenance(pkg.id);
       return {
         publisher: publisher && {
           format: publisher.format,
@@ -174,7 +174,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
       return {
         from: other.version,
         to: pkg.version,
-        ...diffComponents(sboms.componentsOf(other.id), sboms.componentsOf(pkg.id)),
+        ...diffComponents(await sboms.componentsOf(other.id), await sboms.componentsOf(pkg.id)),
       };
     },
   );
@@ -189,7 +189,7 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
         const page = await store.listPublishedInRepo(q.repo, 200, after);
         if (page.length === 0) return;
         for (const pkg of page) {
-          const sbom = sboms.get(pkg.id);
+          const sbom = await sboms.get(pkg.id);
           if (!sbom) continue;
           const bytes = await services.blobs.readAll(sbom.sha256);
           const head = {
@@ -233,13 +233,13 @@ const componentCursor = z.tuple([z.string(), z.number().int().min(0), z.number()
 const licenseCursor = z.tuple([z.string(), z.number().int().min(0)]);
 
 /** The auditor's component query, one page of it (the API's and the web interface's). */
-export function queryComponents(
+export async function queryComponents(
   services: Services,
   repos: readonly string[],
   q: z.infer<typeof componentQuery>,
 ) {
   const after = q.after === undefined ? undefined : decodeCursor(componentCursor, q.after);
-  const page = findComponents(
+  const page = await findComponents(
     services.sboms,
     { name: q.name, purl: q.purl, version: q.version },
     { repos, limit: q.limit, after: after && { key: after[0], packageId: after[1], id: after[2] } },
@@ -251,9 +251,13 @@ export function queryComponents(
 }
 
 /** The auditor's licence query, one page of it (the API's and the web interface's). */
-export function queryLicenses(services: Services, repos: readonly string[], q: z.infer<typeof licenseQuery>) {
+export async function queryLicenses(
+  services: Services,
+  repos: readonly string[],
+  q: z.infer<typeof licenseQuery>,
+) {
   const after = q.after === undefined ? undefined : decodeCursor(licenseCursor, q.after);
-  const page = findLicensed(
+  const page = await findLicensed(
     services.sboms,
     { expression: q.expression, mode: q.mode },
     { repos, limit: q.limit, after: after && { license: after[0], id: after[1] } },

@@ -51,7 +51,7 @@ export function registerSearchRoutes(app: FastifyInstance, services: Services, a
       { limit: q.limit, after },
     );
     return {
-      packages: page.packages.map((p) => packageJson(p, request, services)),
+      packages: await Promise.all(page.packages.map((p) => packageJson(p, request, services))),
       next: page.next ? encodeCursor(cursorKey(page.next)) : null,
     };
   });

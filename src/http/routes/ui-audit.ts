@@ -156,7 +156,10 @@ ${versions.map((v) => html`<option value="${v.version}"${v.version === q.against
         );
       }
       const other = (await readablePackage(services, auth, request, request.params, q.against)).pkg;
-      const diff = diffComponents(services.sboms.componentsOf(other.id), services.sboms.componentsOf(pkg.id));
+      const diff = diffComponents(
+        await services.sboms.componentsOf(other.id),
+        await services.sboms.componentsOf(pkg.id),
+      );
       const list = (components: SbomComponent[]) =>
         components.length > 0
           ? html`<div class="table-wrap"><table><thead><tr><th>component</th><th>version</th><th>purl</th><th>licence</th></tr></thead><tbody>

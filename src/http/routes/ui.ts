@@ -158,7 +158,7 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
   app.get('/ui/', async (request, reply) => {
     const readable = new Set(await auth.readableRepos(request));
     const base = baseUrl(request, services);
-    const indexes = store.listIndexes().filter((i) => readable.has(i.repo));
+    const indexes = (await store.listIndexes()).filter((i) => readable.has(i.repo));
     const keys = services.signingKeys.map((k) => k.keyName);
     const sections = [...new Set(indexes.map((i) => `${i.repo}\n${i.libc}`))].map((pair) => {
       const [repo, libc] = pair.split('\n') as [string, string];
@@ -288,8 +288,8 @@ async function packagePage(
       ? html`<ul>${items.map((d) => html`<li>${nameLink(d)}</li>`)}</ul>`
       : html`<p class="muted">none</p>`;
 
-  const components = services.sboms.componentsOf(pkg.id);
-  const provenance = services.store.getProvenance(pkg.id);
+  const components = await services.sboms.componentsOf(pkg.id);
+  const provenance = await services.store.getProvenance(pkg.id);
   const result = provenance?.result as
     | {
         verified?: boolean;
@@ -312,7 +312,7 @@ ${pkg.pkginfo.map(([k, v]) => html`<tr><td><code>${visible(k)}</code></td><td>${
 </tbody></table></div></details>
 ${relationsSection(relations, arch)}
 <h2>Provides</h2>${list(pkg.provides)}
-${renderFileList(services.fileLists, pkg, base)}
+${await renderFileList(services.fileLists, pkg, base)}
 <h2>Versions</h2>
 <div class="table-wrap"><table><thead><tr><th>version</th><th>arch</th><th>uploaded</th><th>SBOM</th></tr></thead><tbody>
 ${versions.map(

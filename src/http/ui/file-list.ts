@@ -25,15 +25,19 @@ const TYPE_LETTERS: Record<TarEntryType, string> = {
  * The list is read from the store, recorded before the page is asked for
  * (ensureFileList); a package whose list could not be read says so.
  */
-export function renderFileList(fileLists: FileListStore, pkg: StoredPackage, base: string): Html {
-  const total = fileLists.entryCount(pkg.id);
+export async function renderFileList(
+  fileLists: FileListStore,
+  pkg: StoredPackage,
+  base: string,
+): Promise<Html> {
+  const total = await fileLists.entryCount(pkg.id);
   const api = `${base}/api/v1/packages/${[pkg.repo, pkg.libc, pkg.arch, pkg.name, pkg.version].map(encodeURIComponent).join('/')}/files`;
   const link = html`<a href="${api}">the file list API</a>`;
   if (total === undefined) {
     return html`<h2>Files</h2>
 <p class="muted">The file list of this package could not be read yet; ${link} tries again.</p>`;
   }
-  const { files, next } = fileLists.page(pkg.id, { limit: SHOWN, withDirectories: false });
+  const { files, next } = await fileLists.page(pkg.id, { limit: SHOWN, withDirectories: false });
   const note =
     next !== undefined
       ? html`<p class="muted">The first ${SHOWN.toLocaleString('en')} files; ${link} lists all ${total} entries.</p>`
