@@ -146,16 +146,16 @@ export class VulnerabilityService {
    * What reef's advisories say of a match in `pkg`: the advisory of its source
    * package that names the vulnerability (by any of `names`), if any.
    */
-  private stateOf(
+  private async stateOf(
     pkg: StoredPackage | (PackageRef & { origin?: string }),
     names: Set<string>,
     docs: Map<string, Advisory[]>,
-  ): Pick<Match, 'state' | 'advisory'> {
+  ): Promise<Pick<Match, 'state' | 'advisory'>> {
     const origin = ('origin' in pkg && pkg.origin) || pkg.name;
     const key = `${pkg.repo}\n${origin}`;
     let list = docs.get(key);
     if (!list) {
-      list = this.advisories.get(pkg.repo, origin)?.advisories ?? [];
+      list = (await this.advisories.get(pkg.repo, origin))?.advisories ?? [];
       docs.set(key, list);
     }
     const advisory = list.find((a) => names.has(a.id) || a.aliases?.some((x) => names.has(x)));
@@ -181,13 +181,13 @@ export class VulnerabilityService {
   }
 
   /** Files a verdict about `pkg` (or one of its components) under matches or not-evaluated. */
-  private record(
+  private async record(
     out: { matches: Match[]; notEvaluated: NotEvaluated[] },
     verdict: Verdict,
     found: { record: OsvRecord; affected: OsvAffected; names: Set<string>; docs: Map<string, Advisory[]> },
     pkg: PackageRef & { origin?: string },
     component?: SbomComponent,
-  ): void {
+  ): Promise<void> {
     if (verdict.result === 'unaffected') return;
     const where = {
       package: refOf(pkg),
@@ -203,7 +203,7 @@ export class VulnerabilityService {
       ...where,
       ...(verdict.range ? { range: verdict.range } : {}),
       ...(verdict.versions ? { versions: true as const } : {}),
-      ...this.stateOf(pkg, found.names, found.docs),
+      ...(await this.stateOf(pkg, found.names, found.docs)),
     });
   }
 
@@ -212,17 +212,17 @@ export class VulnerabilityService {
    * repositories, one page at a time: matches and the components reef could
    * not evaluate. Withdrawn records are listed and match nothing.
    */
-  affectedBy(
+  async affectedBy(
     name: string,
     readable: readonly string[],
     page: { limit: number; after?: MatchCursor; maxRows?: number },
-  ): {
+  ): Promise<{
     records: string[];
     withdrawn: string[];
     matches: Match[];
     notEvaluated: NotEvaluated[];
     next: MatchCursor | undefined;
-  } {
+  }> {
     const all = this.records.byName(name);
     if (all.length === 0) {
       throw new AppError('ADVISORY_NOT_FOUND', `no uploaded OSV record is known as ${name.slice(0, 200)}`);
@@ -257,7 +257,7 @@ export class VulnerabilityService {
           const batch = this.packages.byOrigin(affected.package.name, repos, 500, after);
           for (const p of batch) {
             budget--;
-            this.record(out, evaluate(affected, p.version), found, p);
+            await this.record(out, evaluate(affected, p.version), found, p);
             after = p.id;
             if (out.matches.length + out.notEvaluated.length >= page.limit || budget <= 0) {
               return result({ query: q, packageId: after });
@@ -281,7 +281,7 @@ export class VulnerabilityService {
       );
       budget -= page1.hits.length;
       for (const hit of page1.hits) {
-        this.record(
+        await this.record(
           out,
           evaluate(affected, componentVersion(hit.component)),
           found,
@@ -295,7 +295,7 @@ export class VulnerabilityService {
   }
 
   /** The reverse view: every uploaded vulnerability one package's SBOM or source package falls under. */
-  forPackage(pkg: StoredPackage): { matches: Match[]; notEvaluated: NotEvaluated[] } {
+  async forPackage(pkg: StoredPackage): Promise<{ matches: Match[]; notEvaluated: NotEvaluated[] }> {
     const components = this.sboms.componentsOf(pkg.id);
     const byKey = new Map<string, SbomComponent[]>();
     for (const c of components) {
@@ -319,12 +319,12 @@ export class VulnerabilityService {
         const found = { record, affected, names, docs };
         if (isApkEcosystem(affected.package.ecosystem)) {
           if (affected.package.ecosystem === ecosystem && affected.package.name === origin) {
-            this.record(out, evaluate(affected, pkg.version), found, pkg);
+            await this.record(out, evaluate(affected, pkg.version), found, pkg);
           }
           continue;
         }
         for (const component of byKey.get(purlKey(affected) ?? '') ?? []) {
-          this.record(out, evaluate(affected, componentVersion(component)), found, pkg, component);
+          await this.record(out, evaluate(affected, componentVersion(component)), found, pkg, component);
         }
       }
     }

@@ -79,7 +79,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
         const { repo, libc } = request.params;
         auth.requireRead(request, repo);
         const base = baseUrl(request, services);
-        const feed = advisories.secdb(repo, libc, base);
+        const feed = await advisories.secdb(repo, libc, base);
         if (file === 'security.json') return sendFeed(request, reply, repo, feed);
         // The feed as served now, signed: what a mirror keeps to prove what reef said, and when.
         const bundle = await advisories.signedFeed(feed, {
@@ -98,14 +98,14 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     const { repo } = request.params;
     auth.requireRead(request, repo);
     const { limit, after } = parseQuery(advisoryListQuery, request.query);
-    const packages = advisories.listPackages(repo, limit, after ?? '');
+    const packages = await advisories.listPackages(repo, limit, after ?? '');
     return { packages, next: packages.length === limit ? packages.at(-1)!.package : null };
   });
 
   app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/osv.json', async (request, reply) => {
     const { repo } = request.params;
     auth.requireRead(request, repo);
-    return sendFeed(request, reply, repo, advisories.osv(repo));
+    return sendFeed(request, reply, repo, await advisories.osv(repo));
   });
 
   app.get<{ Params: { repo: string; file: string } }>(
@@ -113,7 +113,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     async (request, reply) => {
       const { repo, file } = request.params;
       auth.requireRead(request, repo);
-      const all = advisories.osv(repo);
+      const all = await advisories.osv(repo);
       if (file === 'all.json') {
         // The feed index, as Chainguard's: every id with its modified time.
         const index = all.records.map((r) => ({ id: r.id, modified: r.modified }));
@@ -132,7 +132,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
       const { repo, name } = request.params;
       auth.requireRead(request, repo);
       checkPackage(repo, name);
-      return toDocumentJson(advisories.get(repo, name));
+      return toDocumentJson(await advisories.get(repo, name));
     },
   );
 
@@ -158,9 +158,11 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
               'send the package advisory document (YAML or JSON) as the body',
             );
           }
-          const change = advisories.put(repo, name, request.body);
+          const change = await advisories.put(repo, name, request.body);
           audit.ok(`${repo}/${name}`, changeDetail(change));
-          return reply.code(200).send({ ...change, document: toDocumentJson(advisories.get(repo, name)) });
+          return reply
+            .code(200)
+            .send({ ...change, document: toDocumentJson(await advisories.get(repo, name)) });
         } catch (err) {
           audit.rejected(err);
           throw err;
@@ -179,7 +181,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
       try {
         validateRepo(repo, 'glibc');
         const { files } = parseBody(importBody, request.body);
-        const changes = advisories.import(repo, files);
+        const changes = await advisories.import(repo, files);
         // One line per package that changed, as a single write would record it.
         for (const c of changes) {
           if (c.added.length + c.changed.length + c.removed.length > 0) {

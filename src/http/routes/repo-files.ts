@@ -88,7 +88,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         const pkg = store.findPublishedFile(key, apkName);
         if (!pkg) throw new AppError('PACKAGE_NOT_FOUND', `${apkName} is not in ${repo}/${libc}/${arch}`);
         const url = `${baseUrl(request, services)}/${repo}/${libc}/${arch}/${file}`;
-        const vex = services.advisories.packageVex(key, pkg.id, url);
+        const vex = await services.advisories.packageVex(key, pkg.id, url);
         if (!vex) {
           throw new AppError(
             'ADVISORY_NOT_FOUND',

@@ -9,6 +9,7 @@ import { AppError } from '../../errors.ts';
 import { type PackageRelations, resolveRelations } from '../../repo/dependencies.ts';
 import { ensureFileList } from '../../repo/file-list.ts';
 import type { Services } from '../../repo/services.ts';
+import type { Match, NotEvaluated } from '../../repo/vulnerabilities.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
 import { type Authenticator, UI_COOKIE } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
@@ -231,7 +232,7 @@ ${found.next ? html`<p class="muted">The first ${hits.length}; narrow the search
         request,
         reply,
         `${pkg.name} ${pkg.version}`,
-        packagePage(services, request, pkg, key.arch),
+        await packagePage(services, request, pkg, key.arch),
       );
     },
   );
@@ -258,7 +259,12 @@ function nameLink(token: string): Html {
   return html`<a href="/ui/search?q=${encodeURIComponent(name)}"><code>${token}</code></a>`;
 }
 
-function packagePage(services: Services, request: FastifyRequest, pkg: StoredPackage, arch: string): Html {
+async function packagePage(
+  services: Services,
+  request: FastifyRequest,
+  pkg: StoredPackage,
+  arch: string,
+): Promise<Html> {
   const base = baseUrl(request, services);
   const file = `${base}/${pkg.repo}/${pkg.libc}/${arch}/${pkg.filename}`;
   const fields: Array<[string, Html | string]> = [
@@ -293,7 +299,7 @@ function packagePage(services: Services, request: FastifyRequest, pkg: StoredPac
         predicate?: Record<string, string>;
       }
     | undefined;
-  const advisories = services.advisories.documentOf(pkg.repo, pkg.origin || pkg.name);
+  const advisories = await services.advisories.documentOf(pkg.repo, pkg.origin || pkg.name);
   const versions = services.store.versionsOf({ repo: pkg.repo, libc: pkg.libc, arch }, pkg.name);
 
   return html`<h1>${pkg.name} <span class="muted">${pkg.version}</span></h1>
@@ -348,7 +354,7 @@ ${advisories.map((a) => {
     : html`<p class="muted">No advisory concerns ${pkg.origin || pkg.name}.</p>`
 }
 <h2>Vulnerabilities</h2>
-${vulnerabilityTable(services, pkg)}`;
+${vulnerabilityTable(await services.vulnerabilities.forPackage(pkg))}`;
 }
 
 /** Dependencies linked to the packages that satisfy them, and the packages that need this one. */
@@ -378,8 +384,13 @@ ${
 }
 
 /** What the uploaded OSV records say of this package and its components (reef's advisories applied). */
-function vulnerabilityTable(services: Services, pkg: StoredPackage): Html {
-  const { matches, notEvaluated } = services.vulnerabilities.forPackage(pkg);
+function vulnerabilityTable({
+  matches,
+  notEvaluated,
+}: {
+  matches: Match[];
+  notEvaluated: NotEvaluated[];
+}): Html {
   if (matches.length + notEvaluated.length === 0) {
     return html`<p class="muted">No uploaded vulnerability record matches this package or its components.</p>`;
   }

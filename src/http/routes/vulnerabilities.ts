@@ -56,7 +56,7 @@ export function registerVulnerabilityRoutes(
   app.get<{ Params: { id: string } }>('/api/v1/vulnerabilities/:id', async (request) => {
     const q = parseQuery(vulnerabilityQuery, request.query);
     const after = q.after === undefined ? undefined : decodeCursor(matchCursor, q.after);
-    const page = vulnerabilities.affectedBy(request.params.id, auth.readableRepos(request), {
+    const page = await vulnerabilities.affectedBy(request.params.id, auth.readableRepos(request), {
       limit: q.limit,
       after,
     });
@@ -70,7 +70,7 @@ export function registerVulnerabilityRoutes(
       const q = parseQuery(vulnerabilityQuery, request.query);
       // One list, matches first: a page is a slice of it, `after` the position it ends at.
       const after = q.after === undefined ? 0 : decodeCursor(offsetCursor, q.after).offset;
-      const found = vulnerabilities.forPackage(pkg);
+      const found = await vulnerabilities.forPackage(pkg);
       const all = [
         ...found.matches.map((m) => ({ kind: 'match' as const, m })),
         ...found.notEvaluated.map((m) => ({ kind: 'not' as const, m })),
