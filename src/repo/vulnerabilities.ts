@@ -117,7 +117,7 @@ export class VulnerabilityService {
   ) {}
 
   /** Stores uploaded OSV records (one, or an array), all or none. */
-  upload(body: unknown): { received: number; stored: number; older: number } {
+  async upload(body: unknown): Promise<{ received: number; stored: number; older: number }> {
     const list = Array.isArray(body) ? body : [body];
     if (list.length === 0) throw new AppError('ADVISORY_INVALID', 'send an OSV record, or an array of them');
     if (list.length > OSV_LIMITS.records) {
@@ -127,7 +127,7 @@ export class VulnerabilityService {
       );
     }
     const records = list.map((r, i) => parseOsvRecord(r, Array.isArray(body) ? `[${i}]` : 'record'));
-    return { received: records.length, ...this.records.save(records) };
+    return { received: records.length, ...(await this.records.save(records)) };
   }
 
   /** The repositories among `readable` whose distro is `ecosystem` (apk records apply to those). */
@@ -223,7 +223,7 @@ export class VulnerabilityService {
     notEvaluated: NotEvaluated[];
     next: MatchCursor | undefined;
   }> {
-    const all = this.records.byName(name);
+    const all = await this.records.byName(name);
     if (all.length === 0) {
       throw new AppError('ADVISORY_NOT_FOUND', `no uploaded OSV record is known as ${name.slice(0, 200)}`);
     }
@@ -313,7 +313,7 @@ export class VulnerabilityService {
     })();
     const out = { matches: [] as Match[], notEvaluated: [] as NotEvaluated[] };
     const docs = new Map<string, Advisory[]>();
-    for (const record of this.records.naming([...byKey.keys()], ecosystem ? [origin] : [])) {
+    for (const record of await this.records.naming([...byKey.keys()], ecosystem ? [origin] : [])) {
       const names = new Set([record.id, ...(record.aliases ?? []), ...(record.upstream ?? [])]);
       for (const affected of record.affected ?? []) {
         const found = { record, affected, names, docs };

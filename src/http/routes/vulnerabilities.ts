@@ -44,7 +44,7 @@ export function registerVulnerabilityRoutes(
     const token = auth.require(request, '*', 'advise');
     const audit = auditor(services, request, token, 'vulnerability.upload', 'osv');
     try {
-      const result = vulnerabilities.upload(request.body);
+      const result = await vulnerabilities.upload(request.body);
       audit.ok('osv', result);
       return result;
     } catch (err) {
