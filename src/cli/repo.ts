@@ -71,7 +71,7 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
   const name = repoName(positionals[0]);
   const maxUploadBytes = parseUploadLimit(values['max-upload-bytes']);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ db, store, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ db, store, audit }) => {
     const audited = cliAuditor(audit, 'repo.create', name);
     const settings = { private: values.private ?? false, maxUploadBytes };
     try {
@@ -87,10 +87,10 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
         store.saveRepo(name, settings);
       }).immediate();
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
-    audited.ok(name, settings);
+    await audited.ok(name, settings);
     const limit = maxUploadBytes === undefined ? '' : `, uploads up to ${maxUploadBytes} bytes`;
     ctx.stdout.write(`created repository ${name} (${settings.private ? 'private' : 'public'}${limit})\n`);
     return 0;
@@ -151,7 +151,7 @@ async function setVisibility(args: string[], ctx: CliContext): Promise<number> {
   }
   const name = repoName(rawName);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ db, store, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ db, store, audit }) => {
     const audited = cliAuditor(audit, 'repo.update', name);
     const isPrivate = visibility === 'private';
     try {
@@ -165,10 +165,10 @@ async function setVisibility(args: string[], ctx: CliContext): Promise<number> {
         store.saveRepo(name, { private: isPrivate });
       }).immediate();
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
-    audited.ok(name, { private: isPrivate });
+    await audited.ok(name, { private: isPrivate });
     ctx.stdout.write(`repository ${name} is now ${visibility}\n`);
     return 0;
   });

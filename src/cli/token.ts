@@ -55,18 +55,18 @@ async function createToken(args: string[], ctx: CliContext): Promise<number> {
   if (scopes.length === 0) throw usageError('at least one --scope is required, e.g. --scope main:publish');
   const lifetime = values.expires === undefined ? undefined : parseDuration(values.expires);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ tokens, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ tokens, audit }) => {
     const audited = cliAuditor(audit, 'token.create', name);
     let created: ReturnType<typeof tokens.create>;
     try {
       const expiresAt = lifetime === undefined ? undefined : Date.now() + lifetime;
       created = asUsage(() => tokens.create(name, scopes, expiresAt));
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
     const { record, token } = created;
-    audited.ok(`token/${record.id}`, { name, scopes });
+    await audited.ok(`token/${record.id}`, { name, scopes });
     ctx.stdout.write(`${token}\n`);
     ctx.stderr.write(
       `created token ${record.id} '${name}' (${scopes.join(' ')}), expires ${shortTime(record.expiresAt, 'never')}.\n` +
@@ -139,20 +139,20 @@ async function revokeToken(args: string[], ctx: CliContext): Promise<number> {
   }
   const id = Number(positionals[0]);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ tokens, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ tokens, audit }) => {
     const audited = cliAuditor(audit, 'token.revoke', `token/${id}`);
     const before = tokens.get(id);
     try {
       tokens.revoke(id);
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
     if (before?.revokedAt !== undefined) {
       ctx.stdout.write(`token ${id} '${before.name}' was already revoked\n`);
       return 0;
     }
-    audited.ok();
+    await audited.ok();
     ctx.stdout.write(`revoked token ${id} '${before?.name ?? ''}'\n`);
     return 0;
   });

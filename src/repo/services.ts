@@ -5,6 +5,7 @@ import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
+import { AuditStore } from '../store/audit-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import type { Database } from '../store/database.ts';
 import type { Db } from '../store/db.ts';
@@ -119,7 +120,7 @@ export async function createServices(
       sbomMemory: new SbomMemory(4 * MAX_SBOM_BYTES),
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
-      audit: new AuditLog(database),
+      audit: new AuditLog(new AuditStore(database)),
       advisories: new AdvisoryService(advisoryStore, store, attestationKey),
       vulnerabilities: new VulnerabilityService(
         new VulnerabilityStore(database),

@@ -6,13 +6,14 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { AuditLog } from '../../src/repo/audit.ts';
 import { TokenService } from '../../src/repo/tokens.ts';
+import { AuditStore } from '../../src/store/audit-store.ts';
 import { migrate, openDb } from '../../src/store/db.ts';
 import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-tokens-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('a database that cannot be written: tokens still authenticate, writes answer STORAGE_READ_ONLY', () => {
+test('a database that cannot be written: tokens still authenticate, writes answer STORAGE_READ_ONLY', async () => {
   const path = join(dir, 'reef.db');
   const db = openDb(path);
   migrate(db);
@@ -25,9 +26,9 @@ test('a database that cannot be written: tokens still authenticate, writes answe
     assert.deepEqual(tokens.verify(token)?.scopes, ['r:read']);
     assert.throws(() => tokens.create('writer', ['r:publish']), { code: 'STORAGE_READ_ONLY' });
     assert.throws(() => tokens.revoke(1), { code: 'STORAGE_READ_ONLY' });
-    assert.throws(
+    await assert.rejects(
       () =>
-        new AuditLog(SqliteDatabase.over(ro)).record({
+        new AuditLog(new AuditStore(SqliteDatabase.over(ro))).record({
           token: undefined,
           action: 'x',
           target: 'y',

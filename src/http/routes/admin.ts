@@ -82,11 +82,11 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
     try {
       const expiresAt = body.expiresIn === undefined ? undefined : Date.now() + body.expiresIn * 1000;
       const created = services.tokens.create(body.name, body.scopes, expiresAt);
-      audit.ok(`token/${created.record.id}`, { name: body.name, scopes: body.scopes });
+      await audit.ok(`token/${created.record.id}`, { name: body.name, scopes: body.scopes });
       // The only time the token is shown.
       return reply.code(201).send({ ...tokenJson(created.record), token: created.token });
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
   });
@@ -104,9 +104,9 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
         throw new AppError('BAD_REQUEST', `token id '${request.params.id.slice(0, 40)}' is not a number`);
       }
       services.tokens.revoke(Number(request.params.id));
-      audit.ok();
+      await audit.ok();
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
     return reply.code(204).send();
@@ -120,7 +120,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
       validateRepo(repo, 'glibc');
       const body = parseBody(repoSettingsBody, request.body);
       const saved = services.store.saveRepo(repo, body);
-      audit.ok(repo, body);
+      await audit.ok(repo, body);
       return {
         name: saved.name,
         private: saved.private,
@@ -128,7 +128,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
         distro: saved.distro ?? null,
       };
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
   });
@@ -174,10 +174,10 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
     try {
       const key = await services.keyRing.generate();
       const indexes = await services.indexer.rebuildAll();
-      audit.ok(`key/${key.keyName}`, { resigned: indexes.length });
+      await audit.ok(`key/${key.keyName}`, { resigned: indexes.length });
       return reply.code(201).send({ name: key.keyName, publicKey: key.publicPem, resigned: indexes.length });
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
   });
@@ -190,10 +190,10 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
     try {
       await services.keyRing.retire(request.params.keyName);
       const indexes = await services.indexer.rebuildAll();
-      audit.ok(target, { resigned: indexes.length });
+      await audit.ok(target, { resigned: indexes.length });
       return { retired: request.params.keyName, resigned: indexes.length };
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
   });
@@ -201,7 +201,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
   app.get('/api/v1/audit', async (request) => {
     auth.require(request, '*', 'admin');
     const q = parseQuery(auditQuery, request.query);
-    const entries = services.audit.list(q.limit, q.before);
+    const entries = await services.audit.list(q.limit, q.before);
     return {
       entries: entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
       next: entries.length === q.limit ? entries.at(-1)!.id : null,

@@ -159,12 +159,12 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
             );
           }
           const change = await advisories.put(repo, name, request.body);
-          audit.ok(`${repo}/${name}`, changeDetail(change));
+          await audit.ok(`${repo}/${name}`, changeDetail(change));
           return reply
             .code(200)
             .send({ ...change, document: toDocumentJson(await advisories.get(repo, name)) });
         } catch (err) {
-          audit.rejected(err);
+          await audit.rejected(err);
           throw err;
         }
       },
@@ -185,7 +185,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
         // One line per package that changed, as a single write would record it.
         for (const c of changes) {
           if (c.added.length + c.changed.length + c.removed.length > 0) {
-            services.audit.record({
+            await services.audit.record({
               token,
               action: 'advisory.write',
               target: `${repo}/${c.package}`,
@@ -202,10 +202,10 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
           changed: changes.reduce((n, c) => n + c.changed.length, 0),
           removed: changes.reduce((n, c) => n + c.removed.length, 0),
         };
-        audit.ok(repo, summary);
+        await audit.ok(repo, summary);
         return summary;
       } catch (err) {
-        audit.rejected(err);
+        await audit.rejected(err);
         throw err;
       }
     },

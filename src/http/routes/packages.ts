@@ -107,7 +107,7 @@ export function registerPackageRoutes(
           ),
         );
         const p = result.pkg;
-        audit.ok(`${repo}/${libc}/${p.arch}/${p.name}-${p.version}`, {
+        await audit.ok(`${repo}/${libc}/${p.arch}/${p.name}-${p.version}`, {
           sha256: p.sha256,
           outcome: result.outcome,
         });
@@ -121,7 +121,7 @@ export function registerPackageRoutes(
           .send({ ...packageJson(p, request, services), outcome: result.outcome, warnings: result.warnings });
       } catch (err) {
         metrics.observePublish(repo, 'rejected', (performance.now() - started) / 1000);
-        audit.rejected(err);
+        await audit.rejected(err);
         throw err;
       }
     };
@@ -138,9 +138,9 @@ export function registerPackageRoutes(
       const audit = auditor(services, request, token, 'package.delete', target);
       try {
         const pkg = await deletePackage(services, { repo, libc, arch }, name, version);
-        audit.ok(target, { sha256: pkg.sha256 });
+        await audit.ok(target, { sha256: pkg.sha256 });
       } catch (err) {
-        audit.rejected(err);
+        await audit.rejected(err);
         throw err;
       }
       return reply.code(204).send();
@@ -299,12 +299,12 @@ export function auditor(
 ) {
   const base = { token, action, remoteAddr: request.ip };
   return {
-    ok(finalTarget = target, detail?: Record<string, unknown>) {
-      services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
+    async ok(finalTarget = target, detail?: Record<string, unknown>) {
+      await services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
     },
-    rejected(err: unknown) {
+    async rejected(err: unknown) {
       try {
-        services.audit.record({
+        await services.audit.record({
           ...base,
           target,
           result: 'rejected',

@@ -79,10 +79,10 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
           const key = indexKeyOf(p.repo, p.libc, p.arch);
           const sent = await receiveSbom(request, services.blobs);
           const { sbom } = await attachSbom(services, key, p.name, p.version, sent);
-          audit.ok(target, { sha256: sbom.sha256, format: sbom.format });
+          await audit.ok(target, { sha256: sbom.sha256, format: sbom.format });
           return { source: 'uploaded', ...sbom };
         } catch (err) {
-          audit.rejected(err);
+          await audit.rejected(err);
           throw err;
         }
       },
@@ -119,12 +119,12 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
           const key = indexKeyOf(p.repo, p.libc, p.arch);
           const { outcome, pkg } = await attachProvenance(services, key, p.name, p.version, bytes);
           const stored = store.getProvenance(pkg.id)!;
-          audit.ok(target, { sha256: stored.sha256, verified: stored.verified, outcome });
+          await audit.ok(target, { sha256: stored.sha256, verified: stored.verified, outcome });
           return reply
             .code(outcome === 'created' ? 201 : 200)
             .send({ outcome, sha256: stored.sha256, format: stored.format, ...stored.result });
         } catch (err) {
-          audit.rejected(err);
+          await audit.rejected(err);
           throw err;
         }
       },

@@ -45,10 +45,10 @@ export function registerVulnerabilityRoutes(
     const audit = auditor(services, request, token, 'vulnerability.upload', 'osv');
     try {
       const result = await vulnerabilities.upload(request.body);
-      audit.ok('osv', result);
+      await audit.ok('osv', result);
       return result;
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
   });
