@@ -8,6 +8,7 @@ import type { Database } from '../store/database.ts';
 import type { Db } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SqliteDatabase } from '../store/sqlite-database.ts';
+import { TokenStore } from '../store/token-store.ts';
 import { codeOf, type Output } from './command.ts';
 
 /**
@@ -41,7 +42,7 @@ export async function withLocalData<T>(
       database,
       db,
       store: new PackageStore(database, config.defaultArches),
-      tokens: new TokenService(database, config.adminToken),
+      tokens: new TokenService(new TokenStore(database), config.adminToken),
       audit: new AuditLog(new AuditStore(database)),
     });
   } finally {

@@ -1,4 +1,4 @@
-import type { TokenRecord } from '../repo/tokens.ts';
+import { type TokenRecord, validateScopes } from '../repo/tokens.ts';
 import {
   asUsage,
   type CliContext,
@@ -57,10 +57,12 @@ async function createToken(args: string[], ctx: CliContext): Promise<number> {
   const config = configFromFlags(ctx, values);
   return withLocalData(config, ctx.stderr, async ({ tokens, audit }) => {
     const audited = cliAuditor(audit, 'token.create', name);
-    let created: ReturnType<typeof tokens.create>;
+    let created: Awaited<ReturnType<typeof tokens.create>>;
     try {
       const expiresAt = lifetime === undefined ? undefined : Date.now() + lifetime;
-      created = asUsage(() => tokens.create(name, scopes, expiresAt));
+      // A malformed scope is the command line's mistake (usage); create() checks it again.
+      asUsage(() => validateScopes(scopes));
+      created = await tokens.create(name, scopes, expiresAt);
     } catch (err) {
       await audited.rejected(err);
       throw err;
@@ -141,9 +143,9 @@ async function revokeToken(args: string[], ctx: CliContext): Promise<number> {
   const config = configFromFlags(ctx, values);
   return withLocalData(config, ctx.stderr, async ({ tokens, audit }) => {
     const audited = cliAuditor(audit, 'token.revoke', `token/${id}`);
-    const before = tokens.get(id);
+    const before = await tokens.get(id);
     try {
-      tokens.revoke(id);
+      await tokens.revoke(id);
     } catch (err) {
       await audited.rejected(err);
       throw err;

@@ -141,6 +141,9 @@ function uiCookie(request: FastifyRequest): string | undefined {
 }
 
 export class Authenticator {
+  /** Tokens already verified for a request (the hook, then a page naming its viewer): one lookup each. */
+  private readonly identified = new WeakMap<FastifyRequest, { presented: string; token: TokenInfo }>();
+
   constructor(
     private readonly services: Services,
     private readonly limiter: FailedAuthLimiter,
@@ -152,40 +155,45 @@ export class Authenticator {
    * is checked first (by its hash, in constant time), so a valid one always
    * authenticates; only failures are counted and refused.
    */
-  identify(request: FastifyRequest): TokenInfo | undefined {
+  async identify(request: FastifyRequest): Promise<TokenInfo | undefined> {
     const presented = presentedToken(request);
-    return presented === undefined ? undefined : this.verify(request, presented);
+    if (presented === undefined) return undefined;
+    const known = this.identified.get(request);
+    if (known?.presented === presented) return known.token;
+    const token = await this.verify(request, presented);
+    this.identified.set(request, { presented, token });
+    return token;
   }
 
   /** Checks a token typed into the sign-in form as a presented one is checked (failures counted). */
-  verify(request: FastifyRequest, token: string): TokenInfo {
-    const found = this.services.tokens.verify(token);
+  async verify(request: FastifyRequest, token: string): Promise<TokenInfo> {
+    const found = await this.services.tokens.verify(token);
     if (found) return found;
     this.limiter.fail(request.ip);
     throw new AppError('AUTH_INVALID', 'the token is not valid (unknown, revoked or expired)');
   }
 
   /** Applies a route's rule: who the caller is and what was checked, or 401/403/429. */
-  authorize(request: FastifyRequest, rule: Access): Caller {
+  async authorize(request: FastifyRequest, rule: Access): Promise<Caller> {
     switch (rule.kind) {
       case 'public':
         return { token: undefined, repo: undefined };
       case 'optional':
-        return { token: this.identify(request), repo: undefined };
+        return { token: await this.identify(request), repo: undefined };
       case 'read': {
         const repo = rule.repo(request);
-        return { token: this.requireRead(request, repo), repo };
+        return { token: await this.requireRead(request, repo), repo };
       }
       case 'scope': {
         const repo = rule.repo === '*' ? '*' : rule.repo(request);
-        return { token: this.require(request, repo, rule.scope), repo };
+        return { token: await this.require(request, repo, rule.scope), repo };
       }
     }
   }
 
   /** A token with `scope` on `repo` (`*` for global operations), or 401/403. */
-  private require(request: FastifyRequest, repo: string, scope: Scope): TokenInfo {
-    const token = this.identify(request);
+  private async require(request: FastifyRequest, repo: string, scope: Scope): Promise<TokenInfo> {
+    const token = await this.identify(request);
     if (!token) throw new AppError('AUTH_REQUIRED', 'this needs a token: send Authorization: Bearer <token>');
     if (!hasScope(token, repo, scope)) {
       throw new AppError(
@@ -197,7 +205,7 @@ export class Authenticator {
   }
 
   /** Nothing for a public repository (credentials are not looked at); else a token that may read it. */
-  private requireRead(request: FastifyRequest, repo: string): TokenInfo | undefined {
+  private async requireRead(request: FastifyRequest, repo: string): Promise<TokenInfo | undefined> {
     const found = this.services.store.getRepo(repo);
     if (found && !found.private) return undefined;
     return this.require(request, repo, 'read');
@@ -269,7 +277,7 @@ export function enforceAccess(app: FastifyInstance, auth: Authenticator): void {
       );
     }
     const check: preHandlerAsyncHookHandler = async (request) => {
-      request.caller = auth.authorize(request, rule);
+      request.caller = await auth.authorize(request, rule);
     };
     const own = route.preHandler === undefined ? [] : [route.preHandler].flat();
     route.preHandler = [check, ...own];

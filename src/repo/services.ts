@@ -14,6 +14,7 @@ import { openBlobStore } from '../store/open-blob-store.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
 import { SqliteDatabase } from '../store/sqlite-database.ts';
+import { TokenStore } from '../store/token-store.ts';
 import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
 import { AdvisoryService } from './advisories.ts';
@@ -95,8 +96,9 @@ export async function createServices(
       () => keyRing.signers(),
       log.child({ module: 'indexer' }),
     );
-    const tokens = new TokenService(database, config.adminToken);
-    const generatedAdminToken = options.bootstrapAdminToken === false ? undefined : tokens.ensureAdminToken();
+    const tokens = new TokenService(new TokenStore(database), config.adminToken);
+    const generatedAdminToken =
+      options.bootstrapAdminToken === false ? undefined : await tokens.ensureAdminToken();
     const sboms = new SbomStore(database);
     const advisoryStore = new AdvisoryStore(database);
     const rebuilt = await indexer.recover();

@@ -204,7 +204,7 @@ test('token create --expires sets the lifetime, and the server refuses the token
     ]);
     assertExit(short, 0);
     const after = Date.now();
-    const [day, brief] = server.services.tokens.list();
+    const [day, brief] = await server.services.tokens.list();
     assert.ok(day!.expiresAt! >= before + 12 * 3600_000 && day!.expiresAt! <= after + 12 * 3600_000);
     assert.ok(brief!.expiresAt! >= before + 3000 && brief!.expiresAt! <= after + 3000);
 
@@ -375,7 +375,7 @@ test('reindex rebuilds every index of one repository, or of all', async () => {
     const ghost = await reef(['reindex', 'ghost', '--data', server.dataDir]);
     assertExit(ghost, 1);
     assert.match(ghost.stderr, /REPO_NOT_FOUND/);
-    assert.equal(server.services.tokens.list().length, 0, 'reindex minted no admin token');
+    assert.equal((await server.services.tokens.list()).length, 0, 'reindex minted no admin token');
     assert.deepEqual(
       (await cliAudit(server)).reverse().map((e) => [e.action, e.target, e.result]),
       [

@@ -243,7 +243,7 @@ describe('access control', () => {
     assert.equal(after.status, 401);
     assert.equal(after.json.code, 'AUTH_INVALID');
     // Expired: created through the service with an expiry in the past.
-    const expired = server.services.tokens.create('expired', ['pub:publish'], Date.now() - 1000);
+    const expired = await server.services.tokens.create('expired', ['pub:publish'], Date.now() - 1000);
     const r = await publish(server, 'pub', 'musl', await buildApk({ name: 'expired' }), expired.token);
     assert.equal(r.status, 401);
     const bad = await createToken('bad', ['pub:everything']);

@@ -185,12 +185,12 @@ describe('start-up recovery and keys', () => {
       const stored = first.db.prepare('SELECT hash FROM tokens').all() as Array<{ hash: string }>;
       assert.equal(stored.length, 1);
       assert.notEqual(stored[0]!.hash, token);
-      assert.deepEqual(first.tokens.verify(token)?.scopes, ['*:admin']);
-      assert.equal(first.tokens.verify(`${token}x`), undefined);
+      assert.deepEqual((await first.tokens.verify(token))?.scopes, ['*:admin']);
+      assert.equal(await first.tokens.verify(`${token}x`), undefined);
       await first.close();
       const second = await createServices(config, createLogger('silent'));
       assert.equal(second.generatedAdminToken, undefined, 'shown only at the first start');
-      assert.ok(second.tokens.verify(token));
+      assert.ok(await second.tokens.verify(token));
       await second.close();
     } finally {
       removeDir(dataDir);

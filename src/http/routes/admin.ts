@@ -81,7 +81,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
     const audit = auditor(services, request, token, 'token.create', body.name);
     try {
       const expiresAt = body.expiresIn === undefined ? undefined : Date.now() + body.expiresIn * 1000;
-      const created = services.tokens.create(body.name, body.scopes, expiresAt);
+      const created = await services.tokens.create(body.name, body.scopes, expiresAt);
       await audit.ok(`token/${created.record.id}`, { name: body.name, scopes: body.scopes });
       // The only time the token is shown.
       return reply.code(201).send({ ...tokenJson(created.record), token: created.token });
@@ -92,7 +92,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
   });
 
   app.get('/api/v1/tokens', { config: { access: allow.scope('admin', '*') } }, async () => {
-    return { tokens: services.tokens.list().map(tokenJson) };
+    return { tokens: (await services.tokens.list()).map(tokenJson) };
   });
 
   app.delete<{ Params: { id: string } }>(
@@ -105,7 +105,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         if (!/^[1-9][0-9]{0,15}$/.test(request.params.id)) {
           throw new AppError('BAD_REQUEST', `token id '${request.params.id.slice(0, 40)}' is not a number`);
         }
-        services.tokens.revoke(Number(request.params.id));
+        await services.tokens.revoke(Number(request.params.id));
         await audit.ok();
       } catch (err) {
         await audit.rejected(err);

@@ -53,7 +53,7 @@ export function registerUiRoutes(app: FastifyInstance, services: Services, auth:
       const cookies = (request as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies;
       if (!cookies?.[UI_COOKIE] || request.headers.authorization) return;
       try {
-        auth.identify(request);
+        await auth.identify(request);
       } catch (err) {
         if (!(err instanceof AppError) || err.code !== 'AUTH_INVALID') throw err;
         cookies[UI_COOKIE] = undefined;
@@ -93,9 +93,10 @@ function registerPages(app: FastifyInstance, services: Services, auth: Authentic
    * checked: pages of any rule name the caller, identified (and invalid
    * credentials refused) as the page is rendered.
    */
-  const viewer = (request: FastifyRequest): string | undefined => auth.identify(request)?.name;
-  const send = (request: FastifyRequest, reply: FastifyReply, title: string, body: Html, query = '') =>
-    reply.headers(PAGE_HEADERS).send(page(title, body, query, viewer(request)).text);
+  const viewer = async (request: FastifyRequest): Promise<string | undefined> =>
+    (await auth.identify(request))?.name;
+  const send = async (request: FastifyRequest, reply: FastifyReply, title: string, body: Html, query = '') =>
+    reply.headers(PAGE_HEADERS).send(page(title, body, query, await viewer(request)).text);
 
   const signInPage = (request: FastifyRequest, reply: FastifyReply, problem?: string) =>
     send(
@@ -134,7 +135,7 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
     const token = String((request.body as { token?: unknown } | undefined)?.token ?? '').trim();
     try {
       if (!token) throw new AppError('AUTH_INVALID', 'give a token');
-      auth.verify(request, token);
+      await auth.verify(request, token);
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'AUTH_INVALID') throw err;
       reply.code(401);
