@@ -81,7 +81,7 @@ export async function buildApp(
   app.get('/healthz', { config: { access: allow.public } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { access: allow.public } }, async (_request, reply) => {
     try {
-      services.db.prepare('SELECT 1').get();
+      await services.pingDatabase();
     } catch {
       return reply.code(503).send({ status: 'database unavailable' });
     }

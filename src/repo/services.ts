@@ -7,7 +7,7 @@ import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
 import { AuditStore } from '../store/audit-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
-import type { Database } from '../store/database.ts';
+import { type Database, pingDatabase } from '../store/database.ts';
 import type { Db } from '../store/db.ts';
 import { FileListStore } from '../store/file-list-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
@@ -51,6 +51,8 @@ export interface Services extends PublishDeps {
   /** Set at first start when reef generated the admin token; shown once. */
   generatedAdminToken: string | undefined;
   generatedKey: boolean;
+  /** Resolves when the metadata database answers a query (readiness). */
+  pingDatabase(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -138,6 +140,7 @@ export async function createServices(
       },
       generatedAdminToken,
       generatedKey: created,
+      pingDatabase: () => pingDatabase(database),
       async close() {
         await indexer.idle();
         await sbomParser.close();

@@ -157,6 +157,16 @@ describe('start-up recovery and keys', () => {
     try {
       assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { status: 'ok' });
       assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready' });
+      // A database that does not answer makes the server not ready (and only that).
+      const ping = server.services.pingDatabase;
+      server.services.pingDatabase = async () => {
+        throw new Error('the database cannot be reached');
+      };
+      const unavailable = await fetch(`${server.url}/readyz`);
+      assert.equal(unavailable.status, 503);
+      assert.deepEqual(await unavailable.json(), { status: 'database unavailable' });
+      server.services.pingDatabase = ping;
+      assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
       await publish(server, 'r', 'musl', await buildApk({ name: 'logged' }));
       await fetch(`${server.url}/api/v1/repos/r/musl/packages`, {
         method: 'POST',
