@@ -52,8 +52,8 @@ export const allow = {
 export interface Caller {
   /** The presented token, when the rule looked at credentials and some were sent. */
   token: TokenInfo | undefined;
-  /** The repository the rule checked (read or a scope on it), `*` for a global scope. */
-  repo: string | undefined;
+  /** The repository a read rule let the caller read (a scope such as publish does not imply read). */
+  readable: string | undefined;
 }
 
 declare module 'fastify' {
@@ -177,16 +177,16 @@ export class Authenticator {
   async authorize(request: FastifyRequest, rule: Access): Promise<Caller> {
     switch (rule.kind) {
       case 'public':
-        return { token: undefined, repo: undefined };
+        return { token: undefined, readable: undefined };
       case 'optional':
-        return { token: await this.identify(request), repo: undefined };
+        return { token: await this.identify(request), readable: undefined };
       case 'read': {
         const repo = rule.repo(request);
-        return { token: await this.requireRead(request, repo), repo };
+        return { token: await this.requireRead(request, repo), readable: repo };
       }
       case 'scope': {
         const repo = rule.repo === '*' ? '*' : rule.repo(request);
-        return { token: await this.require(request, repo, rule.scope), repo };
+        return { token: await this.require(request, repo, rule.scope), readable: undefined };
       }
     }
   }
@@ -249,13 +249,12 @@ export function callerToken(request: FastifyRequest): TokenInfo {
 }
 
 /**
- * That the route's rule checked read access to `repo` (or a scope on it):
- * what a handler asserts before it reads the repository's data under a name
- * taken from the request.
+ * That the route's rule (`allow.read`) checked read access to `repo`: what a
+ * handler asserts before it reads the repository's data under a name taken
+ * from the request. Fails closed (500) on a route declared otherwise.
  */
 export function assertCallerMayRead(request: FastifyRequest, repo: string): void {
-  const checked = request.caller?.repo;
-  if (checked !== repo && checked !== '*') {
+  if (request.caller?.readable !== repo) {
     throw new Error(`${request.method} ${request.url}: its access rule did not check read access to ${repo}`);
   }
 }

@@ -318,15 +318,16 @@ describe('access control', () => {
     app.get('/admin-only', { config: { access: allow.scope('admin', '*') } }, async (request) => ({
       name: callerToken(request).name,
     }));
-    // A handler that reads a repository its route's rule did not check fails closed.
-    app.get<{ Params: { repo: string } }>(
-      '/leaky/:repo',
-      { config: { access: allow.public } },
-      async (request) => {
+    // A handler that reads a repository its route's rule did not check fails closed; a scope is no read.
+    for (const [path, rule] of [
+      ['/leaky/:repo', allow.public],
+      ['/scoped/:repo', allow.scope('admin', '*')],
+    ] as const) {
+      app.get<{ Params: { repo: string } }>(path, { config: { access: rule } }, async (request) => {
         assertCallerMayRead(request, request.params.repo);
         return 'leaked';
-      },
-    );
+      });
+    }
     try {
       await app.ready();
       const anonymous = await app.inject('/admin-only');
@@ -340,7 +341,9 @@ describe('access control', () => {
       const admin = await app.inject({ url: '/admin-only', headers: bearer(TEST_TOKEN) });
       assert.equal(admin.statusCode, 200);
       assert.deepEqual(admin.json(), { name: 'REEF_ADMIN_TOKEN' });
-      assert.equal((await app.inject({ url: '/leaky/priv', headers: bearer(TEST_TOKEN) })).statusCode, 500);
+      for (const url of ['/leaky/priv', '/scoped/priv']) {
+        assert.equal((await app.inject({ url, headers: bearer(TEST_TOKEN) })).statusCode, 500, url);
+      }
     } finally {
       await app.close();
     }
