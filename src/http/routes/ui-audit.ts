@@ -19,7 +19,12 @@ import { queryComponents, queryLicenses } from './sbom.ts';
  * only repositories the caller may read.
  */
 
-export type SendPage = (request: FastifyRequest, reply: FastifyReply, title: string, body: Html) => unknown;
+export type SendPage = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  title: string,
+  body: Html,
+) => Promise<unknown>;
 
 /** Rows per page: a person reads a page; a script pages the API. */
 const PAGE_ROWS = 100;
