@@ -45,13 +45,13 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
     try {
       const blobs = await openBlobStore(config, { sweepSpool: false });
       const report = await backupDataDir(db, config.dataDir, dest, blobs).finally(() => blobs.close());
-      audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
+      await audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
       ctx.stdout.write(
         `backed up ${config.dataDir} to ${dest}: ${report.packages} packages, ${report.blobs} blobs (${report.bytes} bytes), ${report.indexes} indexes, ${report.keys} signing keys (${report.retiredKeys} retired), ${report.attestationKeys} attestation key${report.attestationKeys === 1 ? '' : 's'}\n`,
       );
       return 0;
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
   });

@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { AuditLog } from '../repo/audit.ts';
 import { TokenService } from '../repo/tokens.ts';
+import { AuditStore } from '../store/audit-store.ts';
 import type { Database } from '../store/database.ts';
 import type { Db } from '../store/db.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SqliteDatabase } from '../store/sqlite-database.ts';
+import { TokenStore } from '../store/token-store.ts';
 import { codeOf, type Output } from './command.ts';
 
 /**
@@ -40,8 +42,8 @@ export async function withLocalData<T>(
       database,
       db,
       store: new PackageStore(database, config.defaultArches),
-      tokens: new TokenService(database, config.adminToken),
-      audit: new AuditLog(database),
+      tokens: new TokenService(new TokenStore(database), config.adminToken),
+      audit: new AuditLog(new AuditStore(database)),
     });
   } finally {
     await database.close();
@@ -55,11 +57,11 @@ export async function withLocalData<T>(
 export function cliAuditor(audit: AuditLog, action: string, target: string) {
   const base = { token: undefined, action, remoteAddr: 'cli' };
   return {
-    ok(finalTarget = target, detail?: Record<string, unknown>) {
-      audit.record({ ...base, target: finalTarget, result: 'ok', detail });
+    async ok(finalTarget = target, detail?: Record<string, unknown>) {
+      await audit.record({ ...base, target: finalTarget, result: 'ok', detail });
     },
-    rejected(err: unknown) {
-      audit.record({ ...base, target, result: 'rejected', code: codeOf(err) });
+    async rejected(err: unknown) {
+      await audit.record({ ...base, target, result: 'rejected', code: codeOf(err) });
     },
   };
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { AuditLog } from '../repo/audit.ts';
 import { copyBlobs } from '../repo/copy-blobs.ts';
+import { AuditStore } from '../store/audit-store.ts';
 import { lockExclusive, migrate, openDb } from '../store/db.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { listReferencedBlobs } from '../store/package-store.ts';
@@ -116,12 +117,12 @@ export async function runMigrateStorage(args: string[], ctx: CliContext): Promis
   }
   const database = new SqliteDatabase(dbPath);
   try {
-    const audited = cliAuditor(new AuditLog(database), 'storage.migrate', values.to);
+    const audited = cliAuditor(new AuditLog(new AuditStore(database)), 'storage.migrate', values.to);
     if ('err' in outcome) {
-      audited.rejected(outcome.err);
+      await audited.rejected(outcome.err);
       throw outcome.err;
     }
-    audited.ok(values.to, outcome.ok);
+    await audited.ok(values.to, outcome.ok);
     return 0;
   } finally {
     await database.close();

@@ -51,16 +51,16 @@ export async function runProvenance(args: string[], ctx: CliContext): Promise<nu
   });
   const counts = { verified: 0, unverified: 0, skipped: 0, failed: 0 };
   try {
-    await reevaluateProvenance(services, { repo, dryRun }, (r) => {
+    await reevaluateProvenance(services, { repo, dryRun }, async (r) => {
       counts[r.outcome]++;
       const target = `${r.pkg.repo}/${r.pkg.libc}/${r.pkg.arch}/${r.pkg.name}-${r.pkg.version}`;
       ctx.stdout.write(`${r.outcome.padEnd(10)} ${target}: ${describe(r)}\n`);
       if (dryRun) return;
       const base = { token: undefined, action: 'provenance.reevaluate', target, remoteAddr: 'cli' };
       if (r.outcome === 'failed') {
-        services.audit.record({ ...base, result: 'rejected', code: codeOf(r.error) });
+        await services.audit.record({ ...base, result: 'rejected', code: codeOf(r.error) });
       } else {
-        services.audit.record({ ...base, result: 'ok', detail: auditDetail(r) });
+        await services.audit.record({ ...base, result: 'ok', detail: auditDetail(r) });
       }
     });
   } finally {

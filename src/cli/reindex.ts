@@ -55,10 +55,10 @@ export async function runReindex(args: string[], ctx: CliContext): Promise<numbe
       }
       await services.indexer.refresh(keys);
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
-    audited.ok(repo ?? '*', { indexes: keys.map((k) => `${k.repo}/${k.libc}/${k.arch}`) });
+    await audited.ok(repo ?? '*', { indexes: keys.map((k) => `${k.repo}/${k.libc}/${k.arch}`) });
     if (keys.length === 0) {
       ctx.stderr.write(`nothing to rebuild: ${repo ?? 'no repository'} has no index yet\n`);
       return 0;

@@ -88,10 +88,10 @@ async function createRepo(args: string[], ctx: CliContext): Promise<number> {
         await store.saveRepo(name, settings);
       });
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
-    audited.ok(name, settings);
+    await audited.ok(name, settings);
     const limit = maxUploadBytes === undefined ? '' : `, uploads up to ${maxUploadBytes} bytes`;
     ctx.stdout.write(`created repository ${name} (${settings.private ? 'private' : 'public'}${limit})\n`);
     return 0;
@@ -166,10 +166,10 @@ async function setVisibility(args: string[], ctx: CliContext): Promise<number> {
         await store.saveRepo(name, { private: isPrivate });
       });
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
-    audited.ok(name, { private: isPrivate });
+    await audited.ok(name, { private: isPrivate });
     ctx.stdout.write(`repository ${name} is now ${visibility}\n`);
     return 0;
   });

@@ -1,4 +1,4 @@
-import type { TokenRecord } from '../repo/tokens.ts';
+import { type TokenRecord, validateScopes } from '../repo/tokens.ts';
 import {
   asUsage,
   type CliContext,
@@ -55,18 +55,20 @@ async function createToken(args: string[], ctx: CliContext): Promise<number> {
   if (scopes.length === 0) throw usageError('at least one --scope is required, e.g. --scope main:publish');
   const lifetime = values.expires === undefined ? undefined : parseDuration(values.expires);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ tokens, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ tokens, audit }) => {
     const audited = cliAuditor(audit, 'token.create', name);
-    let created: ReturnType<typeof tokens.create>;
+    let created: Awaited<ReturnType<typeof tokens.create>>;
     try {
       const expiresAt = lifetime === undefined ? undefined : Date.now() + lifetime;
-      created = asUsage(() => tokens.create(name, scopes, expiresAt));
+      // A malformed scope is the command line's mistake (usage); create() checks it again.
+      asUsage(() => validateScopes(scopes));
+      created = await tokens.create(name, scopes, expiresAt);
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
     const { record, token } = created;
-    audited.ok(`token/${record.id}`, { name, scopes });
+    await audited.ok(`token/${record.id}`, { name, scopes });
     ctx.stdout.write(`${token}\n`);
     ctx.stderr.write(
       `created token ${record.id} '${name}' (${scopes.join(' ')}), expires ${shortTime(record.expiresAt, 'never')}.\n` +
@@ -139,20 +141,20 @@ async function revokeToken(args: string[], ctx: CliContext): Promise<number> {
   }
   const id = Number(positionals[0]);
   const config = configFromFlags(ctx, values);
-  return withLocalData(config, ctx.stderr, ({ tokens, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ tokens, audit }) => {
     const audited = cliAuditor(audit, 'token.revoke', `token/${id}`);
-    const before = tokens.get(id);
+    const before = await tokens.get(id);
     try {
-      tokens.revoke(id);
+      await tokens.revoke(id);
     } catch (err) {
-      audited.rejected(err);
+      await audited.rejected(err);
       throw err;
     }
     if (before?.revokedAt !== undefined) {
       ctx.stdout.write(`token ${id} '${before.name}' was already revoked\n`);
       return 0;
     }
-    audited.ok();
+    await audited.ok();
     ctx.stdout.write(`revoked token ${id} '${before?.name ?? ''}'\n`);
     return 0;
   });

@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import type { Services } from '../repo/services.ts';
 import { redactUrl } from '../url-credentials.ts';
-import { Authenticator, FailedAuthLimiter } from './auth.ts';
+import { Authenticator, allow, enforceAccess, FailedAuthLimiter } from './auth.ts';
 import { clientErrorHandler, errorHandler } from './errors.ts';
 import { Metrics, registerMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
@@ -53,8 +53,10 @@ export async function buildApp(
     reply.code(404).send({ code: 'NOT_FOUND', message: `nothing at ${request.method} ${path}` });
   });
 
-  // Before the routes: /metrics shows a repository's series only to callers that may read it.
+  // Before any route: every route declares who may call it, and one hook enforces that.
   const auth = new Authenticator(services, new FailedAuthLimiter());
+  enforceAccess(app, auth);
+  // Before the routes: /metrics shows a repository's series only to callers that may read it.
   registerMetrics(app, metrics, (request) => auth.readableNames(request));
   services.indexer.observer = metrics;
   // Indexes already live at start have no build to report.
@@ -76,10 +78,10 @@ export async function buildApp(
   app.addHook('onReady', async () => {
     ready = true;
   });
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/healthz', { config: { access: allow.public } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { access: allow.public } }, async (_request, reply) => {
     try {
-      services.db.prepare('SELECT 1').get();
+      await services.pingDatabase();
     } catch {
       return reply.code(503).send({ status: 'database unavailable' });
     }
@@ -94,11 +96,11 @@ export async function buildApp(
     return { status: 'ready' };
   });
 
-  registerAdvisoryRoutes(app, services, auth);
-  registerRepoFileRoutes(app, services, auth);
-  registerPackageRoutes(app, services, auth, metrics);
-  registerPackageFileRoutes(app, services, auth);
-  registerAdminRoutes(app, services, auth);
+  registerAdvisoryRoutes(app, services);
+  registerRepoFileRoutes(app, services);
+  registerPackageRoutes(app, services, metrics);
+  registerPackageFileRoutes(app, services);
+  registerAdminRoutes(app, services);
   registerSbomRoutes(app, services, auth);
   registerSearchRoutes(app, services, auth);
   registerVulnerabilityRoutes(app, services, auth);

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler, RouteOptions } from 'fastify';
 import { AppError } from '../errors.ts';
 import type { Services } from '../repo/services.ts';
 import { hasScope, type Scope, type TokenInfo } from '../repo/tokens.ts';
@@ -9,7 +9,62 @@ import { hasScope, type Scope, type TokenInfo } from '../repo/tokens.ts';
  * userinfo of the repository URL that way). No credentials → 401 with a
  * Basic challenge (apk only retries with credentials after a 401); valid
  * credentials without the scope → 403.
+ *
+ * Each route declares its rule on the route (`config.access`); one hook
+ * (enforceAccess) applies it before the handler runs and leaves the outcome
+ * on the request (`request.caller`). A route that declares no rule is refused
+ * at registration, so no handler runs without a check, and no handler awaits
+ * (or forgets to await) one of its own.
  */
+
+/** The repository a request names, for its route's rule. */
+export type RepoOf = (request: FastifyRequest) => string;
+
+/** Who may call a route. */
+export type Access =
+  /** Anyone; credentials are not looked at. */
+  | { kind: 'public' }
+  /** Anyone; credentials sent must be valid (401), and the handler sees their token. */
+  | { kind: 'optional' }
+  /**
+   * Public repositories answer anyone; private ones need `<repo>:read`, and
+   * answer 401 first (apk sends credentials only after a 401). So does a
+   * repository that does not exist: without a token that may read that name,
+   * no caller can tell a private repository from none (401 and 403 alike);
+   * with one, it is then the route's 404.
+   */
+  | { kind: 'read'; repo: RepoOf }
+  /** A token with `scope` on the repository, or on every repository (`*`: global operations). */
+  | { kind: 'scope'; scope: Scope; repo: RepoOf | '*' };
+
+/** The `:repo` path parameter. */
+export const repoParam: RepoOf = (request) => (request.params as { repo: string }).repo;
+
+/** Rules as routes declare them: `{ config: { access: allow.read() } }`. */
+export const allow = {
+  public: { kind: 'public' } as Access,
+  optional: { kind: 'optional' } as Access,
+  read: (repo: RepoOf = repoParam): Access => ({ kind: 'read', repo }),
+  scope: (scope: Scope, repo: RepoOf | '*' = repoParam): Access => ({ kind: 'scope', scope, repo }),
+};
+
+/** What the access hook found, for the handler. */
+export interface Caller {
+  /** The presented token, when the rule looked at credentials and some were sent. */
+  token: TokenInfo | undefined;
+  /** The repository a read rule let the caller read (a scope such as publish does not imply read). */
+  readable: string | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    /** Set by the access hook before the handler; null until then (and on routes it did not run for). */
+    caller: Caller | null;
+  }
+}
 
 /**
  * Counts failed authentications per client address; past the limit, further
@@ -86,6 +141,9 @@ function uiCookie(request: FastifyRequest): string | undefined {
 }
 
 export class Authenticator {
+  /** Tokens already verified for a request (the hook, then a page naming its viewer): one lookup each. */
+  private readonly identified = new WeakMap<FastifyRequest, { presented: string; token: TokenInfo }>();
+
   constructor(
     private readonly services: Services,
     private readonly limiter: FailedAuthLimiter,
@@ -97,22 +155,45 @@ export class Authenticator {
    * is checked first (by its hash, in constant time), so a valid one always
    * authenticates; only failures are counted and refused.
    */
-  identify(request: FastifyRequest): TokenInfo | undefined {
+  async identify(request: FastifyRequest): Promise<TokenInfo | undefined> {
     const presented = presentedToken(request);
-    return presented === undefined ? undefined : this.verify(request, presented);
+    if (presented === undefined) return undefined;
+    const known = this.identified.get(request);
+    if (known?.presented === presented) return known.token;
+    const token = await this.verify(request, presented);
+    this.identified.set(request, { presented, token });
+    return token;
   }
 
   /** Checks a token typed into the sign-in form as a presented one is checked (failures counted). */
-  verify(request: FastifyRequest, token: string): TokenInfo {
-    const found = this.services.tokens.verify(token);
+  async verify(request: FastifyRequest, token: string): Promise<TokenInfo> {
+    const found = await this.services.tokens.verify(token);
     if (found) return found;
     this.limiter.fail(request.ip);
     throw new AppError('AUTH_INVALID', 'the token is not valid (unknown, revoked or expired)');
   }
 
+  /** Applies a route's rule: who the caller is and what was checked, or 401/403/429. */
+  async authorize(request: FastifyRequest, rule: Access): Promise<Caller> {
+    switch (rule.kind) {
+      case 'public':
+        return { token: undefined, readable: undefined };
+      case 'optional':
+        return { token: await this.identify(request), readable: undefined };
+      case 'read': {
+        const repo = rule.repo(request);
+        return { token: await this.requireRead(request, repo), readable: repo };
+      }
+      case 'scope': {
+        const repo = rule.repo === '*' ? '*' : rule.repo(request);
+        return { token: await this.require(request, repo, rule.scope), readable: undefined };
+      }
+    }
+  }
+
   /** A token with `scope` on `repo` (`*` for global operations), or 401/403. */
-  require(request: FastifyRequest, repo: string, scope: Scope): TokenInfo {
-    const token = this.identify(request);
+  private async require(request: FastifyRequest, repo: string, scope: Scope): Promise<TokenInfo> {
+    const token = await this.identify(request);
     if (!token) throw new AppError('AUTH_REQUIRED', 'this needs a token: send Authorization: Bearer <token>');
     if (!hasScope(token, repo, scope)) {
       throw new AppError(
@@ -123,25 +204,19 @@ export class Authenticator {
     return token;
   }
 
-  /**
-   * Reads of a public repo need nothing; a private repo needs `read`, and
-   * answers 401 first (apk sends credentials only after a 401). So does a repo
-   * that does not exist: without a token that may read that name, no caller
-   * can tell a private repository from none (401 and 403 alike); with one, it
-   * is then the route's 404.
-   */
-  async requireRead(request: FastifyRequest, repo: string): Promise<void> {
+  /** Nothing for a public repository (credentials are not looked at); else a token that may read it. */
+  private async requireRead(request: FastifyRequest, repo: string): Promise<TokenInfo | undefined> {
     const found = await this.services.store.getRepo(repo);
-    if (found && !found.private) return;
-    this.require(request, repo, 'read');
+    if (found && !found.private) return undefined;
+    return this.require(request, repo, 'read');
   }
 
   /**
    * Which repository names the caller may see: public repositories that
-   * exist, and any name its token may read. Invalid credentials are a 401.
+   * exist, and any name its token may read.
    */
   async readableNames(request: FastifyRequest): Promise<(repo: string) => boolean> {
-    const token = this.identify(request);
+    const token = request.caller?.token;
     const open = new Set(
       (await this.services.store.listRepos()).filter((r) => !r.private).map((r) => r.name),
     );
@@ -150,11 +225,54 @@ export class Authenticator {
 
   /** The repositories the caller may read, by name: what searches across repositories look in. */
   async readableRepos(request: FastifyRequest): Promise<string[]> {
-    const token = this.identify(request);
-    return (await this.services.store.listRepos()).filter((r) => this.canRead(token, r)).map((r) => r.name);
+    const token = request.caller?.token;
+    return (await this.services.store.listRepos()).filter((r) => canRead(token, r)).map((r) => r.name);
   }
+}
 
-  canRead(token: TokenInfo | undefined, repo: { name: string; private: boolean }): boolean {
-    return !repo.private || (token !== undefined && hasScope(token, repo.name, 'read'));
+export function canRead(token: TokenInfo | undefined, repo: { name: string; private: boolean }): boolean {
+  return !repo.private || (token !== undefined && hasScope(token, repo.name, 'read'));
+}
+
+/** The token a route's scope rule let in: what its handler acts as (and audits). */
+export function callerToken(request: FastifyRequest): TokenInfo {
+  const token = request.caller?.token;
+  // Fail closed: only a route whose rule demanded a token gets one here.
+  if (!token) throw new AppError('AUTH_REQUIRED', 'this needs a token: send Authorization: Bearer <token>');
+  return token;
+}
+
+/**
+ * That the route's rule (`allow.read`) checked read access to `repo`: what a
+ * handler asserts before it reads the repository's data under a name taken
+ * from the request. Fails closed (500) on a route declared otherwise.
+ */
+export function assertCallerMayRead(request: FastifyRequest, repo: string): void {
+  if (request.caller?.readable !== repo) {
+    throw new Error(`${request.method} ${request.url}: its access rule did not check read access to ${repo}`);
   }
+}
+
+/**
+ * Makes every route declare its access rule and enforces it: a route without
+ * `config.access` is refused when it is registered (the app does not start);
+ * a route with one gets a preHandler that applies it, after the hooks of its
+ * scope (the interface's sign-in cookie expiry runs first) and before its own.
+ * Call before any route is registered.
+ */
+export function enforceAccess(app: FastifyInstance, auth: Authenticator): void {
+  app.decorateRequest('caller', null);
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const rule = route.config?.access;
+    if (!rule) {
+      throw new Error(
+        `${String(route.method)} ${route.url} declares no access rule: give it config.access (allow.public, allow.read(), …)`,
+      );
+    }
+    const check: preHandlerAsyncHookHandler = async (request) => {
+      request.caller = await auth.authorize(request, rule);
+    };
+    const own = route.preHandler === undefined ? [] : [route.preHandler].flat();
+    route.preHandler = [check, ...own];
+  });
 }

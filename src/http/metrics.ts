@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { validateRepo } from '../repo/publish.ts';
+import { allow } from './auth.ts';
 
 /**
  * Prometheus metrics. Each `Metrics` has its own registry (never prom-client's
@@ -218,7 +219,8 @@ export function registerMetrics(
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeHttp(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', async (request, reply) => {
+  // Credentials are optional: a token that may read a private repository sees its series.
+  app.get('/metrics', { config: { access: allow.optional } }, async (request, reply) => {
     const text = await metrics.scrape(await visibleTo(request));
     return reply.type(metrics.registry.contentType).send(text);
   });

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { APK_ARCHES } from '../apk/pkginfo.ts';
 import { ERROR_CODES } from '../errors.ts';
 import { LIBCS } from '../repo/publish.ts';
+import { allow } from './auth.ts';
 import { auditQuery, createTokenBody, deletedQuery, repoSettingsBody } from './routes/admin.ts';
 import { advisoryListQuery, importBody } from './routes/advisories.ts';
 import { fileListQuery } from './routes/package-files.ts';
@@ -1471,10 +1472,10 @@ export function registerOpenApi(app: FastifyInstance): void {
   const doc = buildOpenApiDocument();
   const body = JSON.stringify(doc);
   const html = renderDocsPage(doc);
-  app.get('/api/v1/openapi.json', async (_request, reply) => {
+  app.get('/api/v1/openapi.json', { config: { access: allow.public } }, async (_request, reply) => {
     return reply.type('application/json; charset=utf-8').send(body);
   });
-  app.get('/api/v1/docs', async (_request, reply) => {
+  app.get('/api/v1/docs', { config: { access: allow.public } }, async (_request, reply) => {
     return (
       reply
         .type('text/html; charset=utf-8')

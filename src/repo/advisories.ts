@@ -5,7 +5,7 @@ import { osvRecords, osvTarget } from '../advisory/osv.ts';
 import { renderSecdb } from '../advisory/secdb.ts';
 import { AppError } from '../errors.ts';
 import { type AttestationKey, IN_TOTO_STATEMENT, signStatement } from '../provenance/publish-statement.ts';
-import type { AdvisoryStore, StoredAdvisories } from '../store/advisory-store.ts';
+import type { AdvisoryGeneration, AdvisoryStore, StoredAdvisories } from '../store/advisory-store.ts';
 import type { IndexKey, Libc, PackageStore } from '../store/package-store.ts';
 import { validateRepo } from './publish.ts';
 
@@ -72,20 +72,20 @@ export class AdvisoryService {
     return bundle;
   }
 
-  get(repo: string, origin: string): StoredAdvisories {
+  async get(repo: string, origin: string): Promise<StoredAdvisories> {
     validateRepo(repo, 'glibc');
-    const doc = this.advisories.get(repo, origin);
+    const doc = await this.advisories.get(repo, origin);
     if (!doc) throw new AppError('ADVISORY_NOT_FOUND', `${repo} has no advisories for package ${origin}`);
     return doc;
   }
 
   /** A package's advisories, or undefined when it has none (pages show them). */
-  documentOf(repo: string, origin: string) {
-    return this.advisories.get(repo, origin)?.advisories;
+  async documentOf(repo: string, origin: string) {
+    return (await this.advisories.get(repo, origin))?.advisories;
   }
 
   /** Packages with advisories in a repository, by name, paged. */
-  listPackages(repo: string, limit: number, after: string) {
+  async listPackages(repo: string, limit: number, after: string) {
     validateRepo(repo, 'glibc');
     return this.advisories.listPackages(repo, limit, after);
   }
@@ -166,11 +166,9 @@ export class AdvisoryService {
     await this.packages.requireRepo(repo);
     const archs = (await this.packages.archesOf(repo, libc as Libc)).filter((a) => a !== 'noarch');
     // One entry per repository and libc: a request with another base URL or arch set replaces it.
-    return this.feeds.get(
-      `${repo}/${libc}`,
-      this.advisories.generation(repo),
-      `${baseUrl}\n${archs}`,
-      () => ({
+    return this.feeds.get(`${repo}/${libc}`, await this.advisories.generation(repo), `${baseUrl}\n${archs}`, {
+      load: () => this.advisories.allAt(repo),
+      render: (docs) => ({
         bytes: renderSecdb(
           {
             apkurl: `{{urlprefix}}/{{reponame}}/${libc}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk`,
@@ -178,10 +176,10 @@ export class AdvisoryService {
             reponame: repo,
             urlprefix: baseUrl,
           },
-          this.advisories.all(repo),
+          docs,
         ),
       }),
-    );
+    });
   }
 
   /**
@@ -193,11 +191,14 @@ export class AdvisoryService {
     const target = osvTarget(repo, (await this.packages.requireRepo(repo)).distro);
     return this.osvExports.get(
       repo,
-      this.advisories.generation(repo),
+      await this.advisories.generation(repo),
       `${target.ecosystem}\n${target.purlNamespace}`,
-      () => {
-        const records = osvRecords(this.advisories.all(repo), target);
-        return { records, bytes: Buffer.from(`${JSON.stringify(records, null, 2)}\n`) };
+      {
+        load: () => this.advisories.allAt(repo),
+        render: (docs) => {
+          const records = osvRecords(docs, target);
+          return { records, bytes: Buffer.from(`${JSON.stringify(records, null, 2)}\n`) };
+        },
       },
     );
   }
@@ -209,10 +210,9 @@ export class AdvisoryService {
   async packageVex(key: IndexKey, pkgId: number, url: string): Promise<Feed | undefined> {
     const pkg = await this.packages.getById(pkgId);
     if (!pkg) return undefined;
-    const doc = this.advisories.get(key.repo, pkg.origin || pkg.name);
+    const { doc, at } = await this.advisories.getAt(key.repo, pkg.origin || pkg.name);
     if (!doc) return undefined;
     const distro = (await this.packages.getRepo(key.repo))?.distro;
-    const at = this.advisories.generation(key.repo);
     const vex = packageVex({
       id: url,
       author: `reef security advisories of ${key.repo}`,
@@ -254,15 +254,24 @@ export function jsonFeed(value: unknown, at: { generation: number; changedAt: nu
 class FeedCache<Extra extends object = object> {
   private readonly entries = new Map<string, { generation: number; variant: string; value: Feed & Extra }>();
 
-  get(
+  /**
+   * The feed for `current`, the generation just read; a build loads the
+   * advisories with their own generation (one snapshot, so bytes and
+   * generation agree when a write landed in between) and is kept under it.
+   */
+  async get(
     key: string,
-    at: { generation: number; changedAt: number },
+    current: AdvisoryGeneration,
     variant: string,
-    render: () => { bytes: Buffer } & Extra,
-  ): Feed & Extra {
+    build: {
+      load: () => Promise<{ docs: StoredAdvisories[]; at: AdvisoryGeneration }>;
+      render: (docs: StoredAdvisories[]) => { bytes: Buffer } & Extra;
+    },
+  ): Promise<Feed & Extra> {
     const cached = this.entries.get(key);
-    if (cached?.generation === at.generation && cached.variant === variant) return cached.value;
-    const built = render();
+    if (cached?.generation === current.generation && cached.variant === variant) return cached.value;
+    const { docs, at } = await build.load();
+    const built = build.render(docs);
     const value = {
       ...built,
       sha256: createHash('sha256').update(built.bytes).digest('hex'),

@@ -617,7 +617,7 @@ export type Reevaluation =
 export async function reevaluateProvenance(
   deps: PublishDeps,
   options: { repo?: string; dryRun?: boolean },
-  report: (r: Reevaluation) => void,
+  report: (r: Reevaluation) => void | Promise<void>,
 ): Promise<void> {
   let afterId = 0;
   for (;;) {
@@ -625,7 +625,7 @@ export async function reevaluateProvenance(
     if (page.length === 0) return;
     for (const { pkg, provenance } of page) {
       afterId = pkg.id;
-      report(await reevaluateOne(deps, pkg, provenance, options.dryRun === true));
+      await report(await reevaluateOne(deps, pkg, provenance, options.dryRun === true));
     }
   }
 }

@@ -5,8 +5,9 @@ import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
+import { AuditStore } from '../store/audit-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
-import type { Database } from '../store/database.ts';
+import { type Database, pingDatabase } from '../store/database.ts';
 import type { Db } from '../store/db.ts';
 import { FileListStore } from '../store/file-list-store.ts';
 import { openKeyStore } from '../store/key-store.ts';
@@ -14,6 +15,7 @@ import { openBlobStore } from '../store/open-blob-store.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
 import { SqliteDatabase } from '../store/sqlite-database.ts';
+import { TokenStore } from '../store/token-store.ts';
 import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
 import { AdvisoryService } from './advisories.ts';
@@ -50,6 +52,8 @@ export interface Services extends PublishDeps {
   /** Set at first start when reef generated the admin token; shown once. */
   generatedAdminToken: string | undefined;
   generatedKey: boolean;
+  /** Resolves when the metadata database answers a query (readiness). */
+  pingDatabase(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -94,8 +98,9 @@ export async function createServices(
       () => keyRing.signers(),
       log.child({ module: 'indexer' }),
     );
-    const tokens = new TokenService(database, config.adminToken);
-    const generatedAdminToken = options.bootstrapAdminToken === false ? undefined : tokens.ensureAdminToken();
+    const tokens = new TokenService(new TokenStore(database), config.adminToken);
+    const generatedAdminToken =
+      options.bootstrapAdminToken === false ? undefined : await tokens.ensureAdminToken();
     const sboms = new SbomStore(database);
     const advisoryStore = new AdvisoryStore(database);
     const rebuilt = await indexer.recover();
@@ -119,7 +124,7 @@ export async function createServices(
       sbomMemory: new SbomMemory(4 * MAX_SBOM_BYTES),
       limits: { maxCompressedBytes: config.maxUploadBytes },
       tokens,
-      audit: new AuditLog(database),
+      audit: new AuditLog(new AuditStore(database)),
       advisories: new AdvisoryService(advisoryStore, store, attestationKey),
       vulnerabilities: new VulnerabilityService(
         new VulnerabilityStore(database),
@@ -135,6 +140,7 @@ export async function createServices(
       },
       generatedAdminToken,
       generatedKey: created,
+      pingDatabase: () => pingDatabase(database),
       async close() {
         await indexer.idle();
         await sbomParser.close();

@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, isAppError } from '../errors.ts';
-import type { Database } from '../store/database.ts';
-import { type Db, translateDbError, writingDb } from '../store/db.ts';
-import { sqliteOf } from '../store/sqlite-database.ts';
+import type { TokenRecord, TokenStore } from '../store/token-store.ts';
+
+export type { TokenRecord };
 
 /**
  * API tokens. Only a SHA-256 of each token is stored; a presented token is
@@ -19,14 +19,6 @@ export interface TokenInfo {
   id: number | undefined;
   name: string;
   scopes: string[];
-}
-
-export interface TokenRecord extends TokenInfo {
-  id: number;
-  createdAt: number;
-  expiresAt: number | undefined;
-  revokedAt: number | undefined;
-  lastUsedAt: number | undefined;
 }
 
 const PREFIX = 'reef_';
@@ -60,104 +52,77 @@ export function hasScope(token: TokenInfo, repo: string, scope: Scope): boolean 
   });
 }
 
-interface TokenRow {
-  id: number;
-  name: string;
-  hash: string;
-  scopes: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-function toRecord(r: TokenRow): TokenRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    scopes: JSON.parse(r.scopes),
-    createdAt: r.created_at,
-    expiresAt: r.expires_at ?? undefined,
-    revokedAt: r.revoked_at ?? undefined,
-    lastUsedAt: r.last_used_at ?? undefined,
-  };
-}
-
 export class TokenService {
   private readonly configHash: Buffer | undefined;
 
-  private readonly db: Db;
-
   constructor(
-    private readonly database: Database,
+    private readonly store: TokenStore,
     configAdminToken: string | undefined,
   ) {
-    this.db = sqliteOf(database);
     this.configHash = configAdminToken ? hashToken(configAdminToken) : undefined;
   }
 
   /** Creates the bootstrap admin token when none is configured or stored; returns it once, in clear. */
-  ensureAdminToken(now = Date.now()): string | undefined {
+  async ensureAdminToken(now = Date.now()): Promise<string | undefined> {
     if (this.configHash) return undefined;
-    if (this.db.prepare('SELECT 1 FROM tokens WHERE revoked_at IS NULL LIMIT 1').get()) return undefined;
-    return this.create('admin (generated at first start)', ['*:admin'], undefined, now).token;
+    if (await this.store.anyUnrevoked()) return undefined;
+    return (await this.create('admin (generated at first start)', ['*:admin'], undefined, now)).token;
   }
 
   /** A new token; the clear text is returned here and never again. */
-  create(
+  async create(
     name: string,
     scopes: string[],
     expiresAt?: number,
     now = Date.now(),
-  ): { token: string; record: TokenRecord } {
+  ): Promise<{ token: string; record: TokenRecord }> {
     validateScopes(scopes);
     const token = generateToken();
-    const info = writingDb(() =>
-      this.db
-        .prepare('INSERT INTO tokens (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-        .run(name, hashToken(token).toString('hex'), JSON.stringify(scopes), now, expiresAt ?? null),
-    );
-    return { token, record: this.get(Number(info.lastInsertRowid))! };
+    const record = await this.store.insert({
+      name,
+      hash: hashToken(token).toString('hex'),
+      scopes,
+      createdAt: now,
+      expiresAt,
+    });
+    return { token, record };
   }
 
-  get(id: number): TokenRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(id) as TokenRow | undefined;
-    return row && toRecord(row);
+  get(id: number): Promise<TokenRecord | undefined> {
+    return this.store.get(id);
   }
 
-  list(): TokenRecord[] {
-    return (this.db.prepare('SELECT * FROM tokens ORDER BY id').all() as TokenRow[]).map(toRecord);
+  list(): Promise<TokenRecord[]> {
+    return this.store.list();
   }
 
-  revoke(id: number, now = Date.now()): TokenRecord {
-    const result = writingDb(() =>
-      this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id),
-    );
-    const record = this.get(id);
+  async revoke(id: number, now = Date.now()): Promise<TokenRecord> {
+    const revoked = await this.store.revoke(id, now);
+    const record = await this.store.get(id);
     if (!record) throw new AppError('TOKEN_NOT_FOUND', `no token with id ${id}`);
-    if (result.changes === 0 && record.revokedAt === undefined) {
+    if (!revoked && record.revokedAt === undefined) {
       throw new AppError('TOKEN_NOT_FOUND', `token ${id} could not be revoked`);
     }
     return record;
   }
 
-  verify(presented: string, now = Date.now()): TokenInfo | undefined {
+  async verify(presented: string, now = Date.now()): Promise<TokenInfo | undefined> {
     const hash = hashToken(presented);
     if (this.configHash && timingSafeEqual(hash, this.configHash)) {
       return { id: undefined, name: 'REEF_ADMIN_TOKEN', scopes: ['*:admin'] };
     }
     // Looked up by hash: the time the search takes says nothing about the token itself.
-    const row = this.db.prepare('SELECT * FROM tokens WHERE hash = ?').get(hash.toString('hex')) as
-      | TokenRow
-      | undefined;
-    if (!row || !timingSafeEqual(Buffer.from(row.hash, 'hex'), hash)) return undefined;
-    if (row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return undefined;
+    const found = await this.store.byHash(hash.toString('hex'));
+    if (!found || !timingSafeEqual(Buffer.from(found.hash, 'hex'), hash)) return undefined;
+    if (found.revokedAt !== undefined || (found.expiresAt !== undefined && found.expiresAt <= now)) {
+      return undefined;
+    }
     try {
-      this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, row.id);
+      await this.store.touch(found.id, now);
     } catch (err) {
       // "Last used" is a note, not a condition: a database that cannot be written still lets a token read.
-      if (!isAppError(translateDbError(err))) throw err;
+      if (!isAppError(err)) throw err;
     }
-    return { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) };
+    return { id: found.id, name: found.name, scopes: found.scopes };
   }
 }

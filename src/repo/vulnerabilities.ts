@@ -117,7 +117,7 @@ export class VulnerabilityService {
   ) {}
 
   /** Stores uploaded OSV records (one, or an array), all or none. */
-  upload(body: unknown): { received: number; stored: number; older: number } {
+  async upload(body: unknown): Promise<{ received: number; stored: number; older: number }> {
     const list = Array.isArray(body) ? body : [body];
     if (list.length === 0) throw new AppError('ADVISORY_INVALID', 'send an OSV record, or an array of them');
     if (list.length > OSV_LIMITS.records) {
@@ -127,7 +127,7 @@ export class VulnerabilityService {
       );
     }
     const records = list.map((r, i) => parseOsvRecord(r, Array.isArray(body) ? `[${i}]` : 'record'));
-    return { received: records.length, ...this.records.save(records) };
+    return { received: records.length, ...(await this.records.save(records)) };
   }
 
   /** The repositories among `readable` whose distro is `ecosystem` (apk records apply to those). */
@@ -148,16 +148,16 @@ export class VulnerabilityService {
    * What reef's advisories say of a match in `pkg`: the advisory of its source
    * package that names the vulnerability (by any of `names`), if any.
    */
-  private stateOf(
+  private async stateOf(
     pkg: StoredPackage | (PackageRef & { origin?: string }),
     names: Set<string>,
     docs: Map<string, Advisory[]>,
-  ): Pick<Match, 'state' | 'advisory'> {
+  ): Promise<Pick<Match, 'state' | 'advisory'>> {
     const origin = ('origin' in pkg && pkg.origin) || pkg.name;
     const key = `${pkg.repo}\n${origin}`;
     let list = docs.get(key);
     if (!list) {
-      list = this.advisories.get(pkg.repo, origin)?.advisories ?? [];
+      list = (await this.advisories.get(pkg.repo, origin))?.advisories ?? [];
       docs.set(key, list);
     }
     const advisory = list.find((a) => names.has(a.id) || a.aliases?.some((x) => names.has(x)));
@@ -183,13 +183,13 @@ export class VulnerabilityService {
   }
 
   /** Files a verdict about `pkg` (or one of its components) under matches or not-evaluated. */
-  private record(
+  private async record(
     out: { matches: Match[]; notEvaluated: NotEvaluated[] },
     verdict: Verdict,
     found: { record: OsvRecord; affected: OsvAffected; names: Set<string>; docs: Map<string, Advisory[]> },
     pkg: PackageRef & { origin?: string },
     component?: SbomComponent,
-  ): void {
+  ): Promise<void> {
     if (verdict.result === 'unaffected') return;
     const where = {
       package: refOf(pkg),
@@ -205,7 +205,7 @@ export class VulnerabilityService {
       ...where,
       ...(verdict.range ? { range: verdict.range } : {}),
       ...(verdict.versions ? { versions: true as const } : {}),
-      ...this.stateOf(pkg, found.names, found.docs),
+      ...(await this.stateOf(pkg, found.names, found.docs)),
     });
   }
 
@@ -225,7 +225,7 @@ export class VulnerabilityService {
     notEvaluated: NotEvaluated[];
     next: MatchCursor | undefined;
   }> {
-    const all = this.records.byName(name);
+    const all = await this.records.byName(name);
     if (all.length === 0) {
       throw new AppError('ADVISORY_NOT_FOUND', `no uploaded OSV record is known as ${name.slice(0, 200)}`);
     }
@@ -259,7 +259,7 @@ export class VulnerabilityService {
           const batch = await this.packages.byOrigin(affected.package.name, repos, 500, after);
           for (const p of batch) {
             budget--;
-            this.record(out, evaluate(affected, p.version), found, p);
+            await this.record(out, evaluate(affected, p.version), found, p);
             after = p.id;
             if (out.matches.length + out.notEvaluated.length >= page.limit || budget <= 0) {
               return result({ query: q, packageId: after });
@@ -283,7 +283,7 @@ export class VulnerabilityService {
       );
       budget -= page1.hits.length;
       for (const hit of page1.hits) {
-        this.record(
+        await this.record(
           out,
           evaluate(affected, componentVersion(hit.component)),
           found,
@@ -316,18 +316,18 @@ export class VulnerabilityService {
     })();
     const out = { matches: [] as Match[], notEvaluated: [] as NotEvaluated[] };
     const docs = new Map<string, Advisory[]>();
-    for (const record of this.records.naming([...byKey.keys()], ecosystem ? [origin] : [])) {
+    for (const record of await this.records.naming([...byKey.keys()], ecosystem ? [origin] : [])) {
       const names = new Set([record.id, ...(record.aliases ?? []), ...(record.upstream ?? [])]);
       for (const affected of record.affected ?? []) {
         const found = { record, affected, names, docs };
         if (isApkEcosystem(affected.package.ecosystem)) {
           if (affected.package.ecosystem === ecosystem && affected.package.name === origin) {
-            this.record(out, evaluate(affected, pkg.version), found, pkg);
+            await this.record(out, evaluate(affected, pkg.version), found, pkg);
           }
           continue;
         }
         for (const component of byKey.get(purlKey(affected) ?? '') ?? []) {
-          this.record(out, evaluate(affected, componentVersion(component)), found, pkg, component);
+          await this.record(out, evaluate(affected, componentVersion(component)), found, pkg, component);
         }
       }
     }

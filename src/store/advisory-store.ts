@@ -1,14 +1,17 @@
-import type { Statement } from 'better-sqlite3';
 import type { Advisory, AdvisoryDocument } from '../advisory/document.ts';
 import { AppError } from '../errors.ts';
 import type { Database } from './database.ts';
-import { type Db, statementCache, writingDb } from './db.ts';
-import { sqliteOf } from './sqlite-database.ts';
 
 /** A package's advisories as stored, with when they last changed. */
 export interface StoredAdvisories extends AdvisoryDocument {
   repo: string;
   updatedAt: number;
+}
+
+/** A repository's advisory generation and when it began. */
+export interface AdvisoryGeneration {
+  generation: number;
+  changedAt: number;
 }
 
 interface AdvisoryRow {
@@ -41,53 +44,64 @@ function toDocuments(rows: AdvisoryRow[]): StoredAdvisories[] {
 }
 
 export class AdvisoryStore {
-  private readonly stmt: (sql: string) => Statement;
-
-  private readonly db: Db;
-
-  constructor(private readonly database: Database) {
-    this.db = sqliteOf(database);
-    this.stmt = statementCache(this.db);
-  }
+  constructor(private readonly database: Database) {}
 
   /** The repository's advisory generation, which grows with every change (feed caches compare it), and when it last changed. */
-  generation(repo: string): { generation: number; changedAt: number } {
-    const r = this.stmt('SELECT generation, changed_at FROM advisory_generations WHERE repo = ?').get(repo) as
-      | { generation: number; changed_at: number }
-      | undefined;
+  async generation(repo: string): Promise<AdvisoryGeneration> {
+    const r = await this.database.get<{ generation: number; changed_at: number }>(
+      'SELECT generation, changed_at FROM advisory_generations WHERE repo = ?',
+      [repo],
+    );
     return { generation: r?.generation ?? 0, changedAt: r?.changed_at ?? 0 };
   }
 
-  get(repo: string, origin: string): StoredAdvisories | undefined {
+  async get(repo: string, origin: string): Promise<StoredAdvisories | undefined> {
     return toDocuments(
-      this.stmt('SELECT * FROM advisories WHERE repo = ? AND origin = ? ORDER BY position').all(
-        repo,
-        origin,
-      ) as AdvisoryRow[],
+      await this.database.all<AdvisoryRow>(
+        'SELECT * FROM advisories WHERE repo = ? AND origin = ? ORDER BY position',
+        [repo, origin],
+      ),
     )[0];
   }
 
   /** Every package's advisories in a repository, by package name (a feed build reads them all). */
-  all(repo: string): StoredAdvisories[] {
+  async all(repo: string): Promise<StoredAdvisories[]> {
     return toDocuments(
-      this.stmt('SELECT * FROM advisories WHERE repo = ? ORDER BY origin, position').all(
-        repo,
-      ) as AdvisoryRow[],
+      await this.database.all<AdvisoryRow>(
+        'SELECT * FROM advisories WHERE repo = ? ORDER BY origin, position',
+        [repo],
+      ),
     );
   }
 
+  /** A package's advisories and the generation they belong to, read in one snapshot. */
+  async getAt(
+    repo: string,
+    origin: string,
+  ): Promise<{ doc: StoredAdvisories | undefined; at: AdvisoryGeneration }> {
+    return this.database.read(async () => ({
+      doc: await this.get(repo, origin),
+      at: await this.generation(repo),
+    }));
+  }
+
+  /** Every advisory of a repository and the generation they make up, read in one snapshot. */
+  async allAt(repo: string): Promise<{ docs: StoredAdvisories[]; at: AdvisoryGeneration }> {
+    return this.database.read(async () => ({ docs: await this.all(repo), at: await this.generation(repo) }));
+  }
+
   /** Packages with advisories, by name, paged: name and advisory count. */
-  listPackages(
+  async listPackages(
     repo: string,
     limit: number,
     after = '',
-  ): Array<{ package: string; advisories: number; updatedAt: number }> {
-    return (
-      this.stmt(
-        `SELECT origin, COUNT(*) AS n, MAX(updated_at) AS updated_at FROM advisories
-         WHERE repo = ? AND origin > ? GROUP BY origin ORDER BY origin LIMIT ?`,
-      ).all(repo, after, limit) as Array<{ origin: string; n: number; updated_at: number }>
-    ).map((r) => ({ package: r.origin, advisories: r.n, updatedAt: r.updated_at }));
+  ): Promise<Array<{ package: string; advisories: number; updatedAt: number }>> {
+    const rows = await this.database.all<{ origin: string; n: number; updated_at: number }>(
+      `SELECT origin, COUNT(*) AS n, MAX(updated_at) AS updated_at FROM advisories
+       WHERE repo = ? AND origin > ? GROUP BY origin ORDER BY origin LIMIT ?`,
+      [repo, after, limit],
+    );
+    return rows.map((r) => ({ package: r.origin, advisories: r.n, updatedAt: r.updated_at }));
   }
 
   /**
@@ -97,53 +111,49 @@ export class AdvisoryStore {
    * is refused (ADVISORY_ID_TAKEN). Returns, per package, the ids added,
    * changed and removed.
    */
-  replace(
+  async replace(
     repo: string,
     docs: AdvisoryDocument[],
     now = Date.now(),
-  ): Array<{ package: string; added: string[]; changed: string[]; removed: string[] }> {
-    return writingDb(() =>
-      this.db.transaction(() => {
-        const results = docs.map((doc) => this.replaceOne(repo, doc, now));
-        if (results.some((r) => r.added.length + r.changed.length + r.removed.length > 0)) {
-          this.stmt(
-            `INSERT INTO advisory_generations (repo, generation, changed_at) VALUES (?, 1, ?)
-             ON CONFLICT (repo) DO UPDATE SET generation = generation + 1, changed_at = excluded.changed_at`,
-          ).run(repo, now);
-        }
-        return results;
-      })(),
-    );
+  ): Promise<Array<{ package: string; added: string[]; changed: string[]; removed: string[] }>> {
+    return this.database.transact(async () => {
+      const results: Array<{ package: string; added: string[]; changed: string[]; removed: string[] }> = [];
+      for (const doc of docs) results.push(await this.replaceOne(repo, doc, now));
+      if (results.some((r) => r.added.length + r.changed.length + r.removed.length > 0)) {
+        await this.database.run(
+          `INSERT INTO advisory_generations (repo, generation, changed_at) VALUES (?, 1, ?)
+           ON CONFLICT (repo) DO UPDATE SET generation = advisory_generations.generation + 1,
+             changed_at = excluded.changed_at`,
+          [repo, now],
+        );
+      }
+      return results;
+    });
   }
 
-  private replaceOne(repo: string, doc: AdvisoryDocument, now: number) {
+  private async replaceOne(repo: string, doc: AdvisoryDocument, now: number) {
     const before = new Map(
       (
-        this.stmt('SELECT * FROM advisories WHERE repo = ? AND origin = ?').all(
+        await this.database.all<AdvisoryRow>('SELECT * FROM advisories WHERE repo = ? AND origin = ?', [
           repo,
           doc.package,
-        ) as AdvisoryRow[]
+        ])
       ).map((r) => [r.advisory_id, r]),
     );
     const added: string[] = [];
     const changed: string[] = [];
-    const insert = this.stmt(
-      `INSERT INTO advisories (repo, origin, advisory_id, aliases, events, position, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const insertAlias = this.stmt('INSERT INTO advisory_aliases (advisory, alias) VALUES (?, ?)');
-    this.stmt('DELETE FROM advisories WHERE repo = ? AND origin = ?').run(repo, doc.package);
-    doc.advisories.forEach((advisory, position) => {
+    await this.database.run('DELETE FROM advisories WHERE repo = ? AND origin = ?', [repo, doc.package]);
+    for (const [position, advisory] of doc.advisories.entries()) {
       const aliases = JSON.stringify(advisory.aliases ?? []);
       const events = JSON.stringify(advisory.events);
       const old = before.get(advisory.id);
       const same = old !== undefined && old.aliases === aliases && old.events === events;
       if (!old) added.push(advisory.id);
       else if (!same) changed.push(advisory.id);
-      const holder = this.stmt('SELECT origin FROM advisories WHERE repo = ? AND advisory_id = ?').get(
-        repo,
-        advisory.id,
-      ) as { origin: string } | undefined;
+      const holder = await this.database.get<{ origin: string }>(
+        'SELECT origin FROM advisories WHERE repo = ? AND advisory_id = ?',
+        [repo, advisory.id],
+      );
       if (holder) {
         throw new AppError(
           'ADVISORY_ID_TAKEN',
@@ -151,18 +161,18 @@ export class AdvisoryStore {
           { details: { id: advisory.id, package: holder.origin } },
         );
       }
-      const { lastInsertRowid } = insert.run(
-        repo,
-        doc.package,
-        advisory.id,
-        aliases,
-        events,
-        position,
-        same ? old.updated_at : now,
+      const inserted = await this.database.get<{ id: number }>(
+        `INSERT INTO advisories (repo, origin, advisory_id, aliases, events, position, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+        [repo, doc.package, advisory.id, aliases, events, position, same ? old.updated_at : now],
       );
-      for (const alias of new Set([advisory.id, ...(advisory.aliases ?? [])]))
-        insertAlias.run(lastInsertRowid, alias);
-    });
+      for (const alias of new Set([advisory.id, ...(advisory.aliases ?? [])])) {
+        await this.database.run('INSERT INTO advisory_aliases (advisory, alias) VALUES (?, ?)', [
+          inserted!.id,
+          alias,
+        ]);
+      }
+    }
     const removed = [...before.keys()].filter((id) => !doc.advisories.some((a) => a.id === id));
     return { package: doc.package, added, changed, removed };
   }

@@ -175,6 +175,11 @@ export abstract class TransactionScope<C> {
   }
 }
 
+/** Resolves when the database answers a query, rejects when it cannot (readiness). */
+export async function pingDatabase(database: Queryable): Promise<void> {
+  await database.get('SELECT 1');
+}
+
 /** An engine that cannot be reached, as reef's 503. */
 export function databaseUnavailable(err: unknown, what = 'the database cannot be reached'): AppError {
   const detail = err instanceof Error ? err.message : String(err);

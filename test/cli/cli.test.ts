@@ -62,9 +62,10 @@ async function listed(server: TestServer, repo: string, libc: string, arch: stri
   return body.packages.map((p) => p.filename).sort();
 }
 
-function cliAudit(server: TestServer): Array<{ action: string; target: string; result: string }> {
-  return server.services.audit
-    .list(1000)
+async function cliAudit(
+  server: TestServer,
+): Promise<Array<{ action: string; target: string; result: string }>> {
+  return (await server.services.audit.list(1000))
     .filter((e) => e.remoteAddr === 'cli')
     .map(({ action, target, result }) => ({ action, target, result }));
 }
@@ -173,7 +174,7 @@ test('token create prints the token once; it publishes, is listed without its te
     assertExit(badScope, 2);
     assert.match(badScope.stderr, /TOKEN_INVALID_SCOPE/);
 
-    assert.deepEqual(cliAudit(server).reverse(), [
+    assert.deepEqual((await cliAudit(server)).reverse(), [
       { action: 'token.create', target: `token/${entry!.id}`, result: 'ok' },
       { action: 'token.revoke', target: `token/${entry!.id}`, result: 'ok' },
       { action: 'token.revoke', target: 'token/999', result: 'rejected' },
@@ -203,7 +204,7 @@ test('token create --expires sets the lifetime, and the server refuses the token
     ]);
     assertExit(short, 0);
     const after = Date.now();
-    const [day, brief] = server.services.tokens.list();
+    const [day, brief] = await server.services.tokens.list();
     assert.ok(day!.expiresAt! >= before + 12 * 3600_000 && day!.expiresAt! <= after + 12 * 3600_000);
     assert.ok(brief!.expiresAt! >= before + 3000 && brief!.expiresAt! <= after + 3000);
 
@@ -268,7 +269,7 @@ test('repo create --private: the server asks for credentials; set-visibility ope
     assert.match(ghost.stderr, /REPO_NOT_FOUND/);
     assertExit(await reef(['repo', 'set-visibility', 'priv', 'secret', ...data]), 2);
 
-    assert.deepEqual(cliAudit(server).reverse(), [
+    assert.deepEqual((await cliAudit(server)).reverse(), [
       { action: 'repo.create', target: 'priv', result: 'ok' },
       { action: 'repo.create', target: 'small', result: 'ok' },
       { action: 'repo.create', target: 'priv', result: 'rejected' },
@@ -374,11 +375,9 @@ test('reindex rebuilds every index of one repository, or of all', async () => {
     const ghost = await reef(['reindex', 'ghost', '--data', server.dataDir]);
     assertExit(ghost, 1);
     assert.match(ghost.stderr, /REPO_NOT_FOUND/);
-    assert.equal(server.services.tokens.list().length, 0, 'reindex minted no admin token');
+    assert.equal((await server.services.tokens.list()).length, 0, 'reindex minted no admin token');
     assert.deepEqual(
-      cliAudit(server)
-        .reverse()
-        .map((e) => [e.action, e.target, e.result]),
+      (await cliAudit(server)).reverse().map((e) => [e.action, e.target, e.result]),
       [
         ['index.rebuild', 'r', 'ok'],
         ['index.rebuild', '*', 'ok'],

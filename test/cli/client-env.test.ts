@@ -41,7 +41,7 @@ describe('server URLs with credentials', () => {
   });
 
   test('reef publish takes the token from --url, and never prints it', async () => {
-    const { token } = server.services.tokens.create('ci', ['main:publish']);
+    const { token } = await server.services.tokens.create('ci', ['main:publish']);
     const args = ['publish', '--repo', 'main', '--libc', 'musl', apk];
     const published = await reef([...args, '--url', `http://ci:${token}@${host}`]);
     assertExit(published, 0);

@@ -258,7 +258,7 @@ describe('reef verify', () => {
     await makePrivate(server, 'secret');
     const apk = await buildApk({ name: 'hidden', version: '1.0-r0', depends: [] });
     assert.equal((await publish(server, 'secret', 'musl', apk)).status, 201);
-    const { token } = server.services.tokens.create('verifier', ['secret:read']);
+    const { token } = await server.services.tokens.create('verifier', ['secret:read']);
     const host = new URL(server.url).host;
     const path = '/secret/musl/x86_64/hidden-1.0-r0.apk';
     const shown = (run: Run) =>

@@ -50,7 +50,7 @@ async function serve(handlers: Record<string, HandlerFn>): Promise<{ server: Ser
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
+    const respond = async () => {
       const handler = handlers[req.url ?? ''];
       if (!handler) {
         res.writeHead(404).end();
@@ -59,6 +59,10 @@ async function serve(handlers: Record<string, HandlerFn>): Promise<{ server: Ser
       const out = await handler(Buffer.concat(chunks).toString('utf8'));
       res.writeHead(out.statusCode, { 'Content-Type': out.contentType ?? 'application/octet-stream' });
       res.end(typeof out.response === 'string' ? out.response : Buffer.from(out.response.buffer));
+    };
+    // A mock that fails answers 500 rather than leaving the client waiting on an unhandled rejection.
+    req.on('end', () => {
+      respond().catch((err: unknown) => res.writeHead(500).end(String(err)));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

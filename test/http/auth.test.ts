@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import Fastify from 'fastify';
+import {
+  Authenticator,
+  allow,
+  assertCallerMayRead,
+  callerToken,
+  enforceAccess,
+  FailedAuthLimiter,
+} from '../../src/http/auth.ts';
+import { errorHandler } from '../../src/http/errors.ts';
 import { buildApk } from '../helpers/apk-builder.ts';
 import {
   makePrivate,
@@ -233,7 +243,7 @@ describe('access control', () => {
     assert.equal(after.status, 401);
     assert.equal(after.json.code, 'AUTH_INVALID');
     // Expired: created through the service with an expiry in the past.
-    const expired = server.services.tokens.create('expired', ['pub:publish'], Date.now() - 1000);
+    const expired = await server.services.tokens.create('expired', ['pub:publish'], Date.now() - 1000);
     const r = await publish(server, 'pub', 'musl', await buildApk({ name: 'expired' }), expired.token);
     assert.equal(r.status, 401);
     const bad = await createToken('bad', ['pub:everything']);
@@ -298,6 +308,48 @@ describe('access control', () => {
     assert.ok(!unmatched.includes(secret), unmatched);
     assert.ok(!server.logs.some((l) => l.includes(secret)), 'a URL credential appeared in the logs');
     assert.ok(server.logs.some((l) => l.includes('http://***@reef/pub/musl/x86_64/APKINDEX.tar.gz')));
+  });
+
+  test('every route declares its access rule; one without is refused, and HEAD is checked as GET', async () => {
+    const app = Fastify();
+    app.setErrorHandler(errorHandler);
+    enforceAccess(app, new Authenticator(server.services, new FailedAuthLimiter()));
+    assert.throws(() => app.get('/unruled', async () => 'open'), /declares no access rule/);
+    app.get('/admin-only', { config: { access: allow.scope('admin', '*') } }, async (request) => ({
+      name: callerToken(request).name,
+    }));
+    // A handler that reads a repository its route's rule did not check fails closed; a scope is no read.
+    for (const [path, rule] of [
+      ['/leaky/:repo', allow.public],
+      ['/scoped/:repo', allow.scope('admin', '*')],
+    ] as const) {
+      app.get<{ Params: { repo: string } }>(path, { config: { access: rule } }, async (request) => {
+        assertCallerMayRead(request, request.params.repo);
+        return 'leaked';
+      });
+    }
+    try {
+      await app.ready();
+      const anonymous = await app.inject('/admin-only');
+      assert.equal(anonymous.statusCode, 401);
+      assert.equal(anonymous.headers['www-authenticate'], 'Basic realm="reef"');
+      assert.equal((await app.inject({ method: 'HEAD', url: '/admin-only' })).statusCode, 401);
+      assert.equal(
+        (await app.inject({ url: '/admin-only', headers: bearer(tokens.repoAdmin!) })).statusCode,
+        403,
+      );
+      const admin = await app.inject({ url: '/admin-only', headers: bearer(TEST_TOKEN) });
+      assert.equal(admin.statusCode, 200);
+      assert.deepEqual(admin.json(), { name: 'REEF_ADMIN_TOKEN' });
+      for (const url of ['/leaky/priv', '/scoped/priv']) {
+        assert.equal((await app.inject({ url, headers: bearer(TEST_TOKEN) })).statusCode, 500, url);
+      }
+    } finally {
+      await app.close();
+    }
+    // The server's own generated HEAD routes are checked too.
+    const head = await fetch(`${server.url}/api/v1/repos/priv/musl/x86_64/packages`, { method: 'HEAD' });
+    assert.equal(head.status, 401);
   });
 
   test('a flood of failed authentications is rate-limited, and valid tokens still get in', async () => {

@@ -272,9 +272,9 @@ describe('metrics of private repositories', () => {
   }
 
   test('per-repository series of a private repository need a token that may read it', async () => {
-    const { token: reader } = server.services.tokens.create('reader', ['hidden:read']);
-    const { token: other } = server.services.tokens.create('other', ['open:publish']);
-    const { token: prometheus } = server.services.tokens.create('prometheus', ['*:read']);
+    const { token: reader } = await server.services.tokens.create('reader', ['hidden:read']);
+    const { token: other } = await server.services.tokens.create('other', ['open:publish']);
+    const { token: prometheus } = await server.services.tokens.create('prometheus', ['*:read']);
     assert.deepEqual([...(await reposSeen())].sort(), ['open']);
     assert.deepEqual([...(await reposSeen(other))].sort(), ['open']);
     for (const token of [reader, prometheus, TEST_TOKEN]) {

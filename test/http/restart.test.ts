@@ -158,6 +158,16 @@ describe('start-up recovery and keys', () => {
     try {
       assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { status: 'ok' });
       assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready' });
+      // A database that does not answer makes the server not ready (and only that).
+      const ping = server.services.pingDatabase;
+      server.services.pingDatabase = async () => {
+        throw new Error('the database cannot be reached');
+      };
+      const unavailable = await fetch(`${server.url}/readyz`);
+      assert.equal(unavailable.status, 503);
+      assert.deepEqual(await unavailable.json(), { status: 'database unavailable' });
+      server.services.pingDatabase = ping;
+      assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
       await publish(server, 'r', 'musl', await buildApk({ name: 'logged' }));
       await fetch(`${server.url}/api/v1/repos/r/musl/packages`, {
         method: 'POST',
@@ -186,12 +196,12 @@ describe('start-up recovery and keys', () => {
       const stored = first.db.prepare('SELECT hash FROM tokens').all() as Array<{ hash: string }>;
       assert.equal(stored.length, 1);
       assert.notEqual(stored[0]!.hash, token);
-      assert.deepEqual(first.tokens.verify(token)?.scopes, ['*:admin']);
-      assert.equal(first.tokens.verify(`${token}x`), undefined);
+      assert.deepEqual((await first.tokens.verify(token))?.scopes, ['*:admin']);
+      assert.equal(await first.tokens.verify(`${token}x`), undefined);
       await first.close();
       const second = await createServices(config, createLogger('silent'));
       assert.equal(second.generatedAdminToken, undefined, 'shown only at the first start');
-      assert.ok(second.tokens.verify(token));
+      assert.ok(await second.tokens.verify(token));
       await second.close();
     } finally {
       removeDir(dataDir);

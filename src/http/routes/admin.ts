@@ -4,7 +4,7 @@ import { AppError } from '../../errors.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
 import type { TokenRecord } from '../../repo/tokens.ts';
-import type { Authenticator } from '../auth.ts';
+import { allow, callerToken } from '../auth.ts';
 import { parseBody, parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
 
@@ -74,70 +74,77 @@ function tokenJson(t: TokenRecord) {
 }
 
 /** Operator API: tokens, repository settings and the audit log. Every write is audited. */
-export function registerAdminRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
-  app.post('/api/v1/tokens', async (request, reply) => {
-    const token = auth.require(request, '*', 'admin');
+export function registerAdminRoutes(app: FastifyInstance, services: Services): void {
+  app.post('/api/v1/tokens', { config: { access: allow.scope('admin', '*') } }, async (request, reply) => {
+    const token = callerToken(request);
     const body = parseBody(createTokenBody, request.body);
     const audit = auditor(services, request, token, 'token.create', body.name);
     try {
       const expiresAt = body.expiresIn === undefined ? undefined : Date.now() + body.expiresIn * 1000;
-      const created = services.tokens.create(body.name, body.scopes, expiresAt);
-      audit.ok(`token/${created.record.id}`, { name: body.name, scopes: body.scopes });
+      const created = await services.tokens.create(body.name, body.scopes, expiresAt);
+      await audit.ok(`token/${created.record.id}`, { name: body.name, scopes: body.scopes });
       // The only time the token is shown.
       return reply.code(201).send({ ...tokenJson(created.record), token: created.token });
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
   });
 
-  app.get('/api/v1/tokens', async (request) => {
-    auth.require(request, '*', 'admin');
-    return { tokens: services.tokens.list().map(tokenJson) };
+  app.get('/api/v1/tokens', { config: { access: allow.scope('admin', '*') } }, async () => {
+    return { tokens: (await services.tokens.list()).map(tokenJson) };
   });
 
-  app.delete<{ Params: { id: string } }>('/api/v1/tokens/:id', async (request, reply) => {
-    const token = auth.require(request, '*', 'admin');
-    const audit = auditor(services, request, token, 'token.revoke', `token/${request.params.id}`);
-    try {
-      if (!/^[1-9][0-9]{0,15}$/.test(request.params.id)) {
-        throw new AppError('BAD_REQUEST', `token id '${request.params.id.slice(0, 40)}' is not a number`);
+  app.delete<{ Params: { id: string } }>(
+    '/api/v1/tokens/:id',
+    { config: { access: allow.scope('admin', '*') } },
+    async (request, reply) => {
+      const token = callerToken(request);
+      const audit = auditor(services, request, token, 'token.revoke', `token/${request.params.id}`);
+      try {
+        if (!/^[1-9][0-9]{0,15}$/.test(request.params.id)) {
+          throw new AppError('BAD_REQUEST', `token id '${request.params.id.slice(0, 40)}' is not a number`);
+        }
+        await services.tokens.revoke(Number(request.params.id));
+        await audit.ok();
+      } catch (err) {
+        await audit.rejected(err);
+        throw err;
       }
-      services.tokens.revoke(Number(request.params.id));
-      audit.ok();
-    } catch (err) {
-      audit.rejected(err);
-      throw err;
-    }
-    return reply.code(204).send();
-  });
+      return reply.code(204).send();
+    },
+  );
 
-  app.put<{ Params: { repo: string } }>('/api/v1/repos/:repo', async (request) => {
-    const { repo } = request.params;
-    const token = auth.require(request, repo, 'admin');
-    const audit = auditor(services, request, token, 'repo.update', repo);
-    try {
-      validateRepo(repo, 'glibc');
-      const body = parseBody(repoSettingsBody, request.body);
-      const saved = await services.store.saveRepo(repo, body);
-      audit.ok(repo, body);
-      return {
-        name: saved.name,
-        private: saved.private,
-        maxUploadBytes: saved.maxUploadBytes ?? null,
-        distro: saved.distro ?? null,
-      };
-    } catch (err) {
-      audit.rejected(err);
-      throw err;
-    }
-  });
+  app.put<{ Params: { repo: string } }>(
+    '/api/v1/repos/:repo',
+    { config: { access: allow.scope('admin') } },
+    async (request) => {
+      const { repo } = request.params;
+      const token = callerToken(request);
+      const audit = auditor(services, request, token, 'repo.update', repo);
+      try {
+        validateRepo(repo, 'glibc');
+        const body = parseBody(repoSettingsBody, request.body);
+        const saved = await services.store.saveRepo(repo, body);
+        await audit.ok(repo, body);
+        return {
+          name: saved.name,
+          private: saved.private,
+          maxUploadBytes: saved.maxUploadBytes ?? null,
+          distro: saved.distro ?? null,
+        };
+      } catch (err) {
+        await audit.rejected(err);
+        throw err;
+      }
+    },
+  );
 
   app.get<{ Params: { repo: string; libc: string } }>(
     '/api/v1/repos/:repo/:libc/deleted',
+    { config: { access: allow.scope('admin') } },
     async (request) => {
       const { repo, libc } = request.params;
-      auth.require(request, repo, 'admin');
       validateRepo(repo, libc);
       const q = parseQuery(deletedQuery, request.query);
       const [name, version, arch] = q.after?.split('/') ?? [];
@@ -162,46 +169,48 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services, au
     },
   );
 
-  app.get('/api/v1/keys', async (request) => {
-    auth.require(request, '*', 'admin');
+  app.get('/api/v1/keys', { config: { access: allow.scope('admin', '*') } }, async () => {
     return { keys: services.keyRing.active.map((k) => ({ name: k.keyName, publicKey: k.publicPem })) };
   });
 
   // Rotation, step 1: a new key that signs alongside the current ones; every index is re-signed.
-  app.post('/api/v1/keys', async (request, reply) => {
-    const token = auth.require(request, '*', 'admin');
+  app.post('/api/v1/keys', { config: { access: allow.scope('admin', '*') } }, async (request, reply) => {
+    const token = callerToken(request);
     const audit = auditor(services, request, token, 'key.generate', 'keys');
     try {
       const key = await services.keyRing.generate();
       const indexes = await services.indexer.rebuildAll();
-      audit.ok(`key/${key.keyName}`, { resigned: indexes.length });
+      await audit.ok(`key/${key.keyName}`, { resigned: indexes.length });
       return reply.code(201).send({ name: key.keyName, publicKey: key.publicPem, resigned: indexes.length });
     } catch (err) {
-      audit.rejected(err);
+      await audit.rejected(err);
       throw err;
     }
   });
 
   // Rotation, step 2: the old key stops signing; every index is re-signed without it.
-  app.post<{ Params: { keyName: string } }>('/api/v1/keys/:keyName/retire', async (request) => {
-    const token = auth.require(request, '*', 'admin');
-    const target = `key/${request.params.keyName}`;
-    const audit = auditor(services, request, token, 'key.retire', target);
-    try {
-      await services.keyRing.retire(request.params.keyName);
-      const indexes = await services.indexer.rebuildAll();
-      audit.ok(target, { resigned: indexes.length });
-      return { retired: request.params.keyName, resigned: indexes.length };
-    } catch (err) {
-      audit.rejected(err);
-      throw err;
-    }
-  });
+  app.post<{ Params: { keyName: string } }>(
+    '/api/v1/keys/:keyName/retire',
+    { config: { access: allow.scope('admin', '*') } },
+    async (request) => {
+      const token = callerToken(request);
+      const target = `key/${request.params.keyName}`;
+      const audit = auditor(services, request, token, 'key.retire', target);
+      try {
+        await services.keyRing.retire(request.params.keyName);
+        const indexes = await services.indexer.rebuildAll();
+        await audit.ok(target, { resigned: indexes.length });
+        return { retired: request.params.keyName, resigned: indexes.length };
+      } catch (err) {
+        await audit.rejected(err);
+        throw err;
+      }
+    },
+  );
 
-  app.get('/api/v1/audit', async (request) => {
-    auth.require(request, '*', 'admin');
+  app.get('/api/v1/audit', { config: { access: allow.scope('admin', '*') } }, async (request) => {
     const q = parseQuery(auditQuery, request.query);
-    const entries = services.audit.list(q.limit, q.before);
+    const entries = await services.audit.list(q.limit, q.before);
     return {
       entries: entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
       next: entries.length === q.limit ? entries.at(-1)!.id : null,

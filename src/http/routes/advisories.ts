@@ -6,7 +6,7 @@ import { AppError } from '../../errors.ts';
 import { type AdvisoryChange, type Feed, jsonFeed, MAX_IMPORT_FILES } from '../../repo/advisories.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import type { Services } from '../../repo/services.ts';
-import type { Authenticator } from '../auth.ts';
+import { allow, callerToken } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { parseBody, parseQuery } from '../query.ts';
 import { sendBytes } from '../send-file.ts';
@@ -50,7 +50,7 @@ const changeDetail = (c: AdvisoryChange) => ({ added: c.added, changed: c.change
  * Security advisories (README, "Security advisories"): a security team writes them per source
  * package (`<repo>:advise`), and scanners read the feeds built from them.
  */
-export function registerAdvisoryRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+export function registerAdvisoryRoutes(app: FastifyInstance, services: Services): void {
   const { advisories } = services;
 
   /** Feeds and what is built from them: strong ETag, 304, and caches revalidate (they change). */
@@ -75,9 +75,9 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
       method: ['GET', 'HEAD'],
       url: `/:repo/:libc/${file}`,
       exposeHeadRoute: false,
+      config: { access: allow.read() },
       handler: async (request, reply) => {
         const { repo, libc } = request.params;
-        await auth.requireRead(request, repo);
         const base = baseUrl(request, services);
         const feed = await advisories.secdb(repo, libc, base);
         if (file === 'security.json') return sendFeed(request, reply, repo, feed);
@@ -94,25 +94,31 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     });
   }
 
-  app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/advisories', async (request) => {
-    const { repo } = request.params;
-    await auth.requireRead(request, repo);
-    const { limit, after } = parseQuery(advisoryListQuery, request.query);
-    const packages = advisories.listPackages(repo, limit, after ?? '');
-    return { packages, next: packages.length === limit ? packages.at(-1)!.package : null };
-  });
+  app.get<{ Params: { repo: string } }>(
+    '/api/v1/repos/:repo/advisories',
+    { config: { access: allow.read() } },
+    async (request) => {
+      const { repo } = request.params;
+      const { limit, after } = parseQuery(advisoryListQuery, request.query);
+      const packages = await advisories.listPackages(repo, limit, after ?? '');
+      return { packages, next: packages.length === limit ? packages.at(-1)!.package : null };
+    },
+  );
 
-  app.get<{ Params: { repo: string } }>('/api/v1/repos/:repo/osv.json', async (request, reply) => {
-    const { repo } = request.params;
-    await auth.requireRead(request, repo);
-    return sendFeed(request, reply, repo, await advisories.osv(repo));
-  });
+  app.get<{ Params: { repo: string } }>(
+    '/api/v1/repos/:repo/osv.json',
+    { config: { access: allow.read() } },
+    async (request, reply) => {
+      const { repo } = request.params;
+      return sendFeed(request, reply, repo, await advisories.osv(repo));
+    },
+  );
 
   app.get<{ Params: { repo: string; file: string } }>(
     '/api/v1/repos/:repo/osv/:file',
+    { config: { access: allow.read() } },
     async (request, reply) => {
       const { repo, file } = request.params;
-      await auth.requireRead(request, repo);
       const all = await advisories.osv(repo);
       if (file === 'all.json') {
         // The feed index, as Chainguard's: every id with its modified time.
@@ -128,11 +134,11 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
 
   app.get<{ Params: { repo: string; name: string } }>(
     '/api/v1/repos/:repo/advisories/:name',
+    { config: { access: allow.read() } },
     async (request) => {
       const { repo, name } = request.params;
-      await auth.requireRead(request, repo);
       checkPackage(repo, name);
-      return toDocumentJson(advisories.get(repo, name));
+      return toDocumentJson(await advisories.get(repo, name));
     },
   );
 
@@ -145,10 +151,10 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
     );
     scope.put<{ Params: { repo: string; name: string } }>(
       '/api/v1/repos/:repo/advisories/:name',
-      { bodyLimit: DOCUMENT_BODY_LIMIT },
+      { bodyLimit: DOCUMENT_BODY_LIMIT, config: { access: allow.scope('advise') } },
       async (request, reply) => {
         const { repo, name } = request.params;
-        const token = auth.require(request, repo, 'advise');
+        const token = callerToken(request);
         const audit = auditor(services, request, token, 'advisory.write', `${repo}/${name}`);
         try {
           checkPackage(repo, name);
@@ -159,10 +165,12 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
             );
           }
           const change = await advisories.put(repo, name, request.body);
-          audit.ok(`${repo}/${name}`, changeDetail(change));
-          return reply.code(200).send({ ...change, document: toDocumentJson(advisories.get(repo, name)) });
+          await audit.ok(`${repo}/${name}`, changeDetail(change));
+          return reply
+            .code(200)
+            .send({ ...change, document: toDocumentJson(await advisories.get(repo, name)) });
         } catch (err) {
-          audit.rejected(err);
+          await audit.rejected(err);
           throw err;
         }
       },
@@ -171,10 +179,10 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
 
   app.post<{ Params: { repo: string } }>(
     '/api/v1/repos/:repo/advisories/import',
-    { bodyLimit: IMPORT_BODY_LIMIT },
+    { bodyLimit: IMPORT_BODY_LIMIT, config: { access: allow.scope('advise') } },
     async (request) => {
       const { repo } = request.params;
-      const token = auth.require(request, repo, 'advise');
+      const token = callerToken(request);
       const audit = auditor(services, request, token, 'advisory.import', repo);
       try {
         validateRepo(repo, 'glibc');
@@ -183,7 +191,7 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
         // One line per package that changed, as a single write would record it.
         for (const c of changes) {
           if (c.added.length + c.changed.length + c.removed.length > 0) {
-            services.audit.record({
+            await services.audit.record({
               token,
               action: 'advisory.write',
               target: `${repo}/${c.package}`,
@@ -200,10 +208,10 @@ export function registerAdvisoryRoutes(app: FastifyInstance, services: Services,
           changed: changes.reduce((n, c) => n + c.changed.length, 0),
           removed: changes.reduce((n, c) => n + c.removed.length, 0),
         };
-        audit.ok(repo, summary);
+        await audit.ok(repo, summary);
         return summary;
       } catch (err) {
-        audit.rejected(err);
+        await audit.rejected(err);
         throw err;
       }
     },

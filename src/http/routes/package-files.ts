@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { readFileList } from '../../repo/file-list.ts';
 import type { Services } from '../../repo/services.ts';
-import type { Authenticator } from '../auth.ts';
+import { allow } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { type PackageParams, readablePackage } from './repo-files.ts';
 
@@ -15,15 +15,12 @@ export const fileListQuery = z.object({
 const fileCursor = z.tuple([z.number().int().min(0)]);
 
 /** Which files a published package installs, in archive order, paged. */
-export function registerPackageFileRoutes(
-  app: FastifyInstance,
-  services: Services,
-  auth: Authenticator,
-): void {
+export function registerPackageFileRoutes(app: FastifyInstance, services: Services): void {
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/files',
+    { config: { access: allow.read() } },
     async (request) => {
-      const { pkg } = await readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, request, request.params);
       const q = parseQuery(fileListQuery, request.query);
       const afterSeq = q.after === undefined ? undefined : decodeCursor(fileCursor, q.after)[0];
       const { total, page } = await readFileList(services, pkg, { limit: q.limit, afterSeq });

@@ -11,11 +11,11 @@ import type { TokenInfo } from '../../repo/tokens.ts';
 import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
-import type { Authenticator } from '../auth.ts';
+import { allow, callerToken, canRead } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import type { Metrics } from '../metrics.ts';
 import { parseQuery } from '../query.ts';
-import { indexKeyOf } from './repo-files.ts';
+import { indexKeyOf, indexRepo } from './repo-files.ts';
 
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -23,20 +23,15 @@ export const pageQuery = z.object({
 });
 
 /** The package API: listing and metadata (read), publish and delete (write, audited). */
-export function registerPackageRoutes(
-  app: FastifyInstance,
-  services: Services,
-  auth: Authenticator,
-  metrics: Metrics,
-): void {
+export function registerPackageRoutes(app: FastifyInstance, services: Services, metrics: Metrics): void {
   const { store } = services;
 
-  app.get('/api/v1/repos', async (request) => {
-    const token = auth.identify(request);
+  app.get('/api/v1/repos', { config: { access: allow.optional } }, async (request) => {
+    const token = request.caller?.token;
     const indexes = await store.listIndexes();
     return {
       repos: (await store.listRepos())
-        .filter((r) => auth.canRead(token, r))
+        .filter((r) => canRead(token, r))
         .map((r) => ({
           name: r.name,
           private: r.private,
@@ -58,10 +53,10 @@ export function registerPackageRoutes(
 
   app.get<{ Params: { repo: string; libc: string; arch: string } }>(
     '/api/v1/repos/:repo/:libc/:arch/packages',
+    { config: { access: allow.read(indexRepo) } },
     async (request) => {
       const { repo, libc, arch } = request.params;
       const key = indexKeyOf(repo, libc, arch);
-      await auth.requireRead(request, repo);
       const q = parseQuery(pageQuery, request.query);
       const packages = await store.listPublished(key, q.limit + 1, q.after);
       const page = packages.slice(0, q.limit);
@@ -75,10 +70,10 @@ export function registerPackageRoutes(
 
   app.get<{ Params: { repo: string; libc: string; arch: string; name: string; version: string } }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version',
+    { config: { access: allow.read(indexRepo) } },
     async (request) => {
       const { repo, libc, arch, name, version } = request.params;
       const key = indexKeyOf(repo, libc, arch);
-      await auth.requireRead(request, repo);
       return await packageJson(await requirePublishedPackage(store, key, name, version), request, services);
     },
   );
@@ -93,7 +88,7 @@ export function registerPackageRoutes(
       reply: FastifyReply,
     ) => {
       const { repo, libc } = request.params;
-      const token = auth.require(request, repo, 'publish');
+      const token = callerToken(request);
       const started = performance.now();
       const audit = auditor(services, request, token, 'package.publish', `${repo}/${libc}`);
       try {
@@ -107,7 +102,7 @@ export function registerPackageRoutes(
           ),
         );
         const p = result.pkg;
-        audit.ok(`${repo}/${libc}/${p.arch}/${p.name}-${p.version}`, {
+        await audit.ok(`${repo}/${libc}/${p.arch}/${p.name}-${p.version}`, {
           sha256: p.sha256,
           outcome: result.outcome,
         });
@@ -123,26 +118,28 @@ export function registerPackageRoutes(
         });
       } catch (err) {
         metrics.observePublish(repo, 'rejected', (performance.now() - started) / 1000);
-        audit.rejected(err);
+        await audit.rejected(err);
         throw err;
       }
     };
-    scope.post('/api/v1/repos/:repo/:libc/packages', publish);
-    scope.put('/api/v1/repos/:repo/:libc/packages', publish);
+    const rule = { config: { access: allow.scope('publish') } };
+    scope.post('/api/v1/repos/:repo/:libc/packages', rule, publish);
+    scope.put('/api/v1/repos/:repo/:libc/packages', rule, publish);
   });
 
   app.delete<{ Params: { repo: string; libc: string; arch: string; name: string; version: string } }>(
     '/api/v1/repos/:repo/:libc/:arch/:name/:version',
+    { config: { access: allow.scope('delete') } },
     async (request, reply) => {
       const { repo, libc, arch, name, version } = request.params;
-      const token = auth.require(request, repo, 'delete');
+      const token = callerToken(request);
       const target = `${repo}/${libc}/${arch}/${name}-${version}`;
       const audit = auditor(services, request, token, 'package.delete', target);
       try {
         const pkg = await deletePackage(services, { repo, libc, arch }, name, version);
-        audit.ok(target, { sha256: pkg.sha256 });
+        await audit.ok(target, { sha256: pkg.sha256 });
       } catch (err) {
-        audit.rejected(err);
+        await audit.rejected(err);
         throw err;
       }
       return reply.code(204).send();
@@ -301,12 +298,12 @@ export function auditor(
 ) {
   const base = { token, action, remoteAddr: request.ip };
   return {
-    ok(finalTarget = target, detail?: Record<string, unknown>) {
-      services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
+    async ok(finalTarget = target, detail?: Record<string, unknown>) {
+      await services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
     },
-    rejected(err: unknown) {
+    async rejected(err: unknown) {
       try {
-        services.audit.record({
+        await services.audit.record({
           ...base,
           target,
           result: 'rejected',

@@ -10,13 +10,13 @@ import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
 import { fileVersion } from '../../store/blob-store.ts';
 import type { IndexKey, StoredPackage } from '../../store/package-store.ts';
-import type { Authenticator } from '../auth.ts';
+import { allow, assertCallerMayRead, type RepoOf } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { clientFileReader } from '../client-file.ts';
 import { sendBytes, sendFile } from '../send-file.ts';
 
 /** What apk fetches: `/<repo>/<libc>/<arch>/APKINDEX.tar.gz`, packages, and public keys. */
-export function registerRepoFileRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
+export function registerRepoFileRoutes(app: FastifyInstance, services: Services): void {
   const { store, indexer, blobs, cache } = services;
 
   /**
@@ -31,10 +31,10 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     method: ['GET', 'HEAD'],
     url: '/:repo/:libc/:arch/:file',
     exposeHeadRoute: false,
+    config: { access: allow.read(indexRepo) },
     handler: async (request, reply) => {
       const { repo, libc, arch, file } = request.params;
       const key = indexKeyOf(repo, libc, arch);
-      await auth.requireRead(request, repo);
       if (file === 'APKINDEX.tar.gz') {
         for (let attempt = 0; attempt < 2; attempt++) {
           const index = await store.getIndex(key);
@@ -131,7 +131,7 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
         // GET only: a presigned URL is signed for GET, and a store answers HEAD on it with 403.
         if (redirectSeconds > 0 && blobs.url && request.method === 'GET') {
           // The object store serves the bytes (apk follows 302, never 308: libfetch http.c). Read
-          // access was checked above; the URL is as good as the file for its lifetime, so it is
+          // access was checked before the handler (the route's rule); the URL is as good as the file for its lifetime, so it is
           // cached by nobody.
           return reply
             .header('Cache-Control', 'private, no-store')
@@ -197,13 +197,17 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
     if (!key) throw new AppError('KEY_NOT_FOUND', `no public key named ${keyName}`);
     return key.publicPem;
   };
-  app.get<{ Params: { keyName: string } }>('/keys/:keyName', async (request, reply) => {
-    reply.header('Content-Type', 'application/x-pem-file');
-    return serveKey(request.params.keyName);
-  });
+  app.get<{ Params: { keyName: string } }>(
+    '/keys/:keyName',
+    { config: { access: allow.public } },
+    async (request, reply) => {
+      reply.header('Content-Type', 'application/x-pem-file');
+      return serveKey(request.params.keyName);
+    },
+  );
   // The publisher client as one file (CI: curl it, run it with node); built by `npm run build`.
   const readClient = clientFileReader();
-  app.get('/client/reef.mjs', async (request, reply) => {
+  app.get('/client/reef.mjs', { config: { access: allow.public } }, async (request, reply) => {
     const client = await readClient();
     if (!client) {
       throw new AppError(
@@ -220,12 +224,13 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services,
       bytes: client.bytes,
     });
   });
-  app.get('/keys', async () => ({
+  app.get('/keys', { config: { access: allow.public } }, async () => ({
     keys: services.signingKeys.map((k) => k.keyName),
     attestation: services.attestationKey.keyName,
   }));
   app.get<{ Params: { repo: string; libc: string; keyName: string } }>(
     '/:repo/:libc/:keyName',
+    { config: { access: allow.public } },
     async (request, reply) => {
       indexKeyOf(request.params.repo, request.params.libc, 'noarch');
       reply.header('Content-Type', 'application/x-pem-file');
@@ -331,22 +336,31 @@ export function indexKeyOf(repo: string, libc: string, arch: string): IndexKey {
   return { repo, libc, arch };
 }
 
+/**
+ * The repository of a `/:repo/:libc/:arch/…` path, once all three are valid:
+ * an invalid one is not found (404) before credentials are looked at.
+ */
+export const indexRepo: RepoOf = (request) => {
+  const { repo, libc, arch } = request.params as { repo: string; libc: string; arch: string };
+  return indexKeyOf(repo, libc, arch).repo;
+};
+
 /** The path parameters of every per-package route. */
 export type PackageParams = { repo: string; libc: string; arch: string; name: string; version: string };
 
 /**
- * The published package a per-package path names, once the caller is known
- * to read its repository (checked first, so a private package's existence is
- * told to nobody else). `version` names another version of the same package.
+ * The published package a per-package path names, on a route whose rule
+ * (`allow.read()`) let the caller read its repository: checked before the
+ * handler, so a private package's existence is told to nobody else.
+ * `version` names another version of the same package.
  */
 export async function readablePackage(
   services: Services,
-  auth: Authenticator,
   request: FastifyRequest,
   p: PackageParams,
   version = p.version,
 ): Promise<{ key: IndexKey; pkg: StoredPackage }> {
-  await auth.requireRead(request, p.repo);
+  assertCallerMayRead(request, p.repo);
   const key = indexKeyOf(p.repo, p.libc, p.arch);
   return { key, pkg: await requirePublishedPackage(services.store, key, p.name, version) };
 }

@@ -9,7 +9,7 @@ import type { Services } from '../../repo/services.ts';
 import { MAX_SBOM_BYTES } from '../../sbom/limits.ts';
 import { checkSbomSize } from '../../sbom/parse.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
-import type { Authenticator } from '../auth.ts';
+import { type Authenticator, allow, assertCallerMayRead, callerToken } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
 import { indexKeyOf, type PackageParams, readablePackage } from './repo-files.ts';
@@ -50,8 +50,9 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
 
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
+    { config: { access: allow.read() } },
     async (request, reply) => {
-      const { pkg } = await readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, request, request.params);
       const q = parseQuery(sbomQuery, request.query);
       const rendered = await renderSbom(services, pkg, q.format);
       return reply
@@ -70,19 +71,20 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     scope.addContentTypeParser('application/json', (_request, _payload, done) => done(null));
     scope.put<{ Params: PackageParams }>(
       '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom',
+      { config: { access: allow.scope('publish') } },
       async (request) => {
         const p = request.params;
-        const token = auth.require(request, p.repo, 'publish');
+        const token = callerToken(request);
         const target = `${p.repo}/${p.libc}/${p.arch}/${p.name}-${p.version}`;
         const audit = auditor(services, request, token, 'sbom.attach', target);
         try {
           const key = indexKeyOf(p.repo, p.libc, p.arch);
           const sent = await receiveSbom(request, services.blobs);
           const { sbom } = await attachSbom(services, key, p.name, p.version, sent);
-          audit.ok(target, { sha256: sbom.sha256, format: sbom.format });
+          await audit.ok(target, { sha256: sbom.sha256, format: sbom.format });
           return { source: 'uploaded', ...sbom };
         } catch (err) {
-          audit.rejected(err);
+          await audit.rejected(err);
           throw err;
         }
       },
@@ -104,12 +106,13 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
       '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
       {
         config: {
+          access: allow.scope('publish'),
           tooLarge: { code: 'PROVENANCE_TOO_LARGE', what: 'provenance', maxBytes: MAX_SBOM_BYTES },
         },
       },
       async (request, reply) => {
         const p = request.params;
-        const token = auth.require(request, p.repo, 'publish');
+        const token = callerToken(request);
         const target = `${p.repo}/${p.libc}/${p.arch}/${p.name}-${p.version}`;
         const audit = auditor(services, request, token, 'provenance.attach', target);
         try {
@@ -119,12 +122,12 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
           const key = indexKeyOf(p.repo, p.libc, p.arch);
           const { outcome, pkg } = await attachProvenance(services, key, p.name, p.version, bytes);
           const stored = (await store.getProvenance(pkg.id))!;
-          audit.ok(target, { sha256: stored.sha256, verified: stored.verified, outcome });
+          await audit.ok(target, { sha256: stored.sha256, verified: stored.verified, outcome });
           return reply
             .code(outcome === 'created' ? 201 : 200)
             .send({ outcome, sha256: stored.sha256, format: stored.format, ...stored.result });
         } catch (err) {
-          audit.rejected(err);
+          await audit.rejected(err);
           throw err;
         }
       },
@@ -133,8 +136,9 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
 
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/provenance',
+    { config: { access: allow.read() } },
     async (request) => {
-      const { pkg } = await readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, request, request.params);
       const attestation = await store.getAttestation(pkg.id);
       if (!attestation) throw new AppError('NOT_FOUND', 'this package has no attestation');
       const bundle = JSON.parse((await services.blobs.readAll(attestation.sha256)).toString('utf8'));
@@ -157,20 +161,21 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     },
   );
 
-  app.get('/api/v1/components', async (request) =>
+  app.get('/api/v1/components', { config: { access: allow.optional } }, async (request) =>
     queryComponents(services, await auth.readableRepos(request), parseQuery(componentQuery, request.query)),
   );
 
-  app.get('/api/v1/licenses', async (request) =>
+  app.get('/api/v1/licenses', { config: { access: allow.optional } }, async (request) =>
     queryLicenses(services, await auth.readableRepos(request), parseQuery(licenseQuery, request.query)),
   );
 
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/sbom/diff',
+    { config: { access: allow.read() } },
     async (request) => {
-      const { pkg } = await readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, request, request.params);
       const q = parseQuery(diffQuery, request.query);
-      const other = (await readablePackage(services, auth, request, request.params, q.against)).pkg;
+      const other = (await readablePackage(services, request, request.params, q.against)).pkg;
       return {
         from: other.version,
         to: pkg.version,
@@ -179,9 +184,11 @@ export function registerSbomRoutes(app: FastifyInstance, services: Services, aut
     },
   );
 
-  app.get('/api/v1/sbom/export', async (request, reply) => {
+  // The repository is a query parameter: a malformed query is refused (400) before credentials are looked at.
+  const exportRepo = (request: FastifyRequest) => parseQuery(exportQuery, request.query).repo;
+  app.get('/api/v1/sbom/export', { config: { access: allow.read(exportRepo) } }, async (request, reply) => {
     const q = parseQuery(exportQuery, request.query);
-    await auth.requireRead(request, q.repo);
+    assertCallerMayRead(request, q.repo);
     await store.requireRepo(q.repo);
     async function* lines() {
       let after = 0;

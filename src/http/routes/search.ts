@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../../repo/services.ts';
 import type { SearchCursor } from '../../store/package-store.ts';
-import type { Authenticator } from '../auth.ts';
+import { type Authenticator, allow } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { packageJson } from './packages.ts';
 import { searchQuery } from './ui.ts';
@@ -34,7 +34,7 @@ function cursorKey(cursor: SearchCursor): [number, string, number] | [3, number]
  * `q`, ranked as the page ranks them, a page at a time.
  */
 export function registerSearchRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
-  app.get('/api/v1/search', async (request) => {
+  app.get('/api/v1/search', { config: { access: allow.optional } }, async (request) => {
     const q = parseQuery(apiSearchQuery, request.query);
     const key = q.after === undefined ? undefined : decodeCursor(searchCursor, q.after);
     const after: SearchCursor | undefined =

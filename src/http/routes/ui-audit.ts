@@ -4,7 +4,7 @@ import { AppError } from '../../errors.ts';
 import { diffComponents } from '../../repo/sbom-queries.ts';
 import type { Services } from '../../repo/services.ts';
 import type { SbomComponent } from '../../sbom/types.ts';
-import type { Authenticator } from '../auth.ts';
+import { type Authenticator, allow } from '../auth.ts';
 import { parseQuery } from '../query.ts';
 import { componentCells } from '../ui/component-cells.ts';
 import { type Html, html, packagePath, visible } from '../ui/html.ts';
@@ -19,7 +19,12 @@ import { queryComponents, queryLicenses } from './sbom.ts';
  * only repositories the caller may read.
  */
 
-export type SendPage = (request: FastifyRequest, reply: FastifyReply, title: string, body: Html) => unknown;
+export type SendPage = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  title: string,
+  body: Html,
+) => Promise<unknown>;
 
 /** Rows per page: a person reads a page; a script pages the API. */
 const PAGE_ROWS = 100;
@@ -53,7 +58,7 @@ export function registerAuditPages(
   auth: Authenticator,
   send: SendPage,
 ): void {
-  app.get('/ui/components', async (request, reply) => {
+  app.get('/ui/components', { config: { access: allow.optional } }, async (request, reply) => {
     const q = parseQuery(uiComponentQuery, request.query);
     const form = html`<h1>Components</h1>
 <p>Which packages contain a component, by name or by package URL, in a range of versions if you give one
@@ -92,7 +97,7 @@ ${nextLink('/ui/components', { name: q.name, purl: q.purl, version: q.version },
     );
   });
 
-  app.get('/ui/licenses', async (request, reply) => {
+  app.get('/ui/licenses', { config: { access: allow.optional } }, async (request, reply) => {
     const q = parseQuery(uiLicenseQuery, request.query);
     const form = html`<h1>Licences</h1>
 <p>The packages whose declared licence your approved list does not allow (or does). Give the list as an SPDX expression
@@ -133,8 +138,9 @@ ${nextLink('/ui/licenses', { expression, mode: q.mode }, next)}`,
 
   app.get<{ Params: PackageParams }>(
     '/ui/packages/:repo/:libc/:arch/:name/:version/diff',
+    { config: { access: allow.read() } },
     async (request, reply) => {
-      const { key, pkg } = await readablePackage(services, auth, request, request.params);
+      const { key, pkg } = await readablePackage(services, request, request.params);
       const q = parseQuery(uiDiffQuery, request.query);
       const versions = (await services.store.versionsOf(key, pkg.name)).filter(
         (v) => v.version !== pkg.version,
@@ -155,7 +161,7 @@ ${versions.map((v) => html`<option value="${v.version}"${v.version === q.against
           html`${heading}${versions.length === 0 ? html`<p class="muted">This is the only version.</p>` : ''}`,
         );
       }
-      const other = (await readablePackage(services, auth, request, request.params, q.against)).pkg;
+      const other = (await readablePackage(services, request, request.params, q.against)).pkg;
       const diff = diffComponents(
         await services.sboms.componentsOf(other.id),
         await services.sboms.componentsOf(pkg.id),

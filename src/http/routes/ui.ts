@@ -9,8 +9,9 @@ import { AppError } from '../../errors.ts';
 import { type PackageRelations, resolveRelations } from '../../repo/dependencies.ts';
 import { ensureFileList } from '../../repo/file-list.ts';
 import type { Services } from '../../repo/services.ts';
+import type { Match, NotEvaluated } from '../../repo/vulnerabilities.ts';
 import type { StoredPackage } from '../../store/package-store.ts';
-import { type Authenticator, UI_COOKIE } from '../auth.ts';
+import { type Authenticator, allow, UI_COOKIE } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { errorResponse } from '../errors.ts';
 import { parseQuery } from '../query.ts';
@@ -40,7 +41,7 @@ const SEARCH_LIMIT = 100;
 
 export function registerUiRoutes(app: FastifyInstance, services: Services, auth: Authenticator): void {
   // A browser at the root goes to the interface; apk and scripts never ask for `/`.
-  app.get('/', async (request, reply) => {
+  app.get('/', { config: { access: allow.public } }, async (request, reply) => {
     if (/text\/html/.test(request.headers.accept ?? '')) return reply.redirect('/ui/', 302);
     throw new AppError('NOT_FOUND', 'nothing at /: the web interface is at /ui/, the API at /api/v1/');
   });
@@ -52,7 +53,7 @@ export function registerUiRoutes(app: FastifyInstance, services: Services, auth:
       const cookies = (request as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies;
       if (!cookies?.[UI_COOKIE] || request.headers.authorization) return;
       try {
-        auth.identify(request);
+        await auth.identify(request);
       } catch (err) {
         if (!(err instanceof AppError) || err.code !== 'AUTH_INVALID') throw err;
         cookies[UI_COOKIE] = undefined;
@@ -87,10 +88,15 @@ const SIGN_IN_SECONDS = 8 * 3600;
 
 function registerPages(app: FastifyInstance, services: Services, auth: Authenticator): void {
   const { store } = services;
-  /** Who the page is for: the signed-in token's name, if any. */
-  const viewer = (request: FastifyRequest): string | undefined => auth.identify(request)?.name;
-  const send = (request: FastifyRequest, reply: FastifyReply, title: string, body: Html, query = '') =>
-    reply.headers(PAGE_HEADERS).send(page(title, body, query, viewer(request)).text);
+  /**
+   * Who the page is for: the signed-in token's name, if any. Shown, not
+   * checked: pages of any rule name the caller, identified (and invalid
+   * credentials refused) as the page is rendered.
+   */
+  const viewer = async (request: FastifyRequest): Promise<string | undefined> =>
+    (await auth.identify(request))?.name;
+  const send = async (request: FastifyRequest, reply: FastifyReply, title: string, body: Html, query = '') =>
+    reply.headers(PAGE_HEADERS).send(page(title, body, query, await viewer(request)).text);
 
   const signInPage = (request: FastifyRequest, reply: FastifyReply, problem?: string) =>
     send(
@@ -110,9 +116,12 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
 
   registerAuditPages(app, services, auth, send);
 
-  app.get('/ui/sign-in', async (request, reply) => signInPage(request, reply));
+  app.get('/ui/sign-in', { config: { access: allow.public } }, async (request, reply) =>
+    signInPage(request, reply),
+  );
 
-  app.post('/ui/sign-in', async (request, reply) => {
+  // Public: the token to check is in the form, and checked below (failures counted as any).
+  app.post('/ui/sign-in', { config: { access: allow.public } }, async (request, reply) => {
     checkSameOrigin(request, services);
     // The cookie is Secure: browsers keep it only over https (and on this machine's own address).
     if (request.protocol !== 'https' && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(request.hostname)) {
@@ -126,7 +135,7 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
     const token = String((request.body as { token?: unknown } | undefined)?.token ?? '').trim();
     try {
       if (!token) throw new AppError('AUTH_INVALID', 'give a token');
-      auth.verify(request, token);
+      await auth.verify(request, token);
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'AUTH_INVALID') throw err;
       reply.code(401);
@@ -142,20 +151,20 @@ scripts cannot read and other sites do not send, for ${SIGN_IN_SECONDS / 3600} h
     return reply.redirect('/ui/', 303);
   });
 
-  app.post('/ui/sign-out', async (request, reply) => {
+  app.post('/ui/sign-out', { config: { access: allow.public } }, async (request, reply) => {
     checkSameOrigin(request, services);
     reply.clearCookie(UI_COOKIE, { path: '/ui/' });
     return reply.redirect('/ui/', 303);
   });
 
-  app.get('/ui/static/reef.css', async (request, reply) => {
+  app.get('/ui/static/reef.css', { config: { access: allow.public } }, async (request, reply) => {
     reply.header('content-type', 'text/css; charset=utf-8').header('etag', STYLESHEET_ETAG);
     reply.header('cache-control', 'public, no-cache');
     if (request.headers['if-none-match'] === STYLESHEET_ETAG) return reply.code(304).send();
     return STYLESHEET;
   });
 
-  app.get('/ui/', async (request, reply) => {
+  app.get('/ui/', { config: { access: allow.optional } }, async (request, reply) => {
     const readable = new Set(await auth.readableRepos(request));
     const base = baseUrl(request, services);
     const indexes = (await store.listIndexes()).filter((i) => readable.has(i.repo));
@@ -192,7 +201,7 @@ ${sections.length > 0 ? sections : html`<p class="muted">No repository you may r
     );
   });
 
-  app.get('/ui/search', async (request, reply) => {
+  app.get('/ui/search', { config: { access: allow.optional } }, async (request, reply) => {
     const q = parseQuery(searchQuery, request.query);
     const text = q.q.trim();
     const repos = (await auth.readableRepos(request)).filter((r) => q.repo === undefined || r === q.repo);
@@ -224,8 +233,9 @@ ${found.next ? html`<p class="muted">The first ${hits.length}; narrow the search
 
   app.get<{ Params: PackageParams }>(
     '/ui/packages/:repo/:libc/:arch/:name/:version',
+    { config: { access: allow.read() } },
     async (request, reply) => {
-      const { key, pkg } = await readablePackage(services, auth, request, request.params);
+      const { key, pkg } = await readablePackage(services, request, request.params);
       await ensureFileList(services, pkg).catch((err) => request.log.warn({ err }, 'file list not read'));
       return send(
         request,
@@ -298,11 +308,10 @@ async function packagePage(
         predicate?: Record<string, string>;
       }
     | undefined;
-  const advisories = services.advisories.documentOf(pkg.repo, pkg.origin || pkg.name);
+  const advisories = await services.advisories.documentOf(pkg.repo, pkg.origin || pkg.name);
   const key = { repo: pkg.repo, libc: pkg.libc, arch };
   const versions = await services.store.versionsOf(key, pkg.name);
   const relations = await resolveRelations(services.store, key, pkg);
-  const vulnerabilities = await vulnerabilityTable(services, pkg);
 
   return html`<h1>${pkg.name} <span class="muted">${pkg.version}</span></h1>
 <dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
@@ -356,7 +365,7 @@ ${advisories.map((a) => {
     : html`<p class="muted">No advisory concerns ${pkg.origin || pkg.name}.</p>`
 }
 <h2>Vulnerabilities</h2>
-${vulnerabilities}`;
+${vulnerabilityTable(await services.vulnerabilities.forPackage(pkg))}`;
 }
 
 /** Dependencies linked to the packages that satisfy them, and the packages that need this one. */
@@ -386,8 +395,13 @@ ${
 }
 
 /** What the uploaded OSV records say of this package and its components (reef's advisories applied). */
-async function vulnerabilityTable(services: Services, pkg: StoredPackage): Promise<Html> {
-  const { matches, notEvaluated } = await services.vulnerabilities.forPackage(pkg);
+function vulnerabilityTable({
+  matches,
+  notEvaluated,
+}: {
+  matches: Match[];
+  notEvaluated: NotEvaluated[];
+}): Html {
   if (matches.length + notEvaluated.length === 0) {
     return html`<p class="muted">No uploaded vulnerability record matches this package or its components.</p>`;
   }

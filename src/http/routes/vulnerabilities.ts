@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../../repo/services.ts';
-import type { Authenticator } from '../auth.ts';
+import { type Authenticator, allow, callerToken } from '../auth.ts';
 import { decodeCursor, encodeCursor, parseQuery } from '../query.ts';
 import { auditor } from './packages.ts';
 import { type PackageParams, readablePackage } from './repo-files.ts';
@@ -40,33 +40,42 @@ export function registerVulnerabilityRoutes(
 ): void {
   const { vulnerabilities } = services;
 
-  app.post('/api/v1/vulnerabilities', { bodyLimit: UPLOAD_BODY_LIMIT }, async (request) => {
-    const token = auth.require(request, '*', 'advise');
-    const audit = auditor(services, request, token, 'vulnerability.upload', 'osv');
-    try {
-      const result = vulnerabilities.upload(request.body);
-      audit.ok('osv', result);
-      return result;
-    } catch (err) {
-      audit.rejected(err);
-      throw err;
-    }
-  });
+  app.post(
+    '/api/v1/vulnerabilities',
+    { bodyLimit: UPLOAD_BODY_LIMIT, config: { access: allow.scope('advise', '*') } },
+    async (request) => {
+      const token = callerToken(request);
+      const audit = auditor(services, request, token, 'vulnerability.upload', 'osv');
+      try {
+        const result = await vulnerabilities.upload(request.body);
+        await audit.ok('osv', result);
+        return result;
+      } catch (err) {
+        await audit.rejected(err);
+        throw err;
+      }
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/api/v1/vulnerabilities/:id', async (request) => {
-    const q = parseQuery(vulnerabilityQuery, request.query);
-    const after = q.after === undefined ? undefined : decodeCursor(matchCursor, q.after);
-    const page = await vulnerabilities.affectedBy(request.params.id, await auth.readableRepos(request), {
-      limit: q.limit,
-      after,
-    });
-    return { id: request.params.id, ...page, next: page.next ? encodeCursor(page.next) : null };
-  });
+  app.get<{ Params: { id: string } }>(
+    '/api/v1/vulnerabilities/:id',
+    { config: { access: allow.optional } },
+    async (request) => {
+      const q = parseQuery(vulnerabilityQuery, request.query);
+      const after = q.after === undefined ? undefined : decodeCursor(matchCursor, q.after);
+      const page = await vulnerabilities.affectedBy(request.params.id, await auth.readableRepos(request), {
+        limit: q.limit,
+        after,
+      });
+      return { id: request.params.id, ...page, next: page.next ? encodeCursor(page.next) : null };
+    },
+  );
 
   app.get<{ Params: PackageParams }>(
     '/api/v1/packages/:repo/:libc/:arch/:name/:version/vulnerabilities',
+    { config: { access: allow.read() } },
     async (request) => {
-      const { pkg } = await readablePackage(services, auth, request, request.params);
+      const { pkg } = await readablePackage(services, request, request.params);
       const q = parseQuery(vulnerabilityQuery, request.query);
       // One list, matches first: a page is a slice of it, `after` the position it ends at.
       const after = q.after === undefined ? 0 : decodeCursor(offsetCursor, q.after).offset;
