@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/http/app.ts';
 import { migrate, openDb } from '../src/store/db.ts';
 import { relationNames } from '../src/store/package-store.ts';
+import { sqliteOf } from '../src/store/sqlite-database.ts';
 import { prng } from '../test/helpers/prng.ts';
 import {
   type BenchResult,
@@ -292,7 +293,8 @@ export async function benchUi(): Promise<BenchResult> {
 
     const started = await startBenchServices(dataDir);
     services = started.services;
-    const { db, store } = services;
+    const { store } = services;
+    const db = sqliteOf(services.database);
     // What the migration does for a database that already holds these packages: index them all at once.
     const rebuildStarted = performance.now();
     db.transaction(() => {

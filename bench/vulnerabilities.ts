@@ -2,6 +2,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/http/app.ts';
+import { sqliteOf } from '../src/store/sqlite-database.ts';
 import { get, memory, PACKAGES, POOL, prepareComponentData, resetPeak } from './components.ts';
 import {
   BENCH_TOKEN,
@@ -125,7 +126,7 @@ export async function benchVulnerabilities(): Promise<BenchResult> {
           )
         : undefined;
     // A public package whose SBOM has lib0, for the reverse view.
-    const holder = services.db
+    const holder = sqliteOf(services.database)
       .prepare(
         `SELECT p.repo, p.libc, p.arch, p.name, p.version FROM components c JOIN packages p ON p.id = c.package_id
          WHERE c.purl >= 'pkg:npm/lib0@' AND c.purl < 'pkg:npm/lib0A' AND p.repo = 'wolfi' LIMIT 1`,

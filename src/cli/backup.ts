@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { backupDataDir } from '../repo/backup.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
-import { type CliContext, EXIT_CODES, parseCommand, usageError } from './command.ts';
+import { SqliteDatabase } from '../store/sqlite-database.ts';
+import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { cliAuditor, withLocalData } from './local-data.ts';
 import { dataOptions } from './options.ts';
@@ -40,7 +41,15 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
   if (dest === config.dataDir || dest.startsWith(`${config.dataDir}/`)) {
     throw usageError('the backup destination must be outside the data folder');
   }
-  return withLocalData(config, ctx.stderr, async ({ db, audit }) => {
+  return withLocalData(config, ctx.stderr, async ({ database, audit }) => {
+    if (!(database instanceof SqliteDatabase)) {
+      throw new CliError(
+        "'reef backup' copies the data folder's SQLite database; with REEF_DATABASE_URL, back up PostgreSQL with pg_dump and the bucket with its own tools",
+        1,
+        'USAGE',
+      );
+    }
+    const db = database.raw;
     const audited = cliAuditor(audit, 'backup', dest);
     try {
       const blobs = await openBlobStore(config, { sweepSpool: false });

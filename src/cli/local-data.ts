@@ -1,13 +1,11 @@
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { AuditLog } from '../repo/audit.ts';
 import { TokenService } from '../repo/tokens.ts';
 import { AuditStore } from '../store/audit-store.ts';
 import type { Database } from '../store/database.ts';
-import type { Db } from '../store/db.ts';
+import { openDatabase } from '../store/open-database.ts';
 import { PackageStore } from '../store/package-store.ts';
-import { SqliteDatabase } from '../store/sqlite-database.ts';
 import { TokenStore } from '../store/token-store.ts';
 import { codeOf, type Output } from './command.ts';
 
@@ -18,8 +16,6 @@ import { codeOf, type Output } from './command.ts';
  */
 export interface LocalData {
   database: Database;
-  /** The same database as better-sqlite3 sees it, for code not yet on `database`. */
-  db: Db;
   store: PackageStore;
   tokens: TokenService;
   audit: AuditLog;
@@ -31,16 +27,11 @@ export async function withLocalData<T>(
   run: (data: LocalData) => T | Promise<T>,
 ): Promise<T> {
   mkdirSync(config.dataDir, { recursive: true });
-  const database = new SqliteDatabase(join(config.dataDir, 'reef.db'));
-  const db = database.raw;
+  const { database, applied } = await openDatabase(config);
   try {
-    const migrated = await database.migrate();
-    if (migrated.applied.length > 0) {
-      stderr.write(`reef: migrated ${config.dataDir}: ${migrated.applied.join(', ')}\n`);
-    }
+    if (applied.length > 0) stderr.write(`reef: migrated the database: ${applied.join(', ')}\n`);
     return await run({
       database,
-      db,
       store: new PackageStore(database, config.defaultArches),
       tokens: new TokenService(new TokenStore(database), config.adminToken),
       audit: new AuditLog(new AuditStore(database)),

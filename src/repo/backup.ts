@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { AppError } from '../errors.ts';
 import { type BlobStore, DiskBlobStore, readdirIfExists } from '../store/blob-store.ts';
 import type { Db } from '../store/db.ts';
-import { listReferencedBlobs } from '../store/package-store.ts';
+import { listReferencedBlobs } from '../store/db.ts';
 import { copyBlob } from './copy-blobs.ts';
 
 /**

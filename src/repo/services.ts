@@ -1,20 +1,18 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
-import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MAX_SBOM_BYTES } from '../sbom/limits.ts';
 import { AdvisoryStore } from '../store/advisory-store.ts';
 import { AuditStore } from '../store/audit-store.ts';
 import { ContentCache } from '../store/content-cache.ts';
 import { type Database, pingDatabase } from '../store/database.ts';
-import type { Db } from '../store/db.ts';
 import { FileListStore } from '../store/file-list-store.ts';
 import { openKeyStore } from '../store/key-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
+import { openDatabase } from '../store/open-database.ts';
 import { PackageStore } from '../store/package-store.ts';
 import { SbomStore } from '../store/sbom-store.ts';
-import { SqliteDatabase } from '../store/sqlite-database.ts';
 import { TokenStore } from '../store/token-store.ts';
 import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
@@ -32,10 +30,8 @@ import { VulnerabilityService } from './vulnerabilities.ts';
 /** Everything the server and the CLI work with, wired once. */
 export interface Services extends PublishDeps {
   config: Config;
-  /** The metadata database, through the engine-neutral interface every store is moving to. */
+  /** The metadata database: SQLite in the data folder, or PostgreSQL shared by replicas. */
   database: Database;
-  /** The same SQLite database as better-sqlite3 sees it, for stores not yet on `database`. */
-  db: Db;
   tokens: TokenService;
   audit: AuditLog;
   /** Security advisories and the feeds built from them. */
@@ -70,17 +66,9 @@ export async function createServices(
   await mkdir(config.dataDir, { recursive: true });
   // Policies first: a bad key file or trusted root stops the start with a message.
   const provenance = new ProvenancePolicies(config.provenance, config.configDir);
-  if (config.databaseUrl) {
-    throw new AppError(
-      'CONFIG_INVALID',
-      'invalid configuration REEF_DATABASE_URL: this build of reef keeps its metadata in SQLite only; unset it',
-    );
-  }
-  const database = new SqliteDatabase(join(config.dataDir, 'reef.db'));
-  const db = database.raw;
+  const { database, applied } = await openDatabase(config);
   try {
-    const migrated = await database.migrate();
-    if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'database migrated');
+    if (applied.length > 0) log.info({ applied }, 'database migrated');
     const blobs = await openBlobStore(config, { sweepSpool: true });
     const store = new PackageStore(database, config.defaultArches);
     // What signed before is read only when a key is missing (attestations: a scan of the table).
@@ -109,7 +97,6 @@ export async function createServices(
     return {
       config,
       database,
-      db,
       store,
       sboms,
       fileLists: new FileListStore(database),

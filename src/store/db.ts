@@ -130,3 +130,19 @@ export function lockExclusive(path: string): Database.Database | undefined {
     return undefined;
   }
 }
+
+/**
+ * Every blob a row names: packages, SBOMs, attestations, publisher provenance
+ * (the tables isBlobReferenced asks). A copy of the database is whole only
+ * with all of these beside it.
+ */
+export function listReferencedBlobs(db: Db): string[] {
+  return (
+    db
+      .prepare(
+        `SELECT sha256 FROM packages UNION SELECT sha256 FROM sboms UNION SELECT sha256 FROM attestations
+         UNION SELECT sha256 FROM publisher_provenance ORDER BY sha256`,
+      )
+      .all() as Array<{ sha256: string }>
+  ).map((r) => r.sha256);
+}

@@ -1,11 +1,8 @@
-import type { Statement } from 'better-sqlite3';
 import { parseDependency } from '../apk/dependency.ts';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
 import type { Database } from './database.ts';
-import { type Db, statementCache } from './db.ts';
-import { sqliteOf } from './sqlite-database.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -342,19 +339,13 @@ const SHARED_ARCH_SQL = "(? = 'noarch' OR arch = ? OR arch = 'noarch')";
 const REPO_SQL = 'SELECT * FROM repos WHERE name = ?';
 
 export class PackageStore {
-  private readonly stmt: (sql: string) => Statement;
   private readonly changeListeners: Array<(changes: IndexChange[]) => void> = [];
-
-  private readonly db: Db;
 
   constructor(
     private readonly database: Database,
     /** Arches that get an index when a repo/libc holds only noarch packages. */
     private readonly defaultArches: string[],
-  ) {
-    this.db = sqliteOf(database);
-    this.stmt = statementCache(this.db);
-  }
+  ) {}
 
   /**
    * Calls `listener` once each insert or remove has committed, with the
@@ -1247,22 +1238,6 @@ function toRepo(r: RepoRow): RepoInfo {
         : { id: r.distro_id, ...(r.distro_version === null ? {} : { version: r.distro_version }) },
     createdAt: r.created_at,
   };
-}
-
-/**
- * Every blob a row names: packages, SBOMs, attestations, publisher provenance
- * (the tables isBlobReferenced asks). A copy of the database is whole only
- * with all of these beside it.
- */
-export function listReferencedBlobs(db: Db): string[] {
-  return (
-    db
-      .prepare(
-        `SELECT sha256 FROM packages UNION SELECT sha256 FROM sboms UNION SELECT sha256 FROM attestations
-         UNION SELECT sha256 FROM publisher_provenance ORDER BY sha256`,
-      )
-      .all() as Array<{ sha256: string }>
-  ).map((r) => r.sha256);
 }
 
 export function uniqueKeys(keys: IndexKey[]): IndexKey[] {

@@ -169,7 +169,7 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
 
   async lockForTransaction(name: string): Promise<void> {
     const tx = this.current();
-    if (!tx || tx.kind !== 'write') throw new Error('lockForTransaction() outside transact()');
+    if (tx?.kind !== 'write') throw new Error('lockForTransaction() outside transact()');
     await this.execute('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`reef:${name}`]);
   }
 

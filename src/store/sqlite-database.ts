@@ -76,7 +76,7 @@ export class SqliteDatabase extends TransactionScope<Connection> implements Data
 
   async lockForTransaction(_name: string): Promise<void> {
     const tx = this.current();
-    if (!tx || tx.kind !== 'write') throw new Error('lockForTransaction() outside transact()');
+    if (tx?.kind !== 'write') throw new Error('lockForTransaction() outside transact()');
     // Write transactions run one at a time (BEGIN IMMEDIATE): held already.
   }
 

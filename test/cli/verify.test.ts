@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runVerify } from '../../src/cli/verify.ts';
+import { sqliteOf } from '../../src/store/sqlite-database.ts';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { assertExit, ROOT, type Run, reef } from '../helpers/reef-cli.ts';
 import {
@@ -225,9 +226,11 @@ describe('reef verify', () => {
   });
 
   test("a file tampered with in reef's data folder fails at its step: reef never serves it as sound", async () => {
-    const db = server.services.db;
-    const id = (db.prepare("SELECT id FROM packages WHERE name = 'verified'").get() as { id: number }).id;
+    const id = (await server.services.database.get<{ id: number }>(
+      "SELECT id FROM packages WHERE name = 'verified'",
+    ))!.id;
     const blob = (sha: string) => join(server.dataDir, 'blobs', 'sha256', sha.slice(0, 2), sha);
+    const db = sqliteOf(server.services.database);
     const one = (sql: string) => (db.prepare(sql).get(id) as { sha256: string }).sha256;
     const index = db.prepare("SELECT sha256 FROM indexes WHERE repo = 'main' AND arch = 'x86_64'").get() as {
       sha256: string;

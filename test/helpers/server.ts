@@ -128,7 +128,7 @@ export async function publishForm(
 }
 
 /** Every file under the data folder with its size and hash, plus the package rows: what "unchanged" means. */
-export function snapshotData(server: TestServer): string {
+export async function snapshotData(server: TestServer): Promise<string> {
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
@@ -143,8 +143,8 @@ export function snapshotData(server: TestServer): string {
     }
   };
   walk(server.dataDir);
-  const rows = server.services.db.prepare('SELECT * FROM packages ORDER BY id').all();
-  const indexes = server.services.db.prepare('SELECT * FROM indexes ORDER BY repo, libc, arch').all();
+  const rows = await server.services.database.all('SELECT * FROM packages ORDER BY id');
+  const indexes = await server.services.database.all('SELECT * FROM indexes ORDER BY repo, libc, arch');
   return JSON.stringify({ files, rows, indexes });
 }
 

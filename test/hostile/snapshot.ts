@@ -30,22 +30,20 @@ export async function snapshotState(
     }
   };
   walk(server.dataDir);
-  const db = server.services.db;
+  const db = server.services.database;
   const names = (
-    db
-      .prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-      )
-      .all() as Array<{ name: string }>
+    await db.all<{ name: string }>(
+      db.dialect === 'postgres'
+        ? "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
+        : "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
   )
     .map((r) => r.name)
     .filter((n) => n !== 'audit_log');
   const tables: Record<string, unknown[]> = {};
   // Sorted here, not by rowid: WITHOUT ROWID tables have none.
   for (const name of names) {
-    tables[name] = (db.prepare(`SELECT * FROM "${name}"`).all() as unknown[])
-      .map((row) => JSON.stringify(row))
-      .sort();
+    tables[name] = (await db.all(`SELECT * FROM "${name}"`)).map((row) => JSON.stringify(row)).sort();
   }
   return { files, objects: await bucketObjects(server.services.config.s3), tables };
 }

@@ -47,22 +47,23 @@ describe('package file lists (HTTP)', () => {
       id: (await server.services.store.find({ repo, libc: 'musl', arch: 'x86_64' }, name, '1.0-r0'))!.id,
     };
   };
-  const rowCounts = (id: number) => ({
+  const rowCounts = async (id: number) => ({
     files: (
-      server.services.db.prepare('SELECT COUNT(*) AS n FROM package_files WHERE package_id = ?').get(id) as {
-        n: number;
-      }
-    ).n,
+      await server.services.database.get<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM package_files WHERE package_id = ?',
+        [id],
+      )
+    )?.n,
     recorded:
-      server.services.db.prepare('SELECT 1 FROM package_file_lists WHERE package_id = ?').get(id) !==
+      (await server.services.database.get('SELECT 1 FROM package_file_lists WHERE package_id = ?', [id])) !==
       undefined,
   });
   const listedByTar = (apk: Buffer): ListedEntry[] => tarListing(apk, work).map(({ modeText: _, ...e }) => e);
   /** As a package published before migration 0012 is: no list recorded. */
-  const forgetList = (id: number) => {
-    server.services.db.prepare('DELETE FROM package_files WHERE package_id = ?').run(id);
-    server.services.db.prepare('DELETE FROM package_file_lists WHERE package_id = ?').run(id);
-    assert.deepEqual(rowCounts(id), { files: 0, recorded: false });
+  const forgetList = async (id: number) => {
+    await server.services.database.run('DELETE FROM package_files WHERE package_id = ?', [id]);
+    await server.services.database.run('DELETE FROM package_file_lists WHERE package_id = ?', [id]);
+    assert.deepEqual(await rowCounts(id), { files: 0, recorded: false });
   };
 
   const TREE: BuildFile[] = [
@@ -159,8 +160,8 @@ describe('package file lists (HTTP)', () => {
 
   test('a package published before lists were kept gets its list read from the stored .apk, once', async () => {
     const { apk, id } = await publishFiles('older', TREE);
-    assert.deepEqual(rowCounts(id), { files: TREE.length, recorded: true }, 'recorded at publish');
-    forgetList(id);
+    assert.deepEqual(await rowCounts(id), { files: TREE.length, recorded: true }, 'recorded at publish');
+    await forgetList(id);
     // Several callers at once: one read of the blob, the same answer for all.
     const { blobs } = server.services;
     const read = blobs.read;
@@ -180,7 +181,7 @@ describe('package file lists (HTTP)', () => {
       assert.deepEqual(list.files, listedByTar(apk));
       assert.equal(list.total, TREE.length);
     }
-    assert.deepEqual(rowCounts(id), { files: TREE.length, recorded: true });
+    assert.deepEqual(await rowCounts(id), { files: TREE.length, recorded: true });
   });
 
   test('stored bytes that are not the package: no list is served, none is kept', {
@@ -193,7 +194,7 @@ describe('package file lists (HTTP)', () => {
       depends: [],
       files: [{ name: 'usr/x' }],
     });
-    forgetList(id);
+    await forgetList(id);
     const sha256 = (await server.services.store.getById(id))!.sha256;
     const blob = join(server.dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
     const original = readFileSync(blob);
@@ -203,7 +204,7 @@ describe('package file lists (HTTP)', () => {
       assert.equal(res.status, 500);
       assert.equal(res.body.code, 'INTERNAL');
       assert.doesNotMatch(JSON.stringify(res.body), /usr\/x/);
-      assert.deepEqual(rowCounts(id), { files: 0, recorded: false });
+      assert.deepEqual(await rowCounts(id), { files: 0, recorded: false });
       // The failure is remembered for those bytes: asking again reads nothing.
       const { blobs } = server.services;
       const read = blobs.read;
@@ -226,7 +227,7 @@ describe('package file lists (HTTP)', () => {
       // Other bytes (here truncated; a restore from a backup alike) are read again.
       writeFileSync(blob, original.subarray(0, original.length - 100));
       assert.equal((await get(filesPath('swapped'))).status, 500, 'a truncated blob');
-      assert.deepEqual(rowCounts(id), { files: 0, recorded: false });
+      assert.deepEqual(await rowCounts(id), { files: 0, recorded: false });
     } finally {
       writeFileSync(blob, original);
     }
@@ -252,13 +253,13 @@ describe('package file lists (HTTP)', () => {
     assert.equal((await get('/api/v1/packages/main/musl/x86_64/atomic/1.0-r0')).status, 404);
 
     const { id } = await publishFiles('doomed', TREE);
-    assert.deepEqual(rowCounts(id), { files: TREE.length, recorded: true });
+    assert.deepEqual(await rowCounts(id), { files: TREE.length, recorded: true });
     const deleted = await fetch(`${server.url}/api/v1/repos/main/musl/x86_64/doomed/1.0-r0`, {
       method: 'DELETE',
       headers: admin,
     });
     assert.equal(deleted.status, 204);
-    assert.deepEqual(rowCounts(id), { files: 0, recorded: false });
+    assert.deepEqual(await rowCounts(id), { files: 0, recorded: false });
     assert.equal((await get(filesPath('doomed'))).status, 404);
   });
 });

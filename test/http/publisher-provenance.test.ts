@@ -137,7 +137,7 @@ describe('publisher provenance over HTTP', () => {
     const signer = { keyName: 'acme.rsa.pub', privateKey: packageKey.privateKey };
     const apk = await buildApk({ name: 'strict', version: '1.0-r0', depends: [], signer });
     const unsignedApk = await buildApk({ name: 'strict', version: '1.0-r0', depends: [] });
-    const before = snapshotData(server);
+    const before = await snapshotData(server);
     const cases: Array<[string, Record<string, Buffer>, string]> = [
       ['no provenance', { package: apk }, 'PROVENANCE_REQUIRED'],
       [
@@ -162,7 +162,7 @@ describe('publisher provenance over HTTP', () => {
       assert.equal(res.status, 422, what);
       assert.equal(res.json.code, code, what);
     }
-    assert.equal(snapshotData(server), before, 'nothing left behind');
+    assert.equal(await snapshotData(server), before, 'nothing left behind');
     const ok = await publishForm(server, 'strict', 'musl', {
       package: apk,
       provenance: await bundleFor(apk),

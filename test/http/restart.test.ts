@@ -193,7 +193,7 @@ describe('start-up recovery and keys', () => {
       const first = await createServices(config, createLogger('silent'));
       const token = first.generatedAdminToken ?? '';
       assert.ok(token.startsWith('reef_'));
-      const stored = first.db.prepare('SELECT hash FROM tokens').all() as Array<{ hash: string }>;
+      const stored = await first.database.all<{ hash: string }>('SELECT hash FROM tokens');
       assert.equal(stored.length, 1);
       assert.notEqual(stored[0]!.hash, token);
       assert.deepEqual((await first.tokens.verify(token))?.scopes, ['*:admin']);

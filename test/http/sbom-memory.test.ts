@@ -119,7 +119,7 @@ describe('SBOM memory while packages arrive', () => {
     assert.equal(Number(api.headers.get('content-length')), MAX_SBOM_BYTES);
     await api.arrayBuffer();
 
-    const before = snapshotData(server);
+    const before = await snapshotData(server);
     const over = await buildApk({
       name: 'over',
       depends: [],
@@ -128,7 +128,7 @@ describe('SBOM memory while packages arrive', () => {
     const refused = await publish(server, 'mem', 'glibc', over);
     assert.equal(refused.status, 413);
     assert.equal(refused.json.code, 'APK_SBOM_TOO_LARGE');
-    assert.equal(snapshotData(server), before);
+    assert.equal(await snapshotData(server), before);
     assert.deepEqual(tempFiles(), []);
     assert.equal(server.services.sbomMemory.inUse, 0);
   });
@@ -137,7 +137,7 @@ describe('SBOM memory while packages arrive', () => {
     const apk = await buildApk({ name: 'busy', depends: [], sbom: spdxOf('busy', '1.0.0-r0') });
     const others = server.services.sbomMemory.hold();
     others.take(server.services.sbomMemory.capacity);
-    const before = snapshotData(server);
+    const before = await snapshotData(server);
     const res = await fetch(`${server.url}/api/v1/repos/mem/glibc/packages`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/octet-stream' },
@@ -147,7 +147,7 @@ describe('SBOM memory while packages arrive', () => {
     assert.equal(res.status, 503);
     assert.equal(body.code, 'SBOM_BUSY');
     assert.ok(Number(res.headers.get('retry-after')) > 0);
-    assert.equal(snapshotData(server), before);
+    assert.equal(await snapshotData(server), before);
     assert.deepEqual(tempFiles(), []);
     assert.equal(server.services.sbomMemory.inUse, server.services.sbomMemory.capacity);
 
@@ -212,7 +212,7 @@ describe('SBOM memory while packages arrive', () => {
         body,
         duplex: 'half',
       } as RequestInit);
-    const before = snapshotData(server);
+    const before = await snapshotData(server);
     // Without a length up front (chunked), the limit is found while the body streams in.
     const tooLarge = new ReadableStream({
       start(controller) {
@@ -239,7 +239,7 @@ describe('SBOM memory while packages arrive', () => {
     });
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { code: string }).code, 'PACKAGE_NOT_FOUND');
-    assert.equal(snapshotData(server), before);
+    assert.equal(await snapshotData(server), before);
     assert.deepEqual(tempFiles(), []);
 
     const doc = spdxOf('later', '1.0.0-r0', 100_000);

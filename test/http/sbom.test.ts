@@ -143,7 +143,7 @@ describe('SBOMs beside every package', () => {
     const served = await fetch(`${server.url}/up/glibc/x86_64/crane-0.20.2-r1.apk.sbom.original.json`);
     assert.ok(Buffer.from(await served.arrayBuffer()).equals(golden));
 
-    const before = snapshotData(server);
+    const before = await snapshotData(server);
     const other = await buildApk({ name: 'other', depends: [] });
     const cases: Array<[Buffer, string]> = [
       [golden, 'SBOM_WRONG_PACKAGE'],
@@ -160,7 +160,7 @@ describe('SBOMs beside every package', () => {
       assert.equal(r.status, 422, `${code}: ${JSON.stringify(r.json)}`);
       assert.equal(r.json.code, code);
     }
-    assert.equal(snapshotData(server), before, 'rejected uploads leave nothing behind');
+    assert.equal(await snapshotData(server), before, 'rejected uploads leave nothing behind');
   });
 
   test('an SBOM attached later replaces the generated one', async () => {

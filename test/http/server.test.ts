@@ -190,7 +190,7 @@ describe('rejections leave nothing behind', () => {
   });
 
   test('each bad upload has its status and code, and the data folder is unchanged', async () => {
-    const before = snapshotData(server);
+    const before = await snapshotData(server);
     const glibc = ['so:libc.so.6'];
     const neon = await buildApk({
       name: 'neon',
@@ -234,7 +234,7 @@ describe('rejections leave nothing behind', () => {
     assert.equal(noAuth.status, 401);
     assert.equal(noAuth.headers.get('www-authenticate'), 'Basic realm="reef"');
     assert.equal(((await noAuth.json()) as { code: string }).code, 'AUTH_REQUIRED');
-    assert.equal(snapshotData(server), before);
+    assert.equal(await snapshotData(server), before);
   });
 
   test('multipart and PUT uploads work; Basic auth carries the token', async () => {
@@ -298,10 +298,10 @@ describe('rejections leave nothing behind', () => {
       listed.repos.find((r) => r.name === 'gone')?.indexes.map((i) => [i.arch, i.packages]),
       [['x86_64', 0]],
     );
-    const blobs = server.services.db
-      .prepare("SELECT count(*) AS n FROM packages WHERE repo = 'gone'")
-      .get() as { n: number };
-    assert.equal(blobs.n, 0);
+    const blobs = await server.services.database.get<{ n: number }>(
+      "SELECT count(*) AS n FROM packages WHERE repo = 'gone'",
+    );
+    assert.equal(blobs?.n, 0);
   });
 });
 

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import { backupDataDir } from '../../src/repo/backup.ts';
+import { sqliteOf } from '../../src/store/sqlite-database.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { spawnServer } from '../helpers/child-server.ts';
 import { assertExit, reef } from '../helpers/reef-cli.ts';
@@ -40,7 +41,12 @@ test('a backup taken under a publish burst restores every package acknowledged b
     while (acked.size < 20) await new Promise((r) => setTimeout(r, 5));
     ackedBeforeBackup = [...acked.keys()];
     backupStarted = true;
-    const report = await backupDataDir(server.services.db, server.dataDir, dest, server.services.blobs);
+    const report = await backupDataDir(
+      sqliteOf(server.services.database),
+      server.dataDir,
+      dest,
+      server.services.blobs,
+    );
     await burst;
     assert.ok(backupStarted);
     assert.ok(report.packages >= ackedBeforeBackup.length);

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { fsck } from '../../src/repo/fsck.ts';
 import { deletePackage, KeyedLock, publishPackage } from '../../src/repo/publish.ts';
 import type { BlobStore, TempBlob } from '../../src/store/blob-store.ts';
+import { sqliteOf } from '../../src/store/sqlite-database.ts';
 import { buildApk, chunked } from '../helpers/apk-builder.ts';
 import { publishForm, removeDir, startServer, TEST_TOKEN, type TestServer } from '../helpers/server.ts';
 import { sampleSpdx } from '../sbom/sbom-fixtures.ts';
@@ -184,13 +185,13 @@ test('PUT …/sbom collects the SBOM it replaces, and a failed one leaves no blo
       await assertClean(server);
     }
 
-    server.services.db.exec(
+    sqliteOf(server.services.database).exec(
       `CREATE TRIGGER refuse_sbom BEFORE UPDATE ON sboms BEGIN SELECT RAISE(ABORT, 'refused'); END`,
     );
     try {
       assert.equal((await put(GOLDEN)).status, 500);
     } finally {
-      server.services.db.exec('DROP TRIGGER refuse_sbom');
+      sqliteOf(server.services.database).exec('DROP TRIGGER refuse_sbom');
     }
     assert.equal(blobFiles(server.dataDir).length, files);
     const served = await fetch(`${url}?format=original`);

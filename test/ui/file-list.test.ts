@@ -140,15 +140,15 @@ describe('package page: Files', () => {
 
   test('a package published before lists were kept: the page reads its list; a blob that is not the package shows none', async () => {
     const { id } = await publishFiles('older', [{ name: 'usr/bin/older', content: 'x', mode: 0o755 }]);
-    const { db } = server.services;
-    const forget = () => {
-      db.prepare('DELETE FROM package_files WHERE package_id = ?').run(id);
-      db.prepare('DELETE FROM package_file_lists WHERE package_id = ?').run(id);
+    const { database } = server.services;
+    const forget = async () => {
+      await database.run('DELETE FROM package_files WHERE package_id = ?', [id]);
+      await database.run('DELETE FROM package_file_lists WHERE package_id = ?', [id]);
     };
-    forget();
+    await forget();
     assert.deepEqual(fileRows(await page('older')), [{ mode: '-rwxr-xr-x', path: 'usr/bin/older' }]);
 
-    forget();
+    await forget();
     const sha256 = (await server.services.store.getById(id))!.sha256;
     const blob = join(server.dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
     const original = readFileSync(blob);
