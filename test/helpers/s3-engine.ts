@@ -38,16 +38,20 @@ function engineFromEnv(): S3Engine | undefined {
 /**
  * Why the server is unusable, or undefined when it answers. Any HTTP answer
  * counts: an unsigned `GET /` gets a 4xx from Swift, which shows that it is up.
+ * Asked up to three times: on a loaded machine one answer may take over 5 s.
  */
 async function probe(engine: S3Engine): Promise<string | undefined> {
-  try {
-    const res = await fetch(`${engine.endpoint}/`, { signal: AbortSignal.timeout(5000) });
-    await res.body?.cancel();
-    return undefined;
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    return `the S3 server at ${engine.endpoint} does not answer (${cause})`;
+  let cause = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const res = await fetch(`${engine.endpoint}/`, { signal: AbortSignal.timeout(5000) });
+      await res.body?.cancel();
+      return undefined;
+    } catch (err) {
+      cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    }
   }
+  return `the S3 server at ${engine.endpoint} does not answer (${cause})`;
 }
 
 const configured = engineFromEnv();
