@@ -128,7 +128,7 @@ export const configSchema = z.object({
    */
   databaseUrl: z
     .string()
-    .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'give postgres://user:password@host:port/database')
+    .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'give a postgres:// or postgresql:// URL naming the database')
     .optional(),
   /**
    * With REEF_DATABASE_URL, the private keys live in the database encrypted
