@@ -56,7 +56,11 @@ export class Indexer {
   /** Set by the app that serves metrics. */
   observer: IndexObserver | undefined;
 
-  private readonly slots = new Map<string, { running: Promise<void>; next?: Deferred }>();
+  /** Per index: the build running in this process, and the one queued behind it with what it was asked for. */
+  private readonly slots = new Map<
+    string,
+    { running: Promise<void>; next?: { waiting: Deferred; request: BuildRequest } }
+  >();
   /** The chunks of each index as last written, with the generation and file they match. */
   private readonly cached = new Map<string, CachedIndex>();
   /** One buffer the index bytes are written into, reused by whichever build is not waiting on another. */
@@ -90,48 +94,85 @@ export class Indexer {
     this.cached.delete(id);
   }
 
-  /** Resolves once every given index reflects the database as it was at the call. */
+  /**
+   * Resolves once every given index reflects the database as it was at the
+   * call: built here, or by another process (replica) meanwhile.
+   */
   async refresh(keys: IndexKey[]): Promise<void> {
     await Promise.all(uniqueKeys(keys).map((k) => this.refreshOne(k)));
   }
 
-  private refreshOne(key: IndexKey): Promise<void> {
+  /**
+   * Builds and records the given indexes whatever is recorded (new signing
+   * keys, a lost file, an operator's request), one after another.
+   */
+  async rebuild(keys: IndexKey[]): Promise<void> {
+    await this.inTurn(keys, (key) => this.enqueue(key, { generation: 0, force: true }));
+  }
+
+  private async refreshOne(key: IndexKey): Promise<void> {
+    // Read after the caller's commit: the generation its change made, or a later one.
+    const state = await this.store.getIndex(key);
+    if (!state || state.builtGeneration >= state.generation) return;
+    await this.enqueue(key, { generation: state.generation, force: false });
+  }
+
+  private enqueue(key: IndexKey, request: BuildRequest): Promise<void> {
     const id = indexId(key);
     const slot = this.slots.get(id);
     if (!slot) {
-      const running = this.runLoop(id, key);
+      const running = this.runLoop(id, key, request);
       this.slots.set(id, { running });
       return running;
     }
-    slot.next ??= deferred();
-    return slot.next.promise;
+    if (slot.next) {
+      const queued = slot.next.request;
+      slot.next.request = {
+        generation: Math.max(queued.generation, request.generation),
+        force: queued.force || request.force,
+      };
+    } else {
+      slot.next = { waiting: deferred(), request };
+    }
+    return slot.next.waiting.promise;
   }
 
-  private async runLoop(id: string, key: IndexKey): Promise<void> {
+  private async runLoop(id: string, key: IndexKey, request: BuildRequest): Promise<void> {
     try {
-      await this.build(key);
+      await this.build(key, request);
     } finally {
       const slot = this.slots.get(id)!;
       const next = slot.next;
       if (next) {
         slot.next = undefined;
-        slot.running = this.runLoop(id, key);
-        slot.running.then(next.resolve, next.reject);
+        slot.running = this.runLoop(id, key, next.request);
+        slot.running.then(next.waiting.resolve, next.waiting.reject);
       } else {
         this.slots.delete(id);
       }
     }
   }
 
-  private async build(key: IndexKey): Promise<void> {
+  /**
+   * One build, holding the index's lock: one builder per index across every
+   * process on the database. What waited for the lock may find the index
+   * built already, by another process.
+   */
+  private async build(key: IndexKey, request: BuildRequest): Promise<void> {
     const id = indexId(key);
-    try {
-      await this.buildOnce(id, key);
-    } catch (err) {
-      // The chunks may be ahead of what is recorded: the next build starts over.
-      this.forget(id);
-      throw err;
-    }
+    await this.store.lockIndex(key, async () => {
+      if (!request.force) {
+        const state = await this.store.getIndex(key);
+        if (!state || state.builtGeneration >= request.generation) return;
+      }
+      try {
+        await this.buildOnce(id, key);
+      } catch (err) {
+        // The chunks may be ahead of what is recorded: the next build starts over.
+        this.forget(id);
+        throw err;
+      }
+    });
   }
 
   /**
@@ -350,24 +391,30 @@ export class Indexer {
 
   /**
    * After a start or a crash: rebuild every index that is stale, whose file is
-   * missing, or that is not signed by exactly the current keys.
+   * missing, or that is not signed by exactly the current keys. A stale one
+   * another replica builds meanwhile is left to it.
    */
   async recover(): Promise<IndexKey[]> {
     await this.sweepTempFiles();
     const signedBy = this.signers()
       .map((s) => s.keyName)
       .join(',');
-    const todo: IndexKey[] = [...(await this.store.staleIndexes())];
-    for (const index of await this.store.listIndexes()) {
+    const indexes = await this.store.listIndexes();
+    const broken = new Set<string>();
+    for (const index of indexes) {
       if (!index.sha256) continue;
       const size = await stat(this.indexPath(index, index.sha256)).then(
         (s) => s.size,
         () => undefined,
       );
-      if (size !== index.size || index.signedBy !== signedBy) todo.push(index);
+      if (size !== index.size || index.signedBy !== signedBy) broken.add(indexId(index));
     }
-    const keys = uniqueKeys(todo.map(({ repo, libc, arch }) => ({ repo, libc, arch })));
-    await this.refreshInTurn(keys);
+    const keys = indexes
+      .filter((i) => broken.has(indexId(i)) || i.generation > i.builtGeneration)
+      .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
+    await this.inTurn(keys, (key) =>
+      broken.has(indexId(key)) ? this.enqueue(key, { generation: 0, force: true }) : this.refreshOne(key),
+    );
     return keys;
   }
 
@@ -397,7 +444,7 @@ export class Indexer {
     const keys = (await this.store.listIndexes())
       .filter((i) => repo === undefined || i.repo === repo)
       .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
-    await this.refreshInTurn(keys);
+    await this.rebuild(keys);
     return keys;
   }
 
@@ -406,8 +453,8 @@ export class Indexer {
    * in memory, and ten full builds of 100,000 entries at once peaked at
    * ~1 GB RSS where one at a time stays near the size of one.
    */
-  private async refreshInTurn(keys: IndexKey[]): Promise<void> {
-    for (const key of keys) await this.refresh([key]);
+  private async inTurn(keys: IndexKey[], build: (key: IndexKey) => Promise<void>): Promise<void> {
+    for (const key of uniqueKeys(keys)) await build(key);
   }
 
   /** Waits for builds in flight (graceful shutdown). */
@@ -442,6 +489,12 @@ const MAX_CHANGES = 1024;
 
 /** Reads per index full build: ~200 KB of records held at a time. */
 const RECORD_RUN = 512;
+
+/** What a build is asked for: the generation the recorded index must reach, or (`force`) a build in any case. */
+interface BuildRequest {
+  generation: number;
+  force: boolean;
+}
 
 interface CachedIndex {
   index: ChunkedIndex;

@@ -985,11 +985,12 @@ export class PackageStore {
     });
   }
 
-  /** Indexes whose packages changed since their last build (after a crash, these are rebuilt). */
-  staleIndexes(): Promise<IndexKey[]> {
-    return this.database.all<IndexKey>(
-      'SELECT repo, libc, arch FROM indexes WHERE generation > built_generation',
-    );
+  /**
+   * Runs `fn` holding the lock of one index (database.exclusive): one
+   * builder per index across every process on the database.
+   */
+  lockIndex<T>(key: IndexKey, fn: () => Promise<T>): Promise<T> {
+    return this.database.exclusive(`index:${key.repo}/${key.libc}/${key.arch}`, fn);
   }
 
   async getIndex(key: IndexKey): Promise<IndexState | undefined> {

@@ -243,6 +243,23 @@ describe('Indexer (incremental chunks)', () => {
     second.db.close();
   });
 
+  test('a refresh finds the index built by another process: it returns without building', async () => {
+    const first = setup();
+    const second = setup(first.dir);
+    const k = keyOf('x86_64');
+    await first.store.insert(newPackage('once', '1.0-r0', 'x86_64'));
+    await second.indexer.refresh([k]);
+    await first.indexer.refresh([k]);
+    await checkIndex(first, k);
+    assert.deepEqual(modes(first), []);
+    assert.deepEqual(modes(second), ['full']);
+    // Asked to rebuild, it builds whatever is recorded.
+    await first.indexer.rebuild([k]);
+    assert.deepEqual(modes(first), ['delta']);
+    first.db.close();
+    second.db.close();
+  });
+
   test('every index stays incremental: chunks are read back from each live file, not held', async () => {
     const s = setup();
     for (let i = 0; i < 60; i++) await s.store.insert(newPackage(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
