@@ -53,7 +53,7 @@ export async function runReindex(args: string[], ctx: CliContext): Promise<numbe
       if (repo !== undefined && keys.length === 0 && !(await services.store.getRepo(repo))) {
         throw new AppError('REPO_NOT_FOUND', `no repository named '${repo}'`);
       }
-      await services.indexer.refresh(keys);
+      await services.indexer.rebuild(keys);
     } catch (err) {
       await audited.rejected(err);
       throw err;

@@ -15,7 +15,7 @@ import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts'
 import type { IndexSigner } from '../apk/signature.ts';
 import type { Logger } from '../log.ts';
 import { writeNamedAtomic } from '../store/atomic-file.ts';
-import type { IndexChange, IndexKey, PackageStore } from '../store/package-store.ts';
+import type { IndexKey, PackageStore } from '../store/package-store.ts';
 import { uniqueKeys } from '../store/package-store.ts';
 
 /**
@@ -28,16 +28,15 @@ import { uniqueKeys } from '../store/package-store.ts';
  * index file is written, the indexer keeps only where each chunk lies in it
  * (about 200 KB per 100,000 entries, so every index stays cached), and the
  * next build reads the untouched chunks back from that file, each checked
- * against its CRC-32. The first build after start reads every record from
- * the database, a run at a time; later builds apply only the changes the
- * store reported since (its change listener), recompressing the chunks they
- * touch. Those changes are trusted
- * only when their generations run without a gap from the generation the
- * chunks were built at to the database's current one; anything else (another
- * process wrote, a change not reported yet, a build failed) means a full build.
- * The store reports a change once its transaction has committed, so a change
- * reported at or below a build's generation is in that build already, and
- * one above it waits for the next.
+ * against its CRC-32. A build applies the changes recorded in the database
+ * since the recorded index was built (index_changes, written with each
+ * change's generation), recompressing only the chunks they touch: whichever
+ * process made the changes, and after a restart too (the chunks are then
+ * found again in the recorded file). The changes and the generation are
+ * read in one snapshot, and trusted only when their generations run without
+ * a gap from the recorded build's to the current one; otherwise (changes
+ * made before index_changes existed, too many of them, a file that does not
+ * read back) the build reads every record from the database, a run at a time.
  */
 /** What the indexer reports; http/metrics.ts's Metrics fits. */
 export interface IndexObserver {
@@ -57,17 +56,17 @@ export class Indexer {
   /** Set by the app that serves metrics. */
   observer: IndexObserver | undefined;
 
-  private readonly slots = new Map<string, { running: Promise<void>; next?: Deferred }>();
+  /** Per index: the build running in this process, and the one queued behind it with what it was asked for. */
+  private readonly slots = new Map<
+    string,
+    { running: Promise<void>; next?: { waiting: Deferred; request: BuildRequest } }
+  >();
   /** The chunks of each index as last written, with the generation and file they match. */
   private readonly cached = new Map<string, CachedIndex>();
   /** One buffer the index bytes are written into, reused by whichever build is not waiting on another. */
   private scratch: Buffer | undefined;
   private scratchInUse = false;
   private readonly chunking: ChunkingRule;
-  /** Changes reported by the store since each index's last build started ('overflow': too many to keep). */
-  private readonly pending = new Map<string, IndexChange[] | 'overflow'>();
-  /** Resolved at the store's next report, for a build that waits for a change it read before it was reported. */
-  private nextReport: Deferred | undefined;
 
   constructor(
     private readonly store: PackageStore,
@@ -78,19 +77,6 @@ export class Indexer {
     options: { chunking?: ChunkingRule } = {},
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
-    store.onIndexChange((changes) => {
-      for (const c of changes) {
-        const id = indexId(c.key);
-        const list = this.pending.get(id);
-        if (list === 'overflow') continue;
-        // A bulk import does not pile changes up here: past the bound, the next build is a full one.
-        if (list && list.length >= MAX_PENDING) this.pending.set(id, 'overflow');
-        else if (list) list.push(c);
-        else this.pending.set(id, [c]);
-      }
-      this.nextReport?.resolve();
-      this.nextReport = undefined;
-    });
   }
 
   /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz; names were validated before they got here. */
@@ -108,119 +94,146 @@ export class Indexer {
     this.cached.delete(id);
   }
 
-  /** Resolves once every given index reflects the database as it was at the call. */
+  /**
+   * Resolves once every given index reflects the database as it was at the
+   * call: built here, or by another process (replica) meanwhile.
+   */
   async refresh(keys: IndexKey[]): Promise<void> {
     await Promise.all(uniqueKeys(keys).map((k) => this.refreshOne(k)));
   }
 
-  private refreshOne(key: IndexKey): Promise<void> {
+  /**
+   * Builds and records the given indexes whatever is recorded (new signing
+   * keys, a lost file, an operator's request), one after another.
+   */
+  async rebuild(keys: IndexKey[]): Promise<void> {
+    await this.inTurn(keys, (key) => this.enqueue(key, { generation: 0, force: true }));
+  }
+
+  private async refreshOne(key: IndexKey): Promise<void> {
+    // Read after the caller's commit: the generation its change made, or a later one.
+    const state = await this.store.getIndex(key);
+    if (!state || state.builtGeneration >= state.generation) return;
+    await this.enqueue(key, { generation: state.generation, force: false });
+  }
+
+  private enqueue(key: IndexKey, request: BuildRequest): Promise<void> {
     const id = indexId(key);
     const slot = this.slots.get(id);
     if (!slot) {
-      const running = this.runLoop(id, key);
+      const running = this.runLoop(id, key, request);
       this.slots.set(id, { running });
       return running;
     }
-    slot.next ??= deferred();
-    return slot.next.promise;
+    if (slot.next) {
+      const queued = slot.next.request;
+      slot.next.request = {
+        generation: Math.max(queued.generation, request.generation),
+        force: queued.force || request.force,
+      };
+    } else {
+      slot.next = { waiting: deferred(), request };
+    }
+    return slot.next.waiting.promise;
   }
 
-  private async runLoop(id: string, key: IndexKey): Promise<void> {
+  private async runLoop(id: string, key: IndexKey, request: BuildRequest): Promise<void> {
     try {
-      await this.build(key);
+      await this.build(key, request);
     } finally {
       const slot = this.slots.get(id)!;
       const next = slot.next;
       if (next) {
         slot.next = undefined;
-        slot.running = this.runLoop(id, key);
-        slot.running.then(next.resolve, next.reject);
+        slot.running = this.runLoop(id, key, next.request);
+        slot.running.then(next.waiting.resolve, next.waiting.reject);
       } else {
         this.slots.delete(id);
       }
     }
   }
 
-  private async build(key: IndexKey): Promise<void> {
+  /**
+   * One build, holding the index's lock: one builder per index across every
+   * process on the database. What waited for the lock may find the index
+   * built already, by another process.
+   */
+  private async build(key: IndexKey, request: BuildRequest): Promise<void> {
     const id = indexId(key);
-    try {
-      await this.buildOnce(id, key);
-    } catch (err) {
-      // The chunks may be ahead of what is recorded: the next build starts over.
-      this.forget(id);
-      throw err;
-    }
+    await this.store.lockIndex(key, async () => {
+      if (!request.force) {
+        const state = await this.store.getIndex(key);
+        if (!state || state.builtGeneration >= request.generation) return;
+      }
+      try {
+        await this.buildOnce(id, key);
+      } catch (err) {
+        // The chunks may be ahead of what is recorded: the next build starts over.
+        this.forget(id);
+        throw err;
+      }
+    });
   }
 
   /**
    * The chunks for the database as it is now, with the generation they show
-   * and the packages they list that were not yet published. The changes
-   * applied are those pending between the chunks' generation and the one
-   * read; one reported later than that read, with a generation above it,
-   * stays pending for the next build. A delta build also returns the open
-   * file its untouched chunks are read back from; the caller closes it.
+   * and the packages they list that were not yet published: the recorded
+   * index's chunks (held since this process wrote it, or found again in
+   * its file) with the changes since its build applied, else a full build.
+   * A delta build also returns the open file its untouched chunks are read
+   * back from; the caller closes it.
    */
   private async currentChunks(id: string, key: IndexKey): Promise<CurrentChunks> {
     let cache = this.cached.get(id);
     this.forget(id);
-    cache ??= await this.reopen(id, key);
+    const { state, changes } = await this.store.indexChangesSinceBuild(key, MAX_CHANGES);
+    // Chunks of another index than the recorded one (another process recorded a newer one) are of no use.
+    if (cache && (cache.sha256 !== state?.sha256 || cache.generation !== state.builtGeneration)) {
+      cache = undefined;
+    }
     let file: IndexFile | undefined;
-    try {
-      // Opened first: whatever happens to the path later, this build reads the file it was planned on.
-      if (cache) file = openIndexFile(this.indexPath(key, cache.sha256), cache.memberOffset);
-      const state = await this.store.getIndex(key);
-      const generation = state?.generation ?? 0;
-      const changes = cache && (await this.reportedBetween(id, cache.generation, generation));
-      this.settle(id, generation);
-      if (
-        cache &&
-        file &&
-        state &&
-        changes &&
-        cache.generation === state.builtGeneration &&
-        cache.sha256 === state.sha256
-      ) {
-        const add: string[] = [];
-        const remove: string[] = [];
-        const newIds: number[] = [];
-        for (const c of changes) {
-          const text = rewriteRecordArch(c.row.record, c.row.arch, key.arch);
-          if (c.op === 'add') {
-            add.push(text);
-            newIds.push(c.row.id);
-          } else {
-            // Added and removed between two builds: it never reaches the index.
-            const at = add.indexOf(text);
-            if (at >= 0) add.splice(at, 1);
-            else remove.push(text);
+    if (state?.sha256 && changes) {
+      try {
+        cache ??= await this.reopen(key, state.sha256, state.builtGeneration);
+        if (cache) {
+          file = openIndexFile(this.indexPath(key, cache.sha256), cache.memberOffset);
+          const add: string[] = [];
+          const remove: string[] = [];
+          const newIds: number[] = [];
+          for (const c of changes) {
+            const text = rewriteRecordArch(c.record, c.arch, key.arch);
+            if (c.op === 'add') {
+              add.push(text);
+              newIds.push(c.packageId);
+            } else {
+              // Added and removed between two builds: it never reaches the index.
+              const at = add.indexOf(text);
+              if (at >= 0) add.splice(at, 1);
+              else remove.push(text);
+            }
           }
+          cache.index.update({ add, remove }, file.source);
+          return { index: cache.index, generation: state.generation, newIds, mode: 'delta', file };
         }
-        cache.index.update({ add, remove }, file.source);
-        return { index: cache.index, generation, newIds, mode: 'delta', file };
+      } catch (err) {
+        this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
       }
-    } catch (err) {
-      this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
     }
     file?.close();
-    return { ...(await this.fullBuild(id, key)), mode: 'full' };
+    return { ...(await this.fullBuild(key)), mode: 'full' };
   }
 
   /**
-   * After a start (or a failed build): the chunks of the live index file,
-   * found again in it without recompressing (ChunkedIndex.fromMember), so
-   * the first publish after a restart is a delta too. Only when the changes
-   * since that file was built are all pending here, and only for a file
+   * After a start (or when another process recorded the index): the chunks
+   * of the recorded index file, found again in it without recompressing
+   * (ChunkedIndex.fromMember), so that build is a delta too. Only for a file
    * whose bytes still hash to its name: nothing but what reef wrote and
    * recorded is ever signed again.
    */
-  private async reopen(id: string, key: IndexKey): Promise<CachedIndex | undefined> {
-    const state = await this.store.getIndex(key);
-    if (!state?.sha256 || !(await this.reportedBetween(id, state.builtGeneration, state.generation))) {
-      return undefined;
-    }
+  private async reopen(key: IndexKey, sha256: string, generation: number): Promise<CachedIndex | undefined> {
     try {
-      const bytes = await readFile(this.indexPath(key, state.sha256));
-      if (createHash('sha256').update(bytes).digest('hex') !== state.sha256) {
+      const bytes = await readFile(this.indexPath(key, sha256));
+      if (createHash('sha256').update(bytes).digest('hex') !== sha256) {
         throw new ChunkReadBackError('the index file does not hash to its name');
       }
       const memberOffset = indexMemberOffset(bytes);
@@ -229,61 +242,11 @@ export class Indexer {
         { description: describe(key), mtime: 0 },
         this.chunking,
       );
-      return { index, generation: state.builtGeneration, sha256: state.sha256, memberOffset };
+      return { index, generation, sha256, memberOffset };
     } catch (err) {
       this.log.info({ index: key, err }, 'the live index file does not read back as chunks; full build');
       return undefined;
     }
-  }
-
-  /**
-   * The changes pending for `id` that lead from generation `from` to `to`,
-   * in generation order, or undefined when one of them is missing (written
-   * by another process, not reported yet, or past the bound).
-   */
-  private changesBetween(id: string, from: number, to: number): IndexChange[] | undefined {
-    const pending = this.pending.get(id) ?? [];
-    if (pending === 'overflow') return undefined;
-    // Reported in the order the commits' callbacks ran, which need not be generation order.
-    const changes = pending
-      .filter((c) => c.generation > from && c.generation <= to)
-      .sort((a, b) => a.generation - b.generation);
-    const complete = changes.length === to - from && changes.every((c, i) => c.generation === from + 1 + i);
-    return complete ? changes : undefined;
-  }
-
-  /**
-   * changesBetween, waiting a little for changes not reported yet: a commit
-   * is visible to a read before its report arrives (the store reports after
-   * its commit has returned: a few microtasks on SQLite, a round trip on
-   * PostgreSQL). A change another process made is never reported here: after
-   * REPORT_WAIT_MS the build goes on without it, in full.
-   */
-  private async reportedBetween(id: string, from: number, to: number): Promise<IndexChange[] | undefined> {
-    const deadline = performance.now() + REPORT_WAIT_MS;
-    for (;;) {
-      const changes = this.changesBetween(id, from, to);
-      const left = deadline - performance.now();
-      if (changes || this.pending.get(id) === 'overflow' || left <= 0) return changes;
-      this.nextReport ??= deferred();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.nextReport.promise,
-        new Promise((resolve) => {
-          timer = setTimeout(resolve, left);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-  }
-
-  /** Drops the changes pending for `id` up to generation `upTo`: a build of that generation shows them. */
-  private settle(id: string, upTo: number): void {
-    const pending = this.pending.get(id);
-    if (pending === undefined || pending === 'overflow') return;
-    const later = pending.filter((c) => c.generation > upTo);
-    if (later.length > 0) this.pending.set(id, later);
-    else this.pending.delete(id);
   }
 
   /**
@@ -293,20 +256,14 @@ export class Indexer {
    * of compression, which would otherwise hold memory and every request.
    */
   private async fullBuild(
-    id: string,
     key: IndexKey,
   ): Promise<{ index: ChunkedIndex; generation: number; newIds: number[] }> {
     for (let attempt = 1; ; attempt++) {
-      // Before the snapshot: what is reported from here on is either in it or after its generation.
-      this.pending.delete(id);
       // A third attempt reads in one snapshot, without a break: no delete can come between its reads.
       const breaks = attempt < 3;
       const read = () => this.readIndex(key, breaks);
       const built = breaks ? await read() : await this.store.snapshot(read);
-      if (built) {
-        this.settle(id, built.generation);
-        return built;
-      }
+      if (built) return built;
       if (!breaks) throw new Error('packages of the index changed while it was read');
       this.log.info(
         { index: key, attempt },
@@ -355,7 +312,7 @@ export class Indexer {
       // A chunk of the live file no longer reads back as written (changed on disk): never sign that.
       if (!(err instanceof ChunkReadBackError)) throw err;
       this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
-      await this.publishBuild(key, { ...(await this.fullBuild(id, key)), mode: 'full' }, started);
+      await this.publishBuild(key, { ...(await this.fullBuild(key)), mode: 'full' }, started);
     } finally {
       current.file?.close();
     }
@@ -434,24 +391,30 @@ export class Indexer {
 
   /**
    * After a start or a crash: rebuild every index that is stale, whose file is
-   * missing, or that is not signed by exactly the current keys.
+   * missing, or that is not signed by exactly the current keys. A stale one
+   * another replica builds meanwhile is left to it.
    */
   async recover(): Promise<IndexKey[]> {
     await this.sweepTempFiles();
     const signedBy = this.signers()
       .map((s) => s.keyName)
       .join(',');
-    const todo: IndexKey[] = [...(await this.store.staleIndexes())];
-    for (const index of await this.store.listIndexes()) {
+    const indexes = await this.store.listIndexes();
+    const broken = new Set<string>();
+    for (const index of indexes) {
       if (!index.sha256) continue;
       const size = await stat(this.indexPath(index, index.sha256)).then(
         (s) => s.size,
         () => undefined,
       );
-      if (size !== index.size || index.signedBy !== signedBy) todo.push(index);
+      if (size !== index.size || index.signedBy !== signedBy) broken.add(indexId(index));
     }
-    const keys = uniqueKeys(todo.map(({ repo, libc, arch }) => ({ repo, libc, arch })));
-    await this.refreshInTurn(keys);
+    const keys = indexes
+      .filter((i) => broken.has(indexId(i)) || i.generation > i.builtGeneration)
+      .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
+    await this.inTurn(keys, (key) =>
+      broken.has(indexId(key)) ? this.enqueue(key, { generation: 0, force: true }) : this.refreshOne(key),
+    );
     return keys;
   }
 
@@ -481,7 +444,7 @@ export class Indexer {
     const keys = (await this.store.listIndexes())
       .filter((i) => repo === undefined || i.repo === repo)
       .map(({ repo, libc, arch }) => ({ repo, libc, arch }));
-    await this.refreshInTurn(keys);
+    await this.rebuild(keys);
     return keys;
   }
 
@@ -490,8 +453,8 @@ export class Indexer {
    * in memory, and ten full builds of 100,000 entries at once peaked at
    * ~1 GB RSS where one at a time stays near the size of one.
    */
-  private async refreshInTurn(keys: IndexKey[]): Promise<void> {
-    for (const key of keys) await this.refresh([key]);
+  private async inTurn(keys: IndexKey[], build: (key: IndexKey) => Promise<void>): Promise<void> {
+    for (const key of uniqueKeys(keys)) await build(key);
   }
 
   /** Waits for builds in flight (graceful shutdown). */
@@ -518,14 +481,20 @@ function describe(key: IndexKey): string {
   return `${key.repo}/${key.libc}`;
 }
 
-/** How long a build waits for changes it read to be reported (see reportedBetween). */
-const REPORT_WAIT_MS = 25;
-
-/** Changes kept per index between builds (~0.5 MB); a bulk import past it gets a full build. */
-const MAX_PENDING = 1024;
+/**
+ * Changes a delta build applies at most (~0.5 MB of records read); past it,
+ * as after a bulk import, a full build costs less than reading them back.
+ */
+const MAX_CHANGES = 1024;
 
 /** Reads per index full build: ~200 KB of records held at a time. */
 const RECORD_RUN = 512;
+
+/** What a build is asked for: the generation the recorded index must reach, or (`force`) a build in any case. */
+interface BuildRequest {
+  generation: number;
+  force: boolean;
+}
 
 interface CachedIndex {
   index: ChunkedIndex;

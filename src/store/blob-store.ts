@@ -119,7 +119,9 @@ export class LocalSpool {
       path,
       write: async (chunk) => {
         try {
-          await fh.write(chunk);
+          // A write may take fewer bytes than given (a full disk part-way): the rest follows, or its error.
+          for (let at = 0; at < chunk.length; )
+            at += (await fh.write(chunk, at, chunk.length - at)).bytesWritten;
         } catch (err) {
           throw translateFsError(err);
         }

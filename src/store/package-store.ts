@@ -38,15 +38,18 @@ export interface IndexRecordRow {
 }
 
 /**
- * One package added to or removed from one index, reported after its
- * transaction; `generation` is the index's generation that change made, so
- * a listener can tell whether it saw every change since a build.
+ * One package added to or removed from one index: a row of index_changes
+ * (migrations/0017_index_changes.sql), written in the transaction that
+ * made `generation` the index's generation.
  */
 export interface IndexChange {
-  key: IndexKey;
   generation: number;
   op: 'add' | 'remove';
-  row: IndexRecordRow;
+  packageId: number;
+  /** The package's own arch (a noarch package is listed in every arch's index). */
+  arch: string;
+  /** Its index record as stored. */
+  record: string;
 }
 
 /** What serving a package file needs, and nothing more (the download path is hot). */
@@ -164,17 +167,6 @@ function toPackage(r: PackageRow): StoredPackage {
     signatures: JSON.parse(r.signatures),
     uploadedAt: r.uploaded_at,
     publishedAt: r.published_at ?? undefined,
-  };
-}
-
-function toIndexRecordRow(r: PackageRow): IndexRecordRow {
-  return {
-    id: r.id,
-    name: r.name,
-    version: r.version,
-    arch: r.arch,
-    record: r.index_record,
-    published: r.published_at !== null,
   };
 }
 
@@ -339,28 +331,11 @@ const SHARED_ARCH_SQL = "(? = 'noarch' OR arch = ? OR arch = 'noarch')";
 const REPO_SQL = 'SELECT * FROM repos WHERE name = ?';
 
 export class PackageStore {
-  private readonly changeListeners: Array<(changes: IndexChange[]) => void> = [];
-
   constructor(
     private readonly database: Database,
     /** Arches that get an index when a repo/libc holds only noarch packages. */
     private readonly defaultArches: string[],
   ) {}
-
-  /**
-   * Calls `listener` once each insert or remove has committed, with the
-   * outermost transaction around it (the indexer applies these as deltas);
-   * never for one rolled back. Listeners still check generations rather than
-   * trust calls: another process writes without calling them, and calls may
-   * arrive out of commit order.
-   */
-  onIndexChange(listener: (changes: IndexChange[]) => void): void {
-    this.changeListeners.push(listener);
-  }
-
-  private emitChanges(changes: IndexChange[]): void {
-    for (const l of this.changeListeners) l(changes);
-  }
 
   async getById(id: number): Promise<StoredPackage | undefined> {
     const row = await this.database.get<PackageRow>('SELECT * FROM packages WHERE id = ?', [id]);
@@ -516,19 +491,10 @@ export class PackageStore {
           );
         }
       }
-      const dirty = await this.markDirty(await this.indexesListing(pkg));
+      await this.markDirty(await this.indexesListing(pkg), 'add', row);
       const created = toPackage(row);
       // What belongs to the package (its SBOM) commits with it, or not at all.
       await alongside?.(created);
-      const changes = dirty.map(
-        ({ key, generation }): IndexChange => ({
-          key,
-          generation,
-          op: 'add',
-          row: toIndexRecordRow(row),
-        }),
-      );
-      this.database.afterCommit(() => this.emitChanges(changes));
       return { outcome: 'created', pkg: created };
     });
   }
@@ -599,16 +565,7 @@ export class PackageStore {
       }
       const after = await this.indexesListing(pkg);
       const indexes = uniqueKeys([...before, ...after]);
-      const dirty = await this.markDirty(indexes);
-      const changes = dirty.map(
-        ({ key, generation }): IndexChange => ({
-          key,
-          generation,
-          op: 'remove',
-          row: toIndexRecordRow(row),
-        }),
-      );
-      this.database.afterCommit(() => this.emitChanges(changes));
+      await this.markDirty(indexes, 'remove', row);
       return { pkg, indexes, blobs: [pkg.sha256, ...related.map((r) => r.sha256)] };
     });
   }
@@ -636,17 +593,66 @@ export class PackageStore {
     return [...arches].sort();
   }
 
-  private async markDirty(keys: IndexKey[]): Promise<Array<{ key: IndexKey; generation: number }>> {
-    const dirty: Array<{ key: IndexKey; generation: number }> = [];
+  /**
+   * Moves each index to its next generation and records what that
+   * generation changed (index_changes), in the caller's transaction: any
+   * process can then build the index's delta from the database.
+   */
+  private async markDirty(keys: IndexKey[], op: IndexChange['op'], pkg: PackageRow): Promise<void> {
     for (const k of keys) {
-      const row = await this.database.get<{ generation: number }>(
+      const { generation } = (await this.database.get<{ generation: number }>(
         `INSERT INTO indexes (repo, libc, arch) VALUES (?, ?, ?)
          ON CONFLICT (repo, libc, arch) DO UPDATE SET generation = indexes.generation + 1 RETURNING generation`,
         [k.repo, k.libc, k.arch],
+      ))!;
+      await this.database.run(
+        `INSERT INTO index_changes (repo, libc, arch, generation, op, package_id, package_arch, record)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [k.repo, k.libc, k.arch, generation, op, pkg.id, pkg.arch, pkg.index_record],
       );
-      dirty.push({ key: { repo: k.repo, libc: k.libc, arch: k.arch }, generation: row!.generation });
     }
-    return dirty;
+  }
+
+  /**
+   * An index's state and the changes since its last recorded build, read
+   * together (one snapshot). `changes` leads without a gap from
+   * built_generation to generation, in generation order; undefined when a
+   * generation has no row (made before index_changes existed) or when
+   * there are more than `limit` (a bulk import: a full build reads less).
+   */
+  indexChangesSinceBuild(
+    key: IndexKey,
+    limit: number,
+  ): Promise<{ state: IndexState | undefined; changes: IndexChange[] | undefined }> {
+    return this.database.read(async () => {
+      const state = await this.getIndex(key);
+      if (!state) return { state, changes: undefined };
+      const from = state.builtGeneration;
+      const to = state.generation;
+      if (to - from > limit) return { state, changes: undefined };
+      const rows = await this.database.all<{
+        generation: number;
+        op: IndexChange['op'];
+        package_id: number;
+        package_arch: string;
+        record: string;
+      }>(
+        `SELECT generation, op, package_id, package_arch, record FROM index_changes
+         WHERE repo = ? AND libc = ? AND arch = ? AND generation > ? AND generation <= ? ORDER BY generation`,
+        [key.repo, key.libc, key.arch, from, to],
+      );
+      const complete = rows.length === to - from && rows.every((r, i) => r.generation === from + 1 + i);
+      const changes = rows.map(
+        (r): IndexChange => ({
+          generation: r.generation,
+          op: r.op,
+          packageId: r.package_id,
+          arch: r.package_arch,
+          record: r.record,
+        }),
+      );
+      return { state, changes: complete ? changes : undefined };
+    });
   }
 
   /** Published packages of an index, by name then id, paged by `after` (an id). */
@@ -954,6 +960,11 @@ export class PackageStore {
         },
       );
       if (applied === 0) return false;
+      // What this build shows is no longer a change to apply.
+      await this.database.run(
+        'DELETE FROM index_changes WHERE repo = ? AND libc = ? AND arch = ? AND generation <= ?',
+        [key.repo, key.libc, key.arch, generation],
+      );
       for (const id of index.newIds) {
         await this.database.run(
           'UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL',
@@ -964,11 +975,12 @@ export class PackageStore {
     });
   }
 
-  /** Indexes whose packages changed since their last build (after a crash, these are rebuilt). */
-  staleIndexes(): Promise<IndexKey[]> {
-    return this.database.all<IndexKey>(
-      'SELECT repo, libc, arch FROM indexes WHERE generation > built_generation',
-    );
+  /**
+   * Runs `fn` holding the lock of one index (database.exclusive): one
+   * builder per index across every process on the database.
+   */
+  lockIndex<T>(key: IndexKey, fn: () => Promise<T>): Promise<T> {
+    return this.database.exclusive(`index:${key.repo}/${key.libc}/${key.arch}`, fn);
   }
 
   async getIndex(key: IndexKey): Promise<IndexState | undefined> {

@@ -112,6 +112,8 @@ async function checkIndex(s: Setup, k: IndexKey): Promise<void> {
 
 const keyOf = (arch: string): IndexKey => ({ repo: 'main', libc: 'glibc', arch });
 const modes = (s: Setup) => s.logs.filter((l) => l.msg === 'index published').map((l) => l.mode);
+const changeRows = (s: Setup) =>
+  (s.db.prepare('SELECT COUNT(*) AS n FROM index_changes').get() as { n: number }).n;
 
 describe('Indexer (incremental chunks)', () => {
   test('random publishes and deletes, noarch included: each index equals a build from scratch and lists the database', async () => {
@@ -158,68 +160,104 @@ describe('Indexer (incremental chunks)', () => {
     s.db.close();
   });
 
-  test('a change made without the listener (another process) leads to a full build, one rolled back to none; still exact', async () => {
+  test('changes another process made are in the database: still a delta; one rolled back leaves none; a gap means a full build', async () => {
     const s = setup();
+    const k = keyOf('x86_64');
     for (let i = 0; i < 60; i++) await s.store.insert(newPackage(`p${i}`, '1.0-r0', 'x86_64'));
-    await s.indexer.refresh([keyOf('x86_64')]);
+    await s.indexer.refresh([k]);
 
-    // Another process: its own store on the same file; this indexer hears nothing.
+    // Another process: its own store on the same file.
     const otherDb = openDb(join(s.dir, 'reef.db'));
     const otherDatabase = SqliteDatabase.over(otherDb);
     const other = new PackageStore(otherDatabase, ARCHES);
     await other.insert(newPackage('from-elsewhere', '1.0-r0', 'x86_64'));
-    await other.remove(keyOf('x86_64'), 'p7', '1.0-r0');
+    await other.remove(k, 'p7', '1.0-r0');
     await otherDatabase.close();
     await s.store.insert(newPackage('local', '1.0-r0', 'x86_64'));
-    await s.indexer.refresh([keyOf('x86_64')]);
-    await checkIndex(s, keyOf('x86_64'));
+    await s.indexer.refresh([k]);
+    await checkIndex(s, k);
+    assert.equal(changeRows(s), 0, 'a recorded build takes its changes out');
 
-    // An insert inside a transaction that rolls back: the database has none of it, and the
-    // listener never heard of it (changes are reported after the outermost commit only).
-    let heard = 0;
-    s.store.onIndexChange((changes) => {
-      heard += changes.length;
-    });
+    // An insert inside a transaction that rolls back: neither the package nor its change is kept.
+    const generation = (await s.store.getIndex(k))!.generation;
     await assert.rejects(
       s.store.transaction(async () => {
         await s.store.insert(newPackage('ghost', '1.0-r0', 'x86_64'));
         throw new Error('roll back');
       }),
     );
-    assert.equal(heard, 0);
-    await s.indexer.refresh([keyOf('x86_64')]);
-    await checkIndex(s, keyOf('x86_64'));
+    assert.equal((await s.store.getIndex(k))!.generation, generation);
+    assert.equal(changeRows(s), 0);
     await s.store.insert(newPackage('after-ghost', '1.0-r0', 'x86_64'));
-    assert.equal(heard, 1);
-    await s.indexer.refresh([keyOf('x86_64')]);
-    await checkIndex(s, keyOf('x86_64'));
-    assert.deepEqual(modes(s), ['full', 'full', 'delta', 'delta']);
+    assert.equal(changeRows(s), 1);
+    await s.indexer.refresh([k]);
+    await checkIndex(s, k);
+
+    // A generation without its row (written before index_changes existed): the changes cannot be trusted.
+    await s.store.insert(newPackage('gap-1', '1.0-r0', 'x86_64'));
+    await s.store.insert(newPackage('gap-2', '1.0-r0', 'x86_64'));
+    s.db
+      .prepare('DELETE FROM index_changes WHERE generation = (SELECT MIN(generation) FROM index_changes)')
+      .run();
+    await s.indexer.refresh([k]);
+    await checkIndex(s, k);
+    assert.deepEqual(modes(s), ['full', 'delta', 'delta', 'full']);
     s.db.close();
   });
 
-  test('a change read before its report arrived: the build waits for the report and stays a delta', async () => {
+  test('more changes than a delta applies (a bulk import): a full build, which takes them all out', async () => {
     const s = setup();
-    const k = keyOf('x86_64');
-    // The same store, its reports delivered late: a commit's report may trail the commit
-    // (PostgreSQL answers COMMIT after other sessions see it), so a build can read the newer
-    // generation first.
-    const late = Object.create(s.store) as PackageStore;
-    late.onIndexChange = (listener) =>
-      s.store.onIndexChange((changes) => {
-        setTimeout(() => listener(changes), 5);
-      });
-    const indexer = new Indexer(late, s.dir, () => SIGNERS, createLogger('info', logSink(s.logs)), {
-      chunking: RULE,
+    const k = keyOf('aarch64');
+    await s.store.insert(newPackage('first', '1.0-r0', 'aarch64'));
+    await s.indexer.refresh([k]);
+    await s.store.transaction(async () => {
+      for (let i = 0; i < 1025; i++) await s.store.insert(newPackage(`bulk${i}`, '1.0-r0', 'aarch64'));
     });
-    for (let i = 0; i < 40; i++) await s.store.insert(newPackage(`w${i}`, '1.0-r0', 'x86_64'));
-    await indexer.refresh([k]);
-    for (const name of ['late-1', 'late-2']) {
-      await s.store.insert(newPackage(name, '1.0-r0', 'x86_64'));
-      await indexer.refresh([k]);
-      await checkIndex({ ...s, indexer }, k);
-    }
-    assert.deepEqual(modes(s), ['full', 'delta', 'delta']);
+    await s.indexer.refresh([k]);
+    await checkIndex(s, k);
+    assert.equal(changeRows(s), 0);
+    await s.store.insert(newPackage('after-bulk', '1.0-r0', 'aarch64'));
+    await s.indexer.refresh([k]);
+    await checkIndex(s, k);
+    assert.deepEqual(modes(s), ['full', 'full', 'delta']);
     s.db.close();
+  });
+
+  test('a second indexer on the same database (another replica) builds the delta of changes the first made', async () => {
+    const first = setup();
+    const k = keyOf('x86_64');
+    for (let i = 0; i < 50; i++) await first.store.insert(newPackage(`rep${i}`, '1.0-r0', 'x86_64'));
+    await first.indexer.refresh([k]);
+    const second = setup(first.dir);
+    await first.store.insert(newPackage('made-by-first', '1.0-r0', 'x86_64'));
+    await first.store.remove(k, 'rep3', '1.0-r0');
+    await second.indexer.refresh([k]);
+    await checkIndex(second, k);
+    // And back: the first indexer's chunks are of an index no longer recorded; it finds the new one.
+    await second.store.insert(newPackage('made-by-second', '1.0-r0', 'x86_64'));
+    await first.indexer.refresh([k]);
+    await checkIndex(first, k);
+    assert.deepEqual(modes(first), ['full', 'delta']);
+    assert.deepEqual(modes(second), ['delta']);
+    first.db.close();
+    second.db.close();
+  });
+
+  test('a refresh finds the index built by another process: it returns without building', async () => {
+    const first = setup();
+    const second = setup(first.dir);
+    const k = keyOf('x86_64');
+    await first.store.insert(newPackage('once', '1.0-r0', 'x86_64'));
+    await second.indexer.refresh([k]);
+    await first.indexer.refresh([k]);
+    await checkIndex(first, k);
+    assert.deepEqual(modes(first), []);
+    assert.deepEqual(modes(second), ['full']);
+    // Asked to rebuild, it builds whatever is recorded.
+    await first.indexer.rebuild([k]);
+    assert.deepEqual(modes(first), ['delta']);
+    first.db.close();
+    second.db.close();
   });
 
   test('every index stays incremental: chunks are read back from each live file, not held', async () => {
@@ -304,13 +342,13 @@ describe('Indexer (incremental chunks)', () => {
     second.db.close();
     third.db.close();
 
-    // Published while no indexer listened (stale at start): the changes are unknown, so a full build.
+    // Published while no indexer ran (stale at start): its change is in the database, so still a delta.
     const fourth = setup(first.dir);
     await fourth.store.insert(newPackage('unheard', '1-r0', 'x86_64'));
     const fifth = setup(first.dir);
     await fifth.indexer.recover();
     await checkIndex(fifth, keyOf('x86_64'));
-    assert.deepEqual(modes(fifth), ['full']);
+    assert.deepEqual(modes(fifth), ['delta']);
     fourth.db.close();
 
     // The live file changed on disk: not signed again, a full build.
