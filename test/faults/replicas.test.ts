@@ -65,6 +65,9 @@ async function remove(server: ChildServer, pkg: Pkg): Promise<number> {
 
 test('three replicas on one database and bucket: every acknowledgement is served by all', {
   skip: needsPg.skip || needsS3.skip,
+  // The specification of several replicas, ahead of the code: PostgreSQL still lacks variants of
+  // some SQLite-only queries, and indexes are not yet blobs that every replica serves.
+  todo: 'replicas do not yet share indexes, and some queries are SQLite-only',
   timeout: 240_000,
 }, async () => {
   const shared = {
