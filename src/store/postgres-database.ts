@@ -182,12 +182,7 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
    */
   async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
     if (this.inTransaction()) throw new Error('exclusive() inside a transaction');
-    let client: pg.PoolClient;
-    try {
-      client = await this.lockPool.connect();
-    } catch (err) {
-      throw translatePgError(err);
-    }
+    const client = await this.connect(this.lockPool);
     let broken = false;
     const onError = () => {
       broken = true;
@@ -226,13 +221,17 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
     return (await this.execute(sql, params)).rowCount ?? 0;
   }
 
-  protected async begin(kind: 'read' | 'write'): Promise<pg.PoolClient> {
-    let client: pg.PoolClient;
+  /** A connection of `pool`; a server that cannot be reached is STORAGE_UNAVAILABLE. */
+  private async connect(pool: pg.Pool): Promise<pg.PoolClient> {
     try {
-      client = await this.pool.connect();
+      return await pool.connect();
     } catch (err) {
       throw translatePgError(err);
     }
+  }
+
+  protected async begin(kind: 'read' | 'write'): Promise<pg.PoolClient> {
+    const client = await this.connect(this.pool);
     try {
       await client.query(kind === 'read' ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
     } catch (err) {
@@ -281,12 +280,7 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
         `migrations/postgres lacks the PostgreSQL version of migration(s) ${missing.join(', ') || newest}`,
       );
     }
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw translatePgError(err);
-    }
+    const client = await this.connect(this.pool);
     try {
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
