@@ -2,7 +2,7 @@ import { parseDependency } from '../apk/dependency.ts';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
-import { type Database, type Dialect, jsonListSql, outerFirstJoin } from './database.ts';
+import { type Database, type Dialect, isUniqueViolation, jsonListSql, outerFirstJoin } from './database.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -532,60 +532,86 @@ export class PackageStore {
    * that lists it dirty in the same transaction, in which `alongside` runs too
    * (so it awaits nothing but statements: no blob or network I/O).
    */
-  insert(
+  async insert(
     pkg: NewPackage,
     now = Date.now(),
     alongside?: (created: StoredPackage) => Promise<void>,
   ): Promise<InsertResult> {
-    return this.database.transact(async (): Promise<InsertResult> => {
-      const holder = await this.slotHolder(pkg, pkg.name, pkg.version);
-      if (holder?.kind === 'package') return { outcome: 'exists', pkg: holder.pkg };
-      // The identical bytes may come back (an undo); nothing else may take a deleted version's slot.
-      if (holder?.kind === 'deleted' && holder.deleted.sha256 !== pkg.sha256) {
-        return { outcome: 'reserved', deleted: holder.deleted };
+    try {
+      return await this.database.transact(async (): Promise<InsertResult> => {
+        // The slot's check and its insert are one decision across replicas: a second publish of
+        // this name waits here until the first commits, then sees its row (slotHolder spans
+        // arches and spellings of a version, which no unique key does).
+        await this.database.lockForTransaction(`slot:${pkg.repo}/${pkg.libc}/${pkg.name}`);
+        return (await this.heldSlot(pkg)) ?? (await this.insertRow(pkg, now, alongside));
+      });
+    } catch (err) {
+      // A writer that took the slot without the lock (an older replica, a copy tool): its row
+      // decides as the checked path would have. The transaction (or savepoint) is rolled back.
+      if (!isUniqueViolation(err)) throw err;
+      const held = await this.heldSlot(pkg);
+      if (held === undefined) throw err;
+      return held;
+    }
+  }
+
+  /** What keeps `pkg` out of its slot: a stored package, or a deleted version with other bytes. */
+  private async heldSlot(pkg: NewPackage): Promise<InsertResult | undefined> {
+    const holder = await this.slotHolder(pkg, pkg.name, pkg.version);
+    if (holder?.kind === 'package') return { outcome: 'exists', pkg: holder.pkg };
+    // The identical bytes may come back (an undo); nothing else may take a deleted version's slot.
+    if (holder?.kind === 'deleted' && holder.deleted.sha256 !== pkg.sha256) {
+      return { outcome: 'reserved', deleted: holder.deleted };
+    }
+    return undefined;
+  }
+
+  private async insertRow(
+    pkg: NewPackage,
+    now: number,
+    alongside: ((created: StoredPackage) => Promise<void>) | undefined,
+  ): Promise<InsertResult> {
+    await this.database.run('INSERT INTO repos (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [
+      pkg.repo,
+      now,
+    ]);
+    const row = (await this.database.get<PackageRow>(
+      `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
+           installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
+           depends, provides, install_if, index_record, pkginfo, signatures, uploaded_at)
+         VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
+           @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
+           @depends, @provides, @installIf, @indexRecord, @pkginfo, @signatures, @uploadedAt)
+         RETURNING *`,
+      {
+        ...pkg,
+        builddate: pkg.builddate ?? null,
+        providerPriority: pkg.providerPriority ?? null,
+        depends: pkg.depends.join(' '),
+        provides: pkg.provides.join(' '),
+        installIf: pkg.installIf.join(' '),
+        indexRecord: renderIndexRecord(pkg, pkg.arch),
+        pkginfo: JSON.stringify(pkg.pkginfo),
+        signatures: JSON.stringify(pkg.signatures),
+        uploadedAt: now,
+      },
+    ))!;
+    for (const [kind, tokens] of [
+      ['depends', pkg.depends],
+      ['provides', pkg.provides],
+    ] as const) {
+      for (const name of relationNames(tokens)) {
+        await this.database.run(
+          'INSERT INTO package_relations (name, kind, package_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+          [name, kind, row.id],
+        );
       }
-      await this.database.run('INSERT INTO repos (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [
-        pkg.repo,
-        now,
-      ]);
-      const row = (await this.database.get<PackageRow>(
-        `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
-             installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
-             depends, provides, install_if, index_record, pkginfo, signatures, uploaded_at)
-           VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
-             @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
-             @depends, @provides, @installIf, @indexRecord, @pkginfo, @signatures, @uploadedAt)
-           RETURNING *`,
-        {
-          ...pkg,
-          builddate: pkg.builddate ?? null,
-          providerPriority: pkg.providerPriority ?? null,
-          depends: pkg.depends.join(' '),
-          provides: pkg.provides.join(' '),
-          installIf: pkg.installIf.join(' '),
-          indexRecord: renderIndexRecord(pkg, pkg.arch),
-          pkginfo: JSON.stringify(pkg.pkginfo),
-          signatures: JSON.stringify(pkg.signatures),
-          uploadedAt: now,
-        },
-      ))!;
-      for (const [kind, tokens] of [
-        ['depends', pkg.depends],
-        ['provides', pkg.provides],
-      ] as const) {
-        for (const name of relationNames(tokens)) {
-          await this.database.run(
-            'INSERT INTO package_relations (name, kind, package_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
-            [name, kind, row.id],
-          );
-        }
-      }
-      await this.markDirty(await this.indexesListing(pkg), 'add', row);
-      const created = toPackage(row);
-      // What belongs to the package (its SBOM) commits with it, or not at all.
-      await alongside?.(created);
-      return { outcome: 'created', pkg: created };
-    });
+    }
+    await this.markDirty(await this.indexesListing(pkg), 'add', row);
+    const created = toPackage(row);
+    // What belongs to the package (its SBOM) commits with it, or not at all.
+    await alongside?.(created);
+    return { outcome: 'created', pkg: created };
   }
 
   /** Removes a package; returns it and the indexes to rebuild (dirty already), or undefined. */
