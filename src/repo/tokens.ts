@@ -66,7 +66,15 @@ export class TokenService {
   async ensureAdminToken(now = Date.now()): Promise<string | undefined> {
     if (this.configHash) return undefined;
     if (await this.store.anyUnrevoked()) return undefined;
-    return (await this.create('admin (generated at first start)', ['*:admin'], undefined, now)).token;
+    const token = generateToken();
+    const record = await this.store.insertFirst({
+      name: 'admin (generated at first start)',
+      hash: hashToken(token).toString('hex'),
+      scopes: ['*:admin'],
+      createdAt: now,
+      expiresAt: undefined,
+    });
+    return record && token;
   }
 
   /** A new token; the clear text is returned here and never again. */

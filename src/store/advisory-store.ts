@@ -117,6 +117,9 @@ export class AdvisoryStore {
     now = Date.now(),
   ): Promise<Array<{ package: string; added: string[]; changed: string[]; removed: string[] }>> {
     return this.database.transact(async () => {
+      // What is added, changed or taken is decided on what this transaction read: one
+      // import per repository at a time, across replicas.
+      await this.database.lockForTransaction(`advisories:${repo}`);
       const results: Array<{ package: string; added: string[]; changed: string[]; removed: string[] }> = [];
       for (const doc of docs) results.push(await this.replaceOne(repo, doc, now));
       if (results.some((r) => r.added.length + r.changed.length + r.removed.length > 0)) {

@@ -220,12 +220,24 @@ export class LocalLocks {
 }
 
 /**
- * A subquery of the elements of a JSON array of strings given as one
- * parameter (`?` or `@name`), as rows of one column `value`: how a list of
- * any length goes into an `IN (…)` as one bound value, on either engine.
+ * A subquery of the elements of a JSON array given as one parameter (`?` or
+ * `@name`), as rows of one column `value`: how a list of any length goes
+ * into an `IN (…)` as one bound value, on either engine. PostgreSQL compares
+ * only like types, so a list of ids says so (`'bigint'`); SQLite's json_each
+ * yields each element with its own type already.
  */
-export function jsonListSql(dialect: Dialect, param: string): string {
-  return dialect === 'postgres'
-    ? `SELECT value FROM json_array_elements_text(${param}::json) AS list(value)`
-    : `SELECT value FROM json_each(${param})`;
+export function jsonListSql(dialect: Dialect, param: string, type: 'text' | 'bigint' = 'text'): string {
+  if (dialect === 'sqlite') return `SELECT value FROM json_each(${param})`;
+  const value = type === 'bigint' ? 'value::bigint AS value' : 'value';
+  return `SELECT ${value} FROM json_array_elements_text(${param}::json) AS list(value)`;
+}
+
+/**
+ * A join whose left side SQLite must keep as the outer loop: its CROSS JOIN
+ * (sqlite.org/optoverview.html, "Manual Control Of Query Plans Using CROSS
+ * JOIN"). PostgreSQL takes no such hint, and no ON after CROSS JOIN: there
+ * it is a plain join, ordered by its planner.
+ */
+export function outerFirstJoin(dialect: Dialect): string {
+  return dialect === 'postgres' ? 'JOIN' : 'CROSS JOIN';
 }

@@ -179,9 +179,6 @@ export class FileKeyStore implements KeyStore {
   }
 }
 
-/** The advisory lock that orders first-key creation across replicas ("reefkeys"). */
-const FIRST_KEY_LOCK = 0x7265_6566_6b65;
-
 interface KeyRow {
   name: string;
   state: 'active' | 'retired';
@@ -247,9 +244,7 @@ export class DatabaseKeyStore implements KeyStore {
   async addFirst(kind: KeyKind, name: string, privatePem: string, publicPem: string): Promise<boolean> {
     return this.database.transact(async () => {
       // Two replicas' first starts: the second waits here, then finds the first's key.
-      if (this.database.dialect === 'postgres') {
-        await this.database.get('SELECT pg_advisory_xact_lock(?)', [FIRST_KEY_LOCK]);
-      }
+      await this.database.lockForTransaction(`keys:first:${kind}`);
       if (await this.database.get('SELECT 1 FROM keys WHERE kind = ?', [kind])) return false;
       await this.add(kind, name, privatePem, publicPem);
       return true;

@@ -2,7 +2,7 @@ import { parseDependency } from '../apk/dependency.ts';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
-import type { Database } from './database.ts';
+import { type Database, type Dialect, isUniqueViolation, jsonListSql, outerFirstJoin } from './database.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -252,10 +252,16 @@ const MAX_SEARCH_ROWS = 10_000;
 /**
  * The search's filters on package_search_rows `r`; the readable repositories
  * as one parameter each (a json_each list cost ~0.5 µs more per match).
+ * PostgreSQL types a parameter where it first meets it, and a bare one in
+ * IS NULL has none: it gets a cast.
  */
-const searchFilterSql = (repoCount: number) => `
+const searchFilterSql = (dialect: Dialect, repoCount: number) => {
+  const optional = (name: string) =>
+    dialect === 'postgres' ? `CAST(@${name} AS TEXT) IS NULL` : `@${name} IS NULL`;
+  return `
   r.repo IN (${Array.from({ length: repoCount }, (_, i) => `@repo${i}`).join(', ')})
-  AND (@libc IS NULL OR r.libc = @libc) AND (@arch IS NULL OR r.arch = @arch)`;
+  AND (${optional('libc')} OR r.libc = @libc) AND (${optional('arch')} OR r.arch = @arch)`;
+};
 
 /** The packages rows of the page's ids `h` (id, tier), joined only once the page is chosen. */
 const searchRowsSql = (page: string, order: string) => `
@@ -263,64 +269,147 @@ const searchRowsSql = (page: string, order: string) => `
   WHERE p.published_at IS NOT NULL ORDER BY ${order}`;
 
 /**
+ * The cursor condition of tiers 0 to 2 on PostgreSQL, which infers no type
+ * for a parameter alone in IS NULL, in a row value or under a minus.
+ */
+const PG_AFTER_NAME_CURSOR = `CAST(@afterTier AS INTEGER) IS NULL
+  OR (tier, name, -id) > (CAST(@afterTier AS INTEGER), CAST(@afterName AS TEXT), -CAST(@afterId AS BIGINT))`;
+
+/**
  * Tiers 0 to 2, the packages whose name contains the text, in (tier, name,
  * newest id) order after the cursor. `hits` yields each one's id, name and
  * tier: few, as names are short, so they are ranked and sorted whole.
  */
-const searchNamePageSql = (hits: string) =>
+const searchNamePageSql = (dialect: Dialect, hits: string) =>
   searchRowsSql(
-    `SELECT id, name, tier FROM (${hits})
-     WHERE @afterTier IS NULL OR (tier, name, -id) > (@afterTier, @afterName, -@afterId)
+    `SELECT id, name, tier FROM (${hits}) hits
+     WHERE ${dialect === 'postgres' ? PG_AFTER_NAME_CURSOR : '@afterTier IS NULL OR (tier, name, -id) > (@afterTier, @afterName, -@afterId)'}
      ORDER BY tier, name, id DESC LIMIT @limit`,
     'h.tier, h.name, h.id DESC',
   );
 
 /**
- * 3 characters or more, tiers 0 to 2: names from their own trigram index
- * (migrations/0015_package_search_names.sql), read no further than the names
- * that match, whatever the descriptions hold.
+ * The queries of a search page on one engine. Named parameters: @text (as
+ * typed), @prefix (`text%`, LIKE-escaped), @contains (`%text%`, escaped),
+ * @match (an FTS5 phrase), the filters', the cursor's, @limit and @maxRows;
+ * each engine reads those it needs.
  */
-const searchNamesIndexedSql = (repoCount: number) =>
-  searchNamePageSql(`
+interface SearchSql {
+  /** Fewer than 3 characters: names by their start. */
+  names(repoCount: number): string;
+  /** 3 characters or more, tiers 0 to 2: names containing the text. */
+  namesIndexed(repoCount: number): string;
+  /** 3 characters or more, tier 3: the other matches, newest first, at most @maxRows read. */
+  rest(repoCount: number): string;
+  /** Where a walk of tier 3 that read @maxRows matches stopped, or no row when they ran out first. */
+  restEnd: string;
+}
+
+/**
+ * SQLite: FTS5 trigram tables (migrations/0013_package_search.sql,
+ * 0015_package_search_names.sql).
+ *
+ * Tiers 0 to 2 read names from their own trigram index, no further than the
+ * names that match, whatever the descriptions hold.
+ *
+ * Tier 3 walks the text's matches in package_search (names, descriptions,
+ * provides) below the cursor's id, newest first, which FTS5 reads in rowid
+ * order without a sort, so the walk stops at the page's end; at most
+ * @maxRows of them (the inner LIMIT), each kept if the filters pass and its
+ * name does not match (tiers 0 to 2 have it). CROSS JOIN keeps the index
+ * walk the outer loop.
+ *
+ * Short text reads a range of package_search_rows_by_name.
+ */
+const SQLITE_SEARCH: SearchSql = {
+  names: (repoCount) =>
+    searchNamePageSql(
+      'sqlite',
+      `
+  SELECT r.id, r.name, CASE WHEN r.name = @text COLLATE NOCASE THEN 0 ELSE 1 END AS tier
+  FROM package_search_rows r INDEXED BY package_search_rows_by_name
+  WHERE r.name LIKE @prefix ESCAPE '\\' AND ${searchFilterSql('sqlite', repoCount)}`,
+    ),
+  namesIndexed: (repoCount) =>
+    searchNamePageSql(
+      'sqlite',
+      `
   SELECT r.id, r.name,
     CASE WHEN r.name = @text COLLATE NOCASE THEN 0 WHEN r.name LIKE @prefix ESCAPE '\\' THEN 1 ELSE 2 END AS tier
   FROM package_search_names n CROSS JOIN package_search_rows r ON r.id = n.rowid
-  WHERE package_search_names MATCH @match AND ${searchFilterSql(repoCount)}`);
-
-/**
- * 3 characters or more, tier 3: the text's matches in package_search
- * (names, descriptions, provides) below the cursor's id, newest first, which
- * FTS5 reads in rowid order without a sort, so the walk stops at the page's
- * end; at most @maxRows of them (the inner LIMIT), each kept if the filters
- * pass and its name does not match (tiers 0 to 2 have it). CROSS JOIN keeps
- * the index walk the outer loop.
- */
-const searchRestSql = (repoCount: number) =>
-  searchRowsSql(
-    `SELECT w.id, 3 AS tier FROM (
+  WHERE package_search_names MATCH @match AND ${searchFilterSql('sqlite', repoCount)}`,
+    ),
+  rest: (repoCount) =>
+    searchRowsSql(
+      `SELECT w.id, 3 AS tier FROM (
        SELECT rowid AS id FROM package_search WHERE package_search MATCH @match AND rowid < @afterId
        ORDER BY rowid DESC LIMIT @maxRows
      ) w CROSS JOIN package_search_rows r ON r.id = w.id
-     WHERE ${searchFilterSql(repoCount)}
+     WHERE ${searchFilterSql('sqlite', repoCount)}
        AND r.id NOT IN (SELECT rowid FROM package_search_names WHERE package_search_names MATCH @match)
      ORDER BY w.id DESC LIMIT @limit`,
-    'h.id DESC',
-  );
+      'h.id DESC',
+    ),
+  restEnd: `
+  SELECT rowid AS id FROM package_search WHERE package_search MATCH @match AND rowid < @afterId
+  ORDER BY rowid DESC LIMIT 1 OFFSET @maxRows - 1`,
+};
 
 /**
- * Where a walk of tier 3 that read @maxRows matches stopped: the last match
- * it read, or none when the matches below the cursor ran out first.
+ * Tier 3's matches on PostgreSQL: published packages whose description or
+ * provides contain the text and whose name does not (a name match is in
+ * tiers 0 to 2), found through the trigram indexes package_search_description
+ * and package_search_provides. The walk and its end read the same set, so a
+ * cursor from one is a place in the other.
  */
-const SEARCH_REST_END_SQL = `
-  SELECT rowid AS id FROM package_search WHERE package_search MATCH @match AND rowid < @afterId
-  ORDER BY rowid DESC LIMIT 1 OFFSET @maxRows - 1`;
+const PG_REST_MATCHES = `published_at IS NOT NULL
+  AND (description ILIKE @contains OR provides ILIKE @contains) AND NOT name ILIKE @contains
+  AND id < @afterId`;
 
-/** Fewer than 3 characters: names by their start, a range of package_search_rows_by_name. */
-const searchNamesSql = (repoCount: number) =>
-  searchNamePageSql(`
-  SELECT r.id, r.name, CASE WHEN r.name = @text COLLATE NOCASE THEN 0 ELSE 1 END AS tier
-  FROM package_search_rows r INDEXED BY package_search_rows_by_name
-  WHERE r.name LIKE @prefix ESCAPE '\\' AND ${searchFilterSql(repoCount)}`);
+/**
+ * The text lowered as SQLite's NOCASE and LIKE lower it (ASCII letters only):
+ * under "C", whatever the parameter's collation (migrations/postgres/0015_baseline.sql).
+ */
+const PG_LOWER_TEXT = 'lower(CAST(@text AS TEXT) COLLATE "C")';
+
+/**
+ * PostgreSQL: pg_trgm GIN indexes answering ILIKE (see the package search
+ * part of migrations/postgres/0015_baseline.sql), in the same tiers and
+ * order as SQLite's. Names are "C" text, so ILIKE on them folds ASCII only,
+ * as SQLite's LIKE and NOCASE do.
+ */
+const PG_SEARCH: SearchSql = {
+  names: (repoCount) =>
+    searchNamePageSql(
+      'postgres',
+      `
+  SELECT r.id, r.name, CASE WHEN lower(r.name) = ${PG_LOWER_TEXT} THEN 0 ELSE 1 END AS tier
+  FROM package_search_rows r
+  WHERE lower(r.name) LIKE lower(CAST(@prefix AS TEXT) COLLATE "C") AND ${searchFilterSql('postgres', repoCount)}`,
+    ),
+  namesIndexed: (repoCount) =>
+    searchNamePageSql(
+      'postgres',
+      `
+  SELECT r.id, r.name,
+    CASE WHEN lower(r.name) = ${PG_LOWER_TEXT} THEN 0 WHEN r.name ILIKE @prefix THEN 1 ELSE 2 END AS tier
+  FROM package_search_rows r
+  WHERE r.name ILIKE @contains AND ${searchFilterSql('postgres', repoCount)}`,
+    ),
+  rest: (repoCount) =>
+    searchRowsSql(
+      `SELECT r.id, 3 AS tier FROM (
+       SELECT id, repo, libc, arch FROM packages WHERE ${PG_REST_MATCHES}
+       ORDER BY id DESC LIMIT @maxRows
+     ) r
+     WHERE ${searchFilterSql('postgres', repoCount)}
+     ORDER BY r.id DESC LIMIT @limit`,
+      'h.id DESC',
+    ),
+  restEnd: `
+  SELECT id FROM packages WHERE ${PG_REST_MATCHES}
+  ORDER BY id DESC LIMIT 1 OFFSET CAST(@maxRows AS BIGINT) - 1`,
+};
 
 /**
  * Whether two arches share an index: noarch packages are listed in every
@@ -443,60 +532,86 @@ export class PackageStore {
    * that lists it dirty in the same transaction, in which `alongside` runs too
    * (so it awaits nothing but statements: no blob or network I/O).
    */
-  insert(
+  async insert(
     pkg: NewPackage,
     now = Date.now(),
     alongside?: (created: StoredPackage) => Promise<void>,
   ): Promise<InsertResult> {
-    return this.database.transact(async (): Promise<InsertResult> => {
-      const holder = await this.slotHolder(pkg, pkg.name, pkg.version);
-      if (holder?.kind === 'package') return { outcome: 'exists', pkg: holder.pkg };
-      // The identical bytes may come back (an undo); nothing else may take a deleted version's slot.
-      if (holder?.kind === 'deleted' && holder.deleted.sha256 !== pkg.sha256) {
-        return { outcome: 'reserved', deleted: holder.deleted };
+    try {
+      return await this.database.transact(async (): Promise<InsertResult> => {
+        // The slot's check and its insert are one decision across replicas: a second publish of
+        // this name waits here until the first commits, then sees its row (slotHolder spans
+        // arches and spellings of a version, which no unique key does).
+        await this.database.lockForTransaction(`slot:${pkg.repo}/${pkg.libc}/${pkg.name}`);
+        return (await this.heldSlot(pkg)) ?? (await this.insertRow(pkg, now, alongside));
+      });
+    } catch (err) {
+      // A writer that took the slot without the lock (an older replica, a copy tool): its row
+      // decides as the checked path would have. The transaction (or savepoint) is rolled back.
+      if (!isUniqueViolation(err)) throw err;
+      const held = await this.heldSlot(pkg);
+      if (held === undefined) throw err;
+      return held;
+    }
+  }
+
+  /** What keeps `pkg` out of its slot: a stored package, or a deleted version with other bytes. */
+  private async heldSlot(pkg: NewPackage): Promise<InsertResult | undefined> {
+    const holder = await this.slotHolder(pkg, pkg.name, pkg.version);
+    if (holder?.kind === 'package') return { outcome: 'exists', pkg: holder.pkg };
+    // The identical bytes may come back (an undo); nothing else may take a deleted version's slot.
+    if (holder?.kind === 'deleted' && holder.deleted.sha256 !== pkg.sha256) {
+      return { outcome: 'reserved', deleted: holder.deleted };
+    }
+    return undefined;
+  }
+
+  private async insertRow(
+    pkg: NewPackage,
+    now: number,
+    alongside: ((created: StoredPackage) => Promise<void>) | undefined,
+  ): Promise<InsertResult> {
+    await this.database.run('INSERT INTO repos (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [
+      pkg.repo,
+      now,
+    ]);
+    const row = (await this.database.get<PackageRow>(
+      `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
+           installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
+           depends, provides, install_if, index_record, pkginfo, signatures, uploaded_at)
+         VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
+           @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
+           @depends, @provides, @installIf, @indexRecord, @pkginfo, @signatures, @uploadedAt)
+         RETURNING *`,
+      {
+        ...pkg,
+        builddate: pkg.builddate ?? null,
+        providerPriority: pkg.providerPriority ?? null,
+        depends: pkg.depends.join(' '),
+        provides: pkg.provides.join(' '),
+        installIf: pkg.installIf.join(' '),
+        indexRecord: renderIndexRecord(pkg, pkg.arch),
+        pkginfo: JSON.stringify(pkg.pkginfo),
+        signatures: JSON.stringify(pkg.signatures),
+        uploadedAt: now,
+      },
+    ))!;
+    for (const [kind, tokens] of [
+      ['depends', pkg.depends],
+      ['provides', pkg.provides],
+    ] as const) {
+      for (const name of relationNames(tokens)) {
+        await this.database.run(
+          'INSERT INTO package_relations (name, kind, package_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+          [name, kind, row.id],
+        );
       }
-      await this.database.run('INSERT INTO repos (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [
-        pkg.repo,
-        now,
-      ]);
-      const row = (await this.database.get<PackageRow>(
-        `INSERT INTO packages (repo, libc, arch, name, version, filename, sha256, size, checksum, datahash,
-             installed_size, description, url, license, origin, maintainer, builddate, commit_id, provider_priority,
-             depends, provides, install_if, index_record, pkginfo, signatures, uploaded_at)
-           VALUES (@repo, @libc, @arch, @name, @version, @filename, @sha256, @size, @checksum, @datahash,
-             @installedSize, @description, @url, @license, @origin, @maintainer, @builddate, @commit, @providerPriority,
-             @depends, @provides, @installIf, @indexRecord, @pkginfo, @signatures, @uploadedAt)
-           RETURNING *`,
-        {
-          ...pkg,
-          builddate: pkg.builddate ?? null,
-          providerPriority: pkg.providerPriority ?? null,
-          depends: pkg.depends.join(' '),
-          provides: pkg.provides.join(' '),
-          installIf: pkg.installIf.join(' '),
-          indexRecord: renderIndexRecord(pkg, pkg.arch),
-          pkginfo: JSON.stringify(pkg.pkginfo),
-          signatures: JSON.stringify(pkg.signatures),
-          uploadedAt: now,
-        },
-      ))!;
-      for (const [kind, tokens] of [
-        ['depends', pkg.depends],
-        ['provides', pkg.provides],
-      ] as const) {
-        for (const name of relationNames(tokens)) {
-          await this.database.run(
-            'INSERT INTO package_relations (name, kind, package_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
-            [name, kind, row.id],
-          );
-        }
-      }
-      await this.markDirty(await this.indexesListing(pkg), 'add', row);
-      const created = toPackage(row);
-      // What belongs to the package (its SBOM) commits with it, or not at all.
-      await alongside?.(created);
-      return { outcome: 'created', pkg: created };
-    });
+    }
+    await this.markDirty(await this.indexesListing(pkg), 'add', row);
+    const created = toPackage(row);
+    // What belongs to the package (its SBOM) commits with it, or not at all.
+    await alongside?.(created);
+    return { outcome: 'created', pkg: created };
   }
 
   /** Removes a package; returns it and the indexes to rebuild (dirty already), or undefined. */
@@ -708,7 +823,7 @@ export class PackageStore {
    */
   indexRecords(ids: number[]): Promise<Array<{ id: number; arch: string; record: string }>> {
     return this.database.all<{ id: number; arch: string; record: string }>(
-      `SELECT id, arch, index_record AS record FROM packages WHERE id IN (SELECT value FROM json_each(?))`,
+      `SELECT id, arch, index_record AS record FROM packages WHERE id IN (${jsonListSql(this.database.dialect, '?', 'bigint')})`,
       [JSON.stringify(ids)],
     );
   }
@@ -786,6 +901,7 @@ export class PackageStore {
     const args: Record<string, string | number | null> = {
       text: needle,
       prefix: `${escaped}%`,
+      contains: `%${escaped}%`,
       match: phrase,
       libc: filter.libc ?? null,
       arch: filter.arch ?? null,
@@ -799,10 +915,11 @@ export class PackageStore {
       row.search_tier === 3
         ? { tier: 3, id: row.id }
         : { tier: row.search_tier as 0 | 1 | 2, name: row.name, id: row.id };
+    const search = this.database.dialect === 'postgres' ? PG_SEARCH : SQLITE_SEARCH;
     return this.database.read(async () => {
       const found: Row[] = [];
       if (after === undefined || after.tier !== 3) {
-        const sql = indexed ? searchNamesIndexedSql(repos.length) : searchNamesSql(repos.length);
+        const sql = indexed ? search.namesIndexed(repos.length) : search.names(repos.length);
         found.push(
           ...(await this.database.all<Row>(sql, {
             ...args,
@@ -816,11 +933,12 @@ export class PackageStore {
       if (indexed && found.length <= page.limit) {
         const rest = {
           match: phrase,
+          contains: args.contains!,
           afterId: after?.tier === 3 ? after.id : Number.MAX_SAFE_INTEGER,
           maxRows: page.maxRows ?? MAX_SEARCH_ROWS,
         };
         found.push(
-          ...(await this.database.all<Row>(searchRestSql(repos.length), {
+          ...(await this.database.all<Row>(search.rest(repos.length), {
             ...args,
             ...rest,
             limit: page.limit + 1 - found.length,
@@ -828,7 +946,7 @@ export class PackageStore {
         );
         if (found.length <= page.limit) {
           // A short page: the matches ran out, or the walk read maxRows of them first.
-          const end = await this.database.get<{ id: number }>(SEARCH_REST_END_SQL, rest);
+          const end = await this.database.get<{ id: number }>(search.restEnd, rest);
           return { packages: found.map(toPackage), next: end && { tier: 3 as const, id: end.id } };
         }
       }
@@ -882,8 +1000,8 @@ export class PackageStore {
       // CROSS JOIN keeps package_relations the outer loop (sqlite.org/optoverview.html, "Manual
       // Control Of Query Plans Using CROSS JOIN"): driven from the packages side, the planner
       // scanned the whole index's packages (28 ms at 100,000).
-      `SELECT p.* FROM package_relations r CROSS JOIN packages p ON p.id = r.package_id
-       WHERE r.name IN (SELECT value FROM json_each(?)) AND r.kind = 'depends'
+      `SELECT p.* FROM package_relations r ${outerFirstJoin(this.database.dialect)} packages p ON p.id = r.package_id
+       WHERE r.name IN (${jsonListSql(this.database.dialect, '?')}) AND r.kind = 'depends'
        AND p.repo = ? AND p.libc = ? AND (p.arch = ? OR p.arch = 'noarch') AND p.published_at IS NOT NULL
        LIMIT ?`,
       [JSON.stringify(names), key.repo, key.libc, key.arch, limit],
@@ -905,7 +1023,7 @@ export class PackageStore {
   ): Promise<StoredPackage[]> {
     const rows = await this.database.all<PackageRow>(
       `SELECT * FROM packages WHERE origin = ? AND id > ? AND published_at IS NOT NULL
-       AND repo IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`,
+       AND repo IN (${jsonListSql(this.database.dialect, '?')}) ORDER BY id LIMIT ?`,
       [origin, afterId, JSON.stringify(repos), limit],
     );
     return rows.map(toPackage);
@@ -1110,8 +1228,9 @@ export class PackageStore {
       `SELECT p.*, pp.sha256 AS pp_sha256, pp.size AS pp_size, pp.format AS pp_format,
               pp.result AS pp_result, pp.created_at AS pp_created_at
        FROM publisher_provenance pp JOIN packages p ON p.id = pp.package_id
-       WHERE pp.verified = 0 AND p.id > ? AND (? IS NULL OR p.repo = ?) ORDER BY p.id LIMIT ?`,
-      [afterId, repo ?? null, repo ?? null, limit],
+       WHERE pp.verified = 0 AND p.id > @afterId AND (CAST(@repo AS TEXT) IS NULL OR p.repo = @repo)
+       ORDER BY p.id LIMIT @limit`,
+      { afterId, repo: repo ?? null, limit },
     );
     return rows.map((r) => ({
       pkg: toPackage(r),

@@ -160,9 +160,16 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
   private async execute(sql: string, params: SqlParams | undefined): Promise<pg.QueryResult> {
     const tx = this.current();
     const { text, values } = this.query(sql, params);
+    // Outside a transaction on a connection of its own, taken here rather than by pool.query, so
+    // that a failure to connect is told apart from the statement's own errors.
+    const client = tx ? tx.connection : await this.connect(this.pool);
     try {
-      return await (tx ? tx.connection : this.pool).query(text, values);
+      const result = await client.query(text, values);
+      if (!tx) client.release();
+      return result;
     } catch (err) {
+      // As pool.query does: a connection whose statement failed is not reused.
+      if (!tx) client.release(true);
       throw translatePgError(err);
     }
   }
@@ -221,20 +228,32 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
     return (await this.execute(sql, params)).rowCount ?? 0;
   }
 
-  /** A connection of `pool`; a server that cannot be reached is STORAGE_UNAVAILABLE. */
+  /**
+   * A connection of `pool`. Any failure to get one is STORAGE_UNAVAILABLE,
+   * whatever the server's reason (down, refusing connections to this
+   * database, out of slots): the request may succeed later.
+   */
   private async connect(pool: pg.Pool): Promise<pg.PoolClient> {
     try {
       return await pool.connect();
     } catch (err) {
-      throw translatePgError(err);
+      const translated = translatePgError(err);
+      throw translated instanceof AppError
+        ? translated
+        : databaseUnavailable(err, 'the database server cannot be reached');
     }
   }
 
   protected async begin(kind: 'read' | 'write'): Promise<pg.PoolClient> {
     const client = await this.connect(this.pool);
+    // The pool stops listening for a connection's errors while it is lent out. One the server
+    // ends between this transaction's statements (a restart, an administrator's terminate)
+    // emits 'error', which without a listener ends the process; its next statement fails anyway.
+    client.on('error', ignoreLostConnection);
     try {
       await client.query(kind === 'read' ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
     } catch (err) {
+      client.removeListener('error', ignoreLostConnection);
       client.release(true);
       throw translatePgError(err);
     }
@@ -244,9 +263,11 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
   protected async finish(client: pg.PoolClient, _kind: 'read' | 'write', commit: boolean): Promise<void> {
     try {
       await client.query(commit ? 'COMMIT' : 'ROLLBACK');
+      client.removeListener('error', ignoreLostConnection);
       client.release();
     } catch (err) {
       // The connection's state is unknown: it is not reused.
+      client.removeListener('error', ignoreLostConnection);
       client.release(true);
       // A COMMIT whose answer was lost may or may not have happened: the caller must not
       // acknowledge it, so this is an error like any other.
@@ -322,6 +343,9 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
     await Promise.all([this.pool.end(), this.lockPool.end()]);
   }
 }
+
+/** See begin(): a lost connection is reported by the statement that next uses it. */
+function ignoreLostConnection(): void {}
 
 function migrationFiles(dir: string): Array<{ version: number; name: string; path: string }> {
   return readdirSync(dir)

@@ -1,6 +1,6 @@
 import { AppError } from '../errors.ts';
 import type { SbomComponent, SbomFormat } from '../sbom/types.ts';
-import type { Database } from './database.ts';
+import { type Database, jsonListSql, outerFirstJoin } from './database.ts';
 import type { Libc } from './package-store.ts';
 
 /** One package's SBOM as stored: its blob and where it came from. */
@@ -227,8 +227,8 @@ export class SbomStore {
     // CROSS JOIN keeps components as the outer loop: the index order is the page order.
     const select = `SELECT c.*, p.repo AS p_repo, p.libc AS p_libc, p.arch AS p_arch, p.name AS p_name,
          p.version AS p_version
-       FROM components c CROSS JOIN packages p ON p.id = c.package_id`;
-    const visible = 'p.published_at IS NOT NULL AND p.repo IN (SELECT value FROM json_each(?))';
+       FROM components c ${outerFirstJoin(this.database.dialect)} packages p ON p.id = c.package_id`;
+    const visible = `p.published_at IS NOT NULL AND p.repo IN (${jsonListSql(this.database.dialect, '?')})`;
     return range.kind === 'equal'
       ? this.database.all<PackagedComponentRow>(
           `${select} WHERE c.${column} = ? AND (c.package_id, c.id) > (?, ?) AND ${visible}
@@ -271,7 +271,9 @@ export class SbomStore {
     page: { repos: readonly string[]; limit: number; after?: LicenseCursor },
   ): Promise<{ packages: LicensedPackage[]; next: LicenseCursor | undefined }> {
     const columns = 'id, repo, libc, arch, name, version, license';
-    const visible = 'published_at IS NOT NULL AND repo IN (SELECT value FROM json_each(@repos))';
+    // PostgreSQL infers no type for a parameter first met alone in IS NULL.
+    const after = this.database.dialect === 'postgres' ? 'CAST(@after AS TEXT) IS NULL' : '@after IS NULL';
+    const visible = `published_at IS NOT NULL AND repo IN (${jsonListSql(this.database.dialect, '@repos')})`;
     const repos = JSON.stringify(page.repos);
     const rows: Array<LicensedPackage & { id: number }> = [];
     if (page.after !== undefined) {
@@ -289,7 +291,7 @@ export class SbomStore {
       rows.push(
         ...(await this.database.all<(typeof rows)[number]>(
           `SELECT ${columns} FROM packages
-           WHERE license IN (SELECT value FROM json_each(@licenses) WHERE @after IS NULL OR value > @after)
+           WHERE license IN (${jsonListSql(this.database.dialect, '@licenses')} WHERE ${after} OR value > @after)
              AND ${visible}
            ORDER BY license, id LIMIT @limit`,
           {

@@ -34,6 +34,14 @@ function toRecord(r: TokenRow): TokenRecord {
   };
 }
 
+export interface NewToken {
+  name: string;
+  hash: string;
+  scopes: string[];
+  createdAt: number;
+  expiresAt: number | undefined;
+}
+
 /** The tokens table: a SHA-256 (hex) of each token, never the token. */
 export class TokenStore {
   constructor(private readonly database: Database) {}
@@ -43,18 +51,25 @@ export class TokenStore {
     return (await this.database.get('SELECT 1 FROM tokens WHERE revoked_at IS NULL LIMIT 1')) !== undefined;
   }
 
-  async insert(token: {
-    name: string;
-    hash: string;
-    scopes: string[];
-    createdAt: number;
-    expiresAt: number | undefined;
-  }): Promise<TokenRecord> {
+  async insert(token: NewToken): Promise<TokenRecord> {
     const row = await this.database.get<TokenRow>(
       'INSERT INTO tokens (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING *',
       [token.name, token.hash, JSON.stringify(token.scopes), token.createdAt, token.expiresAt ?? null],
     );
     return toRecord(row!);
+  }
+
+  /**
+   * Inserts `token` unless some token is not revoked, in one decision across
+   * replicas: several starting at once on an empty database create one
+   * bootstrap token, not one each. Resolves to undefined when one existed.
+   */
+  insertFirst(token: NewToken): Promise<TokenRecord | undefined> {
+    return this.database.transact(async () => {
+      await this.database.lockForTransaction('tokens:first');
+      if (await this.anyUnrevoked()) return undefined;
+      return this.insert(token);
+    });
   }
 
   async get(id: number): Promise<TokenRecord | undefined> {

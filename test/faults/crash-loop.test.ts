@@ -22,7 +22,8 @@ import { backendEnv, opensslVerifyIndex, publish, removeDir } from '../helpers/s
  * left. The seed is printed; CRASH_SEED=<n> replays a run.
  */
 
-const ROUNDS = 20;
+/** CRASH_ROUNDS=<n> runs fewer (the scale-out pass, where each restart costs more). */
+const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 20);
 const PER_ROUND = 6;
 const ARCHES = ['x86_64', 'aarch64'];
 
@@ -238,8 +239,15 @@ test(`crash loop: ${ROUNDS} SIGKILLs during publish bursts lose nothing acknowle
       await last.stop();
     }
     // Every blob hashes to its address, every index matches the database (C: and S: included).
-    // On the engines the servers ran on (the object store's blobs in the second pass).
-    const { s3 } = loadConfig({ REEF_DATA_DIR: dataDir, ...(await backendEnv(dataDir)) });
+    // On the engines the servers ran on (the object store's blobs in the second pass). fsck reads
+    // SQLite only so far: on PostgreSQL the servers' own checks above are the oracle.
+    const { s3, databaseUrl } = loadConfig({ REEF_DATA_DIR: dataDir, ...(await backendEnv(dataDir)) });
+    if (databaseUrl !== undefined) {
+      process.stdout.write(
+        `# crash loop seed ${seed}: ${acked.size} acknowledged in ${ROUNDS} rounds, ${midBurst} killed mid-burst; fsck skipped (PostgreSQL)\n`,
+      );
+      return;
+    }
     const report = await fsck(dataDir, { s3 });
     assert.deepEqual(report.problems, [], `seed ${seed}`);
     assert.deepEqual(

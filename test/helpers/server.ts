@@ -27,7 +27,7 @@ export interface TestServer {
 
 /**
  * A real reef on 127.0.0.1:0 with its own temp data folder. In the second
- * pass of `npm test` (test/run-s3-suites.ts) it runs on the test engines
+ * pass of `npm test` (test/run-scale-out-suites.ts) it runs on the test engines
  * instead (backendEnv).
  */
 export async function startServer(

@@ -8,8 +8,10 @@ import { AuditLog } from '../../src/repo/audit.ts';
 import { TokenService } from '../../src/repo/tokens.ts';
 import { AuditStore } from '../../src/store/audit-store.ts';
 import { migrate, openDb } from '../../src/store/db.ts';
+import { PostgresDatabase } from '../../src/store/postgres-database.ts';
 import { SqliteDatabase } from '../../src/store/sqlite-database.ts';
 import { TokenStore } from '../../src/store/token-store.ts';
+import { dropDatabase, freshDatabase, needsPg } from '../helpers/pg-engine.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'reef-tokens-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,3 +44,23 @@ test('a database that cannot be written: tokens still authenticate, writes answe
     await readOnly.close();
   }
 });
+
+test(
+  'replicas starting together on an empty PostgreSQL database create one bootstrap token',
+  needsPg,
+  async () => {
+    const url = await freshDatabase('reef-tokens-first');
+    const replicas = Array.from({ length: 4 }, () => new PostgresDatabase(url));
+    try {
+      await Promise.all(replicas.map((r) => r.migrate()));
+      const printed = await Promise.all(
+        replicas.map((r) => new TokenService(new TokenStore(r), undefined).ensureAdminToken()),
+      );
+      assert.equal(printed.filter((t) => t !== undefined).length, 1);
+      assert.equal((await replicas[0]!.get<{ n: number }>('SELECT count(*) AS n FROM tokens'))?.n, 1);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+      await dropDatabase(url);
+    }
+  },
+);

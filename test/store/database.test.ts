@@ -299,6 +299,16 @@ for (const engine of engines) {
           rows.map((r) => r.k),
           ['a', 'c'],
         );
+        // Ids against a BIGINT column, beyond 32 bits.
+        await db.run('INSERT INTO t (k, n) VALUES (?, ?)', ['big', 2 ** 40]);
+        const byId = await db.all<{ k: string }>(
+          `SELECT k FROM t WHERE n IN (${jsonListSql(db.dialect, '?', 'bigint')}) ORDER BY k`,
+          [JSON.stringify([2 ** 40, 7])],
+        );
+        assert.deepEqual(
+          byId.map((r) => r.k),
+          ['big'],
+        );
       });
     });
 
