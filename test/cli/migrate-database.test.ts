@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import Sqlite from 'better-sqlite3';
 import pg from 'pg';
 import { runVerify } from '../../src/cli/verify.ts';
@@ -211,6 +212,8 @@ describe('reef migrate-storage --to-database', { skip }, () => {
   let pgUrl: string;
   let pgEnv: Record<string, string>;
   let bucketEnv: Record<string, string>;
+  /** The data folder of the server on PostgreSQL (its index files). */
+  let pgDataDir: string;
 
   before(async () => {
     const server = await startServer();
@@ -302,6 +305,7 @@ describe('reef migrate-storage --to-database', { skip }, () => {
 
     const dataDir = mkdtempSync(join(tmpdir(), 'reef-migrated-pg-'));
     dirs.push(dataDir);
+    pgDataDir = dataDir;
     const server = await startServer(pgEnv, dataDir);
     try {
       const now = await served(server, work);
@@ -367,6 +371,44 @@ describe('reef migrate-storage --to-database', { skip }, () => {
       assert.equal(Object.keys(now.packages).length, 3);
     } finally {
       await server.close();
+    }
+  });
+
+  test('reef fsck on PostgreSQL and S3: clean, then one corrupt blob found', async () => {
+    const fsck = (args: string[] = []) => reef(['fsck', '--data', pgDataDir, '--json', ...args], pgEnv);
+    const clean = await fsck();
+    assert.ok(clean.code === 0 || clean.code === 3, `${clean.code}: ${clean.stdout}${clean.stderr}`);
+    const report = JSON.parse(clean.stdout) as { problems: unknown[]; checked: { packages: number } };
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.checked.packages, 3);
+
+    // The same bytes with one changed: same size, so only hashing finds it.
+    const client = new S3Client({
+      region: s3Engine!.region,
+      endpoint: s3Engine!.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3Engine!.accessKeyId, secretAccessKey: s3Engine!.secretAccessKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    try {
+      const victim = original.packages[PACKAGES[0]!]!;
+      const bucket = new URL(bucketEnv.REEF_BLOB_URL!).hostname;
+      const Key = `reef/blobs/sha256/${victim.slice(0, 2)}/${victim}`;
+      const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key }));
+      const bytes = Buffer.from(await got.Body!.transformToByteArray());
+      assert.equal(sha256(bytes), victim);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: bytes }));
+      const damaged = await fsck();
+      assertExit(damaged, 1);
+      const found = JSON.parse(damaged.stdout) as { problems: Array<{ code: string; subject: string }> };
+      assert.deepEqual(
+        found.problems.map((p) => [p.code, p.subject.slice(0, 64)]),
+        [['BLOB_CORRUPT', victim]],
+      );
+    } finally {
+      client.destroy();
     }
   });
 });
