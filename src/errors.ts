@@ -135,6 +135,10 @@ export const ERROR_CODES = {
   // the object store refused a request or did not answer
   STORAGE_UNAVAILABLE: 'unavailable',
   STORAGE_CORRUPT: 'internal',
+  // two databases a copy would join differ in tables or columns (reef migrate-storage)
+  STORAGE_SCHEMA_MISMATCH: 'internal',
+  // the database a copy would fill holds rows already
+  STORAGE_TARGET_NOT_EMPTY: 'conflict',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorKind>;
 

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
-import { backupDataDir } from '../repo/backup.ts';
+import { backupDatabase, backupDataDir } from '../repo/backup.ts';
+import { type DatabaseKeyStore, openKeyStore } from '../store/key-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { SqliteDatabase } from '../store/sqlite-database.ts';
-import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
+import { type CliContext, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { cliAuditor, withLocalData } from './local-data.ts';
 import { dataOptions } from './options.ts';
@@ -18,6 +19,13 @@ and reef's attestation key in keys/attestation/ (private keys 0600).
 'reef serve --data DEST' starts from the copy; indexes the copy lacks are
 rebuilt at start. Keep the copy as secret as the data folder: it holds
 the private keys.
+
+With REEF_DATABASE_URL the backup is a data folder too: the database's rows,
+read in one snapshot, copied into DEST/reef.db (SQLite), the keys decrypted
+into DEST/keys/ (needs REEF_KEY_ENCRYPTION_KEY(_FILE); private keys 0600),
+and the blobs the snapshot references into DEST/blobs. 'reef serve --data
+DEST' starts from it; 'reef migrate-storage --to-database postgres://…'
+moves it back.
 
 options:
 ${DATA_OPTION_USAGE}
@@ -42,18 +50,13 @@ export async function runBackup(args: string[], ctx: CliContext): Promise<number
     throw usageError('the backup destination must be outside the data folder');
   }
   return withLocalData(config, ctx.stderr, async ({ database, audit }) => {
-    if (!(database instanceof SqliteDatabase)) {
-      throw new CliError(
-        "'reef backup' copies the data folder's SQLite database; with REEF_DATABASE_URL, back up PostgreSQL with pg_dump and the bucket with its own tools",
-        1,
-        'USAGE',
-      );
-    }
-    const db = database.raw;
     const audited = cliAuditor(audit, 'backup', dest);
     try {
       const blobs = await openBlobStore(config, { sweepSpool: false });
-      const report = await backupDataDir(db, config.dataDir, dest, blobs).finally(() => blobs.close());
+      const report = await (database instanceof SqliteDatabase
+        ? backupDataDir(database.raw, config.dataDir, dest, blobs)
+        : backupDatabase(database, openKeyStore(config, database) as DatabaseKeyStore, dest, blobs)
+      ).finally(() => blobs.close());
       await audited.ok(dest, { packages: report.packages, blobs: report.blobs, bytes: report.bytes });
       ctx.stdout.write(
         `backed up ${config.dataDir} to ${dest}: ${report.packages} packages, ${report.blobs} blobs (${report.bytes} bytes), ${report.indexes} indexes, ${report.keys} signing keys (${report.retiredKeys} retired), ${report.attestationKeys} attestation key${report.attestationKeys === 1 ? '' : 's'}\n`,

@@ -1,4 +1,6 @@
 import { DataDirBusyError, type FsckReport, fsck } from '../repo/fsck.ts';
+import { openKeyStore } from '../store/key-store.ts';
+import { PostgresDatabase } from '../store/postgres-database.ts';
 import { type CliContext, CliError, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { fsckOptions } from './options.ts';
@@ -16,7 +18,12 @@ keys/attestation/ from a backup).
 
 With REEF_BLOB_URL the blobs are read from the object store it names, and
 listed there: what lies under <prefix>/blobs/sha256/ is checked as the data
-folder's blobs/ would be.
+folder's blobs/ would be. With REEF_DATABASE_URL the rows are read from
+PostgreSQL in one snapshot and the keys from its keys table (which needs
+REEF_KEY_ENCRYPTION_KEY(_FILE)); index files from the data folder given.
+PostgreSQL's own pages are its server's to check (amcheck, pg_checksums):
+fsck checks what the rows say is stored. Other connections to the database
+count as a running server.
 
 It also finds garbage: temp files left by a crash, blobs and index files that
 nothing references, and stray files or objects among the blobs. Garbage costs
@@ -57,11 +64,17 @@ export async function runFsck(args: string[], ctx: CliContext): Promise<number> 
   }
   const config = configFromFlags(ctx, values);
   let report: FsckReport;
+  const database = config.databaseUrl
+    ? new PostgresDatabase(config.databaseUrl, { maxConnections: 2 })
+    : undefined;
   try {
-    report = await fsck(config.dataDir, { repair: values.repair === true, graceMs, s3: config.s3 });
+    const postgres = database && { database, keys: openKeyStore(config, database) };
+    report = await fsck(config.dataDir, { repair: values.repair === true, graceMs, s3: config.s3, postgres });
   } catch (err) {
     if (err instanceof DataDirBusyError) throw new CliError(err.message, 1, 'DATA_DIR_BUSY');
     throw err;
+  } finally {
+    await database?.close();
   }
   const code = exitCodeOf(report);
   if (values.json) ctx.stdout.write(`${JSON.stringify({ ...report, exitCode: code }, null, 2)}\n`);

@@ -31,6 +31,7 @@ export const fsckOptions = {
 export const migrateStorageOptions = {
   ...dataOptions,
   to: { type: 'string' },
+  'to-database': { type: 'string' },
 } as const satisfies OptionSpec;
 
 export const provenanceOptions = {

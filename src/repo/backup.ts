@@ -1,12 +1,16 @@
 import { constants } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../errors.ts';
 import { type BlobStore, DiskBlobStore, readdirIfExists } from '../store/blob-store.ts';
+import type { Database as Storage } from '../store/database.ts';
 import type { Db } from '../store/db.ts';
-import { listReferencedBlobs } from '../store/db.ts';
-import { copyBlob } from './copy-blobs.ts';
+import { listReferencedBlobs, REFERENCED_BLOBS_SQL } from '../store/db.ts';
+import { type DatabaseKeyStore, FileKeyStore } from '../store/key-store.ts';
+import { SqliteDatabase } from '../store/sqlite-database.ts';
+import { copyBlob, copyBlobs } from './copy-blobs.ts';
+import { copyInstallation } from './copy-installation.ts';
 
 /**
  * A consistent copy of a data folder that `reef serve --data DEST` can start
@@ -163,4 +167,67 @@ async function copyKeys(from: string, to: string, rel = ''): Promise<string[]> {
     }
   }
   return copiedFiles;
+}
+
+/**
+ * A backup of an installation on PostgreSQL, as a data folder: the rows
+ * copied into a new SQLite database (the copy `reef migrate-storage
+ * --to-database` makes), the keys decrypted into keys/ (private keys 0600),
+ * the blobs the database references into blobs/, each verified. So `reef
+ * serve --data DEST` starts from it, and `reef migrate-storage` moves it
+ * back to PostgreSQL.
+ *
+ * Rows and keys are read in one snapshot (REPEATABLE READ), so the copy is
+ * of one instant while replicas keep writing; blobs are content-addressed
+ * and never change, so they are copied after it, those the snapshot names.
+ * The database is written as reef.db.partial and renamed to reef.db last:
+ * a backup that stops early is no data folder a server would start on.
+ */
+export async function backupDatabase(
+  database: Storage,
+  keys: DatabaseKeyStore,
+  dest: string,
+  blobs: BlobStore,
+): Promise<BackupReport> {
+  await mkdir(dest, { recursive: true, mode: 0o700 });
+  if ((await readdir(dest)).length > 0) {
+    throw new AppError('BAD_REQUEST', `backup destination ${dest} is not empty`);
+  }
+  const partial = join(dest, 'reef.db.partial');
+  const target = new SqliteDatabase(partial);
+  let copied: { packages: number; sha256s: string[]; keys: number };
+  try {
+    await target.migrate();
+    const files = new FileKeyStore(dest);
+    copied = await database.read(async () => {
+      const report = await copyInstallation(
+        { db: database, keys },
+        { database: target, keys: files, where: partial },
+      );
+      const sha256s = (await database.all<{ sha256: string }>(REFERENCED_BLOBS_SQL)).map((r) => r.sha256);
+      return { packages: report.rows.packages ?? 0, sha256s, keys: report.keys };
+    });
+  } finally {
+    await target.close();
+  }
+  const destBlobs = new DiskBlobStore(dest);
+  await destBlobs.init();
+  let blobReport: Awaited<ReturnType<typeof copyBlobs>>;
+  try {
+    blobReport = await copyBlobs(blobs, destBlobs, copied.sha256s);
+  } finally {
+    destBlobs.close();
+  }
+  await rename(partial, join(dest, 'reef.db'));
+  const inventory = (await new FileKeyStore(dest).inventory()).keys;
+  return {
+    dest,
+    packages: copied.packages,
+    blobs: blobReport.blobs,
+    bytes: blobReport.bytes,
+    indexes: 0,
+    keys: inventory.filter((k) => k.kind === 'index' && k.state === 'active').length,
+    retiredKeys: inventory.filter((k) => k.kind === 'index' && k.state === 'retired').length,
+    attestationKeys: inventory.filter((k) => k.kind === 'attestation').length,
+  };
 }

@@ -13,8 +13,11 @@ import { PUBLISH_PREDICATE } from '../provenance/publish-statement.ts';
 import { parseStatement } from '../provenance/statement.ts';
 import { BundleVerifier, parseDsseBundle } from '../provenance/verify-bundle.ts';
 import { type BlobInventory, type BlobStore, DiskBlobStore, digestOf } from '../store/blob-store.ts';
+import { queryableOf, readSchema } from '../store/copy-database.ts';
+import type { Queryable } from '../store/database.ts';
 import { lockExclusive } from '../store/db.ts';
-import { FileKeyStore } from '../store/key-store.ts';
+import { FileKeyStore, type KeyStore } from '../store/key-store.ts';
+import type { PostgresDatabase } from '../store/postgres-database.ts';
 import { S3BlobStore } from '../store/s3-blob-store.ts';
 import { indexFilePath } from './indexer.ts';
 import { loadAttestationPublicKeys } from './keys.ts';
@@ -105,6 +108,12 @@ export interface FsckOptions {
   recheckDelayMs?: number;
   /** The object store REEF_BLOB_URL names; unset, the blobs are in the data folder. */
   s3?: S3Settings;
+  /**
+   * The database REEF_DATABASE_URL names, with its key store; unset, the data
+   * folder's reef.db and keys/. PostgreSQL's own storage is its server's to
+   * check: fsck reads it in one snapshot, as it reads SQLite.
+   */
+  postgres?: { database: PostgresDatabase; keys: KeyStore };
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -155,11 +164,14 @@ interface IndexRow {
 export async function fsck(dataDir: string, options: FsckOptions = {}): Promise<FsckReport> {
   const started = performance.now();
   const dbPath = join(dataDir, 'reef.db');
-  if (!existsSync(dbPath)) throw new AppError('NOT_FOUND', `${dataDir} holds no reef database (reef.db)`);
+  const postgres = options.postgres;
+  if (!postgres && !existsSync(dbPath))
+    throw new AppError('NOT_FOUND', `${dataDir} holds no reef database (reef.db)`);
   // An exclusive lock tells that no server has the database open. Repair holds it
-  // throughout, so no server starts meanwhile; a check lets go at once.
-  let exclusive = lockExclusive(dbPath);
-  const serverRunning = exclusive === undefined;
+  // throughout, so no server starts meanwhile; a check lets go at once. PostgreSQL has no
+  // such lock: there, other connections to the database stand for a server.
+  let exclusive = postgres ? undefined : lockExclusive(dbPath);
+  const serverRunning = postgres ? (await postgres.database.otherSessions()) > 0 : exclusive === undefined;
   if (options.repair && serverRunning) {
     throw new DataDirBusyError(
       `another process (a running server?) has ${dbPath} open; stop it before 'reef fsck --repair'`,
@@ -174,7 +186,12 @@ export async function fsck(dataDir: string, options: FsckOptions = {}): Promise<
   const where = options.s3 ? 'in the object store' : 'on disk';
   try {
     const graceMs = serverRunning ? (options.graceMs ?? DEFAULT_GRACE_MS) : 0;
-    const check = () => checkOnce({ dataDir, dbPath, graceMs, locked: exclusive, blobs, where });
+    const keyStore = postgres?.keys ?? new FileKeyStore(dataDir);
+    const snapshot = () =>
+      postgres
+        ? postgres.database.read(() => readSnapshot(postgres.database))
+        : readSqliteSnapshot(dbPath, exclusive);
+    const check = () => checkOnce({ dataDir, snapshot, graceMs, blobs, where, keyStore });
     let pass = await check();
     if (serverRunning && pass.problems.length > 0) {
       // A publish or delete may have moved things between our read of the database and of the files.
@@ -214,9 +231,9 @@ interface FoundGarbage {
 
 interface CheckContext {
   dataDir: string;
-  dbPath: string;
+  snapshot: () => Promise<Snapshot>;
+  keyStore: KeyStore;
   graceMs: number;
-  locked: Database.Database | undefined;
   blobs: BlobStore & BlobInventory;
   /** Where blobs live, for messages: 'on disk' or 'in the object store'. */
   where: string;
@@ -232,80 +249,72 @@ export class DataDirBusyError extends Error {
   }
 }
 
-/** An exclusive lock on the database, or undefined when another connection has it open. */
-function readSnapshot(dbPath: string, locked: Database.Database | undefined): Snapshot {
-  // Read-only, one transaction: a consistent picture even while a server writes.
-  const db = locked ?? new Database(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 });
-  const read = () => {
-    const packages = db
-      .prepare(
-        `SELECT id, repo, libc, arch, name, version, filename, sha256, size, checksum, published_at
-           FROM packages ORDER BY id`,
-      )
-      .all() as PackageRow[];
-    // Every other table with (package_id, sha256, size) names a blob: SBOMs, attestations,
-    // and whatever later migrations add in the same shape.
-    const tables = db
-      .prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('packages', 'indexes') ORDER BY name",
-      )
-      .all() as Array<{ name: string }>;
-    const side = tables
-      .filter(({ name }) => {
-        const cols = (db.prepare(`PRAGMA table_info("${name}")`).all() as Array<{ name: string }>).map(
-          (c) => c.name,
-        );
-        return ['package_id', 'sha256', 'size'].every((c) => cols.includes(c));
-      })
-      .map(({ name }) => ({
-        table: name,
-        rows: db.prepare(`SELECT package_id, sha256, size FROM "${name}"`).all() as SideRow[],
-      }));
-    const indexes = db
-      .prepare(
-        'SELECT repo, libc, arch, sha256, size, signed_by, generation, built_generation FROM indexes ORDER BY repo, libc, arch',
-      )
-      .all() as IndexRow[];
-    const attestationRows = tables.some((t) => t.name === 'attestations')
-      ? (db
-          .prepare('SELECT package_id, sha256, key_name FROM attestations ORDER BY package_id')
-          .all() as AttestationRow[])
-      : [];
-    const blobs: Snapshot['blobs'] = new Map();
-    const byId = new Map(packages.map((p) => [p.id, p]));
-    const add = (sha256: string, size: number, subject: string) => {
-      let b = blobs.get(sha256);
-      if (!b) {
-        b = { size, subjects: [] };
-        blobs.set(sha256, b);
-      }
-      if (b.size !== size) b.size = -1; // rows disagree: reported below
-      b.subjects.push(subject);
-    };
-    for (const p of packages) add(p.sha256, p.size, subjectOf(p));
-    for (const { table, rows } of side) {
-      for (const r of rows) add(r.sha256, r.size, `${table} of ${subjectOfId(byId, r.package_id)}`);
-    }
-    const count = (table: string) => side.find((t) => t.table === table)?.rows.length ?? 0;
-    const otherBlobs = side
-      .filter((t) => t.table !== 'sboms' && t.table !== 'attestations')
-      .reduce((n, t) => n + t.rows.length, 0);
-    return {
-      packages,
-      blobs,
-      indexes,
-      attestationRows,
-      sboms: count('sboms'),
-      attestations: count('attestations'),
-      otherBlobs,
-    };
-  };
-  if (locked) return read();
+/**
+ * The data folder's database read in one transaction: on the exclusive lock's
+ * connection when it is held, else read-only, a consistent picture even while
+ * a server writes.
+ */
+async function readSqliteSnapshot(dbPath: string, locked: Database.Database | undefined): Promise<Snapshot> {
+  if (locked) return readSnapshot(queryableOf(locked));
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 });
   try {
-    return db.transaction(read)();
+    db.exec('BEGIN');
+    return await readSnapshot(queryableOf(db));
   } finally {
     db.close();
   }
+}
+
+/** What the database says is stored, read in the caller's snapshot. */
+async function readSnapshot(db: Queryable): Promise<Snapshot> {
+  const packages = await db.all<PackageRow>(
+    `SELECT id, repo, libc, arch, name, version, filename, sha256, size, checksum, published_at
+       FROM packages ORDER BY id`,
+  );
+  // Every other table with (package_id, sha256, size) names a blob: SBOMs, attestations,
+  // and whatever later migrations add in the same shape.
+  const tables = (await readSchema(db)).tables.filter((t) => t.name !== 'packages' && t.name !== 'indexes');
+  const side: Array<{ table: string; rows: SideRow[] }> = [];
+  for (const { name, columns } of tables.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (!['package_id', 'sha256', 'size'].every((c) => columns.includes(c))) continue;
+    side.push({ table: name, rows: await db.all<SideRow>(`SELECT package_id, sha256, size FROM "${name}"`) });
+  }
+  const indexes = await db.all<IndexRow>(
+    'SELECT repo, libc, arch, sha256, size, signed_by, generation, built_generation FROM indexes ORDER BY repo, libc, arch',
+  );
+  const attestationRows = tables.some((t) => t.name === 'attestations')
+    ? await db.all<AttestationRow>(
+        'SELECT package_id, sha256, key_name FROM attestations ORDER BY package_id',
+      )
+    : [];
+  const blobs: Snapshot['blobs'] = new Map();
+  const byId = new Map(packages.map((p) => [p.id, p]));
+  const add = (sha256: string, size: number, subject: string) => {
+    let b = blobs.get(sha256);
+    if (!b) {
+      b = { size, subjects: [] };
+      blobs.set(sha256, b);
+    }
+    if (b.size !== size) b.size = -1; // rows disagree: reported below
+    b.subjects.push(subject);
+  };
+  for (const p of packages) add(p.sha256, p.size, subjectOf(p));
+  for (const { table, rows } of side) {
+    for (const r of rows) add(r.sha256, r.size, `${table} of ${subjectOfId(byId, r.package_id)}`);
+  }
+  const count = (table: string) => side.find((t) => t.table === table)?.rows.length ?? 0;
+  const otherBlobs = side
+    .filter((t) => t.table !== 'sboms' && t.table !== 'attestations')
+    .reduce((n, t) => n + t.rows.length, 0);
+  return {
+    packages,
+    blobs,
+    indexes,
+    attestationRows,
+    sboms: count('sboms'),
+    attestations: count('attestations'),
+    otherBlobs,
+  };
 }
 
 interface SideRow {
@@ -320,12 +329,12 @@ const subjectOfId = (byId: Map<number, PackageRow>, id: number) => {
   return p ? subjectOf(p) : `package #${id}`;
 };
 
-async function checkOnce({ dataDir, dbPath, graceMs, locked, blobs, where }: CheckContext): Promise<{
+async function checkOnce({ dataDir, snapshot, keyStore, graceMs, blobs, where }: CheckContext): Promise<{
   checked: FsckReport['checked'];
   problems: FsckProblem[];
   garbage: FoundGarbage[];
 }> {
-  const snap = readSnapshot(dbPath, locked);
+  const snap = await snapshot();
   const problems: FsckProblem[] = [];
   const garbage: FoundGarbage[] = [];
   const removeFile = (path: string) => () => rm(path, { force: true });
@@ -419,10 +428,10 @@ async function checkOnce({ dataDir, dbPath, graceMs, locked, blobs, where }: Che
     }
   }
 
-  problems.push(...(await checkAttestations(dataDir, snap, intact, blobs)));
+  problems.push(...(await checkAttestations(keyStore, snap, intact, blobs)));
 
   // Indexes: the file the row names, signed by the current keys, listing exactly the database's packages.
-  const keys = await loadIndexKeys(dataDir);
+  const keys = keyStore instanceof FileKeyStore ? await loadIndexKeys(dataDir) : await indexKeysOf(keyStore);
   if (keys.length === 0 && snap.indexes.some((i) => i.sha256)) {
     problems.push({
       code: 'KEYS_MISSING',
@@ -624,15 +633,16 @@ async function checkOnce({ dataDir, dbPath, graceMs, locked, blobs, where }: Che
  * are intact, so only this check sees it.
  */
 async function checkAttestations(
-  dataDir: string,
+  keyStore: KeyStore,
   snap: Snapshot,
   intact: Set<string>,
   blobs: BlobStore & BlobInventory,
 ): Promise<FsckProblem[]> {
   if (snap.attestationRows.length === 0) return [];
   const problems: FsckProblem[] = [];
-  const dir = join(dataDir, 'keys', 'attestation');
-  const keys = await loadAttestationPublicKeys(new FileKeyStore(dataDir));
+  const dir =
+    keyStore instanceof FileKeyStore ? join(keyStore.dataDir, 'keys', 'attestation') : keyStore.location;
+  const keys = await loadAttestationPublicKeys(keyStore);
   const held = new Set(keys.map((k) => k.name));
   // Key-signed, offline: no CA, no transparency log, as `reef verify` trusts reef's key.
   const verifier = new BundleVerifier({
@@ -685,6 +695,19 @@ async function checkAttestations(
     }
   }
   return problems;
+}
+
+/** The index keys' public halves a database key store holds, every one it keeps. */
+async function indexKeysOf(store: KeyStore): Promise<PublicKeyEntry[]> {
+  const keys: PublicKeyEntry[] = [];
+  for (const { name, pem } of await store.publicKeys('index')) {
+    try {
+      keys.push(loadPublicKey(name, pem));
+    } catch {
+      // As below: an unreadable key verifies nothing.
+    }
+  }
+  return keys;
 }
 
 /** The public halves of the index signing keys (keys/*.rsa.pub), as apk finds them by name. */

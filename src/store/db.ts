@@ -137,12 +137,9 @@ export function lockExclusive(path: string): Database.Database | undefined {
  * with all of these beside it.
  */
 export function listReferencedBlobs(db: Db): string[] {
-  return (
-    db
-      .prepare(
-        `SELECT sha256 FROM packages UNION SELECT sha256 FROM sboms UNION SELECT sha256 FROM attestations
-         UNION SELECT sha256 FROM publisher_provenance ORDER BY sha256`,
-      )
-      .all() as Array<{ sha256: string }>
-  ).map((r) => r.sha256);
+  return (db.prepare(REFERENCED_BLOBS_SQL).all() as Array<{ sha256: string }>).map((r) => r.sha256);
 }
+
+/** listReferencedBlobs's query, in the SQL both engines share: one list for either. */
+export const REFERENCED_BLOBS_SQL = `SELECT sha256 FROM packages UNION SELECT sha256 FROM sboms UNION SELECT sha256 FROM attestations
+         UNION SELECT sha256 FROM publisher_provenance ORDER BY sha256`;

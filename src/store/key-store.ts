@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '../errors.ts';
@@ -44,6 +45,33 @@ export interface KeyStore {
   retire(kind: KeyKind, name: string): Promise<void>;
   /** Makes a retired key active again: its private key. */
   restore(kind: KeyKind, name: string): Promise<Buffer>;
+}
+
+/**
+ * One key whole, as `reef migrate-storage` and `reef backup` move it
+ * between the two stores: its state, both halves, and when it was made.
+ */
+export interface KeyEntry {
+  kind: KeyKind;
+  name: string;
+  state: 'active' | 'retired';
+  privatePem: Buffer;
+  /** The public half exactly as stored (clients compare the bytes they download). */
+  publicPem: Buffer;
+  createdAt: number;
+  changedAt: number;
+}
+
+/** What a store holds, for a copy: whole keys, and public halves kept without their private one. */
+export interface KeyInventory {
+  keys: KeyEntry[];
+  /** Public-key files with no private half beside them (paths), which only the file store can keep. */
+  publicOnly: string[];
+}
+
+/** The public half of a private PEM, as `reef` writes public keys. */
+function publicOf(privatePem: Buffer): Buffer {
+  return Buffer.from(createPublicKey(createPrivateKey(privatePem)).export({ type: 'spki', format: 'pem' }));
 }
 
 /** The private key's file name for a key name: `x.rsa.pub` → `x.rsa`, `x.pub.pem` → `x.pem`. */
@@ -133,6 +161,51 @@ export class FileKeyStore implements KeyStore {
     await writeFileAtomic(join(dir, privateFile(kind, name)), privatePem, 0o600);
   }
 
+  /** Every key in the folder, retired ones too, and the public keys lying there without a private half. */
+  async inventory(): Promise<KeyInventory> {
+    const keys: KeyEntry[] = [];
+    const publicOnly: string[] = [];
+    const folders: Array<[KeyKind, string, 'active' | 'retired']> = [
+      ['index', this.dir('index'), 'active'],
+      ['index', join(this.dir('index'), 'retired'), 'retired'],
+      ['attestation', this.dir('attestation'), 'active'],
+    ];
+    for (const [kind, dir, state] of folders) {
+      const files = (await readdirIfExists(dir)).sort();
+      for (const file of files) {
+        const name = nameOf(kind, file);
+        if (name) {
+          const privatePem = await readFile(join(dir, file));
+          const { mtimeMs } = await stat(join(dir, file));
+          const publicPem = files.includes(name) ? await readFile(join(dir, name)) : publicOf(privatePem);
+          const at = Math.round(mtimeMs);
+          keys.push({ kind, name, state, privatePem, publicPem, createdAt: at, changedAt: at });
+        } else {
+          const isPublic = kind === 'index' ? file.endsWith('.rsa.pub') : file.endsWith('.pub.pem');
+          if (isPublic && !files.includes(privateFile(kind, file))) publicOnly.push(join(dir, file));
+        }
+      }
+    }
+    return { keys, publicOnly };
+  }
+
+  /** Stores a key as `entry` says, retired ones in keys/retired/; its name must be new. */
+  async put(entry: KeyEntry): Promise<void> {
+    if (entry.kind !== 'index' && entry.state === 'retired') {
+      throw new AppError(
+        'KEY_INVALID',
+        `a retired ${entry.kind} key (${entry.name}) has no place in ${this.location}`,
+      );
+    }
+    await this.add(
+      entry.kind,
+      entry.name,
+      entry.privatePem.toString('utf8'),
+      entry.publicPem.toString('utf8'),
+    );
+    if (entry.state === 'retired') await this.retire(entry.kind, entry.name);
+  }
+
   async retire(kind: KeyKind, name: string): Promise<void> {
     const dir = this.dir(kind);
     const retired = join(dir, 'retired');
@@ -159,7 +232,6 @@ export class FileKeyStore implements KeyStore {
     } catch (err) {
       throw new AppError('KEY_NOT_FOUND', `no retired key named ${name} in ${retired}`, { cause: err });
     }
-    const { createPrivateKey, createPublicKey } = await import('node:crypto');
     let publicPem: string;
     try {
       publicPem = createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'pem' }).toString();
@@ -249,6 +321,43 @@ export class DatabaseKeyStore implements KeyStore {
       await this.add(kind, name, privatePem, publicPem);
       return true;
     });
+  }
+
+  /** Every row, decrypted: what a copy into the file store or another key encryption key needs. */
+  async inventory(): Promise<KeyInventory> {
+    const rows = await this.database.all<KeyRow & { kind: KeyKind; created_at: number; changed_at: number }>(
+      'SELECT kind, name, state, public_pem, private_key, created_at, changed_at FROM keys ORDER BY kind, name',
+    );
+    const keys = rows.map((r) => ({
+      kind: r.kind,
+      name: r.name,
+      state: r.state,
+      privatePem: this.encryption.decrypt(Buffer.from(r.private_key), this.context(r.kind, r.name)),
+      publicPem: Buffer.from(r.public_pem),
+      createdAt: Number(r.created_at),
+      changedAt: Number(r.changed_at),
+    }));
+    return { keys, publicOnly: [] };
+  }
+
+  /** Stores a key as `entry` says, encrypted; its name must be new. */
+  async put(entry: KeyEntry): Promise<void> {
+    const sealed = this.encryption.encrypt(entry.privatePem, this.context(entry.kind, entry.name));
+    const added = await this.database.run(
+      `INSERT INTO keys (kind, name, state, public_pem, private_key, encryption_key_id, created_at, changed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [
+        entry.kind,
+        entry.name,
+        entry.state,
+        entry.publicPem.toString('utf8'),
+        sealed,
+        this.encryption.id,
+        entry.createdAt,
+        entry.changedAt,
+      ],
+    );
+    if (added === 0) throw new AppError('KEY_INVALID', `a key named ${entry.name} exists already`);
   }
 
   async retire(kind: KeyKind, name: string): Promise<void> {

@@ -339,6 +339,21 @@ export class PostgresDatabase extends TransactionScope<pg.PoolClient> implements
     }
   }
 
+  /**
+   * How many other client connections the database has (servers, psql, …):
+   * what commands that need reef stopped ask, PostgreSQL having no lock a
+   * server holds while it runs. Counted from a connection of this pool, which
+   * it leaves out; ask before this process opens more (an `exclusive` holds a
+   * second one).
+   */
+  async otherSessions(): Promise<number> {
+    const row = await this.get<{ n: number }>(
+      `SELECT count(*) AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+    );
+    return Number(row?.n ?? 0);
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.pool.end(), this.lockPool.end()]);
   }
