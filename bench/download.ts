@@ -38,14 +38,14 @@ const ROUNDS = 2;
 const AUTOCANNON_DIR = join(tmpdir(), `reef-bench-autocannon-${AUTOCANNON_VERSION}`);
 const FILE = 'bench-small-1.0.0-r0.apk';
 
-interface Target {
+export interface Target {
   name: string;
   url: string;
   /** CPU time the server process has used so far, in ms. */
   cpuMs(): number;
 }
 
-interface CannonRun {
+export interface CannonRun {
   requestsPerSec: number;
   /** CPU the server used during the run, as a percentage of one core. */
   serverCpuPercent: number;
@@ -202,7 +202,7 @@ async function expectSameBytes(url: string, expected: Buffer): Promise<void> {
 // ---------------------------------------------------------------- autocannon
 
 /** autocannon goes into a temp prefix: the project's package.json stays as it is. */
-async function installAutocannon(): Promise<string> {
+export async function installAutocannon(): Promise<string> {
   const script = join(AUTOCANNON_DIR, 'node_modules/autocannon/autocannon.js');
   if (!existsSync(script)) {
     log(`download: installing autocannon@${AUTOCANNON_VERSION} into ${AUTOCANNON_DIR}`);
@@ -223,7 +223,7 @@ async function installAutocannon(): Promise<string> {
   return script;
 }
 
-async function runCannon(script: string, target: Target, seconds: number): Promise<CannonRun> {
+export async function runCannon(script: string, target: Target, seconds: number): Promise<CannonRun> {
   // autocannon's start-up and shutdown are not load; the difference is a few percent at most.
   const cpuBefore = target.cpuMs();
   const r = checkCommand(
@@ -266,7 +266,7 @@ function ownCpuMs(): number {
 }
 
 /** utime + stime of another process, from /proc (clock ticks of 10 ms on Linux). */
-function processCpuMs(pid: number): number {
+export function processCpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the parenthesised command name, which may itself contain spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

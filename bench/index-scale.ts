@@ -55,7 +55,7 @@ const KEY: IndexKey = { repo: 'bench', libc: 'glibc', arch: 'x86_64' };
 const GOAL_P50_MS = 150;
 const GOAL_SPEEDUP = 10;
 
-interface Sample {
+export interface Sample {
   /** POST until its 201 (the index listing the package is live by then). */
   created: number;
   /** POST until a GET of APKINDEX.tar.gz answers with the new index (its headers). */
@@ -392,7 +392,7 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
 }
 
 /** POST one package; then GET the index until it is a different one than before the POST. */
-async function publishAndSee(base: string, apk: Buffer, started: number): Promise<Sample> {
+export async function publishAndSee(base: string, apk: Buffer, started: number): Promise<Sample> {
   const cpuBefore = process.cpuUsage();
   const res = await fetch(`${base}/api/v1/repos/bench/glibc/packages`, {
     method: 'POST',

@@ -9,6 +9,7 @@ import { benchMemoryScale } from './memory-scale.ts';
 import { benchParse } from './parse.ts';
 import { benchPublish } from './publish.ts';
 import { benchSbomPressure } from './sbom-pressure.ts';
+import { benchScaleOut } from './scale-out.ts';
 import { type BenchResult, log, runCommand } from './support.ts';
 import { benchUi } from './ui.ts';
 import { benchUploadMemory } from './upload-memory.ts';
@@ -18,7 +19,7 @@ import { benchVulnerabilities } from './vulnerabilities.ts';
  * Runs the benchmarks in sequence, prints one table and writes each result to
  * bench/results/<name>-<timestamp>.json.
  *
- * usage: npm run bench [-- parse publish download components index memory upload-memory sbom-pressure vulnerabilities ui]
+ * usage: npm run bench [-- parse publish download components index memory upload-memory sbom-pressure vulnerabilities ui scale-out]
  */
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
@@ -32,6 +33,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   'sbom-pressure': benchSbomPressure,
   vulnerabilities: benchVulnerabilities,
   ui: benchUi,
+  'scale-out': benchScaleOut,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));

@@ -165,13 +165,18 @@ export const BENCH_TOKEN = 'bench-token-0123456789';
 
 /**
  * reef's services on a data folder, configured as `npm start` would be
- * (default 4096-bit signing key), quiet and with a known admin token.
+ * (default 4096-bit signing key), quiet and with a known admin token;
+ * `env` adds settings (another database or blob store).
  */
-export async function startBenchServices(dataDir: string): Promise<{ services: Services; logger: Logger }> {
+export async function startBenchServices(
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<{ services: Services; logger: Logger }> {
   const config = loadConfig({
     REEF_DATA_DIR: dataDir,
     REEF_ADMIN_TOKEN: BENCH_TOKEN,
     REEF_LOG_LEVEL: 'warn',
+    ...env,
   });
   const logger = createLogger(config.logLevel);
   return { services: await createServices(config, logger), logger };
