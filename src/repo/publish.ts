@@ -190,8 +190,8 @@ export async function publishPackage(
     }
     let inserted: Awaited<ReturnType<typeof insertPackage>>;
     try {
-      await deps.blobs.commit(temp, apk.sha256);
-      for (const side of sides) await side.store(deps.blobs);
+      // Side by side: on an object store each is a round trip of its own.
+      await allDone([deps.blobs.commit(temp, apk.sha256), ...sides.map((side) => side.store(deps.blobs))]);
       inserted = await insertPackage();
     } catch (err) {
       // The temp blobs (package, generated SBOM) when the failure came before their commit.
@@ -578,7 +578,7 @@ async function swapAttestation(
     async () => {
       let done = false;
       try {
-        for (const blob of written) await storeBytes(deps.blobs, blob.bytes, blob.sha256);
+        await allDone(written.map((blob) => storeBytes(deps.blobs, blob.bytes, blob.sha256)));
         done = await deps.store.transaction(async () => {
           if (!(await commit())) return false;
           await deps.store.replaceAttestation(packageId, {
@@ -695,4 +695,15 @@ async function attest(
   });
   const bytes = await signStatement(statement, deps.attestationKey);
   return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/**
+ * Waits for every one of the promises, then throws the first failure: what
+ * runs after a failure (collecting what was written) must not race a write
+ * still under way.
+ */
+async function allDone(work: Array<Promise<unknown>>): Promise<void> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

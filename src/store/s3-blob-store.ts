@@ -13,6 +13,7 @@ import {
   type HeadObjectCommandOutput,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
+  PutObjectCommand,
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -33,6 +34,16 @@ import {
 
 /** A connection to the object store that carries nothing this long is given up (as REEF_IDLE_TIMEOUT_MS does for clients). */
 const S3_IDLE_TIMEOUT_MS = 120_000;
+
+/** Blobs up to this size are sent without asking whether the store has them already. */
+const ASK_FIRST_ABOVE = 1024 * 1024;
+
+/**
+ * Blobs up to this size go in one PUT (S3 takes up to 5 GiB so); larger
+ * ones as a multipart upload, which costs two more requests and buffers
+ * its parts in memory.
+ */
+const SINGLE_PUT_UP_TO = 64 * 1024 * 1024;
 
 /**
  * Blobs as objects of an S3-compatible store (AWS S3, MinIO, Ceph, Swift's
@@ -128,18 +139,31 @@ export class S3BlobStore implements BlobStore, BlobInventory {
   async commit(temp: TempBlob, sha256: string): Promise<void> {
     const Key = this.keyOf(sha256);
     try {
-      if (!(await this.has(sha256))) {
-        const { size } = await stat(temp.path);
-        // lib-storage sends one PUT up to its part size and a multipart upload past it.
-        await new Upload({
-          client: this.client,
-          params: {
-            Bucket: this.settings.bucket,
-            Key,
-            Body: createReadStream(temp.path),
-            ContentLength: size,
-          },
-        }).done();
+      const { size } = await stat(temp.path);
+      // Asking first costs a round trip; for a small blob, sending the same bytes again
+      // costs about as much, and under a content address it changes nothing.
+      if (size <= ASK_FIRST_ABOVE || !(await this.has(sha256))) {
+        if (size <= SINGLE_PUT_UP_TO) {
+          // One request, the body streamed from the spool with its length known.
+          await this.client.send(
+            new PutObjectCommand({
+              Bucket: this.settings.bucket,
+              Key,
+              Body: createReadStream(temp.path),
+              ContentLength: size,
+            }),
+          );
+        } else {
+          await new Upload({
+            client: this.client,
+            params: {
+              Bucket: this.settings.bucket,
+              Key,
+              Body: createReadStream(temp.path),
+              ContentLength: size,
+            },
+          }).done();
+        }
         // The object store acknowledged the bytes: they are as durable as it makes them.
       }
     } catch (err) {
