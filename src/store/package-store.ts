@@ -2,7 +2,7 @@ import { parseDependency } from '../apk/dependency.ts';
 import { type IndexEntry, renderIndexRecord } from '../apk/index-writer.ts';
 import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
-import type { Database } from './database.ts';
+import { type Database, jsonListSql } from './database.ts';
 
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
@@ -707,8 +707,10 @@ export class PackageStore {
    * deleted since is missing. A package's record never changes once stored.
    */
   indexRecords(ids: number[]): Promise<Array<{ id: number; arch: string; record: string }>> {
+    // The list's elements come back as text on PostgreSQL: cast to compare them with ids.
     return this.database.all<{ id: number; arch: string; record: string }>(
-      `SELECT id, arch, index_record AS record FROM packages WHERE id IN (SELECT value FROM json_each(?))`,
+      `SELECT id, arch, index_record AS record FROM packages
+       WHERE id IN (SELECT CAST(value AS BIGINT) FROM (${jsonListSql(this.database.dialect, '?')}) AS ids)`,
       [JSON.stringify(ids)],
     );
   }
