@@ -449,6 +449,9 @@ export class PackageStore {
     alongside?: (created: StoredPackage) => Promise<void>,
   ): Promise<InsertResult> {
     return this.database.transact(async (): Promise<InsertResult> => {
+      // Two replicas taking one slot decide in turn. By name: versions equal by apk's rules
+      // (`1.0` = `01.0`) and a name's arch and noarch builds share the slot.
+      await this.database.lockForTransaction(`slot:${pkg.repo}/${pkg.libc}/${pkg.name}`);
       const holder = await this.slotHolder(pkg, pkg.name, pkg.version);
       if (holder?.kind === 'package') return { outcome: 'exists', pkg: holder.pkg };
       // The identical bytes may come back (an undo); nothing else may take a deleted version's slot.
