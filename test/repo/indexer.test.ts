@@ -306,7 +306,7 @@ describe('Indexer (incremental chunks)', () => {
     second.db.close();
   });
 
-  test('every index stays incremental: chunks are read back from each live file, not held', async () => {
+  test('every index stays incremental: chunks are read back from each live index, not rebuilt', async () => {
     const s = await setup();
     for (let i = 0; i < 60; i++) await s.store.insert(newPackage(`c${i}`, '1.0-r0', ARCHES[i % 2]!));
     for (const round of [0, 1, 2]) {
