@@ -18,8 +18,10 @@ With REEF_BLOB_URL the blobs are read from the object store it names, and
 listed there: what lies under <prefix>/blobs/sha256/ is checked as the data
 folder's blobs/ would be.
 
-It also finds garbage: temp files left by a crash, blobs and index files that
-nothing references, and stray files or objects among the blobs. Garbage costs
+It also finds garbage: temp files left by a crash, blobs nothing references
+(index blobs replaced less than the server's grace ago are not garbage),
+index files of data/indexes/ (where reef kept indexes before they were
+blobs), and stray files or objects among the blobs. Garbage costs
 space only; --repair removes it.
 
 It only reads, and may run while the server serves: then files (and objects,
