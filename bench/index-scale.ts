@@ -346,13 +346,8 @@ async function measureSize(entries: number, apkBin: string | undefined): Promise
       throw new Error(`index lists ${read.records.length} packages, expected ${expected}`);
     }
 
-    // As after a restart: an indexer with nothing in memory, on the same folder, and one new package.
-    const restarted = new Indexer(
-      services.store,
-      join(temp.path, 'data'),
-      () => services.keyRing.signers(),
-      logger,
-    );
+    // As after a restart: an indexer with nothing in memory, on the same blob store, and one new package.
+    const restarted = new Indexer(services.store, services.blobs, () => services.keyRing.signers(), logger);
     await services.store.insert(syntheticPackage(entries));
     const restartStarted = performance.now();
     await restarted.refresh([KEY]);

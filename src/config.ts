@@ -155,6 +155,11 @@ export const configSchema = z.object({
    * store, valid this many seconds; 0 streams them through reef.
    */
   blobRedirectSeconds: int(0, 7 * 24 * 3600).default(0),
+  /**
+   * How long a replaced index stays in the blob store before it is deleted:
+   * a replica may have read the old index's row and still be sending it.
+   */
+  indexGraceMs: int(0, 7 * 24 * 3600_000).default(10 * 60_000),
   /** Directory that relative paths in the config file are resolved against. */
   configDir: z.string().default('.'),
 });
@@ -201,6 +206,7 @@ export const ENV_NAMES: Record<keyof Settings, string> = {
   blobUrl: 'REEF_BLOB_URL',
   s3PathStyle: 'REEF_S3_PATH_STYLE',
   blobRedirectSeconds: 'REEF_BLOB_REDIRECT_SECONDS',
+  indexGraceMs: 'REEF_INDEX_GRACE_MS',
 };
 
 export function loadConfig(

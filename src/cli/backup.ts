@@ -14,7 +14,7 @@ Copies the data folder into DEST (which must be empty or absent) while the
 server keeps running: blobs (from the object store too, with REEF_BLOB_URL:
 into DEST/blobs, each verified), an online SQLite snapshot, every blob that
 snapshot references (packages, SBOMs, attestations, publisher provenance),
-index files and the whole keys/ folder: index signing keys, keys/retired/
+the live index blobs it names and the whole keys/ folder: index signing keys, keys/retired/
 and reef's attestation key in keys/attestation/ (private keys 0600).
 'reef serve --data DEST' starts from the copy; indexes the copy lacks are
 rebuilt at start. Keep the copy as secret as the data folder: it holds

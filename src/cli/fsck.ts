@@ -25,8 +25,10 @@ PostgreSQL's own pages are its server's to check (amcheck, pg_checksums):
 fsck checks what the rows say is stored. Other connections to the database
 count as a running server.
 
-It also finds garbage: temp files left by a crash, blobs and index files that
-nothing references, and stray files or objects among the blobs. Garbage costs
+It also finds garbage: temp files left by a crash, blobs nothing references
+(index blobs replaced less than the server's grace ago are not garbage),
+index files of data/indexes/ (where reef kept indexes before they were
+blobs), and stray files or objects among the blobs. Garbage costs
 space only; --repair removes it.
 
 It only reads, and may run while the server serves: then files (and objects,

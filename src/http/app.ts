@@ -77,6 +77,11 @@ export async function buildApp(
   let ready = false;
   app.addHook('onReady', async () => {
     ready = true;
+    // Every serving replica sees to stale indexes and replaced index blobs; commands do not.
+    services.indexMaintenance.start();
+  });
+  app.addHook('onClose', async () => {
+    await services.indexMaintenance.stop();
   });
   app.get('/healthz', { config: { access: allow.public } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { access: allow.public } }, async (_request, reply) => {

@@ -19,8 +19,9 @@ import { copyInstallation } from './copy-installation.ts';
  * its address). Order matters: blobs are copied first, then
  * SQLite's online backup takes a snapshot, then every blob that snapshot
  * references (packages, SBOMs, attestations, publisher provenance) and the
- * first pass missed is copied. Index files are copied when present; a
- * restored server rebuilds any that are missing. Then the whole keys/ folder:
+ * first pass missed is copied. The live index blobs the snapshot names are
+ * copied when still stored; a restored server rebuilds any that are missing
+ * (or replaced meanwhile) at start, from the copied database. Then the whole keys/ folder:
  * index keys, keys/retired/ and keys/attestation/. Without the attestation
  * key every stored attestation would be unverifiable, and a server refuses
  * to start on such a copy (loadOrCreateAttestationKey).
@@ -31,6 +32,7 @@ export interface BackupReport {
   packages: number;
   blobs: number;
   bytes: number;
+  /** Live index blobs copied (the rest are rebuilt when the copy is served). */
   indexes: number;
   /** Active index signing keys. */
   keys: number;
@@ -87,7 +89,7 @@ export async function backupDataDir(
   await db.backup(dbPath);
   const snapshot = new Database(dbPath, { readonly: true });
   let packages: number;
-  let indexRows: Array<{ repo: string; libc: string; arch: string; sha256: string }>;
+  let indexRows: Array<{ sha256: string }>;
   try {
     packages = (snapshot.prepare('SELECT count(*) AS n FROM packages').get() as { n: number }).n;
     // Pass 2: blobs written between pass 1 and the snapshot. A publish stores its package,
@@ -102,23 +104,17 @@ export async function backupDataDir(
       }
     }
     indexRows = snapshot
-      .prepare('SELECT repo, libc, arch, sha256 FROM indexes WHERE sha256 IS NOT NULL')
+      .prepare('SELECT sha256 FROM indexes WHERE sha256 IS NOT NULL')
       .all() as typeof indexRows;
   } finally {
     snapshot.close();
   }
 
+  // Index blobs: the copy of pass 1 (a data folder's), or now. One gone meanwhile (collected after
+  // a newer index replaced it) is no loss: the restored server rebuilds it from the snapshot.
   let indexes = 0;
-  for (const row of indexRows) {
-    const rel = join('indexes', row.repo, row.libc, row.arch, `${row.sha256}.tar.gz`);
-    try {
-      await mkdir(dirname(join(dest, rel)), { recursive: true });
-      await copyFile(join(dataDir, rel), join(dest, rel));
-      indexes++;
-    } catch (err) {
-      // Replaced by a newer index meanwhile: the restored server rebuilds it from the snapshot.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+  for (const { sha256 } of indexRows) {
+    if (copied.has(sha256) || (await copyOne(sha256))) indexes++;
   }
 
   const keys = await copyKeys(join(dataDir, 'keys'), join(dest, 'keys'));

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,18 +18,20 @@ import { lockExclusive } from '../store/db.ts';
 import { FileKeyStore, type KeyStore } from '../store/key-store.ts';
 import type { PostgresDatabase } from '../store/postgres-database.ts';
 import { S3BlobStore } from '../store/s3-blob-store.ts';
-import { indexFilePath } from './indexer.ts';
 import { loadAttestationPublicKeys } from './keys.ts';
 
 /**
  * `reef fsck`: checks a data folder against its database. Every stored blob
  * (packages, SBOMs, attestations) must hash to its address and have the size
- * the database records; every live index file must exist, hash to its name,
- * parse, verify with the signing keys and list exactly the database's
+ * the database records; every live index blob must exist, hash to its
+ * address, parse, verify with the signing keys and list exactly the database's
  * packages with their C: and S:; every attestation of reef's must verify
  * (its DSSE signature) with an attestation key the folder holds and name its
- * package's SHA-256, as `reef verify` checks it. Temp files and bytes nothing references are
- * garbage: reported, and removed only by `repair`, which needs the server stopped.
+ * package's SHA-256, as `reef verify` checks it. Index blobs replaced less
+ * than the server's grace ago (superseded_index_blobs) are the server's to
+ * collect, not garbage. Temp files, bytes nothing references and the index
+ * files of reef before indexes were blobs (`indexes/`) are garbage:
+ * reported, and removed only by `repair`, which needs the server stopped.
  *
  * Blobs are read and listed through the blob store, whichever engine holds
  * them: the data folder's `blobs/`, or the object store REEF_BLOB_URL names,
@@ -123,6 +124,8 @@ interface Snapshot {
   packages: PackageRow[];
   blobs: Map<string, { size: number; subjects: string[] }>;
   indexes: IndexRow[];
+  /** Index blobs the server collects after a grace: replaced, or written by a build not recorded. */
+  supersededIndexBlobs: Set<string>;
   attestationRows: AttestationRow[];
   sboms: number;
   attestations: number;
@@ -273,7 +276,9 @@ async function readSnapshot(db: Queryable): Promise<Snapshot> {
   );
   // Every other table with (package_id, sha256, size) names a blob: SBOMs, attestations,
   // and whatever later migrations add in the same shape.
-  const tables = (await readSchema(db)).tables.filter((t) => t.name !== 'packages' && t.name !== 'indexes');
+  const tables = (await readSchema(db)).tables.filter(
+    (t) => !['packages', 'indexes', 'superseded_index_blobs'].includes(t.name),
+  );
   const side: Array<{ table: string; rows: SideRow[] }> = [];
   for (const { name, columns } of tables.sort((a, b) => (a.name < b.name ? -1 : 1))) {
     if (!['package_id', 'sha256', 'size'].every((c) => columns.includes(c))) continue;
@@ -281,6 +286,12 @@ async function readSnapshot(db: Queryable): Promise<Snapshot> {
   }
   const indexes = await db.all<IndexRow>(
     'SELECT repo, libc, arch, sha256, size, signed_by, generation, built_generation FROM indexes ORDER BY repo, libc, arch',
+  );
+  // A database not yet migrated to 0018 has no such table (its indexes are files of `indexes/`).
+  const supersededIndexBlobs = new Set(
+    (await readSchema(db)).tables.some((t) => t.name === 'superseded_index_blobs')
+      ? (await db.all<{ sha256: string }>('SELECT sha256 FROM superseded_index_blobs')).map((r) => r.sha256)
+      : [],
   );
   const attestationRows = tables.some((t) => t.name === 'attestations')
     ? await db.all<AttestationRow>(
@@ -310,6 +321,7 @@ async function readSnapshot(db: Queryable): Promise<Snapshot> {
     packages,
     blobs,
     indexes,
+    supersededIndexBlobs,
     attestationRows,
     sboms: count('sboms'),
     attestations: count('attestations'),
@@ -430,7 +442,7 @@ async function checkOnce({ dataDir, snapshot, keyStore, graceMs, blobs, where }:
 
   problems.push(...(await checkAttestations(keyStore, snap, intact, blobs)));
 
-  // Indexes: the file the row names, signed by the current keys, listing exactly the database's packages.
+  // Indexes: the blob the row names, signed by the current keys, listing exactly the database's packages.
   const keys = keyStore instanceof FileKeyStore ? await loadIndexKeys(dataDir) : await indexKeysOf(keyStore);
   if (keys.length === 0 && snap.indexes.some((i) => i.sha256)) {
     problems.push({
@@ -440,7 +452,7 @@ async function checkOnce({ dataDir, snapshot, keyStore, graceMs, blobs, where }:
       message: 'no index signing public key (*.rsa.pub) to verify indexes with',
     });
   }
-  const liveIndexFiles = new Set<string>();
+  const liveIndexBlobs = new Set<string>();
   let indexEntries = 0;
   for (const row of snap.indexes) {
     const id = `${row.repo}/${row.libc}/${row.arch}`;
@@ -465,18 +477,28 @@ async function checkOnce({ dataDir, snapshot, keyStore, graceMs, blobs, where }:
       }
       continue;
     }
-    const path = indexFilePath(dataDir, row, row.sha256);
-    liveIndexFiles.add(path);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch {
+    liveIndexBlobs.add(row.sha256);
+    // A digest the database mangled names no place in the store.
+    const path = SHA256_RE.test(row.sha256) ? blobs.locationOf(row.sha256) : undefined;
+    const missing = () =>
       problems.push({
         code: 'INDEX_FILE_MISSING',
         subject: id,
         path,
-        message: `the database names ${row.sha256}.tar.gz, which is not on disk`,
+        message: `the database names index blob ${row.sha256}, which is not ${where}`,
       });
+    if (path === undefined || !(await blobs.has(row.sha256))) {
+      missing();
+      continue;
+    }
+    let bytes: Buffer;
+    try {
+      // An index is read whole to parse; tens of MB at the most.
+      bytes = await blobs.readAll(row.sha256);
+    } catch (err) {
+      // Gone between the check and the read (a live server's collection): missing, not a failed fsck.
+      if (await blobs.has(row.sha256)) throw err;
+      missing();
       continue;
     }
     if (bytes.length !== row.size) {
@@ -484,16 +506,16 @@ async function checkOnce({ dataDir, snapshot, keyStore, graceMs, blobs, where }:
         code: 'INDEX_SIZE_MISMATCH',
         subject: id,
         path,
-        message: `${bytes.length} bytes on disk, the database records ${row.size}`,
+        message: `${bytes.length} bytes ${where}, the database records ${row.size}`,
       });
     }
-    const actual = createHash('sha256').update(bytes).digest('hex');
+    const { sha256: actual } = await digestOf(streamOf(bytes));
     if (actual !== row.sha256) {
       problems.push({
         code: 'INDEX_CORRUPT',
         subject: id,
         path,
-        message: `content hashes to ${actual}, not to its name`,
+        message: `content hashes to ${actual}, not to its address`,
       });
       continue;
     }
@@ -587,8 +609,9 @@ async function checkOnce({ dataDir, snapshot, keyStore, graceMs, blobs, where }:
     if (old(f.mtimeMs))
       garbage.push({ item: { code: 'TEMP_FILE', path: f.path, bytes: f.size }, remove: removeFile(f.path) });
   }
+  // Index files of reef before indexes were blobs: a server rebuilt each as a blob at start.
   for (const f of await walk(join(dataDir, 'indexes'))) {
-    if (liveIndexFiles.has(f.path) || !old(f.mtimeMs)) continue;
+    if (!old(f.mtimeMs)) continue;
     const name = f.path.slice(f.path.lastIndexOf('/') + 1);
     const code = name.endsWith('.tmp')
       ? 'TEMP_FILE'
@@ -599,7 +622,13 @@ async function checkOnce({ dataDir, snapshot, keyStore, graceMs, blobs, where }:
   }
   // Objects as files: an unreferenced object younger than the grace may be a publish whose row is not yet in.
   for await (const entry of blobs.list()) {
-    if (entry.kind === 'blob' && snap.blobs.has(entry.sha256)) continue;
+    if (
+      entry.kind === 'blob' &&
+      (snap.blobs.has(entry.sha256) ||
+        liveIndexBlobs.has(entry.sha256) ||
+        snap.supersededIndexBlobs.has(entry.sha256))
+    )
+      continue;
     if (!old(entry.modifiedAt)) continue;
     const item = { path: entry.location, bytes: entry.size };
     garbage.push(

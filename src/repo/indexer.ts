@@ -1,7 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ChunkedIndex,
   type ChunkingRule,
@@ -13,8 +11,9 @@ import {
 } from '../apk/index-chunks.ts';
 import { rewriteRecordArch, writeIndexFromChunks } from '../apk/index-writer.ts';
 import type { IndexSigner } from '../apk/signature.ts';
+import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { writeNamedAtomic } from '../store/atomic-file.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import type { IndexKey, PackageStore } from '../store/package-store.ts';
 import { uniqueKeys } from '../store/package-store.ts';
 
@@ -24,32 +23,32 @@ import { uniqueKeys } from '../store/package-store.ts';
  * costs one build in flight plus one queued, whatever its size (group commit),
  * and each caller resumes once an index containing its change is live.
  *
+ * A signed index is a blob of the blob store, under its SHA-256 like any
+ * package (so on an object store every replica serves what any replica
+ * built), and the `indexes` row names the live one. A replaced index blob is
+ * not deleted at once: a replica may have read the old row and still be
+ * streaming it. It is listed for collection (superseded_index_blobs) and
+ * deleted after a grace (index-maintenance.ts).
+ *
  * Each index's text is kept as compressed chunks (index-chunks.ts). Once an
- * index file is written, the indexer keeps only where each chunk lies in it
- * (about 200 KB per 100,000 entries, so every index stays cached), and the
- * next build reads the untouched chunks back from that file, each checked
- * against its CRC-32. A build applies the changes recorded in the database
- * since the recorded index was built (index_changes, written with each
- * change's generation), recompressing only the chunks they touch: whichever
- * process made the changes, and after a restart too (the chunks are then
- * found again in the recorded file). The changes and the generation are
- * read in one snapshot, and trusted only when their generations run without
- * a gap from the recorded build's to the current one; otherwise (changes
- * made before index_changes existed, too many of them, a file that does not
- * read back) the build reads every record from the database, a run at a time.
+ * index is written, the indexer keeps only where each chunk lies in it
+ * (about 200 KB per 100,000 entries, so every index stays cached), plus the
+ * bytes themselves when they are small; the next build reads the untouched
+ * chunks back from those bytes, or from the blob read once, each chunk
+ * checked against its CRC-32. A build applies the changes recorded in the
+ * database since the recorded index was built (index_changes, written with
+ * each change's generation), recompressing only the chunks they touch:
+ * whichever process made the changes, and after a restart too (the chunks
+ * are then found again in the recorded blob). The changes and the
+ * generation are read in one snapshot, and trusted only when their
+ * generations run without a gap from the recorded build's to the current
+ * one; otherwise (changes made before index_changes existed, too many of
+ * them, a blob that does not read back) the build reads every record from
+ * the database, a run at a time.
  */
 /** What the indexer reports; http/metrics.ts's Metrics fits. */
 export interface IndexObserver {
   observeIndexBuild(key: IndexKey, seconds: number, bytes: number, packages: number): void;
-}
-
-/** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz: an index file is named by its own SHA-256. */
-export function indexFilePath(
-  dataDir: string,
-  key: { repo: string; libc: string; arch: string },
-  sha256: string,
-): string {
-  return join(dataDir, 'indexes', key.repo, key.libc, key.arch, `${sha256}.tar.gz`);
 }
 
 export class Indexer {
@@ -61,27 +60,25 @@ export class Indexer {
     string,
     { running: Promise<void>; next?: { waiting: Deferred; request: BuildRequest } }
   >();
-  /** The chunks of each index as last written, with the generation and file they match. */
+  /** The chunks of each index as last written, with the generation and blob they match. */
   private readonly cached = new Map<string, CachedIndex>();
   /** One buffer the index bytes are written into, reused by whichever build is not waiting on another. */
   private scratch: Buffer | undefined;
   private scratchInUse = false;
   private readonly chunking: ChunkingRule;
 
+  /** Per index: since when this process has seen it stale at one built generation (refreshStale). */
+  private readonly staleSince = new Map<string, { builtGeneration: number; since: number }>();
+
   constructor(
     private readonly store: PackageStore,
-    private readonly dataDir: string,
+    private readonly blobs: BlobStore,
     /** Read at every build, so a key rotation applies to the next index written. */
     private readonly signers: () => IndexSigner[],
     private readonly log: Logger,
     options: { chunking?: ChunkingRule } = {},
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
-  }
-
-  /** data/indexes/<repo>/<libc>/<arch>/<sha256>.tar.gz; names were validated before they got here. */
-  indexPath(key: IndexKey, sha256: string): string {
-    return indexFilePath(this.dataDir, key, sha256);
   }
 
   private scratchOf(size: number): Buffer {
@@ -179,9 +176,9 @@ export class Indexer {
    * The chunks for the database as it is now, with the generation they show
    * and the packages they list that were not yet published: the recorded
    * index's chunks (held since this process wrote it, or found again in
-   * its file) with the changes since its build applied, else a full build.
-   * A delta build also returns the open file its untouched chunks are read
-   * back from; the caller closes it.
+   * its blob) with the changes since its build applied, else a full build.
+   * A delta build also returns where its untouched chunks are read back
+   * from: the previous index's bytes.
    */
   private async currentChunks(id: string, key: IndexKey): Promise<CurrentChunks> {
     let cache = this.cached.get(id);
@@ -191,12 +188,14 @@ export class Indexer {
     if (cache && (cache.sha256 !== state?.sha256 || cache.generation !== state.builtGeneration)) {
       cache = undefined;
     }
-    let file: IndexFile | undefined;
     if (state?.sha256 && changes) {
       try {
         cache ??= await this.reopen(key, state.sha256, state.builtGeneration);
         if (cache) {
-          file = openIndexFile(this.indexPath(key, cache.sha256), cache.memberOffset);
+          const source = fragmentsOf(
+            cache.bytes ?? (await this.readIndexBlob(cache.sha256)),
+            cache.memberOffset,
+          );
           const add: string[] = [];
           const remove: string[] = [];
           const newIds: number[] = [];
@@ -212,41 +211,49 @@ export class Indexer {
               else remove.push(text);
             }
           }
-          cache.index.update({ add, remove }, file.source);
-          return { index: cache.index, generation: state.generation, newIds, mode: 'delta', file };
+          cache.index.update({ add, remove }, source);
+          return { index: cache.index, generation: state.generation, newIds, mode: 'delta', source };
         }
       } catch (err) {
         this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
       }
     }
-    file?.close();
     return { ...(await this.fullBuild(key)), mode: 'full' };
   }
 
   /**
    * After a start (or when another process recorded the index): the chunks
-   * of the recorded index file, found again in it without recompressing
-   * (ChunkedIndex.fromMember), so that build is a delta too. Only for a file
-   * whose bytes still hash to its name: nothing but what reef wrote and
-   * recorded is ever signed again.
+   * of the recorded index blob, found again in it without recompressing
+   * (ChunkedIndex.fromMember), so that build is a delta too. The bytes read
+   * are kept for this build's untouched chunks.
    */
   private async reopen(key: IndexKey, sha256: string, generation: number): Promise<CachedIndex | undefined> {
     try {
-      const bytes = await readFile(this.indexPath(key, sha256));
-      if (createHash('sha256').update(bytes).digest('hex') !== sha256) {
-        throw new ChunkReadBackError('the index file does not hash to its name');
-      }
+      const bytes = await this.readIndexBlob(sha256);
       const memberOffset = indexMemberOffset(bytes);
       const index = ChunkedIndex.fromMember(
         bytes.subarray(memberOffset),
         { description: describe(key), mtime: 0 },
         this.chunking,
       );
-      return { index, generation, sha256, memberOffset };
+      return { index, generation, sha256, memberOffset, bytes };
     } catch (err) {
-      this.log.info({ index: key, err }, 'the live index file does not read back as chunks; full build');
+      this.log.info({ index: key, err }, 'the live index blob does not read back as chunks; full build');
       return undefined;
     }
+  }
+
+  /**
+   * The bytes of a recorded index, read whole from the blob store. Only
+   * bytes that still hash to their address are used: nothing but what reef
+   * wrote and recorded is ever signed again.
+   */
+  private async readIndexBlob(sha256: string): Promise<Buffer> {
+    const bytes = await this.blobs.readAll(sha256);
+    if (createHash('sha256').update(bytes).digest('hex') !== sha256) {
+      throw new ChunkReadBackError('the index blob does not hash to its address');
+    }
+    return bytes;
   }
 
   /**
@@ -309,35 +316,36 @@ export class Indexer {
     try {
       await this.publishBuild(key, current, started);
     } catch (err) {
-      // A chunk of the live file no longer reads back as written (changed on disk): never sign that.
+      // A chunk of the previous index no longer reads back as written (changed in the store): never sign that.
       if (!(err instanceof ChunkReadBackError)) throw err;
       this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
       await this.publishBuild(key, { ...(await this.fullBuild(key)), mode: 'full' }, started);
-    } finally {
-      current.file?.close();
     }
   }
 
-  /** Signs and writes a build's index file, records it, and keeps its chunks for the next build. */
+  /** Signs and stores a build's index blob, records it, and keeps its chunks for the next build. */
   private async publishBuild(key: IndexKey, build: CurrentChunks, started: number): Promise<void> {
-    const { index, generation, newIds, mode, file } = build;
+    const { index, generation, newIds, mode, source } = build;
     const id = indexId(key);
     const signers = this.signers();
-    const previous = await this.store.getIndex(key);
     const packageCount = index.count;
     const useScratch = !this.scratchInUse;
     this.scratchInUse ||= useScratch;
     let bytes: Buffer;
     let memberOffset: number;
     let sha256: string;
+    let kept: Buffer | undefined;
     try {
       ({ bytes, memberOffset } = await writeIndexFromChunks(index, {
         description: describe(key),
         signers,
         alloc: useScratch ? (size) => this.scratchOf(size) : undefined,
-        source: file?.source,
+        source,
       }));
-      sha256 = await this.writeIndexFile(key, bytes);
+      sha256 = createHash('sha256').update(bytes).digest('hex');
+      await this.storeIndexBlob(sha256, bytes);
+      // A copy: the bytes may lie in the scratch buffer, which the next build writes over.
+      if (bytes.length <= KEEP_BYTES) kept = Buffer.from(bytes);
     } finally {
       if (useScratch) this.scratchInUse = false;
     }
@@ -349,19 +357,12 @@ export class Indexer {
       signedBy: signers.map((s) => s.keyName).join(','),
       builtAt: Date.now(),
     });
-    if (!recorded) {
-      // Superseded by a newer build (another process): drop this file unless it is the live one.
-      if ((await this.store.getIndex(key))?.sha256 !== sha256)
-        await rm(this.indexPath(key, sha256), { force: true });
-      return;
-    }
-    // From now on the chunks are read back from this file: only their places stay in memory.
+    // Not recorded (a newer build of another process was): the blob stays listed, and is collected.
+    if (!recorded) return;
+    // From now on the chunks are read back from these bytes (or the blob): only their places stay in memory.
     index.written();
-    this.cached.set(id, { index, generation, sha256, memberOffset });
+    this.cached.set(id, { index, generation, sha256, memberOffset, bytes: kept });
     this.observer?.observeIndexBuild(key, (performance.now() - started) / 1000, bytes.length, packageCount);
-    if (previous?.sha256 && previous.sha256 !== sha256) {
-      await rm(this.indexPath(key, previous.sha256), { force: true });
-    }
     this.log.info(
       {
         index: key,
@@ -375,27 +376,46 @@ export class Indexer {
   }
 
   /**
-   * Writes an index atomically under its own SHA-256, hashed while the
-   * kernel writes the bytes: at 100,000 entries that hash is ~10 ms of the publish.
+   * Stores an index as the blob of its SHA-256, durably (the blob store's
+   * commit: a rename into place, or the object store's acknowledgement), so
+   * a reader never sees a torn index. Listed for collection first: should
+   * the build die or lose to a newer one, the blob is collected after the
+   * grace; once recorded, the collection finds it named and keeps it. The
+   * same bytes may be under collection (an index back to what it was an old
+   * while ago): then this waits until they are deleted and writes them anew.
    */
-  private async writeIndexFile(key: IndexKey, bytes: Buffer): Promise<string> {
-    const name = await writeNamedAtomic(
-      dirname(this.indexPath(key, 'x')),
-      // The writer's pid in the name: recover() sweeps what dead writers left, never a live one's.
-      `.index.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
-      bytes,
-      () => `${createHash('sha256').update(bytes).digest('hex')}.tar.gz`,
-    );
-    return name.slice(0, -'.tar.gz'.length);
+  private async storeIndexBlob(sha256: string, bytes: Buffer): Promise<void> {
+    for (
+      let waited = 0;
+      !(await this.store.reserveIndexBlob(sha256, Date.now()));
+      waited += RESERVE_POLL_MS
+    ) {
+      if (waited >= RESERVE_WAIT_MS) {
+        throw new AppError(
+          'STORAGE_UNAVAILABLE',
+          'an earlier copy of this index is still being deleted from the blob store; try again later',
+        );
+      }
+      await sleep(RESERVE_POLL_MS);
+    }
+    const temp = await this.blobs.createTemp();
+    try {
+      await temp.write(bytes);
+      await temp.finish();
+      await this.blobs.commit(temp, sha256);
+    } catch (err) {
+      await temp.discard().catch(() => {});
+      throw err;
+    }
   }
 
   /**
-   * After a start or a crash: rebuild every index that is stale, whose file is
-   * missing, or that is not signed by exactly the current keys. A stale one
+   * After a start or a crash: rebuild every index that is stale, whose blob
+   * is missing (a data folder of reef before indexes were blobs, a restored
+   * backup), or that is not signed by exactly the current keys. A stale one
    * another replica builds meanwhile is left to it.
    */
   async recover(): Promise<IndexKey[]> {
-    await this.sweepTempFiles();
     const signedBy = this.signers()
       .map((s) => s.keyName)
       .join(',');
@@ -403,10 +423,7 @@ export class Indexer {
     const broken = new Set<string>();
     for (const index of indexes) {
       if (!index.sha256) continue;
-      const size = await stat(this.indexPath(index, index.sha256)).then(
-        (s) => s.size,
-        () => undefined,
-      );
+      const size = await this.blobs.size(index.sha256);
       if (size !== index.size || index.signedBy !== signedBy) broken.add(indexId(index));
     }
     const keys = indexes
@@ -419,24 +436,30 @@ export class Indexer {
   }
 
   /**
-   * Removes index temp files whose writer is gone (killed mid-write). A
-   * file of a live process (a server beside a CLI command) stays.
+   * Builds the indexes left stale for at least `minAgeMs` (as this process
+   * has watched them: stale at one built generation all along). A replica
+   * killed in the middle of a build leaves its index stale with nobody
+   * waiting for it; every server calling this now and then repairs that.
+   * An index another process is building is not yet due, and if it is,
+   * refresh waits for that builder's lock and finds the work done.
    */
-  private async sweepTempFiles(): Promise<void> {
-    const root = join(this.dataDir, 'indexes');
-    const dirs = async (path: string) =>
-      (await readdir(path, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
-    for (const repo of await dirs(root)) {
-      for (const libc of await dirs(join(root, repo.name))) {
-        for (const arch of await dirs(join(root, repo.name, libc.name))) {
-          const dir = join(root, repo.name, libc.name, arch.name);
-          for (const name of await readdir(dir).catch(() => [] as string[])) {
-            const pid = /^\.index\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1];
-            if (pid !== undefined && !isAlive(Number(pid))) await rm(join(dir, name), { force: true });
-          }
-        }
-      }
+  async refreshStale(minAgeMs: number, now = Date.now()): Promise<IndexKey[]> {
+    const due: IndexKey[] = [];
+    const seen = new Set<string>();
+    for (const index of await this.store.listIndexes()) {
+      if (index.generation <= index.builtGeneration) continue;
+      const id = indexId(index);
+      seen.add(id);
+      const known = this.staleSince.get(id);
+      if (!known || known.builtGeneration !== index.builtGeneration) {
+        this.staleSince.set(id, { builtGeneration: index.builtGeneration, since: now });
+        if (minAgeMs > 0) continue;
+      } else if (now - known.since < minAgeMs) continue;
+      due.push({ repo: index.repo, libc: index.libc, arch: index.arch });
     }
+    for (const id of this.staleSince.keys()) if (!seen.has(id)) this.staleSince.delete(id);
+    await this.inTurn(due, (key) => this.refreshOne(key));
+    return due;
   }
 
   /** Rebuilds every index (after a key rotation, or on request). */
@@ -465,17 +488,6 @@ export class Indexer {
   }
 }
 
-/** Whether a process other than this one runs with that pid. */
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** DESCRIPTION of an index: its repository base. */
 function describe(key: IndexKey): string {
   return `${key.repo}/${key.libc}`;
@@ -490,6 +502,21 @@ const MAX_CHANGES = 1024;
 /** Reads per index full build: ~200 KB of records held at a time. */
 const RECORD_RUN = 512;
 
+/**
+ * An index up to this size stays in memory after it is written, for the
+ * next build's untouched chunks; a larger one (~3 MB at 30,000 entries) is
+ * read back from the blob store once per build instead of held between builds.
+ */
+const KEEP_BYTES = 1024 * 1024;
+
+/**
+ * How long a build waits for a collection deleting the same bytes: a
+ * collection deletes one blob in one call, but one that died meanwhile is
+ * finished by the next collection, a minute or so later.
+ */
+const RESERVE_WAIT_MS = 150_000;
+const RESERVE_POLL_MS = 250;
+
 /** What a build is asked for: the generation the recorded index must reach, or (`force`) a build in any case. */
 interface BuildRequest {
   generation: number;
@@ -500,8 +527,10 @@ interface CachedIndex {
   index: ChunkedIndex;
   generation: number;
   sha256: string;
-  /** Where the index member starts in the file (after the signatures). */
+  /** Where the index member starts in the bytes (after the signatures). */
   memberOffset: number;
+  /** The index's bytes when small (KEEP_BYTES) or just read back; otherwise read from the blob store. */
+  bytes?: Buffer;
 }
 
 interface CurrentChunks {
@@ -509,31 +538,16 @@ interface CurrentChunks {
   generation: number;
   newIds: number[];
   mode: 'delta' | 'full';
-  /** The previous index file, for a delta build's untouched chunks. */
-  file?: IndexFile;
+  /** The previous index's bytes, for a delta build's untouched chunks. */
+  source?: FragmentSource;
 }
 
-interface IndexFile {
-  source: FragmentSource;
-  close(): void;
-}
-
-/**
- * An index file opened to read its member's chunks back. Synchronous reads:
- * the file was written by the previous build, so it is in the page cache,
- * and a few MB copy in about a millisecond.
- */
-function openIndexFile(path: string, memberOffset: number): IndexFile {
-  const fd = openSync(path, 'r');
-  return {
-    source(target, at, offset, length) {
-      for (let done = 0; done < length; ) {
-        const n = readSync(fd, target, at + done, length - done, memberOffset + offset + done);
-        if (n === 0) throw new Error(`index file ${path} ends before its chunks`);
-        done += n;
-      }
-    },
-    close: () => closeSync(fd),
+/** The chunks of an index's member, read back from its bytes. */
+function fragmentsOf(bytes: Buffer, memberOffset: number): FragmentSource {
+  return (target, at, offset, length) => {
+    const from = memberOffset + offset;
+    if (from + length > bytes.length) throw new ChunkReadBackError('the index ends before its chunks');
+    bytes.copy(target, at, from, from + length);
   };
 }
 

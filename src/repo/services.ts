@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -18,6 +18,7 @@ import { VulnerabilityStore } from '../store/vulnerability-store.ts';
 import { WriteProbe } from '../store/write-probe.ts';
 import { AdvisoryService } from './advisories.ts';
 import { AuditLog } from './audit.ts';
+import { IndexMaintenance } from './index-maintenance.ts';
 import { Indexer } from './indexer.ts';
 import { KeyRing, loadOrCreateAttestationKey, loadOrCreateSigningKeys, type SigningKey } from './keys.ts';
 import { ProvenancePolicies } from './provenance.ts';
@@ -38,6 +39,8 @@ export interface Services extends PublishDeps {
   advisories: AdvisoryService;
   /** Uploaded OSV records and which packages they affect. */
   vulnerabilities: VulnerabilityService;
+  /** Stale indexes and replaced index blobs, seen to now and then: a server starts it. */
+  indexMaintenance: IndexMaintenance;
   /** Small packages and indexes held in memory for serving. */
   cache: ContentCache;
   /** Whether the data folder takes writes now (readiness). */
@@ -80,12 +83,7 @@ export async function createServices(
     const attestationKey = await loadOrCreateAttestationKey(keyStore, () => store.attestationKeyNames());
     if (created) log.info({ key: keys[0]!.keyName }, 'generated an index signing key');
     const sbomParser = new SbomParser();
-    const indexer = new Indexer(
-      store,
-      config.dataDir,
-      () => keyRing.signers(),
-      log.child({ module: 'indexer' }),
-    );
+    const indexer = new Indexer(store, blobs, () => keyRing.signers(), log.child({ module: 'indexer' }));
     const tokens = new TokenService(new TokenStore(database), config.adminToken);
     const generatedAdminToken =
       options.bootstrapAdminToken === false ? undefined : await tokens.ensureAdminToken();
@@ -94,6 +92,13 @@ export async function createServices(
     const rebuilt = await indexer.recover();
     if (rebuilt.length > 0)
       log.info({ indexes: rebuilt }, 'rebuilt indexes that disagreed with the database');
+    // reef before indexes were blobs kept them as files of indexes/: recover() has stored each
+    // live one as a blob by now (rebuilt, byte for byte), so the files are of no more use.
+    await rm(join(config.dataDir, 'indexes'), { recursive: true, force: true });
+    const indexMaintenance = new IndexMaintenance(
+      { database, store, blobs, indexer, log: log.child({ module: 'index-maintenance' }) },
+      { graceMs: config.indexGraceMs },
+    );
     return {
       config,
       database,
@@ -105,6 +110,7 @@ export async function createServices(
       sbomNamespace: `${config.publicUrl?.replace(/\/$/, '') ?? 'https://reef.invalid'}/spdxdocs`,
       blobs,
       indexer,
+      indexMaintenance,
       locks: new KeyedLock(),
       sbomParser,
       // Four largest embedded SBOMs at once, or hundreds of ordinary ones (tens of KB each).
@@ -129,6 +135,7 @@ export async function createServices(
       generatedKey: created,
       pingDatabase: () => pingDatabase(database),
       async close() {
+        await indexMaintenance.stop();
         await indexer.idle();
         await sbomParser.close();
         blobs.close();

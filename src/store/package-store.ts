@@ -1043,8 +1043,9 @@ export class PackageStore {
    * published, in one transaction: from the commit on, clients get the new
    * index and may fetch those packages. An index listing nothing is written
    * and recorded like any other (never removed: clients configured for it
-   * would fail `apk update`). Returns false when a build of a newer
-   * generation was recorded first.
+   * would fail `apk update`). The index it replaces is listed for
+   * collection (superseded_index_blobs) in the same transaction. Returns
+   * false when a build of a newer generation was recorded first.
    */
   recordIndex(
     key: IndexKey,
@@ -1060,6 +1061,7 @@ export class PackageStore {
     },
   ): Promise<boolean> {
     return this.database.transact(async () => {
+      const previous = await this.getIndex(key);
       // A build of an older generation (another process's, finishing late) must not replace a newer one.
       const applied = await this.database.run(
         `UPDATE indexes SET sha256 = @sha256, size = @size, package_count = @count, signed_by = @signedBy,
@@ -1078,6 +1080,17 @@ export class PackageStore {
         },
       );
       if (applied === 0) return false;
+      // The index it replaces may be streaming to a client of any replica: collected after a grace.
+      if (previous?.sha256 && previous.sha256 !== index.sha256) {
+        // After a collection deciding on these bytes, which must see that no index names them now.
+        await this.database.lockForTransaction(`index-blob:${previous.sha256}`);
+        await this.database.run(
+          `INSERT INTO superseded_index_blobs (sha256, superseded_at) VALUES (?, ?)
+           ON CONFLICT (sha256) DO UPDATE SET superseded_at = excluded.superseded_at
+           WHERE superseded_index_blobs.deleting = 0`,
+          [previous.sha256, index.builtAt],
+        );
+      }
       // What this build shows is no longer a change to apply.
       await this.database.run(
         'DELETE FROM index_changes WHERE repo = ? AND libc = ? AND arch = ? AND generation <= ?',
@@ -1115,16 +1128,98 @@ export class PackageStore {
     );
   }
 
-  /** Whether any package, SBOM or attestation still uses these bytes (blob collection asks). */
+  /**
+   * Whether any package, SBOM, attestation or index still uses these bytes,
+   * or an index blob awaits its grace under them (blob collection asks).
+   */
   async isBlobReferenced(sha256: string): Promise<boolean> {
+    return (
+      (await this.isNamedByRow(sha256)) ||
+      (await this.database.get('SELECT 1 FROM superseded_index_blobs WHERE sha256 = ?', [sha256])) !==
+        undefined
+    );
+  }
+
+  /** Whether a package, SBOM, attestation, publisher provenance or index row names these bytes. */
+  private async isNamedByRow(sha256: string): Promise<boolean> {
     return (
       (await this.database.get(
         `SELECT 1 FROM packages WHERE sha256 = ? UNION ALL SELECT 1 FROM sboms WHERE sha256 = ?
          UNION ALL SELECT 1 FROM attestations WHERE sha256 = ?
-         UNION ALL SELECT 1 FROM publisher_provenance WHERE sha256 = ? LIMIT 1`,
-        [sha256, sha256, sha256, sha256],
+         UNION ALL SELECT 1 FROM publisher_provenance WHERE sha256 = ?
+         UNION ALL SELECT 1 FROM indexes WHERE sha256 = ? LIMIT 1`,
+        [sha256, sha256, sha256, sha256, sha256],
       )) !== undefined
     );
+  }
+
+  /**
+   * Before an index blob is written: lists it among the blobs to collect
+   * (superseded_index_blobs, dated now), so whatever becomes of the build
+   * its bytes are collected after the grace unless an index row names them
+   * by then. False while a collection of the same bytes is deleting them:
+   * the caller waits and asks again, then writes them anew.
+   */
+  reserveIndexBlob(sha256: string, now: number): Promise<boolean> {
+    return this.database.transact(async () => {
+      // One decision at a time per blob: a collection's claim (claimIndexBlob) or this.
+      await this.database.lockForTransaction(`index-blob:${sha256}`);
+      const row = await this.database.get<{ deleting: number }>(
+        'SELECT deleting FROM superseded_index_blobs WHERE sha256 = ?',
+        [sha256],
+      );
+      if (row && Number(row.deleting) !== 0) return false;
+      await this.database.run(
+        `INSERT INTO superseded_index_blobs (sha256, superseded_at) VALUES (?, ?)
+         ON CONFLICT (sha256) DO UPDATE SET superseded_at = excluded.superseded_at`,
+        [sha256, now],
+      );
+      return true;
+    });
+  }
+
+  /** Index blobs listed for collection: those past `before`, and those whose deletion began. */
+  async indexBlobsToCollect(before: number): Promise<Array<{ sha256: string; deleting: boolean }>> {
+    return (
+      await this.database.all<{ sha256: string; deleting: number }>(
+        `SELECT sha256, deleting FROM superseded_index_blobs WHERE superseded_at <= ? OR deleting <> 0
+         ORDER BY sha256`,
+        [before],
+      )
+    ).map((r) => ({ sha256: r.sha256, deleting: Number(r.deleting) !== 0 }));
+  }
+
+  /**
+   * Decides the fate of an index blob listed since before `before`: 'kept'
+   * when a row names its bytes (its listing is dropped: they are in use),
+   * 'delete' when nothing does (marked deleting, so no build takes the
+   * bytes meanwhile), 'skip' when it was listed again since (a build wrote
+   * it again) or is gone.
+   */
+  claimIndexBlob(sha256: string, before: number): Promise<'kept' | 'delete' | 'skip'> {
+    return this.database.transact(async () => {
+      await this.database.lockForTransaction(`index-blob:${sha256}`);
+      const row = await this.database.get<{ superseded_at: number; deleting: number }>(
+        'SELECT superseded_at, deleting FROM superseded_index_blobs WHERE sha256 = ?',
+        [sha256],
+      );
+      if (!row) return 'skip';
+      if (Number(row.deleting) !== 0) return 'delete';
+      if (Number(row.superseded_at) > before) return 'skip';
+      if (await this.isNamedByRow(sha256)) {
+        await this.database.run('DELETE FROM superseded_index_blobs WHERE sha256 = ?', [sha256]);
+        return 'kept';
+      }
+      await this.database.run('UPDATE superseded_index_blobs SET deleting = 1 WHERE sha256 = ?', [sha256]);
+      return 'delete';
+    });
+  }
+
+  /** After its blob was deleted: the listing of a claimed index blob goes too. */
+  async forgetIndexBlob(sha256: string): Promise<void> {
+    await this.database.run('DELETE FROM superseded_index_blobs WHERE sha256 = ? AND deleting <> 0', [
+      sha256,
+    ]);
   }
 
   /** The attestation keys that signed the stored attestations (a start must still have one of them). */

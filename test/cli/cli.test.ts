@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -336,15 +336,15 @@ test('publish retries a refused connection three times, then fails', async () =>
 
 test('reindex rebuilds every index of one repository, or of all', async () => {
   await withServer(async (server) => {
-    const { store, indexer } = server.services;
+    const { store, blobs } = server.services;
     assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_TEST))).status, 201);
     assert.equal((await publish(server, 'r', 'glibc', readFileSync(GITEA_NOARCH))).status, 201);
     assert.equal((await publish(server, 'other', 'musl', readFileSync(HELLO))).status, 201);
     const before = new Map((await store.listIndexes()).map((i) => [`${i.repo}/${i.libc}/${i.arch}`, i]));
     assert.deepEqual([...before.keys()], ['other/musl/x86_64', 'r/glibc/aarch64', 'r/glibc/x86_64']);
-    // A lost index file: reindex puts it back.
+    // A lost index blob: reindex puts it back.
     const damaged = before.get('r/glibc/x86_64')!;
-    rmSync(indexer.indexPath(damaged, damaged.sha256!));
+    await blobs.delete(damaged.sha256!);
     await new Promise((r) => setTimeout(r, 5));
 
     const run = await reef(['reindex', 'r', '--data', server.dataDir]);
@@ -360,7 +360,7 @@ test('reindex rebuilds every index of one repository, or of all', async () => {
       if (index.repo === 'r') assert.ok(index.builtAt! > old.builtAt!, `${index.arch} was rebuilt`);
       else assert.equal(index.builtAt, old.builtAt, 'other repositories are left alone');
     }
-    assert.ok(existsSync(indexer.indexPath(damaged, damaged.sha256!)));
+    assert.ok(await blobs.has(damaged.sha256!));
     assert.equal(await status(`${server.url}/r/glibc/x86_64/APKINDEX.tar.gz`), 200);
 
     const all = await reef(['reindex', '--data', server.dataDir]);

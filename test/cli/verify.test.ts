@@ -236,7 +236,7 @@ describe('reef verify', () => {
       sha256: string;
     };
     const cases: Array<[string, string]> = [
-      [join(server.dataDir, 'indexes', 'main', 'musl', 'x86_64', `${index.sha256}.tar.gz`), 'index'],
+      [blob(index.sha256), 'index'],
       [blob(one('SELECT sha256 FROM packages WHERE id = ?')), 'package'],
       [blob(one('SELECT sha256 FROM sboms WHERE package_id = ?')), 'sbom'],
       [blob(one('SELECT sha256 FROM attestations WHERE package_id = ?')), 'attestation'],

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { readIndex } from '../../src/apk/index-reader.ts';
 import { loadPublicKey } from '../../src/apk/signature.ts';
 import { fsck } from '../../src/repo/fsck.ts';
@@ -238,8 +239,20 @@ test('an index that cannot be written: the publish fails, its row and blobs are 
   try {
     const ok = await buildApk({ name: 'first', version: '1.0-r0', arch: 'riscv64', depends: [] });
     assert.equal((await publish(server, 'full', 'musl', ok)).status, 201);
-    // A file where the next arch's index folder goes: the index write fails, the database does not.
-    writeFileSync(join(server.dataDir, 'indexes', 'full', 'musl', 'aarch64'), 'in the way');
+    // The blob store fails to take the next index (an I/O error as the disk would report it), and
+    // only that: the package's own blobs and the database write as ever. The index is told from the
+    // other blobs by its signature entry, named after the server's signing key.
+    const { blobs } = server.services;
+    const commit = blobs.commit.bind(blobs);
+    const signature = `.SIGN.RSA256.${server.services.signingKeys[0]!.keyName}`;
+    let failing = true;
+    blobs.commit = async (temp, digest) => {
+      if (failing && gunzipSync(readFileSync(temp.path)).includes(signature)) {
+        await temp.discard();
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }
+      return commit(temp, digest);
+    };
     const apk = await buildApk({ name: 'blocked', version: '1.0-r0', arch: 'aarch64', depends: [] });
     const res = await publish(server, 'full', 'musl', apk);
     assert.equal(res.status, 500, JSON.stringify(res.json));
@@ -259,8 +272,8 @@ test('an index that cannot be written: the publish fails, its row and blobs are 
       'no version reserved',
     );
     assert.equal(await server.services.blobs.has(sha256(apk)), false, 'its bytes were collected');
-    // Room again: the same file publishes, and the first package's index never moved.
-    rmSync(join(server.dataDir, 'indexes', 'full', 'musl', 'aarch64'));
+    // The store takes blobs again: the same file publishes, and the first package's index never moved.
+    failing = false;
     assert.equal((await publish(server, 'full', 'musl', apk)).status, 201);
     assert.equal((await fetch(`${server.url}/full/musl/riscv64/first-1.0-r0.apk`)).status, 200);
   } finally {

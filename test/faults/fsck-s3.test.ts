@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
@@ -10,6 +11,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import Database from 'better-sqlite3';
 import { buildApk } from '../helpers/apk-builder.ts';
 import { needsS3, s3Engine, s3ServerEnv } from '../helpers/s3-engine.ts';
 import { publish, removeDir, startServer } from '../helpers/server.ts';
@@ -123,11 +125,24 @@ describe('reef fsck with blobs in an object store', { skip: needsS3.skip, timeou
     assert.deepEqual(report.garbage, []);
     assert.equal(report.checked.packages, 2);
     assert.equal(report.checked.attestations, 2);
-    // Every object under the prefix is referenced: a package, its SBOM or its attestation.
+    // Every object under the prefix is referenced: a package, its SBOM or its attestation (counted),
+    // or an index: a live one, or one replaced by the second publish and kept for the grace.
     const listed = await client.send(
       new ListObjectsV2Command({ Bucket: bucket, Prefix: 'reef/blobs/sha256/' }),
     );
-    assert.equal(report.checked.blobs, listed.KeyCount);
+    const db = new Database(join(dataDir, 'reef.db'), { readonly: true });
+    const indexShas = new Set(
+      (
+        db
+          .prepare('SELECT sha256 FROM indexes UNION SELECT sha256 FROM superseded_index_blobs')
+          .all() as Array<{ sha256: string }>
+      ).map((r) => r.sha256),
+    );
+    db.close();
+    const keys = (listed.Contents ?? []).map((o) => o.Key!);
+    const indexKeys = keys.filter((k) => indexShas.has(k.slice(k.lastIndexOf('/') + 1)));
+    assert.ok(indexKeys.length >= 2, 'the live index and the one it replaced are objects');
+    assert.equal(report.checked.blobs, keys.length - indexKeys.length);
     const human = await fsckCli();
     assert.equal(human.code, 0);
     assert.match(human.stdout, new RegExp(`with blobs in s3://${bucket}/reef`));

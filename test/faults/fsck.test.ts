@@ -70,6 +70,30 @@ function flipByte(path: string, at: number): void {
   writeFileSync(path, bytes);
 }
 
+/** Where the data folder keeps the blob of `sha256`. */
+function blobPath(dataDir: string, sha256: string): string {
+  return join(dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
+}
+
+/** The live index blob of one index, and the index blobs awaiting collection, as the database names them. */
+function indexBlobs(dataDir: string): { live: Map<string, string>; superseded: string[] } {
+  const db = new Database(join(dataDir, 'reef.db'), { readonly: true });
+  try {
+    const rows = db.prepare('SELECT repo, libc, arch, sha256 FROM indexes').all() as Array<
+      Record<string, string>
+    >;
+    const superseded = db.prepare('SELECT sha256 FROM superseded_index_blobs').all() as Array<{
+      sha256: string;
+    }>;
+    return {
+      live: new Map(rows.map((r) => [`${r.repo}/${r.libc}/${r.arch}`, r.sha256!])),
+      superseded: superseded.map((r) => r.sha256),
+    };
+  } finally {
+    db.close();
+  }
+}
+
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
@@ -122,8 +146,14 @@ describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
     assert.deepEqual(report.problems, []);
     assert.deepEqual(report.garbage, []);
     assert.equal(report.checked.packages, 3);
-    // Every file under blobs/ is referenced: a package, its SBOM or its attestation.
-    assert.equal(report.checked.blobs, filesUnder(join(dataDir, 'blobs')).length);
+    // Every file under blobs/ is referenced: a package, its SBOM or its attestation (counted), or an
+    // index: a live one, or one replaced by a later publish and kept for the grace (not garbage).
+    const { live, superseded } = indexBlobs(dataDir);
+    assert.ok(superseded.length > 0, 'three publishes replaced indexes');
+    const indexFiles = new Set([...live.values(), ...superseded].map((sha) => blobPath(dataDir, sha)));
+    const files = filesUnder(join(dataDir, 'blobs'));
+    assert.equal(report.checked.blobs, files.filter((f) => !indexFiles.has(f)).length);
+    for (const f of indexFiles) assert.ok(files.includes(f), `${f} is stored`);
     // x86_64 and aarch64 (noarch goes to every default arch): 3 + 1 entries.
     assert.equal(report.checked.indexes, 2);
     assert.equal(report.checked.indexEntries, 4);
@@ -152,12 +182,12 @@ describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
     }
   });
 
-  test('a truncated blob, a missing index file, a foreign key: each named', async () => {
+  test('a truncated blob, a missing index blob, a foreign key: each named', async () => {
     const blob = readFileSync(largePath);
     writeFileSync(largePath, blob.subarray(0, blob.length - 1));
-    const indexDir = join(dataDir, 'indexes', 'fk', 'musl', 'aarch64');
-    const [indexFile] = readdirSync(indexDir);
-    renameSync(join(indexDir, indexFile!), join(dataDir, 'moved-index'));
+    const { live } = indexBlobs(dataDir);
+    const indexFile = blobPath(dataDir, live.get('fk/musl/aarch64')!);
+    renameSync(indexFile, join(dataDir, 'moved-index'));
     const keyFile = readdirSync(join(dataDir, 'keys')).find((f) => f.endsWith('.rsa.pub'))!;
     const keyPath = join(dataDir, 'keys', keyFile);
     const realKey = readFileSync(keyPath);
@@ -172,12 +202,12 @@ describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
       const codes = report.problems.map((p) => `${p.code} ${p.path ?? p.subject}`).sort();
       assert.deepEqual(codes, [
         `BLOB_SIZE_MISMATCH ${largePath}`,
-        `INDEX_FILE_MISSING ${join(indexDir, indexFile!)}`,
-        `INDEX_SIGNATURE_INVALID ${join(dataDir, 'indexes', 'fk', 'musl', 'x86_64', readdirSync(join(dataDir, 'indexes', 'fk', 'musl', 'x86_64'))[0]!)}`,
+        `INDEX_FILE_MISSING ${indexFile}`,
+        `INDEX_SIGNATURE_INVALID ${blobPath(dataDir, live.get('fk/musl/x86_64')!)}`,
       ]);
     } finally {
       writeFileSync(largePath, blob);
-      renameSync(join(dataDir, 'moved-index'), join(indexDir, indexFile!));
+      renameSync(join(dataDir, 'moved-index'), indexFile);
       writeFileSync(keyPath, realKey);
     }
     assert.equal((await fsckCli(dataDir)).code, 0);
@@ -214,15 +244,17 @@ describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
     mkdirSync(join(dataDir, 'blobs', 'sha256', stray.slice(0, 2)), { recursive: true });
     const strayPath = join(dataDir, 'blobs', 'sha256', stray.slice(0, 2), stray);
     writeFileSync(strayPath, strayBytes);
-    const indexTmp = join(dataDir, 'indexes', 'fk', 'musl', 'x86_64', '.abc.tar.gz.0011.tmp');
-    writeFileSync(indexTmp, 'torn');
+    // An index file as reef wrote them before indexes were blobs.
+    const oldIndex = join(dataDir, 'indexes', 'fk', 'musl', 'x86_64', `${'0'.repeat(64)}.tar.gz`);
+    mkdirSync(join(dataDir, 'indexes', 'fk', 'musl', 'x86_64'), { recursive: true });
+    writeFileSync(oldIndex, 'an index of before');
 
     const { run, report } = await fsckJson(dataDir);
     assert.equal(run.code, 3);
     assert.deepEqual(report.problems, []);
     assert.deepEqual(
       report.garbage.map((g) => `${g.code} ${g.path}`).sort(),
-      [`TEMP_FILE ${indexTmp}`, `TEMP_FILE ${temp}`, `UNREFERENCED_BLOB ${strayPath}`].sort(),
+      [`UNREFERENCED_INDEX_FILE ${oldIndex}`, `TEMP_FILE ${temp}`, `UNREFERENCED_BLOB ${strayPath}`].sort(),
     );
 
     // A server holds the database: no repair, nothing removed.
@@ -232,7 +264,9 @@ describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
       const busy = await fsckCli(dataDir, '--repair');
       assert.equal(busy.code, 1);
       assert.match(busy.stderr, /DATA_DIR_BUSY/);
-      assert.ok(existsSync(strayPath) && existsSync(indexTmp));
+      assert.ok(existsSync(strayPath));
+      // Every index is a blob once the server has started: it removes the folder of before.
+      assert.ok(!existsSync(oldIndex));
       // A plain check next to the live server: young files are work in progress, not garbage.
       const live = await fsckJson(dataDir);
       assert.equal(live.report.serverRunning, true);
@@ -244,8 +278,8 @@ describe('reef fsck and corrupted blobs', { timeout: 180_000 }, () => {
 
     const repaired = await fsckJson(dataDir, '--repair');
     assert.equal(repaired.run.code, 0, repaired.run.stdout);
-    assert.equal(repaired.report.removed.length, 3);
-    assert.ok(!existsSync(temp) && !existsSync(strayPath) && !existsSync(indexTmp));
+    assert.equal(repaired.report.removed.length, 2);
+    assert.ok(!existsSync(temp) && !existsSync(strayPath));
     assert.equal((await fsckCli(dataDir)).code, 0);
   });
 

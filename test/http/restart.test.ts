@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -26,18 +27,43 @@ async function fetchIndex(url: string) {
 }
 
 describe('start-up recovery and keys', () => {
-  test('a missing index file is rebuilt at start, byte-identical', async () => {
+  test('a missing index blob is rebuilt at start, byte-identical', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'reef-restart-'));
     try {
       let server = await startServer({}, dataDir);
       assert.equal((await publish(server, 'r', 'musl', await buildApk({ name: 'one' }))).status, 201);
       const before = await fetchIndex(`${server.url}/r/musl/x86_64/APKINDEX.tar.gz`);
+      const { sha256 } = (await server.services.store.getIndex({ repo: 'r', libc: 'musl', arch: 'x86_64' }))!;
+      await server.services.blobs.delete(sha256!);
       await server.close();
-      const dir = join(dataDir, 'indexes', 'r', 'musl', 'x86_64');
-      for (const f of readdirSync(dir)) rmSync(join(dir, f));
       server = await startServer({}, dataDir);
       const after = await fetchIndex(`${server.url}/r/musl/x86_64/APKINDEX.tar.gz`);
       assert.ok(after.equals(before), 'same database state gives the same bytes');
+      assert.ok(await server.services.blobs.has(sha256!));
+      await server.close();
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+
+  test('a data folder of reef before indexes were blobs: each index is stored as a blob, the old files go', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'reef-old-layout-'));
+    try {
+      let server = await startServer({}, dataDir);
+      assert.equal((await publish(server, 'r', 'musl', await buildApk({ name: 'old' }))).status, 201);
+      const before = await fetchIndex(`${server.url}/r/musl/x86_64/APKINDEX.tar.gz`);
+      const { sha256 } = (await server.services.store.getIndex({ repo: 'r', libc: 'musl', arch: 'x86_64' }))!;
+      // As the older reef left it: the index a file of indexes/, no blob, no list of replaced blobs.
+      await server.services.blobs.delete(sha256!);
+      await server.services.database.run('DELETE FROM superseded_index_blobs');
+      await server.close();
+      const dir = join(dataDir, 'indexes', 'r', 'musl', 'x86_64');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `${sha256}.tar.gz`), before);
+      server = await startServer({}, dataDir);
+      const after = await fetchIndex(`${server.url}/r/musl/x86_64/APKINDEX.tar.gz`);
+      assert.ok(after.equals(before), 'same database state gives the same bytes');
+      assert.equal(existsSync(join(dataDir, 'indexes')), false);
       await server.close();
     } finally {
       removeDir(dataDir);

@@ -36,12 +36,17 @@ test('a backup of an S3 installation restores as a data folder with every blob',
     const dest = join(root, 'copy');
     const run = await reef(['backup', dest, '--data', server.dataDir], s3Env);
     assertExit(run, 0);
-    // Each package: its file, its generated SBOM and reef's attestation.
-    assert.match(run.stdout, / 3 packages, 9 blobs /);
+    // Each package: its file, its generated SBOM and reef's attestation; and the live index.
+    assert.match(run.stdout, / 3 packages, 10 blobs \(\d+ bytes\), 1 indexes,/);
+    const index = Buffer.from(
+      await (await fetch(`${server.url}/main/musl/x86_64/APKINDEX.tar.gz`)).arrayBuffer(),
+    );
 
     // Restored without REEF_BLOB_URL: an embedded installation.
     const restored = await startServer({ REEF_BLOB_URL: '' }, dest);
     try {
+      const res = await fetch(`${restored.url}/main/musl/x86_64/APKINDEX.tar.gz`);
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(index), 'the index copied, byte for byte');
       for (const [name, sum] of sums) {
         const url = `${restored.url}/main/musl/x86_64/${name}-1.0-r0.apk`;
         const res = await fetch(url);

@@ -299,7 +299,13 @@ export function auditor(
   const base = { token, action, remoteAddr: request.ip };
   return {
     async ok(finalTarget = target, detail?: Record<string, unknown>) {
-      await services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
+      try {
+        await services.audit.record({ ...base, target: finalTarget, result: 'ok', detail });
+      } catch (auditErr) {
+        // The write is done and may already be served (a package listed by a live index): an
+        // error now would tell the client it failed. The row that could not be written is logged.
+        request.log.error({ err: auditErr, action, target: finalTarget }, 'audit log write failed');
+      }
     },
     async rejected(err: unknown) {
       try {

@@ -1,5 +1,3 @@
-import { createReadStream } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { APK_ARCHES } from '../../apk/pkginfo.ts';
 import { AppError } from '../../errors.ts';
@@ -8,16 +6,15 @@ import { requirePublishedPackage } from '../../repo/lookup.ts';
 import { validateRepo } from '../../repo/publish.ts';
 import { renderSbom } from '../../repo/sbom.ts';
 import type { Services } from '../../repo/services.ts';
-import { fileVersion } from '../../store/blob-store.ts';
 import type { IndexKey, StoredPackage } from '../../store/package-store.ts';
 import { allow, assertCallerMayRead, type RepoOf } from '../auth.ts';
 import { baseUrl } from '../base-url.ts';
 import { clientFileReader } from '../client-file.ts';
-import { sendBytes, sendFile } from '../send-file.ts';
+import { type FileToSend, sendBytes, sendFile } from '../send-file.ts';
 
 /** What apk fetches: `/<repo>/<libc>/<arch>/APKINDEX.tar.gz`, packages, and public keys. */
 export function registerRepoFileRoutes(app: FastifyInstance, services: Services): void {
-  const { store, indexer, blobs, cache } = services;
+  const { store, blobs, cache } = services;
 
   /**
    * Packages and what sits beside them never change (design invariant 4);
@@ -25,6 +22,26 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services)
    */
   const cacheControl = async (repo: string, policy: string) =>
     `${(await store.getRepo(repo))?.private ? 'private' : 'public'}, ${policy}`;
+
+  /**
+   * A blob of the blob store as sendFile serves it: from memory when small
+   * enough to cache (read whole once), else streamed and verified on the
+   * way. `bytes` when the caller read them already.
+   */
+  const blobFile = async (
+    blob: { sha256: string; size: number; bytes?: Buffer },
+    file: Pick<FileToSend, 'lastModified' | 'cacheControl' | 'contentType'>,
+  ): Promise<FileToSend> => {
+    const { sha256, size } = blob;
+    return {
+      ...file,
+      sha256,
+      size,
+      bytes: blob.bytes ?? (await cache.get(sha256, size, () => blobs.readAll(sha256))),
+      open: (range) => blobs.read(sha256, range),
+      version: () => blobs.version(sha256),
+    };
+  };
 
   app.route<{ Params: { repo: string; libc: string; arch: string; file: string } }>({
     // HEAD is routed explicitly: fastify's generated HEAD route would report a zero length.
@@ -36,33 +53,25 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services)
       const { repo, libc, arch, file } = request.params;
       const key = indexKeyOf(repo, libc, arch);
       if (file === 'APKINDEX.tar.gz') {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          const index = await store.getIndex(key);
-          if (!index?.sha256 || index.size === undefined) break;
-          const { sha256, size } = index;
-          const path = indexer.indexPath(key, sha256);
-          let bytes: Buffer | undefined;
-          try {
-            bytes = await cache.get(sha256, size, () => readFile(path));
-            if (!bytes) await access(path);
-          } catch (err) {
-            // A newer index replaced this one between the row and the file: read the row again.
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-            throw err;
-          }
-          return sendFile(request, reply, {
-            sha256,
-            size,
-            lastModified: index.builtAt ?? 0,
-            // Indexes change on every publish: caches may keep them but must revalidate.
-            cacheControl: await cacheControl(repo, 'no-cache'),
-            contentType: 'application/gzip',
-            bytes,
-            open: (range) => createReadStream(path, range ?? {}),
-            version: () => fileVersion(path),
-          });
+        // The blob the row names at this request. A newer index may replace the row meanwhile: the
+        // blob it named stays for a grace (index-maintenance.ts), so this one is served whole.
+        const index = await store.getIndex(key);
+        if (!index?.sha256 || index.size === undefined) {
+          throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
         }
-        throw new AppError('NOT_FOUND', `${repo}/${libc} has no index for ${arch}`);
+        return sendFile(
+          request,
+          reply,
+          await blobFile(
+            { sha256: index.sha256, size: index.size },
+            {
+              lastModified: index.builtAt ?? 0,
+              // Indexes change on every publish: caches may keep them but must revalidate.
+              cacheControl: await cacheControl(repo, 'no-cache'),
+              contentType: 'application/gzip',
+            },
+          ),
+        );
       }
       const provenance = await provenanceFile(file, key);
       if (provenance) {
@@ -71,16 +80,18 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services)
         );
         // A bundle too large to cache is read once here for its media type, and sent from that read.
         const bytes = cached ?? (provenance.contentType ? undefined : await blobs.readAll(provenance.sha256));
-        return sendFile(request, reply, {
-          sha256: provenance.sha256,
-          size: provenance.size,
-          lastModified: provenance.createdAt,
-          cacheControl: await cacheControl(repo, IMMUTABLE),
-          contentType: provenance.contentType ?? bundleMediaType(bytes!),
-          bytes,
-          open: (range) => blobs.read(provenance.sha256, range),
-          version: () => blobs.version(provenance.sha256),
-        });
+        return sendFile(
+          request,
+          reply,
+          await blobFile(
+            { sha256: provenance.sha256, size: provenance.size, bytes },
+            {
+              lastModified: provenance.createdAt,
+              cacheControl: await cacheControl(repo, IMMUTABLE),
+              contentType: provenance.contentType ?? bundleMediaType(bytes!),
+            },
+          ),
+        );
       }
       if (file.endsWith(OPENVEX_SUFFIX)) {
         // The package's vulnerability statements: they change with its advisories, so revalidated.
@@ -137,17 +148,16 @@ export function registerRepoFileRoutes(app: FastifyInstance, services: Services)
             .header('Cache-Control', 'private, no-store')
             .redirect(await blobs.url(pkg.sha256, redirectSeconds), 302);
         }
-        return sendFile(request, reply, {
-          sha256: pkg.sha256,
-          size: pkg.size,
-          lastModified: pkg.uploadedAt,
-          // A name-version-arch never changes content (design invariant 4); private ones stay out of shared caches.
-          cacheControl: await cacheControl(repo, IMMUTABLE),
-          contentType: 'application/vnd.apk',
-          bytes: await cache.get(pkg.sha256, pkg.size, () => blobs.readAll(pkg.sha256)),
-          open: (range) => blobs.read(pkg.sha256, range),
-          version: () => blobs.version(pkg.sha256),
-        });
+        return sendFile(
+          request,
+          reply,
+          await blobFile(pkg, {
+            lastModified: pkg.uploadedAt,
+            // A name-version-arch never changes content (design invariant 4); private ones stay out of shared caches.
+            cacheControl: await cacheControl(repo, IMMUTABLE),
+            contentType: 'application/vnd.apk',
+          }),
+        );
       }
       throw new AppError('NOT_FOUND', `nothing at /${repo}/${libc}/${arch}/${file}`);
     },
