@@ -39,6 +39,7 @@ import {
 
 const SIZE = Number(process.env.REEF_BENCH_SCALE_SIZE ?? 100_000);
 const WARMUP = 2;
+const SEED_BATCH = 1000;
 const SINGLES = 20;
 const CANNON_SECONDS = 10;
 const ROUNDS = 2;
@@ -125,10 +126,15 @@ async function publishInto(kind: string, env: Record<string, string>): Promise<I
   let app: FastifyInstance | undefined;
   try {
     const seedStarted = performance.now();
-    // One outer transaction: each insert is a savepoint, and the commit is one durable write.
-    await services.store.transaction(async () => {
-      for (let i = 0; i < SIZE; i++) await services.store.insert(syntheticPackage(i));
-    });
+    // Transactions of SEED_BATCH inserts: each insert takes its slot's lock until the commit, and
+    // PostgreSQL's lock table holds a few thousand per transaction, not a hundred thousand.
+    for (let from = 0; from < SIZE; from += SEED_BATCH) {
+      await services.store.transaction(async () => {
+        for (let i = from; i < Math.min(SIZE, from + SEED_BATCH); i++) {
+          await services.store.insert(syntheticPackage(i));
+        }
+      });
+    }
     const seedMs = performance.now() - seedStarted;
     const buildStarted = performance.now();
     await services.indexer.refresh([{ repo: 'bench', libc: 'glibc', arch: 'x86_64' }]);

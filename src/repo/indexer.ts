@@ -189,13 +189,12 @@ export class Indexer {
       cache = undefined;
     }
     if (state?.sha256 && changes) {
+      let closePrevious: (() => void) | undefined;
       try {
         cache ??= await this.reopen(key, state.sha256, state.builtGeneration);
         if (cache) {
-          const source = fragmentsOf(
-            cache.bytes ?? (await this.readIndexBlob(cache.sha256)),
-            cache.memberOffset,
-          );
+          const { source, close } = await this.previousBytes(cache);
+          closePrevious = close;
           const add: string[] = [];
           const remove: string[] = [];
           const newIds: number[] = [];
@@ -212,9 +211,17 @@ export class Indexer {
             }
           }
           cache.index.update({ add, remove }, source);
-          return { index: cache.index, generation: state.generation, newIds, mode: 'delta', source };
+          return {
+            index: cache.index,
+            generation: state.generation,
+            newIds,
+            mode: 'delta',
+            source,
+            close,
+          };
         }
       } catch (err) {
+        closePrevious?.();
         this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
       }
     }
@@ -241,6 +248,30 @@ export class Indexer {
       this.log.info({ index: key, err }, 'the live index blob does not read back as chunks; full build');
       return undefined;
     }
+  }
+
+  /**
+   * Where a delta build reads the previous index's untouched chunks: the
+   * bytes this process kept, else the blob where the store has it at hand
+   * (the data folder: a few chunks read from the page cache, nothing
+   * held between builds), else the whole blob read once from the store.
+   */
+  private async previousBytes(cache: CachedIndex): Promise<{ source: FragmentSource; close?: () => void }> {
+    if (cache.bytes) return { source: fragmentsOf(cache.bytes, cache.memberOffset) };
+    if (!this.blobs.openLocal) {
+      return { source: fragmentsOf(await this.readIndexBlob(cache.sha256), cache.memberOffset) };
+    }
+    const reader = this.blobs.openLocal(cache.sha256);
+    return {
+      source: (target, at, offset, length) => {
+        try {
+          reader.read(target, at, cache.memberOffset + offset, length);
+        } catch (err) {
+          throw new ChunkReadBackError(`the index blob does not read back: ${(err as Error).message}`);
+        }
+      },
+      close: () => reader.close(),
+    };
   }
 
   /**
@@ -320,6 +351,8 @@ export class Indexer {
       if (!(err instanceof ChunkReadBackError)) throw err;
       this.log.warn({ index: key, err }, 'index changes did not apply to the cached chunks; full build');
       await this.publishBuild(key, { ...(await this.fullBuild(key)), mode: 'full' }, started);
+    } finally {
+      current.close?.();
     }
   }
 
@@ -345,7 +378,7 @@ export class Indexer {
       sha256 = createHash('sha256').update(bytes).digest('hex');
       await this.storeIndexBlob(sha256, bytes);
       // A copy: the bytes may lie in the scratch buffer, which the next build writes over.
-      if (bytes.length <= KEEP_BYTES) kept = Buffer.from(bytes);
+      if (!this.blobs.openLocal && bytes.length <= KEEP_BYTES) kept = Buffer.from(bytes);
     } finally {
       if (useScratch) this.scratchInUse = false;
     }
@@ -503,11 +536,13 @@ const MAX_CHANGES = 1024;
 const RECORD_RUN = 512;
 
 /**
- * An index up to this size stays in memory after it is written, for the
- * next build's untouched chunks; a larger one (~3 MB at 30,000 entries) is
- * read back from the blob store once per build instead of held between builds.
+ * On an object store, an index up to this size (~350,000 entries) stays in
+ * memory after it is written, for the next build's untouched chunks: reading
+ * it back would be a download of the whole index per publish. A larger one
+ * is read back once per build. The data folder keeps nothing: the chunks
+ * are read from the file itself.
  */
-const KEEP_BYTES = 1024 * 1024;
+const KEEP_BYTES = 32 * 1024 * 1024;
 
 /**
  * How long a build waits for a collection deleting the same bytes: a
@@ -529,7 +564,7 @@ interface CachedIndex {
   sha256: string;
   /** Where the index member starts in the bytes (after the signatures). */
   memberOffset: number;
-  /** The index's bytes when small (KEEP_BYTES) or just read back; otherwise read from the blob store. */
+  /** The index's bytes when kept (KEEP_BYTES) or just read back; otherwise read from the blob store. */
   bytes?: Buffer;
 }
 
@@ -540,6 +575,8 @@ interface CurrentChunks {
   mode: 'delta' | 'full';
   /** The previous index's bytes, for a delta build's untouched chunks. */
   source?: FragmentSource;
+  /** Lets go of what `source` reads from; the caller calls it once the build is done. */
+  close?: () => void;
 }
 
 /** The chunks of an index's member, read back from its bytes. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -32,6 +32,19 @@ export interface BlobStore {
    */
   version(sha256: string): Promise<string | undefined>;
   /** Lets go of connections (an object store's); nothing for the data folder. */
+  close(): void;
+  /**
+   * Synchronous reads at offsets of a stored blob, for engines that hold the
+   * bytes at hand (the data folder's files, in the page cache after a
+   * write); absent where every read would be a request (object stores).
+   */
+  openLocal?(sha256: string): LocalBlobReader;
+}
+
+/** A stored blob opened for reads at offsets; closed by whoever opened it. */
+export interface LocalBlobReader {
+  /** Fills target[at, at + length) with the blob's bytes from `offset`; throws if the blob ends first. */
+  read(target: Buffer, at: number, offset: number, length: number): void;
   close(): void;
 }
 
@@ -179,6 +192,21 @@ export class DiskBlobStore implements BlobStore, BlobInventory {
     } catch (err) {
       throw translateFsError(err);
     }
+  }
+
+  openLocal(sha256: string): LocalBlobReader {
+    const path = this.pathOf(sha256);
+    const fd = openSync(path, 'r');
+    return {
+      read(target, at, offset, length) {
+        for (let done = 0; done < length; ) {
+          const n = readSync(fd, target, at + done, length - done, offset + done);
+          if (n === 0) throw new Error(`blob ${sha256} ends before offset ${offset + length}`);
+          done += n;
+        }
+      },
+      close: () => closeSync(fd),
+    };
   }
 
   async has(sha256: string): Promise<boolean> {
