@@ -4,6 +4,9 @@ import { compareVersions } from '../apk/version.ts';
 import { AppError } from '../errors.ts';
 import { type Database, type Dialect, isUniqueViolation, jsonListSql, outerFirstJoin } from './database.ts';
 
+/** Packages marked published per statement when an index listing them is recorded. */
+const PUBLISH_BATCH = 5000;
+
 /** A package as reef keeps it: what the index needs plus where it came from. */
 export interface StoredPackage extends IndexEntry {
   id: number;
@@ -1096,10 +1099,12 @@ export class PackageStore {
         'DELETE FROM index_changes WHERE repo = ? AND libc = ? AND arch = ? AND generation <= ?',
         [key.repo, key.libc, key.arch, generation],
       );
-      for (const id of index.newIds) {
+      // A list per statement: a full build of 100,000 new packages is 20 statements, not 100,000.
+      for (let from = 0; from < index.newIds.length; from += PUBLISH_BATCH) {
         await this.database.run(
-          'UPDATE packages SET published_at = ? WHERE id = ? AND published_at IS NULL',
-          [index.builtAt, id],
+          `UPDATE packages SET published_at = ?
+           WHERE id IN (${jsonListSql(this.database.dialect, '?', 'bigint')}) AND published_at IS NULL`,
+          [index.builtAt, JSON.stringify(index.newIds.slice(from, from + PUBLISH_BATCH))],
         );
       }
       return true;
