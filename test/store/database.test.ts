@@ -346,8 +346,11 @@ test('PostgreSQL: a lock holds across replicas and dies with its holder', needsP
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(bIn, false, 'another replica waits while one holds the lock');
     // The holder's connection dies (a replica killed): the lock goes with it.
+    // Only this test's database: other test files (and replicas' tests) hold advisory locks on the same server.
     await b.run(
-      `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`,
+      `SELECT pg_terminate_backend(pid) FROM pg_locks
+       WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     );
     await waiting;
     assert.equal(bIn, true);
