@@ -13,6 +13,7 @@ import { DatabaseKeyStore, FileKeyStore } from '../store/key-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { PostgresDatabase } from '../store/postgres-database.ts';
 import { SqliteDatabase } from '../store/sqlite-database.ts';
+import { redactUrl } from '../url-credentials.ts';
 import { type CliContext, CliError, EXIT_CODES, parseCommand, usageError } from './command.ts';
 import { configFromFlags, DATA_OPTION_USAGE } from './config-flags.ts';
 import { cliAuditor } from './local-data.ts';
@@ -160,12 +161,12 @@ function databaseTargetOf(to: string, source: Config, ctx: CliContext): Database
     return { kind: 'sqlite', path: join(source.dataDir, 'reef.db') };
   }
   if (!/^postgres(ql)?:\/\//.test(to)) {
-    throw usageError(`--to-database takes a postgres:// URL or sqlite, not '${shownUrl(to)}'`);
+    throw usageError(`--to-database takes a postgres:// URL or sqlite, not '${redactUrl(to)}'`);
   }
   // Checked as REEF_DATABASE_URL would be.
   const url = loadConfig({ ...ctx.env, REEF_DATABASE_URL: to }, { dataDir: source.dataDir }).databaseUrl!;
   if (source.databaseUrl && sameDatabase(source.databaseUrl, url)) {
-    throw usageError(`the database is already there (${shownUrl(url)})`);
+    throw usageError(`the database is already there (${redactUrl(url)})`);
   }
   return { kind: 'postgres', url };
 }
@@ -175,19 +176,8 @@ function sameDatabase(a: string, b: string): boolean {
   return x.hostname === y.hostname && (x.port || '5432') === (y.port || '5432') && x.pathname === y.pathname;
 }
 
-/** A URL as output may show it: without its password. */
-function shownUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.href;
-  } catch {
-    return '(an unparsable URL)';
-  }
-}
-
 function shownTarget(target: DatabaseTarget): string {
-  return target.kind === 'postgres' ? shownUrl(target.url) : target.path;
+  return target.kind === 'postgres' ? redactUrl(target.url) : target.path;
 }
 
 function startHint(source: Config, blobs: Config | undefined, database: DatabaseTarget | undefined): string {
@@ -195,7 +185,7 @@ function startHint(source: Config, blobs: Config | undefined, database: Database
   const blobUrl = s3 ? `REEF_BLOB_URL=s3://${s3.bucket}/${s3.prefix.replace(/\/$/, '')}` : 'no REEF_BLOB_URL';
   const databaseUrl = database
     ? database.kind === 'postgres'
-      ? `REEF_DATABASE_URL=${shownUrl(database.url)} and the same REEF_KEY_ENCRYPTION_KEY`
+      ? `REEF_DATABASE_URL=${redactUrl(database.url)} and the same REEF_KEY_ENCRYPTION_KEY`
       : 'no REEF_DATABASE_URL'
     : source.databaseUrl
       ? `REEF_DATABASE_URL as now`
@@ -356,7 +346,7 @@ async function moveDatabase(
     {
       database,
       keys: keysOf(database, target.kind === 'postgres'),
-      where: target.kind === 'postgres' ? `the database at ${shownUrl(target.url)}` : target.path,
+      where: target.kind === 'postgres' ? `the database at ${redactUrl(target.url)}` : target.path,
     },
     (table, rows) => ctx.stderr.write(`reef: ${table}: ${rows} rows\n`),
   );

@@ -46,10 +46,7 @@ export async function backupDataDir(
   dest: string,
   blobs: BlobStore,
 ): Promise<BackupReport> {
-  await mkdir(dest, { recursive: true, mode: 0o700 });
-  if ((await readdir(dest)).length > 0) {
-    throw new AppError('BAD_REQUEST', `backup destination ${dest} is not empty`);
-  }
+  await createEmptyDest(dest);
   // A backup is a data folder: blobs kept in an object store land in its blobs/ folder.
   const destBlobs = new DiskBlobStore(dest);
   const copied = new Set<string>();
@@ -185,10 +182,7 @@ export async function backupDatabase(
   dest: string,
   blobs: BlobStore,
 ): Promise<BackupReport> {
-  await mkdir(dest, { recursive: true, mode: 0o700 });
-  if ((await readdir(dest)).length > 0) {
-    throw new AppError('BAD_REQUEST', `backup destination ${dest} is not empty`);
-  }
+  await createEmptyDest(dest);
   const partial = join(dest, 'reef.db.partial');
   const target = new SqliteDatabase(partial);
   let copied: { packages: number; sha256s: string[]; keys: number };
@@ -226,4 +220,12 @@ export async function backupDatabase(
     retiredKeys: inventory.filter((k) => k.kind === 'index' && k.state === 'retired').length,
     attestationKeys: inventory.filter((k) => k.kind === 'attestation').length,
   };
+}
+
+/** The backup's folder, created private, or refused when it holds anything: a backup never mixes with other files. */
+async function createEmptyDest(dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true, mode: 0o700 });
+  if ((await readdir(dest)).length > 0) {
+    throw new AppError('BAD_REQUEST', `backup destination ${dest} is not empty`);
+  }
 }
