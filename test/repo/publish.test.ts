@@ -16,12 +16,12 @@ const GOLDEN = Buffer.from(JSON.stringify(sampleSpdx('crane', '0.20.2-r1'), null
 const GOLDEN_SHA256 = createHash('sha256').update(GOLDEN).digest('hex');
 
 /**
- * The server's own blob store, passed through, except that once `armAfter`'s
- * blob has been committed the next `createTemp` waits until `release()`: a
- * publish held between storing that blob and storing the next one.
+ * The server's own blob store, passed through, except that the commit of
+ * `armAfter`'s blob, once done, does not return until `release()`: a
+ * publish held between storing that blob and inserting its row (the
+ * publish's other blobs are stored beside it meanwhile).
  */
 class HeldBlobStore implements BlobStore {
-  private armed = false;
   private held = false;
   private gate!: () => void;
   /** Settles when a publish is being held. */
@@ -47,8 +47,13 @@ class HeldBlobStore implements BlobStore {
     this.gate?.();
   }
 
-  async createTemp(): Promise<TempBlob> {
-    if (this.armed && !this.held) {
+  createTemp(): Promise<TempBlob> {
+    return this.inner.createTemp();
+  }
+
+  async commit(temp: TempBlob, sha256: string): Promise<void> {
+    await this.inner.commit(temp, sha256);
+    if (sha256 === this.armAfter && !this.held) {
       this.held = true;
       const opened = new Promise<void>((resolve) => {
         this.gate = resolve;
@@ -56,12 +61,6 @@ class HeldBlobStore implements BlobStore {
       this.startHolding();
       await opened;
     }
-    return this.inner.createTemp();
-  }
-
-  async commit(temp: TempBlob, sha256: string): Promise<void> {
-    await this.inner.commit(temp, sha256);
-    if (sha256 === this.armAfter) this.armed = true;
   }
 
   version(sha256: string) {
