@@ -143,27 +143,15 @@ export class S3BlobStore implements BlobStore, BlobInventory {
       // Asking first costs a round trip; for a small blob, sending the same bytes again
       // costs about as much, and under a content address it changes nothing.
       if (size <= ASK_FIRST_ABOVE || !(await this.has(sha256))) {
-        if (size <= SINGLE_PUT_UP_TO) {
-          // One request, the body streamed from the spool with its length known.
-          await this.client.send(
-            new PutObjectCommand({
-              Bucket: this.settings.bucket,
-              Key,
-              Body: createReadStream(temp.path),
-              ContentLength: size,
-            }),
-          );
-        } else {
-          await new Upload({
-            client: this.client,
-            params: {
-              Bucket: this.settings.bucket,
-              Key,
-              Body: createReadStream(temp.path),
-              ContentLength: size,
-            },
-          }).done();
-        }
+        // The body streamed from the spool with its length known.
+        const params = {
+          Bucket: this.settings.bucket,
+          Key,
+          Body: createReadStream(temp.path),
+          ContentLength: size,
+        };
+        if (size <= SINGLE_PUT_UP_TO) await this.client.send(new PutObjectCommand(params));
+        else await new Upload({ client: this.client, params }).done();
         // The object store acknowledged the bytes: they are as durable as it makes them.
       }
     } catch (err) {
