@@ -66,17 +66,7 @@ export async function benchDownload(): Promise<BenchResult> {
   let app: FastifyInstance | undefined;
   let nginx: Nginx | undefined;
   try {
-    const apk = await buildApk({
-      name: 'bench-small',
-      version: '1.0.0-r0',
-      depends: ['so:libc.so.6'],
-      files: [
-        { name: 'usr/bin/', type: 'directory' },
-        // Incompressible, so the package is a few KiB as small real packages are.
-        { name: 'usr/bin/bench-small', content: randomBytes(6000) },
-        { name: 'usr/share/doc/bench-small/README', content: 'a small package\n' },
-      ],
-    });
+    const apk = await smallPackage();
     app = await buildApp(services, logger);
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
@@ -189,6 +179,21 @@ export async function benchDownload(): Promise<BenchResult> {
     await services.close();
     await temp.cleanup();
   }
+}
+
+/** bench-small-1.0.0-r0 (FILE): a few KiB, as small real packages are. */
+export function smallPackage(): Promise<Buffer> {
+  return buildApk({
+    name: 'bench-small',
+    version: '1.0.0-r0',
+    depends: ['so:libc.so.6'],
+    files: [
+      { name: 'usr/bin/', type: 'directory' },
+      // Incompressible, so the package stays that size.
+      { name: 'usr/bin/bench-small', content: randomBytes(6000) },
+      { name: 'usr/share/doc/bench-small/README', content: 'a small package\n' },
+    ],
+  });
 }
 
 async function expectSameBytes(url: string, expected: Buffer): Promise<void> {

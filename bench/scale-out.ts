@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/http/app.ts';
 import { buildApk } from '../test/helpers/apk-builder.ts';
-import { type CannonRun, installAutocannon, processCpuMs, runCannon } from './download.ts';
+import { type CannonRun, installAutocannon, processCpuMs, runCannon, smallPackage } from './download.ts';
 import { type BenchEngines, startBenchEngines } from './engines.ts';
 import { publishAndSee, type Sample } from './index-scale.ts';
 import { syntheticPackage } from './publish.ts';
@@ -186,15 +186,7 @@ async function replicaDownloads(engines: BenchEngines): Promise<{ one: CannonRun
     replicas.push(a.child);
     const b = await startBundledServer({ ...env, REEF_DATA_DIR: temps[1]!.path }, 60_000, { build: false });
     replicas.push(b.child);
-    const apk = await buildApk({
-      name: 'bench-small',
-      version: '1.0.0-r0',
-      depends: ['so:libc.so.6'],
-      files: [
-        { name: 'usr/bin/', type: 'directory' },
-        { name: 'usr/bin/bench-small', content: randomBytes(6000) },
-      ],
-    });
+    const apk = await smallPackage();
     const published = await fetch(`${a.base}/api/v1/repos/bench/glibc/packages`, {
       method: 'POST',
       headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/octet-stream' },
